@@ -1,0 +1,66 @@
+//! Run-time choice of the compute backend (`model.backend` in configs, `--backend` on the CLI).
+
+use std::str::FromStr;
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Burn's pure-Rust CPU backend (the default).
+    #[default]
+    Flex,
+    /// The older ndarray CPU backend, kept to cross-check numerics.
+    Ndarray,
+    /// GPU through wgpu (Vulkan/Metal); needs the `wgpu` cargo feature.
+    Wgpu,
+    /// NVIDIA GPU; needs the `cuda` cargo feature.
+    Cuda,
+}
+
+impl Backend {
+    pub const NAMES: [&'static str; 4] = ["flex", "ndarray", "wgpu", "cuda"];
+
+    /// The device of this backend, or an error saying which cargo feature it needs.
+    pub fn device(self) -> crate::Result<Device> {
+        match self {
+            Backend::Flex => Ok(Device::flex()),
+            #[allow(deprecated)]
+            Backend::Ndarray => Ok(Device::ndarray()),
+            #[cfg(feature = "wgpu")]
+            Backend::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+            #[cfg(feature = "cuda")]
+            Backend::Cuda => Ok(Device::cuda(0)),
+            #[allow(unreachable_patterns)]
+            other => Err(crate::ModelError::Input(format!(
+                "backend `{}` is not compiled in; rebuild with `--features {}`",
+                other.name(),
+                other.name()
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+impl FromStr for Backend {
+    type Err = crate::ModelError;
+    fn from_str(s: &str) -> crate::Result<Self> {
+        match s {
+            "flex" => Ok(Self::Flex),
+            "ndarray" => Ok(Self::Ndarray),
+            "wgpu" => Ok(Self::Wgpu),
+            "cuda" => Ok(Self::Cuda),
+            other => Err(crate::ModelError::Input(format!("unknown backend `{other}` (expected one of {})", Self::NAMES.join(", ")))),
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}

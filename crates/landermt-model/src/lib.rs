@@ -1,0 +1,88 @@
+//! # landermt-model
+//!
+//! Decoder-only language models in [Burn](https://burn.dev) — BLOOM, the LLaMA family and
+//! Gemma 3 — loaded from Hugging Face folders (`config.json`, safetensors, `tokenizer.json`) or
+//! from GGUF files (dequantised to f32, tokenizer rebuilt from metadata), computing what
+//! Hugging Face transformers computes (checked by parity tests against its outputs).
+//!
+//! The stages of LANDeRMT build on four things here:
+//! - [`LanguageModel::load`]: config, tokenizer and network from a path;
+//! - [`Transformer::forward`]: final hidden states of a left-padded [`Batch`], optionally
+//!   continuing a [`KvCache`];
+//! - [`Taps`]: record any block's output, attention projections or FFN intermediate units, and
+//!   attach zero "probe" leaves there to read ∂L/∂h after `backward()`;
+//! - [`generate::greedy`]: batched greedy decoding with the KV cache.
+
+pub mod arch;
+pub mod backend;
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod generate;
+pub mod gguf;
+mod gguf_tokenizer;
+pub mod model;
+pub mod nn;
+pub mod taps;
+pub mod tokenizer;
+pub mod weights;
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+
+pub use backend::Backend;
+pub use config::{Architecture, ModelConfig};
+pub use error::{ModelError, Result};
+pub use model::{Batch, KvCache, Transformer};
+pub use taps::{Site, Taps};
+pub use tokenizer::Tokenizer;
+pub use weights::Weights;
+
+/// A loaded model: its description, tokenizer and network.
+#[derive(Debug)]
+pub struct LanguageModel {
+    pub config: ModelConfig,
+    pub tokenizer: Tokenizer,
+    pub net: Transformer,
+    /// The folder or file it was loaded from.
+    pub source: PathBuf,
+}
+
+impl LanguageModel {
+    /// Loads a Hugging Face folder or a `.gguf` file onto `device`.
+    pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        let path = path.as_ref();
+        let _span = tracing::info_span!("load", path = %path.display()).entered();
+        let start = std::time::Instant::now();
+        if !path.exists() {
+            return Err(ModelError::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such model file or folder")));
+        }
+        let weights = Weights::open(path)?;
+        let (config, tokenizer) = match weights.gguf() {
+            Some(g) => (arch::config_from_gguf(g)?, Tokenizer::from_gguf(g)?),
+            None => (arch::config_from_hf(&path.join("config.json"))?, Tokenizer::from_file(&path.join("tokenizer.json"))?),
+        };
+        // A tokenizer larger than the embedding would index past it.
+        if tokenizer.vocab_size() > config.vocab_size {
+            return Err(ModelError::Tokenizer {
+                path: path.into(),
+                msg: format!("{} tokens but the model embeds only {}", tokenizer.vocab_size(), config.vocab_size),
+            });
+        }
+        let net = arch::load(&weights, &config, device)?;
+        tracing::info!(
+            architecture = ?config.architecture,
+            layers = config.num_layers,
+            hidden = config.hidden_size,
+            seconds = start.elapsed().as_secs_f32(),
+            "model loaded"
+        );
+        Ok(Self { config, tokenizer, net, source: path.into() })
+    }
+
+    /// Encodes `text` with the model's usual special tokens.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        self.tokenizer.encode(text, true)
+    }
+}

@@ -1,0 +1,102 @@
+//! Multi-head attention with grouped key/value heads, optional per-head q/k norms (Gemma 3),
+//! rotary or ALiBi positions, and a KV cache for incremental decoding.
+
+use burn::module::Module;
+use burn::nn::Linear;
+use burn::tensor::Tensor;
+use burn::tensor::activation::softmax;
+
+use super::norm::Norm;
+use super::rope::{self, RopeTables};
+use crate::taps::{Site, Taps};
+
+#[derive(Module, Debug)]
+pub struct Attention {
+    pub q_proj: Linear,
+    pub k_proj: Linear,
+    pub v_proj: Linear,
+    pub o_proj: Linear,
+    pub q_norm: Option<Norm>,
+    pub k_norm: Option<Norm>,
+    #[module(skip)]
+    pub num_heads: usize,
+    #[module(skip)]
+    pub num_kv_heads: usize,
+    #[module(skip)]
+    pub head_dim: usize,
+    #[module(skip)]
+    pub scale: f64,
+}
+
+/// What a layer's attention needs besides its input: the rotary tables (if any) and the
+/// additive score bias `[B, 1 | heads, Tq, Tk]` (masking, plus ALiBi where used).
+pub struct AttentionContext<'a> {
+    pub rope: Option<&'a RopeTables>,
+    pub bias: &'a Tensor<4>,
+}
+
+/// Cached keys and values of one layer, `[B, kv_heads, T_past, head_dim]`, after RoPE.
+#[derive(Debug, Clone)]
+pub struct LayerCache {
+    pub k: Tensor<4>,
+    pub v: Tensor<4>,
+}
+
+impl Attention {
+    fn heads(&self, x: Tensor<3>, n: usize) -> Tensor<4> {
+        let [b, t, _] = x.dims();
+        x.reshape([b, t, n, self.head_dim]).swap_dims(1, 2)
+    }
+
+    /// `x: [B, T, hidden]` → `[B, T, hidden]`. With `cache`, the new keys and values are
+    /// appended to it and attention covers the cached positions too.
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        ctx: &AttentionContext,
+        cache: Option<&mut Option<LayerCache>>,
+        layer: usize,
+        taps: &mut Taps,
+    ) -> Tensor<3> {
+        let [b, t, _] = x.dims();
+        let q = taps.tap(layer, Site::AttnQ, self.q_proj.forward(x.clone()));
+        let k = taps.tap(layer, Site::AttnK, self.k_proj.forward(x.clone()));
+        let v = taps.tap(layer, Site::AttnV, self.v_proj.forward(x));
+        let mut q = self.heads(q, self.num_heads);
+        let mut k = self.heads(k, self.num_kv_heads);
+        let mut v = self.heads(v, self.num_kv_heads);
+        if let Some(n) = &self.q_norm {
+            q = n.forward(q);
+        }
+        if let Some(n) = &self.k_norm {
+            k = n.forward(k);
+        }
+        if let Some(tables) = ctx.rope {
+            q = rope::apply(q, tables);
+            k = rope::apply(k, tables);
+        }
+        if let Some(slot) = cache {
+            if let Some(past) = slot.take() {
+                k = Tensor::cat(vec![past.k, k], 2);
+                v = Tensor::cat(vec![past.v, v], 2);
+            }
+            *slot = Some(LayerCache { k: k.clone(), v: v.clone() });
+        }
+        let (k, v) = (self.repeat_kv(k), self.repeat_kv(v));
+        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(self.scale).add(ctx.bias.clone());
+        let probs = softmax(scores, 3);
+        let out = probs.matmul(v).swap_dims(1, 2).reshape([b, t, self.num_heads * self.head_dim]);
+        taps.tap(layer, Site::AttnO, self.o_proj.forward(out))
+    }
+
+    /// Expands `[B, kv_heads, T, d]` to `[B, heads, T, d]`: query head h reads kv head
+    /// `h / (heads / kv_heads)`, as transformers' `repeat_kv`.
+    fn repeat_kv(&self, x: Tensor<4>) -> Tensor<4> {
+        let groups = self.num_heads / self.num_kv_heads;
+        if groups == 1 {
+            return x;
+        }
+        let [b, kv, t, d] = x.dims();
+        x.unsqueeze_dim::<5>(2).expand([b, kv, groups, t, d]).reshape([b, kv * groups, t, d])
+    }
+}

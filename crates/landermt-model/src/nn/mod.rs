@@ -1,0 +1,37 @@
+//! The pieces every architecture shares: norms, positions (RoPE, ALiBi), attention with a KV
+//! cache, the FFN, and the block that composes them.
+
+pub mod alibi;
+pub mod attention;
+pub mod block;
+pub mod mlp;
+pub mod norm;
+pub mod rope;
+
+pub use attention::Attention;
+pub use block::Block;
+pub use mlp::Mlp;
+pub use norm::Norm;
+
+use burn::module::Param;
+use burn::nn::Linear;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::weights::HostTensor;
+
+pub(crate) fn tensor1(t: HostTensor, device: &Device) -> Tensor<1> {
+    Tensor::from_data(TensorData::new(t.data, [t.shape.iter().product::<usize>()]), device)
+}
+
+pub(crate) fn tensor2(t: HostTensor, device: &Device) -> Tensor<2> {
+    let [r, c] = t.shape[..] else { panic!("tensor2 needs a matrix, got {:?}", t.shape) };
+    Tensor::from_data(TensorData::new(t.data, [r, c]), device)
+}
+
+/// A linear layer from a Hugging Face `[out, in]` weight (transposed into Burn's `[in, out]`).
+pub(crate) fn linear(weight: HostTensor, bias: Option<HostTensor>, device: &Device) -> Linear {
+    Linear {
+        weight: Param::from_tensor(tensor2(weight.transposed(), device)),
+        bias: bias.map(|b| Param::from_tensor(tensor1(b, device))),
+    }
+}

@@ -1,0 +1,65 @@
+//! Tokenizers: a Hugging Face `tokenizer.json`, or one rebuilt from GGUF metadata the way
+//! transformers rebuilds it, as a `tokenizers` tokenizer either way.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{ModelError, Result};
+use crate::gguf::GgufFile;
+
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+    origin: PathBuf,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tokenizer({}, {} tokens)", self.origin.display(), self.vocab_size())
+    }
+}
+
+impl Tokenizer {
+    pub fn from_file(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            return Err(ModelError::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "tokenizer.json not found")));
+        }
+        let inner = tokenizers::Tokenizer::from_file(path)
+            .map_err(|e| ModelError::Tokenizer { path: path.into(), msg: e.to_string() })?;
+        Ok(Self { inner, origin: path.into() })
+    }
+
+    pub fn from_gguf(g: &GgufFile) -> Result<Self> {
+        let inner = crate::gguf_tokenizer::build(g)?;
+        Ok(Self { inner, origin: g.path().into() })
+    }
+
+    pub fn from_tokenizers(inner: tokenizers::Tokenizer, origin: PathBuf) -> Self {
+        Self { inner, origin }
+    }
+
+    pub fn inner(&self) -> &tokenizers::Tokenizer {
+        &self.inner
+    }
+
+    /// Token ids of `text`; `add_special` adds the model's usual special tokens (e.g. BOS).
+    pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>> {
+        let enc = self.inner.encode(text, add_special).map_err(|e| self.error(e))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
+        self.inner.decode(ids, skip_special).map_err(|e| self.error(e))
+    }
+
+    /// Size of the vocabulary including added tokens.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    fn error(&self, e: impl std::fmt::Display) -> ModelError {
+        ModelError::Tokenizer { path: self.origin.clone(), msg: e.to_string() }
+    }
+}

@@ -1,0 +1,128 @@
+//! Gemma 3 270M (Q4_K_M GGUF, dequantised) against transformers loading the same GGUF
+//! (tests/fixtures/gemma3-270m, made by make_reference.py there): tokenizer ids on a
+//! multilingual sample, every hidden state, the top-20 logits, greedy tokens and a left-padded
+//! batch. The model (253 MB) is not in the repository: these tests run when it is in the model
+//! cache (`cargo xtask fetch-model gemma-3-270m`) and say plainly that they were skipped
+//! otherwise.
+
+mod common;
+
+use std::sync::OnceLock;
+
+use common::{Reference, fixtures};
+use landermt_model::generate::{GreedyOptions, greedy};
+use landermt_model::{Backend, Batch, LanguageModel, Site, Taps, cache};
+
+fn model() -> Option<&'static LanguageModel> {
+    static MODEL: OnceLock<Option<LanguageModel>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            let m = cache::known("gemma-3-270m").unwrap();
+            if !m.is_cached() {
+                eprintln!("SKIPPED: Gemma 3 270M is not in the model cache ({}); run `cargo xtask fetch-model gemma-3-270m`", m.path().display());
+                return None;
+            }
+            Some(LanguageModel::load(m.path(), &Backend::Flex.device().unwrap()).unwrap())
+        })
+        .as_ref()
+}
+
+fn dir() -> std::path::PathBuf {
+    fixtures().join("gemma3-270m")
+}
+
+fn meta() -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir().join("reference.json")).unwrap()).unwrap()
+}
+
+/// max |a − b| / max |b|: hidden states of Gemma reach magnitudes in the hundreds.
+fn relative_error(a: &[f32], b: &[f32]) -> f32 {
+    let scale = b.iter().fold(0f32, |m, x| m.max(x.abs()));
+    common::max_abs_diff(a, b).0 / scale
+}
+
+#[test]
+fn gemma3_tokenizer_ids_match_transformers() {
+    let Some(m) = model() else { return };
+    let reference = Reference::open(dir().join("reference.safetensors"));
+    let meta = meta();
+    for (k, p) in meta["prompts"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(m.encode(p.as_str().unwrap()).unwrap(), reference.ids(&format!("ids_{k}")), "prompt {k}");
+    }
+    for (lang, sample) in meta["tokenizer_samples"].as_object().unwrap() {
+        let ids = m.encode(sample["text"].as_str().unwrap()).unwrap();
+        assert_eq!(ids, reference.ids(&format!("tok_ids_{lang}")), "tokenizer sample {lang}");
+    }
+}
+
+#[test]
+fn gemma3_hidden_states_top_logits_and_greedy_match_transformers() {
+    let Some(m) = model() else { return };
+    let reference = Reference::open(dir().join("reference.safetensors"));
+    let (h, layers) = (m.config.hidden_size, m.config.num_layers);
+    for k in 0..meta()["prompts"].as_array().unwrap().len() {
+        let ids = reference.ids(&format!("ids_{k}"));
+        let t = ids.len();
+        let mut taps = Taps::recording([Site::Embedding, Site::Block]);
+        let last = m.net.forward(&Batch::single(&ids), None, &mut taps);
+        let (want, _) = reference.f32(&format!("hidden_{k}"));
+        for entry in 0..=layers {
+            let got: Vec<f32> = match entry {
+                0 => taps.recorded[&(0, Site::Embedding)].clone(),
+                e if e == layers => last.clone(),
+                e => taps.recorded[&(e - 1, Site::Block)].clone(),
+            }
+            .into_data()
+            .to_vec()
+            .unwrap();
+            let err = relative_error(&got, &want[entry * t * h..(entry + 1) * t * h]);
+            assert!(err < 1e-3, "prompt {k} hidden state {entry}: relative error {err}");
+        }
+
+        let logits: Vec<f32> = m.net.logits(last).into_data().try_into_vec::<f32>().unwrap();
+        let (top_ids, _) = reference.i64(&format!("top_ids_{k}"));
+        let (top_logits, _) = reference.f32(&format!("top_logits_{k}"));
+        let v = m.config.vocab_size;
+        for pos in 0..t {
+            let row = &logits[pos * v..(pos + 1) * v];
+            let ours: Vec<f32> = top_ids[pos * 20..(pos + 1) * 20].iter().map(|&i| row[i as usize]).collect();
+            let err = relative_error(&ours, &top_logits[pos * 20..(pos + 1) * 20]);
+            assert!(err < 1e-3, "prompt {k} position {pos}: top-20 logits relative error {err}");
+            let argmax = row.iter().enumerate().fold(0, |b, (i, &x)| if x > row[b] { i } else { b });
+            assert_eq!(argmax as i64, top_ids[pos * 20], "prompt {k} position {pos}: argmax");
+        }
+
+        let want = reference.ids(&format!("greedy_{k}"));
+        let opts = GreedyOptions { max_new_tokens: want.len(), stop_ids: vec![], pad_id: 0 };
+        assert_eq!(greedy(&m.net, &[ids], &opts)[0], want, "prompt {k}: greedy tokens");
+    }
+}
+
+#[test]
+fn gemma3_left_padded_batch_matches_transformers() {
+    let Some(m) = model() else { return };
+    let reference = Reference::open(dir().join("reference.safetensors"));
+    let (ids, shape) = reference.i64("batch_ids");
+    let (mask, _) = reference.i64("batch_mask");
+    let batch = Batch {
+        ids: ids.iter().map(|&i| i as u32).collect(),
+        mask: mask.iter().map(|&x| x != 0).collect(),
+        rows: shape[0],
+        len: shape[1],
+    };
+    let hidden = m.net.forward(&batch, None, &mut Taps::none());
+    let h = m.config.hidden_size;
+    let last = hidden.narrow(1, batch.len - 1, 1).reshape([batch.rows, 1, h]);
+    let got: Vec<f32> = last.clone().into_data().try_into_vec::<f32>().unwrap();
+    let err = relative_error(&got, &reference.f32("batch_last_hidden").0);
+    assert!(err < 1e-3, "batch last hidden: relative error {err}");
+    let logits: Vec<f32> = m.net.logits(last).into_data().try_into_vec::<f32>().unwrap();
+    let (top_ids, _) = reference.i64("batch_top_ids");
+    let (top_logits, _) = reference.f32("batch_top_logits");
+    let v = m.config.vocab_size;
+    for r in 0..batch.rows {
+        let ours: Vec<f32> = top_ids[r * 20..(r + 1) * 20].iter().map(|&i| logits[r * v + i as usize]).collect();
+        let err = relative_error(&ours, &top_logits[r * 20..(r + 1) * 20]);
+        assert!(err < 1e-3, "batch row {r}: top-20 logits relative error {err}");
+    }
+}

@@ -1,0 +1,99 @@
+//! Parity with Hugging Face transformers on the tiny BLOOM and LLaMA fixtures
+//! (tests/fixtures/hf-tiny, made by tests/fixtures/make_hf_tiny.py): token ids, logits, every
+//! hidden state, greedy tokens and a left-padded batch, on both CPU backends.
+
+mod common;
+
+use burn::tensor::Tensor;
+use common::{Reference, assert_close, fixtures};
+use landermt_model::generate::{GreedyOptions, greedy};
+use landermt_model::{Backend, Batch, LanguageModel, Site, Taps};
+
+const TOL: f32 = 1e-4;
+
+fn flat3(t: Tensor<3>) -> Vec<f32> {
+    t.into_data().try_into_vec::<f32>().unwrap()
+}
+
+/// transformers' `output_hidden_states`: embeddings, blocks 0..L-2, then the final norm.
+fn hidden_states(model: &LanguageModel, ids: &[u32]) -> (Vec<f32>, Vec<f32>) {
+    let mut taps = Taps::recording([Site::Embedding, Site::Block]);
+    let last = model.net.forward(&Batch::single(ids), None, &mut taps);
+    let mut hs = flat3(taps.recorded[&(0, Site::Embedding)].clone());
+    for l in 0..model.config.num_layers - 1 {
+        hs.extend(flat3(taps.recorded[&(l, Site::Block)].clone()));
+    }
+    hs.extend(flat3(last.clone()));
+    (hs, flat3(model.net.logits(last)))
+}
+
+fn check_model(name: &str, backend: Backend) {
+    let dir = fixtures().join("hf-tiny").join(name);
+    let device = backend.device().unwrap();
+    let model = LanguageModel::load(&dir, &device).unwrap();
+    let reference = Reference::open(dir.join("reference.safetensors"));
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+    let prompts: Vec<String> = serde_json::from_value(meta["prompts"].clone()).unwrap();
+    let mut seqs = Vec::new();
+    for (k, text) in prompts.iter().enumerate() {
+        let ids = model.tokenizer.encode(text, false).unwrap();
+        assert_eq!(ids, reference.ids(&format!("ids_{k}")), "{name} prompt {k}: token ids");
+
+        let (hidden, logits) = hidden_states(&model, &ids);
+        assert_close(&format!("{name}/{backend} prompt {k} hidden"), &hidden, &reference.f32(&format!("hidden_{k}")).0, TOL);
+        assert_close(&format!("{name}/{backend} prompt {k} logits"), &logits, &reference.f32(&format!("logits_{k}")).0, TOL);
+
+        let want = reference.ids(&format!("greedy_{k}"));
+        let opts = GreedyOptions { max_new_tokens: want.len(), stop_ids: vec![], pad_id: 0 };
+        let got = greedy(&model.net, std::slice::from_ref(&ids), &opts);
+        assert_eq!(got[0], want, "{name}/{backend} prompt {k}: greedy tokens");
+        seqs.push(ids);
+    }
+
+    // The prompts left-padded into one batch, with the reference's own ids and mask.
+    let (ids, shape) = reference.i64("batch_ids");
+    let (mask, _) = reference.i64("batch_mask");
+    let batch = Batch {
+        ids: ids.iter().map(|&i| i as u32).collect(),
+        mask: mask.iter().map(|&m| m != 0).collect(),
+        rows: shape[0],
+        len: shape[1],
+    };
+    let pad = model.config.pad_token_id.expect("fixtures set pad_token_id");
+    assert!(batch == Batch::left_padded(&seqs, pad), "{name}: our left padding differs from the reference's");
+    let logits = flat3(model.net.logits(model.net.forward(&batch, None, &mut Taps::none())));
+    let (want, _) = reference.f32("batch_logits");
+    // Padding positions are masked queries whose outputs nobody reads; compare real tokens.
+    let vocab = model.config.vocab_size;
+    let real = |v: &[f32]| -> Vec<f32> {
+        v.chunks_exact(vocab).zip(&batch.mask).filter(|(_, m)| **m).flat_map(|(row, _)| row.to_vec()).collect()
+    };
+    assert_close(&format!("{name}/{backend} batch logits"), &real(&logits), &real(&want), TOL);
+
+    // Batched greedy decoding must give each row what it gets alone.
+    let opts = GreedyOptions { max_new_tokens: 16, stop_ids: vec![], pad_id: pad };
+    let batched = greedy(&model.net, &seqs, &opts);
+    for (k, row) in batched.iter().enumerate() {
+        assert_eq!(row, &reference.ids(&format!("greedy_{k}")), "{name}/{backend}: batched greedy row {k}");
+    }
+}
+
+#[test]
+fn bloom_tiny_matches_transformers_on_flex() {
+    check_model("bloom-tiny", Backend::Flex);
+}
+
+#[test]
+fn bloom_tiny_matches_transformers_on_ndarray() {
+    check_model("bloom-tiny", Backend::Ndarray);
+}
+
+#[test]
+fn llama_tiny_matches_transformers_on_flex() {
+    check_model("llama-tiny", Backend::Flex);
+}
+
+#[test]
+fn llama_tiny_matches_transformers_on_ndarray() {
+    check_model("llama-tiny", Backend::Ndarray);
+}

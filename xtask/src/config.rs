@@ -1,0 +1,78 @@
+//! The run config: one TOML file whose sections are the stages' settings. Sections for the
+//! stages after model loading are added with those stages.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use landermt_model::{Backend, cache};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+pub struct RunConfig {
+    pub run: RunSection,
+    pub model: ModelSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    pub name: String,
+    /// Where the run's artifacts go.
+    pub dir: PathBuf,
+    /// Translation directions `src-tgt` (ISO 639-1 codes).
+    pub directions: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// A known model fetched into the cache (e.g. `gemma-3-270m`)…
+    pub name: Option<String>,
+    /// …or a Hugging Face folder or `.gguf` file.
+    pub path: Option<PathBuf>,
+    #[serde(default)]
+    pub backend: Backend,
+}
+
+const LANGUAGES: &[&str] = &["en", "fr", "de", "it", "zh", "ar", "es", "ja", "ru"];
+
+impl RunConfig {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let cfg: RunConfig = toml::from_str(&text).with_context(|| format!("{}: invalid config", path.display()))?;
+        for d in &cfg.run.directions {
+            let ok = d.split_once('-').is_some_and(|(s, t)| s != t && LANGUAGES.contains(&s) && LANGUAGES.contains(&t));
+            if !ok {
+                bail!("{}: direction `{d}` is not `src-tgt` with two different codes from {}", path.display(), LANGUAGES.join(" "));
+            }
+        }
+        match (&cfg.model.name, &cfg.model.path) {
+            (Some(_), Some(_)) | (None, None) => bail!("{}: [model] needs exactly one of `name` or `path`", path.display()),
+            (Some(n), None) if cache::known(n).is_none() => bail!("{}: unknown model name `{n}`", path.display()),
+            _ => {}
+        }
+        Ok(cfg)
+    }
+}
+
+impl ModelSection {
+    pub fn describe(&self) -> String {
+        match (&self.name, &self.path) {
+            (Some(n), _) => n.clone(),
+            (_, Some(p)) => p.display().to_string(),
+            _ => unreachable!("validated on load"),
+        }
+    }
+
+    /// The model's path, fetching a known model into the cache if `fetch` and it is missing.
+    pub fn resolve(&self, fetch: bool) -> Result<PathBuf> {
+        match (&self.name, &self.path) {
+            (_, Some(p)) => Ok(p.clone()),
+            (Some(n), None) => {
+                let m = cache::known(n).expect("validated on load");
+                if fetch { Ok(m.fetch()?) } else { crate::resolve_model(n) }
+            }
+            _ => unreachable!("validated on load"),
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! `forward` and `generate`: look inside a model from the command line.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use burn::tensor::Tensor;
+use landermt_model::generate::{GreedyOptions, greedy};
+use landermt_model::{Backend, Batch, LanguageModel, Site, Taps};
+use safetensors::{Dtype, tensor::TensorView};
+
+fn load(model: &str, backend: Backend) -> Result<LanguageModel> {
+    let path = crate::resolve_model(model)?;
+    Ok(LanguageModel::load(&path, &backend.device()?)?)
+}
+
+fn floats(t: Tensor<3>) -> Vec<f32> {
+    t.into_data().try_into_vec::<f32>().expect("f32 tensor")
+}
+
+pub fn forward(model: &str, text: &str, out: &Path, hidden: bool, backend: Backend) -> Result<()> {
+    let m = load(model, backend)?;
+    let ids = m.encode(text)?;
+    let mut taps = if hidden { Taps::recording([Site::Embedding, Site::Block]) } else { Taps::none() };
+    let last = m.net.forward(&Batch::single(&ids), None, &mut taps);
+    let (t, v, h, l) = (ids.len(), m.config.vocab_size, m.config.hidden_size, m.config.num_layers);
+
+    let mut bufs: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    let bytes = |xs: Vec<f32>| xs.into_iter().flat_map(f32::to_le_bytes).collect::<Vec<u8>>();
+    bufs.push(("ids", Dtype::I64, vec![t], ids.iter().flat_map(|&i| (i as i64).to_le_bytes()).collect()));
+    if hidden {
+        let mut hs = floats(taps.recorded[&(0, Site::Embedding)].clone());
+        for i in 0..l - 1 {
+            hs.extend(floats(taps.recorded[&(i, Site::Block)].clone()));
+        }
+        hs.extend(floats(last.clone()));
+        bufs.push(("hidden", Dtype::F32, vec![l + 1, t, h], bytes(hs)));
+    }
+    bufs.push(("logits", Dtype::F32, vec![t, v], bytes(floats(m.net.logits(last)))));
+
+    let views: HashMap<String, TensorView> = bufs
+        .iter()
+        .map(|(n, d, s, b)| Ok((n.to_string(), TensorView::new(*d, s.clone(), b)?)))
+        .collect::<Result<_, safetensors::SafeTensorError>>()?;
+    let tmp = out.with_extension("safetensors.tmp");
+    safetensors::serialize_to_file(&views, None, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
+    println!("wrote {} ({t} tokens)", out.display());
+    Ok(())
+}
+
+pub fn generate(model: &str, text: &str, max_new_tokens: usize, backend: Backend) -> Result<()> {
+    let m = load(model, backend)?;
+    let ids = m.encode(text)?;
+    let opts = GreedyOptions {
+        max_new_tokens,
+        stop_ids: m.config.eos_token_ids.clone(),
+        pad_id: m.config.pad_token_id.unwrap_or(0),
+    };
+    let start = std::time::Instant::now();
+    let new = greedy(&m.net, &[ids], &opts).remove(0);
+    let secs = start.elapsed().as_secs_f64();
+    println!("{}", m.tokenizer.decode(&new, false)?);
+    println!("ids: {new:?}");
+    eprintln!("{} tokens in {secs:.2}s ({:.1} tokens/s)", new.len(), new.len() as f64 / secs);
+    Ok(())
+}
