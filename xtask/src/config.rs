@@ -76,3 +76,44 @@ impl ModelSection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> Result<RunConfig> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("run.toml");
+        std::fs::write(&p, text).unwrap();
+        RunConfig::load(&p)
+    }
+
+    const GOOD: &str = "[run]\nname = \"x\"\ndir = \"runs/x\"\ndirections = [\"en-fr\", \"fr-en\"]\n[model]\nname = \"gemma-3-270m\"\n";
+
+    #[test]
+    fn shipped_configs_parse() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        for entry in std::fs::read_dir(root).unwrap() {
+            let p = entry.unwrap().path();
+            RunConfig::load(&p).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+        }
+        load_str(GOOD).unwrap();
+    }
+
+    #[test]
+    fn bad_configs_are_refused_with_the_reason() {
+        let cases = [
+            (GOOD.replace("en-fr\"", "en-xx\""), "direction `en-xx`"),
+            (GOOD.replace("en-fr\"", "enfr\""), "direction `enfr`"),
+            (GOOD.replace("name = \"gemma-3-270m\"", "name = \"gpt-5\""), "unknown model name"),
+            (GOOD.replace("name = \"gemma-3-270m\"", "name = \"gemma-3-270m\"\npath = \"m\""), "exactly one"),
+            (GOOD.replace("[model]", "[model]\nbackend = \"tpu\""), "tpu"),
+            (GOOD.replace("[model]", "[model]\nbackedn = \"flex\""), "backedn"),
+            ("[run\nname=".to_string(), "invalid config"),
+        ];
+        for (text, want) in cases {
+            let err = format!("{:#}", load_str(&text).unwrap_err());
+            assert!(err.contains(want), "expected `{want}` in: {err}");
+        }
+    }
+}

@@ -65,3 +65,40 @@ pub fn generate(model: &str, text: &str, max_new_tokens: usize, backend: Backend
     eprintln!("{} tokens in {secs:.2}s ({:.1} tokens/s)", new.len(), new.len() as f64 / secs);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(rel: &str) -> std::path::PathBuf {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(rel)
+    }
+
+    fn read(bytes: &[u8], name: &str) -> (Vec<usize>, Vec<u8>) {
+        let st = safetensors::SafeTensors::deserialize(bytes).unwrap();
+        let v = st.tensor(name).unwrap();
+        (v.shape().to_vec(), v.data().to_vec())
+    }
+
+    #[test]
+    fn forward_writes_ids_logits_and_hidden_as_transformers_lays_them_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.safetensors");
+        let model = fixture("hf-tiny/bloom-tiny");
+        let text = "Le chat dort sur le canapé depuis ce matin.";
+        forward(model.to_str().unwrap(), text, &out, true, Backend::Flex).unwrap();
+        let bytes = std::fs::read(&out).unwrap();
+        let reference = std::fs::read(fixture("hf-tiny/bloom-tiny/reference.safetensors")).unwrap();
+        // Prompt 1 of the fixture; BLOOM's tokenizer adds no special tokens.
+        let (shape, ids) = read(&bytes, "ids");
+        assert_eq!(ids, read(&reference, "ids_1").1);
+        let t = shape[0];
+        assert_eq!(read(&bytes, "logits").0, vec![t, 600]);
+        let (hshape, hidden) = read(&bytes, "hidden");
+        assert_eq!(hshape, vec![5, t, 64]);
+        let ours: Vec<f32> = hidden.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+        let want: Vec<f32> = read(&reference, "hidden_1").1.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+        let err = ours.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(err < 1e-4, "hidden differs by {err}");
+    }
+}
