@@ -170,11 +170,16 @@ impl Transformer {
 
     /// Logits `[B, T, vocab]` of final-normed hidden states.
     pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
-        let head = match &self.lm_head {
-            Some(w) => w.val(),
-            None => self.embed_tokens.val().transpose(),
-        };
-        hidden.matmul(head.unsqueeze::<3>())
+        let [b, t, h] = hidden.dims();
+        match &self.lm_head {
+            Some(w) => hidden.matmul(w.val().unsqueeze::<3>()),
+            // Tied head: `hidden · Eᵀ` would materialise the transpose of the (often largest)
+            // embedding matrix on every call; `(E · hiddenᵀ)ᵀ` only transposes the small operands.
+            None => {
+                let flat = hidden.reshape([b * t, h]).transpose();
+                self.embed_tokens.val().matmul(flat).transpose().reshape([b, t, self.config.vocab_size])
+            }
+        }
     }
 }
 
