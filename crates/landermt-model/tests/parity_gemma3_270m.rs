@@ -73,7 +73,7 @@ fn gemma3_hidden_states_top_logits_and_greedy_match_transformers() {
                 e => taps.recorded[&(e - 1, Site::Block)].clone(),
             }
             .into_data()
-            .to_vec()
+            .try_into_vec::<f32>()
             .unwrap();
             let err = relative_error(&got, &want[entry * t * h..(entry + 1) * t * h]);
             assert!(err < 1e-3, "prompt {k} hidden state {entry}: relative error {err}");
