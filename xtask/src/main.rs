@@ -114,9 +114,12 @@ fn pipeline(config_path: &std::path::Path, dry_run: bool) -> Result<()> {
 
 fn check_gpu() -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // A target directory of its own: the GPU feature sets share nothing with the CPU build, and
+    // a separate lock lets `cargo test` run meanwhile.
+    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/gpu-check");
     let run = |args: &[&str], env: &[(&str, &str)]| -> Result<()> {
         println!("$ {} cargo {}", env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "), args.join(" "));
-        let status = Command::new(&cargo).args(args).envs(env.iter().copied()).status()?;
+        let status = Command::new(&cargo).args(args).envs(env.iter().copied()).env("CARGO_TARGET_DIR", &target).status()?;
         if !status.success() {
             bail!("cargo {} failed ({status})", args.join(" "));
         }

@@ -219,3 +219,31 @@ pub(crate) fn norm(
         eps,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allowed(key_mask: &[Vec<bool>], past: usize, tq: usize, kind: LayerAttention) -> Vec<Vec<u8>> {
+        let t = mask_bias(key_mask, past, tq, kind, &Device::flex());
+        let tk = past + tq;
+        let data: Vec<f32> = t.into_data().try_into_vec().unwrap();
+        data.chunks_exact(tk).map(|row| row.iter().map(|&x| u8::from(x == 0.0)).collect()).collect()
+    }
+
+    #[test]
+    fn masks_are_causal_skip_padding_and_slide() {
+        // One row: a pad, then three tokens; no cache.
+        let row = vec![vec![false, true, true, true]];
+        assert_eq!(allowed(&row, 0, 4, LayerAttention::Full), vec![vec![0, 0, 0, 0], vec![0, 1, 0, 0], vec![0, 1, 1, 0], vec![0, 1, 1, 1]]);
+        // Window 2: a query sees itself and the one before (transformers: kv > q − window).
+        assert_eq!(
+            allowed(&row, 0, 4, LayerAttention::Sliding { window: 2 }),
+            vec![vec![0, 0, 0, 0], vec![0, 1, 0, 0], vec![0, 1, 1, 0], vec![0, 0, 1, 1]]
+        );
+        // With two cached positions, the one new query is position 2.
+        let cached = vec![vec![true, true, true]];
+        assert_eq!(allowed(&cached, 2, 1, LayerAttention::Full), vec![vec![1, 1, 1]]);
+        assert_eq!(allowed(&cached, 2, 1, LayerAttention::Sliding { window: 2 }), vec![vec![0, 1, 1]]);
+    }
+}
