@@ -57,5 +57,6 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> (f32, usize) {
 
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
     let (d, i) = max_abs_diff(got, want);
+    eprintln!("{what}: max |diff| = {d:.2e}");
     assert!(d <= tol, "{what}: max |diff| = {d} at {i} (got {}, want {}), tolerance {tol}", got[i], want[i]);
 }

@@ -64,6 +64,7 @@ fn gemma3_hidden_states_top_logits_and_greedy_match_transformers() {
         let ids = reference.ids(&format!("ids_{k}"));
         let t = ids.len();
         let mut taps = Taps::recording([Site::Embedding, Site::Block]);
+        let mut worst_hidden = 0f32;
         let last = m.net.forward(&Batch::single(&ids), None, &mut taps);
         let (want, _) = reference.f32(&format!("hidden_{k}"));
         for entry in 0..=layers {
@@ -76,6 +77,7 @@ fn gemma3_hidden_states_top_logits_and_greedy_match_transformers() {
             .try_into_vec::<f32>()
             .unwrap();
             let err = relative_error(&got, &want[entry * t * h..(entry + 1) * t * h]);
+            worst_hidden = worst_hidden.max(err);
             assert!(err < 1e-3, "prompt {k} hidden state {entry}: relative error {err}");
         }
 
@@ -83,15 +85,18 @@ fn gemma3_hidden_states_top_logits_and_greedy_match_transformers() {
         let (top_ids, _) = reference.i64(&format!("top_ids_{k}"));
         let (top_logits, _) = reference.f32(&format!("top_logits_{k}"));
         let v = m.config.vocab_size;
+        let mut worst_logits = 0f32;
         for pos in 0..t {
             let row = &logits[pos * v..(pos + 1) * v];
             let ours: Vec<f32> = top_ids[pos * 20..(pos + 1) * 20].iter().map(|&i| row[i as usize]).collect();
             let err = relative_error(&ours, &top_logits[pos * 20..(pos + 1) * 20]);
+            worst_logits = worst_logits.max(err);
             assert!(err < 1e-3, "prompt {k} position {pos}: top-20 logits relative error {err}");
             let argmax = row.iter().enumerate().fold(0, |b, (i, &x)| if x > row[b] { i } else { b });
             assert_eq!(argmax as i64, top_ids[pos * 20], "prompt {k} position {pos}: argmax");
         }
 
+        eprintln!("prompt {k}: hidden states max relative error {worst_hidden:.2e}, top-20 logits {worst_logits:.2e}");
         let want = reference.ids(&format!("greedy_{k}"));
         let opts = GreedyOptions { max_new_tokens: want.len(), stop_ids: vec![], pad_id: 0 };
         assert_eq!(greedy(&m.net, &[ids], &opts)[0], want, "prompt {k}: greedy tokens");
@@ -115,6 +120,7 @@ fn gemma3_left_padded_batch_matches_transformers() {
     let last = hidden.narrow(1, batch.len - 1, 1).reshape([batch.rows, 1, h]);
     let got: Vec<f32> = last.clone().into_data().try_into_vec::<f32>().unwrap();
     let err = relative_error(&got, &reference.f32("batch_last_hidden").0);
+    eprintln!("batch: last hidden max relative error {err:.2e}");
     assert!(err < 1e-3, "batch last hidden: relative error {err}");
     let logits: Vec<f32> = m.net.logits(last).into_data().try_into_vec::<f32>().unwrap();
     let (top_ids, _) = reference.i64("batch_top_ids");
