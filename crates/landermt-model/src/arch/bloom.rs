@@ -104,18 +104,16 @@ pub(crate) fn load(l: &Loader) -> Result<Transformer> {
         drop((qkv_w, qkv_b));
         layers.push(Block {
             attn_norm: l.norm(&format!("{p}.input_layernorm"), h)?,
-            attn: Attention {
-                q_proj: linear(qw, Some(qb), l.device),
-                k_proj: linear(kw, Some(kb), l.device),
-                v_proj: linear(vw, Some(vb), l.device),
-                o_proj: l.linear(&format!("{p}.self_attention.dense"), h, h, true)?,
-                q_norm: None,
-                k_norm: None,
-                num_heads: c.num_heads,
-                num_kv_heads: c.num_kv_heads,
-                head_dim: c.head_dim,
-                scale: c.attention_scale,
-            },
+            attn: Attention::new(
+                c,
+                [
+                    linear(qw, Some(qb), l.device),
+                    linear(kw, Some(kb), l.device),
+                    linear(vw, Some(vb), l.device),
+                    l.linear(&format!("{p}.self_attention.dense"), h, h, true)?,
+                ],
+                None,
+            ),
             post_attn_norm: None,
             ffn_norm: l.norm(&format!("{p}.post_attention_layernorm"), h)?,
             mlp: Mlp {

@@ -161,18 +161,16 @@ pub(crate) fn load(l: &Loader) -> Result<Transformer> {
         let p = format!("model.layers.{i}");
         layers.push(Block {
             attn_norm: norm(l, &format!("{p}.input_layernorm"), h)?,
-            attn: Attention {
-                q_proj: l.linear(&format!("{p}.self_attn.q_proj"), q, h, false)?,
-                k_proj: l.linear(&format!("{p}.self_attn.k_proj"), kv, h, false)?,
-                v_proj: l.linear(&format!("{p}.self_attn.v_proj"), kv, h, false)?,
-                o_proj: l.linear(&format!("{p}.self_attn.o_proj"), h, q, false)?,
-                q_norm: Some(norm(l, &format!("{p}.self_attn.q_norm"), hd)?),
-                k_norm: Some(norm(l, &format!("{p}.self_attn.k_norm"), hd)?),
-                num_heads: c.num_heads,
-                num_kv_heads: c.num_kv_heads,
-                head_dim: hd,
-                scale: c.attention_scale,
-            },
+            attn: Attention::new(
+                c,
+                [
+                    l.linear(&format!("{p}.self_attn.q_proj"), q, h, false)?,
+                    l.linear(&format!("{p}.self_attn.k_proj"), kv, h, false)?,
+                    l.linear(&format!("{p}.self_attn.v_proj"), kv, h, false)?,
+                    l.linear(&format!("{p}.self_attn.o_proj"), h, q, false)?,
+                ],
+                Some((norm(l, &format!("{p}.self_attn.q_norm"), hd)?, norm(l, &format!("{p}.self_attn.k_norm"), hd)?)),
+            ),
             post_attn_norm: Some(norm(l, &format!("{p}.post_attention_layernorm"), h)?),
             ffn_norm: norm(l, &format!("{p}.pre_feedforward_layernorm"), h)?,
             mlp: Mlp {

@@ -88,24 +88,29 @@ pub(crate) fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig> {
     })
 }
 
-/// Undoes llama.cpp's q/k row permutation: rows grouped per head as `[2, d/2]` pairs become
-/// `[d/2, 2]` again (reshape to `[heads, d/2, 2, …]`, swap axes 1 and 2).
-fn unpermute_rows(t: HostTensor, heads: usize) -> HostTensor {
-    let rows = t.shape[0];
+/// Reorders the rows of each head's block from `[a, b]` to `[b, a]` (numpy:
+/// `reshape(heads, a, b, …).swapaxes(1, 2)`). llama.cpp's q/k permutation is
+/// `(2, d/2)` → `(d/2, 2)`; undoing it is `(d/2, 2)` → `(2, d/2)`.
+fn swap_row_axes(t: HostTensor, heads: usize, a: usize, b: usize) -> HostTensor {
     let cols: usize = t.shape[1..].iter().product();
-    let half = rows / heads / 2;
+    debug_assert_eq!(t.shape[0], heads * a * b);
     let mut out = vec![0.0; t.data.len()];
     for h in 0..heads {
-        for i in 0..half {
-            for j in 0..2 {
-                // stored row (h, i, j) holds Hugging Face row (h, j, i)
-                let src = (h * half + i) * 2 + j;
-                let dst = (h * 2 + j) * half + i;
+        for i in 0..a {
+            for j in 0..b {
+                let src = (h * a + i) * b + j;
+                let dst = (h * b + j) * a + i;
                 out[dst * cols..(dst + 1) * cols].copy_from_slice(&t.data[src * cols..(src + 1) * cols]);
             }
         }
     }
     HostTensor::new(out, t.shape)
+}
+
+/// Undoes llama.cpp's q/k row permutation (transformers' `_reverse_permute_weights`).
+fn unpermute_rows(t: HostTensor, heads: usize) -> HostTensor {
+    let half = t.shape[0] / heads / 2;
+    swap_row_axes(t, heads, half, 2)
 }
 
 pub(crate) fn load(l: &Loader) -> Result<Transformer> {
@@ -122,18 +127,16 @@ pub(crate) fn load(l: &Loader) -> Result<Transformer> {
         };
         layers.push(Block {
             attn_norm: l.norm(&format!("{p}.input_layernorm"), h)?,
-            attn: Attention {
-                q_proj,
-                k_proj,
-                v_proj: l.linear(&format!("{p}.self_attn.v_proj"), kv, h, c.attention_bias)?,
-                o_proj: l.linear(&format!("{p}.self_attn.o_proj"), h, q, false)?,
-                q_norm: None,
-                k_norm: None,
-                num_heads: c.num_heads,
-                num_kv_heads: c.num_kv_heads,
-                head_dim: c.head_dim,
-                scale: c.attention_scale,
-            },
+            attn: Attention::new(
+                c,
+                [
+                    q_proj,
+                    k_proj,
+                    l.linear(&format!("{p}.self_attn.v_proj"), kv, h, c.attention_bias)?,
+                    l.linear(&format!("{p}.self_attn.o_proj"), h, q, false)?,
+                ],
+                None,
+            ),
             post_attn_norm: None,
             ffn_norm: l.norm(&format!("{p}.post_attention_layernorm"), h)?,
             mlp: Mlp {
@@ -173,20 +176,7 @@ mod tests {
 
     /// llama.cpp's `permute`: reshape(heads, 2, d/2, …).swapaxes(1, 2).
     fn permute_rows(t: &HostTensor, heads: usize) -> HostTensor {
-        let rows = t.shape[0];
-        let cols: usize = t.shape[1..].iter().product();
-        let half = rows / heads / 2;
-        let mut out = vec![0.0; t.data.len()];
-        for h in 0..heads {
-            for i in 0..half {
-                for j in 0..2 {
-                    let src = (h * 2 + j) * half + i;
-                    let dst = (h * half + i) * 2 + j;
-                    out[dst * cols..(dst + 1) * cols].copy_from_slice(&t.data[src * cols..(src + 1) * cols]);
-                }
-            }
-        }
-        HostTensor::new(out, t.shape.clone())
+        swap_row_axes(t.clone(), heads, 2, t.shape[0] / heads / 2)
     }
 
     #[test]

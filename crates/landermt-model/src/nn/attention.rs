@@ -43,6 +43,28 @@ pub struct LayerCache {
 }
 
 impl Attention {
+    /// An attention layer with the head layout and scale of `cfg`. Projections are Burn
+    /// `Linear`s (`[in, out]` weights, see `nn::linear`).
+    pub fn new(
+        cfg: &crate::config::ModelConfig,
+        [q_proj, k_proj, v_proj, o_proj]: [Linear; 4],
+        qk_norms: Option<(Norm, Norm)>,
+    ) -> Self {
+        let (q_norm, k_norm) = qk_norms.unzip();
+        Self {
+            q_proj,
+            k_proj,
+            v_proj,
+            o_proj,
+            q_norm,
+            k_norm,
+            num_heads: cfg.num_heads,
+            num_kv_heads: cfg.num_kv_heads,
+            head_dim: cfg.head_dim,
+            scale: cfg.attention_scale,
+        }
+    }
+
     fn heads(&self, x: Tensor<3>, n: usize) -> Tensor<4> {
         let [b, t, _] = x.dims();
         x.reshape([b, t, n, self.head_dim]).swap_dims(1, 2)
