@@ -34,7 +34,8 @@ impl Backend {
             Backend::Cuda => Ok(Device::cuda(0)),
             #[allow(unreachable_patterns)]
             other => Err(crate::ModelError::Input(format!(
-                "backend `{}` is not compiled in; rebuild with `--features {}`",
+                "backend `{}` is not compiled in; build with `--features {}` (e.g. `cargo run -p xtask --features {} -- …`)",
+                other.name(),
                 other.name(),
                 other.name()
             ))),
