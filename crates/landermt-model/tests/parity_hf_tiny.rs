@@ -1,4 +1,4 @@
-//! Parity with Hugging Face transformers on the tiny BLOOM and LLaMA fixtures
+//! Parity with Hugging Face transformers on the tiny BLOOM, LLaMA, Gemma 3 and Qwen2 fixtures
 //! (tests/fixtures/hf-tiny, made by tests/fixtures/make_hf_tiny.py): token ids, logits, every
 //! hidden state, greedy tokens and a left-padded batch, on both CPU backends.
 
@@ -96,4 +96,27 @@ fn llama_tiny_matches_transformers_on_flex() {
 #[test]
 fn llama_tiny_matches_transformers_on_ndarray() {
     check_model("llama-tiny", Backend::Ndarray);
+}
+
+// Gemma 3 with a sliding window of 4 (engaged on every prompt), grouped-query attention,
+// q_dim ≠ hidden, query_pre_attn_scalar ≠ head_dim and per-layer-type RoPE bases.
+#[test]
+fn gemma3_tiny_matches_transformers_on_flex() {
+    check_model("gemma3-tiny", Backend::Flex);
+}
+
+#[test]
+fn gemma3_tiny_matches_transformers_on_ndarray() {
+    check_model("gemma3-tiny", Backend::Ndarray);
+}
+
+// Qwen2: q/k/v biases, grouped-query attention, tied head.
+#[test]
+fn qwen2_tiny_matches_transformers_on_flex() {
+    check_model("qwen2-tiny", Backend::Flex);
+}
+
+#[test]
+fn qwen2_tiny_matches_transformers_on_ndarray() {
+    check_model("qwen2-tiny", Backend::Ndarray);
 }

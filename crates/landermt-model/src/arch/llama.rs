@@ -18,6 +18,9 @@ pub(crate) fn config_from_hf(c: &HfConfig, model_type: &str) -> Result<ModelConf
     if model_type == "mistral" && c.get("sliding_window").is_some() {
         return Err(ModelError::unsupported(c.path, "Mistral with a sliding window"));
     }
+    if model_type == "qwen2" && c.bool("use_sliding_window", false) {
+        return Err(ModelError::unsupported(c.path, "Qwen2 with use_sliding_window"));
+    }
     let hidden = c.usize(&["hidden_size"])?;
     let heads = c.usize(&["num_attention_heads"])?;
     let head_dim = c.opt_usize(&["head_dim"])?.unwrap_or(hidden / heads.max(1));
