@@ -1,0 +1,160 @@
+//! Parallel corpora: `source<TAB>target` TSV files, two aligned text files, or lines of
+//! FLORES-200 (one file per language, line n the same sentence in every file).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::lang::Direction;
+
+/// One sentence and its translation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pair {
+    pub src: String,
+    pub tgt: String,
+}
+
+/// Where a direction's parallel sentences come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ParallelSource {
+    /// FLORES-200 files `{dir}/{flores_code}.devtest`, lines `first..=last` (1-based).
+    Flores { dir: PathBuf, first: usize, last: usize },
+    /// `source<TAB>target` per line. The columns are `src_lang` and `tgt_lang` of the file's
+    /// pair, swapped when the direction runs the other way.
+    Tsv { path: PathBuf, src_lang: String, tgt_lang: String },
+    /// Two files aligned line by line.
+    Files { src: PathBuf, tgt: PathBuf },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CorpusError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}: {msg}")]
+    Line { path: PathBuf, line: usize, msg: String },
+    #[error("{path}: {msg}")]
+    File { path: PathBuf, msg: String },
+}
+
+fn read_lines(path: &Path) -> Result<Vec<String>, CorpusError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CorpusError::Io { path: path.into(), source })?;
+    let lines: Vec<String> = text.lines().map(|l| l.trim_end_matches('\r').to_string()).collect();
+    if lines.iter().all(|l| l.trim().is_empty()) {
+        return Err(CorpusError::File { path: path.into(), msg: "the file is empty".into() });
+    }
+    Ok(lines)
+}
+
+/// Reads the pairs of `direction` from `source`.
+pub fn read_parallel(source: &ParallelSource, direction: Direction) -> Result<Vec<Pair>, CorpusError> {
+    match source {
+        ParallelSource::Flores { dir, first, last } => {
+            let src_path = dir.join(format!("{}.devtest", direction.src.flores));
+            let tgt_path = dir.join(format!("{}.devtest", direction.tgt.flores));
+            let (src, tgt) = (read_lines(&src_path)?, read_lines(&tgt_path)?);
+            if src.len() != tgt.len() {
+                return Err(CorpusError::File {
+                    path: tgt_path,
+                    msg: format!("{} lines, but {} has {}", tgt.len(), src_path.display(), src.len()),
+                });
+            }
+            if *first == 0 || first > last {
+                return Err(CorpusError::File { path: dir.clone(), msg: format!("line range {first}..={last} is empty (lines count from 1)") });
+            }
+            let end = (*last).min(src.len());
+            if end < *last {
+                tracing::warn!(path = %src_path.display(), lines = src.len(), wanted = last, "fewer lines than asked; using what there is");
+            }
+            Ok((first - 1..end).map(|i| Pair { src: src[i].clone(), tgt: tgt[i].clone() }).collect())
+        }
+        ParallelSource::Tsv { path, src_lang, tgt_lang } => {
+            let swap = if (src_lang.as_str(), tgt_lang.as_str()) == (direction.src.code, direction.tgt.code) {
+                false
+            } else if (src_lang.as_str(), tgt_lang.as_str()) == (direction.tgt.code, direction.src.code) {
+                true
+            } else {
+                return Err(CorpusError::File {
+                    path: path.clone(),
+                    msg: format!("holds {src_lang}-{tgt_lang} pairs, not {direction}"),
+                });
+            };
+            let mut pairs = Vec::new();
+            for (i, line) in read_lines(path)?.into_iter().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let (a, b) = line.split_once('\t').ok_or_else(|| CorpusError::Line {
+                    path: path.clone(),
+                    line: i + 1,
+                    msg: "no tab between source and target".into(),
+                })?;
+                let (src, tgt) = if swap { (b, a) } else { (a, b) };
+                pairs.push(Pair { src: src.to_string(), tgt: tgt.to_string() });
+            }
+            Ok(pairs)
+        }
+        ParallelSource::Files { src, tgt } => {
+            let (a, b) = (read_lines(src)?, read_lines(tgt)?);
+            if a.len() != b.len() {
+                return Err(CorpusError::File {
+                    path: tgt.clone(),
+                    msg: format!("{} lines, but {} has {}: the files are not aligned", b.len(), src.display(), a.len()),
+                });
+            }
+            Ok(a.into_iter().zip(b).map(|(src, tgt)| Pair { src, tgt }).collect())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn tsv_reads_both_directions_and_names_bad_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "t.tsv", "Hello\tBonjour\nCat\tChat\n");
+        let src = ParallelSource::Tsv { path: path.clone(), src_lang: "en".into(), tgt_lang: "fr".into() };
+        let fwd = read_parallel(&src, "en-fr".parse().unwrap()).unwrap();
+        assert_eq!(fwd[1], Pair { src: "Cat".into(), tgt: "Chat".into() });
+        let back = read_parallel(&src, "fr-en".parse().unwrap()).unwrap();
+        assert_eq!(back[0], Pair { src: "Bonjour".into(), tgt: "Hello".into() });
+        let err = read_parallel(&src, "en-de".parse().unwrap()).unwrap_err().to_string();
+        assert!(err.contains("t.tsv") && err.contains("en-de"), "{err}");
+
+        write(dir.path(), "t.tsv", "Hello\tBonjour\nno tab here\n");
+        let err = read_parallel(&src, "en-fr".parse().unwrap()).unwrap_err().to_string();
+        assert!(err.contains("t.tsv:2") && err.contains("no tab"), "{err}");
+
+        write(dir.path(), "t.tsv", "\n\n");
+        let err = read_parallel(&src, "en-fr".parse().unwrap()).unwrap_err().to_string();
+        assert!(err.contains("empty"), "{err}");
+    }
+
+    #[test]
+    fn aligned_files_must_have_equal_lengths() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (write(dir.path(), "a.en", "x\ny\n"), write(dir.path(), "b.fr", "x\n"));
+        let err = read_parallel(&ParallelSource::Files { src: a, tgt: b }, "en-fr".parse().unwrap()).unwrap_err().to_string();
+        assert!(err.contains("b.fr") && err.contains("not aligned"), "{err}");
+    }
+
+    #[test]
+    fn flores_line_ranges_are_one_based_and_clipped() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "eng_Latn.devtest", "one\ntwo\nthree\n");
+        write(dir.path(), "fra_Latn.devtest", "un\ndeux\ntrois\n");
+        let src = ParallelSource::Flores { dir: dir.path().into(), first: 2, last: 10 };
+        let pairs = read_parallel(&src, "en-fr".parse().unwrap()).unwrap();
+        assert_eq!(pairs, vec![Pair { src: "two".into(), tgt: "deux".into() }, Pair { src: "three".into(), tgt: "trois".into() }]);
+        let err = read_parallel(&src, "en-de".parse().unwrap()).unwrap_err().to_string();
+        assert!(err.contains("deu_Latn.devtest"), "{err}");
+    }
+}

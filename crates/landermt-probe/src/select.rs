@@ -1,0 +1,96 @@
+//! Eq. 1 and the layer selection rules.
+
+use serde::{Deserialize, Serialize};
+
+/// How the top D_i become layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rule {
+    /// Blocks i and i+1 of the k/2 largest D_i (the reference code's layer lists are always two
+    /// adjacent pairs).
+    #[default]
+    Pairs,
+    /// Block i+1 of the k largest D_i.
+    Blocks,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectError {
+    #[error("k = {k} layers asked for, but the model has {layers}")]
+    TooMany { k: usize, layers: usize },
+    #[error("rule `pairs` selects adjacent pairs and needs an even k ≥ 2, got {0}")]
+    OddPairs(usize),
+    #[error("k must be at least 1")]
+    Zero,
+}
+
+/// `D_i = |Ā_i − Ā_{i+1}|`.
+pub fn deltas(mean_a: &[f64]) -> Vec<f64> {
+    mean_a.windows(2).map(|w| (w[0] - w[1]).abs()).collect()
+}
+
+/// Indices of the `n` largest values, ties to the lower index.
+fn top(d: &[f64], n: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..d.len()).collect();
+    idx.sort_by(|&a, &b| d[b].total_cmp(&d[a]).then(a.cmp(&b)));
+    idx.truncate(n);
+    idx
+}
+
+/// The selected layers (0-based, sorted, without repeats) for deltas `d` of a model with
+/// `d.len() + 1` blocks. Overlapping pairs share a block, so `pairs` may select fewer than k.
+pub fn select(d: &[f64], k: usize, rule: Rule) -> Result<Vec<usize>, SelectError> {
+    let layers = d.len() + 1;
+    if k == 0 {
+        return Err(SelectError::Zero);
+    }
+    if k > layers {
+        return Err(SelectError::TooMany { k, layers });
+    }
+    let mut sel: Vec<usize> = match rule {
+        Rule::Pairs if k % 2 != 0 => return Err(SelectError::OddPairs(k)),
+        Rule::Pairs => top(d, k / 2).into_iter().flat_map(|i| [i, i + 1]).collect(),
+        Rule::Blocks => {
+            if k > d.len() {
+                return Err(SelectError::TooMany { k, layers: d.len() });
+            }
+            top(d, k).into_iter().map(|i| i + 1).collect()
+        }
+    };
+    sel.sort_unstable();
+    sel.dedup();
+    Ok(sel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deltas_are_absolute_differences_of_neighbours() {
+        assert_eq!(deltas(&[1.0, 3.0, 2.5, 2.5]), vec![2.0, 0.5, 0.0]);
+    }
+
+    #[test]
+    fn rules_on_hand_made_deltas() {
+        //        D_0  D_1  D_2  D_3  D_4
+        let d = [0.1, 0.9, 0.2, 0.8, 0.3];
+        assert_eq!(select(&d, 4, Rule::Pairs).unwrap(), vec![1, 2, 3, 4]);
+        assert_eq!(select(&d, 2, Rule::Pairs).unwrap(), vec![1, 2]);
+        assert_eq!(select(&d, 2, Rule::Blocks).unwrap(), vec![2, 4]);
+        assert_eq!(select(&d, 3, Rule::Blocks).unwrap(), vec![2, 4, 5]);
+        // Adjacent top deltas share a block: pairs (1,2) and (2,3) give three layers.
+        assert_eq!(select(&[0.0, 0.9, 0.8, 0.1], 4, Rule::Pairs).unwrap(), vec![1, 2, 3]);
+        // Ties go to the lower index.
+        assert_eq!(select(&[0.5, 0.5, 0.5], 1, Rule::Blocks).unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn impossible_selections_are_errors() {
+        let d = [0.1, 0.2, 0.3];
+        assert_eq!(select(&d, 5, Rule::Pairs), Err(SelectError::TooMany { k: 5, layers: 4 }));
+        assert_eq!(select(&d, 3, Rule::Pairs), Err(SelectError::OddPairs(3)));
+        assert_eq!(select(&d, 0, Rule::Blocks), Err(SelectError::Zero));
+        assert!(select(&d, 4, Rule::Blocks).is_err());
+    }
+}
