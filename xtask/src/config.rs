@@ -11,6 +11,35 @@ use serde::Deserialize;
 pub struct RunConfig {
     pub run: RunSection,
     pub model: ModelSection,
+    #[serde(default)]
+    pub probe: ProbeSection,
+}
+
+/// `[probe]`: stage 1 (METHOD.md eq. 1).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeSection {
+    /// Parallel sentences per direction.
+    pub n: usize,
+    /// Number of layers to select.
+    pub k: usize,
+    pub rule: landermt_probe::Rule,
+    /// Prompts per forward pass.
+    pub batch_size: usize,
+    /// Where the sentences come from (default: FLORES-200 devtest lines 1–500).
+    pub data: landermt_data::ParallelSource,
+}
+
+impl Default for ProbeSection {
+    fn default() -> Self {
+        Self {
+            n: 500,
+            k: 4,
+            rule: landermt_probe::Rule::Pairs,
+            batch_size: 8,
+            data: landermt_data::ParallelSource::Flores { dir: "data/flores200-devtest".into(), first: 1, last: 500 },
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,6 +3,7 @@
 
 mod config;
 mod inspect;
+mod stages;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -27,6 +28,11 @@ enum Cmd {
         /// Print the plan without running anything.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Stage 1: find the language-pair-relevant layers and write `layers.json` in the run directory.
+    Probe {
+        #[arg(long)]
+        config: PathBuf,
     },
     /// Run a model on a text and write its ids, logits (and hidden states) as safetensors.
     Forward {
@@ -79,6 +85,7 @@ fn main() -> std::process::ExitCode {
 fn run(command: Cmd) -> Result<()> {
     match command {
         Cmd::Pipeline { config, dry_run } => pipeline(&config, dry_run),
+        Cmd::Probe { config } => stages::probe(&config::RunConfig::load(&config)?),
         Cmd::Forward { model, text, out, hidden, backend } => inspect::forward(&model, &text, &out, hidden, backend),
         Cmd::Generate { model, text, max_new_tokens, backend } => inspect::generate(&model, &text, max_new_tokens, backend),
         Cmd::FetchModel { name } => {
