@@ -121,14 +121,11 @@ fn pipeline(config_path: &std::path::Path, dry_run: bool) -> Result<()> {
     println!("  model: {} on {}", cfg.model.describe(), cfg.model.backend);
     println!("  directions: {}", cfg.run.directions.join(", "));
     if dry_run {
-        println!("  stages: fetch-model, probe, score, route, train, eval");
+        println!("  stages: fetch-model, probe (then score, route, train, eval once implemented)");
         return Ok(());
     }
-    let path = cfg.model.resolve(true)?;
-    let device = cfg.model.backend.device()?;
-    let model = landermt_model::LanguageModel::load(&path, &device)?;
-    println!("  loaded {:?}: {} layers, hidden {}", model.config.architecture, model.config.num_layers, model.config.hidden_size);
-    bail!("stages probe, score, route, train and eval are not implemented yet (issues 3–6); only model fetching and loading ran")
+    stages::probe(&cfg)?;
+    bail!("stages score, route, train and eval are not implemented yet (issues 3–6); the pipeline stopped after probe")
 }
 
 fn check_gpu() -> Result<()> {
