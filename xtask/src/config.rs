@@ -63,16 +63,13 @@ pub struct ModelSection {
     pub backend: Backend,
 }
 
-const LANGUAGES: &[&str] = &["en", "fr", "de", "it", "zh", "ar", "es", "ja", "ru"];
-
 impl RunConfig {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let cfg: RunConfig = toml::from_str(&text).with_context(|| format!("{}: invalid config", path.display()))?;
         for d in &cfg.run.directions {
-            let ok = d.split_once('-').is_some_and(|(s, t)| s != t && LANGUAGES.contains(&s) && LANGUAGES.contains(&t));
-            if !ok {
-                bail!("{}: direction `{d}` is not `src-tgt` with two different codes from {}", path.display(), LANGUAGES.join(" "));
+            if let Err(e) = d.parse::<landermt_data::Direction>() {
+                bail!("{}: direction `{d}`: {e}", path.display());
             }
         }
         match (&cfg.model.name, &cfg.model.path) {

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 use burn::tensor::Tensor;
 use landermt_model::generate::{GreedyOptions, greedy};
-use landermt_model::{Backend, Batch, LanguageModel, Site, Taps};
+use landermt_model::{Backend, Batch, LanguageModel, Taps};
 use safetensors::{Dtype, tensor::TensorView};
 
 fn load(model: &str, backend: Backend) -> Result<LanguageModel> {
@@ -21,19 +21,21 @@ fn floats(t: Tensor<3>) -> Vec<f32> {
 pub fn forward(model: &str, text: &str, out: &Path, hidden: bool, backend: Backend) -> Result<()> {
     let m = load(model, backend)?;
     let ids = m.encode(text)?;
-    let mut taps = if hidden { Taps::recording([Site::Embedding, Site::Block]) } else { Taps::none() };
-    let last = m.net.forward(&Batch::single(&ids), None, &mut taps);
+    let batch = Batch::single(&ids);
+    let (states, last) = if hidden {
+        let states = m.net.hidden_states(&batch);
+        let last = states.last().expect("L+1 states").clone();
+        (states, last)
+    } else {
+        (Vec::new(), m.net.forward(&batch, None, &mut Taps::none()))
+    };
     let (t, v, h, l) = (ids.len(), m.config.vocab_size, m.config.hidden_size, m.config.num_layers);
 
     let mut bufs: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     let bytes = |xs: Vec<f32>| xs.into_iter().flat_map(f32::to_le_bytes).collect::<Vec<u8>>();
     bufs.push(("ids", Dtype::I64, vec![t], ids.iter().flat_map(|&i| (i as i64).to_le_bytes()).collect()));
     if hidden {
-        let mut hs = floats(taps.recorded[&(0, Site::Embedding)].clone());
-        for i in 0..l - 1 {
-            hs.extend(floats(taps.recorded[&(i, Site::Block)].clone()));
-        }
-        hs.extend(floats(last.clone()));
+        let hs: Vec<f32> = states.into_iter().flat_map(floats).collect();
         bufs.push(("hidden", Dtype::F32, vec![l + 1, t, h], bytes(hs)));
     }
     bufs.push(("logits", Dtype::F32, vec![t, v], bytes(floats(m.net.logits(last)))));

@@ -153,6 +153,18 @@ impl Transformer {
         self.final_norm.forward(x)
     }
 
+    /// transformers' `output_hidden_states` for `batch`: the embedding output, the outputs of
+    /// blocks 0..L−2, then the final norm of the last block's output (L+1 entries; the last one
+    /// is what [`logits`](Self::logits) takes).
+    pub fn hidden_states(&self, batch: &Batch) -> Vec<Tensor<3>> {
+        let mut taps = Taps::recording([Site::Embedding, Site::Block]);
+        let last = self.forward(batch, None, &mut taps);
+        let mut states = vec![taps.recorded[&(0, Site::Embedding)].clone()];
+        states.extend((0..self.config.num_layers - 1).map(|l| taps.recorded[&(l, Site::Block)].clone()));
+        states.push(last);
+        states
+    }
+
     fn embed(&self, batch: &Batch, device: &Device) -> Tensor<3> {
         let ids: Vec<i64> = batch.ids.iter().map(|&i| i as i64).collect();
         let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [batch.ids.len()]), device);

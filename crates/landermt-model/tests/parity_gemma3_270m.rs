@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use common::{Reference, fixtures};
 use landermt_model::generate::{GreedyOptions, greedy};
-use landermt_model::{Backend, Batch, LanguageModel, Site, Taps, cache};
+use landermt_model::{Backend, Batch, LanguageModel, Taps, cache};
 
 fn model() -> Option<&'static LanguageModel> {
     static MODEL: OnceLock<Option<LanguageModel>> = OnceLock::new();
@@ -63,19 +63,12 @@ fn gemma3_hidden_states_top_logits_and_greedy_match_transformers() {
     for k in 0..meta()["prompts"].as_array().unwrap().len() {
         let ids = reference.ids(&format!("ids_{k}"));
         let t = ids.len();
-        let mut taps = Taps::recording([Site::Embedding, Site::Block]);
+        let states = m.net.hidden_states(&Batch::single(&ids));
+        let last = states[layers].clone();
         let mut worst_hidden = 0f32;
-        let last = m.net.forward(&Batch::single(&ids), None, &mut taps);
         let (want, _) = reference.f32(&format!("hidden_{k}"));
-        for entry in 0..=layers {
-            let got: Vec<f32> = match entry {
-                0 => taps.recorded[&(0, Site::Embedding)].clone(),
-                e if e == layers => last.clone(),
-                e => taps.recorded[&(e - 1, Site::Block)].clone(),
-            }
-            .into_data()
-            .try_into_vec::<f32>()
-            .unwrap();
+        for (entry, state) in states.into_iter().enumerate() {
+            let got: Vec<f32> = state.into_data().try_into_vec().unwrap();
             let err = relative_error(&got, &want[entry * t * h..(entry + 1) * t * h]);
             worst_hidden = worst_hidden.max(err);
             assert!(err < 1e-3, "prompt {k} hidden state {entry}: relative error {err}");

@@ -7,7 +7,7 @@ mod common;
 use burn::tensor::Tensor;
 use common::{Reference, assert_close, fixtures};
 use landermt_model::generate::{GreedyOptions, greedy};
-use landermt_model::{Backend, Batch, LanguageModel, Site, Taps};
+use landermt_model::{Backend, Batch, LanguageModel, Taps};
 
 const TOL: f32 = 1e-4;
 
@@ -15,16 +15,11 @@ fn flat3(t: Tensor<3>) -> Vec<f32> {
     t.into_data().try_into_vec::<f32>().unwrap()
 }
 
-/// transformers' `output_hidden_states`: embeddings, blocks 0..L-2, then the final norm.
+/// transformers' `output_hidden_states`, flattened, and the logits.
 fn hidden_states(model: &LanguageModel, ids: &[u32]) -> (Vec<f32>, Vec<f32>) {
-    let mut taps = Taps::recording([Site::Embedding, Site::Block]);
-    let last = model.net.forward(&Batch::single(ids), None, &mut taps);
-    let mut hs = flat3(taps.recorded[&(0, Site::Embedding)].clone());
-    for l in 0..model.config.num_layers - 1 {
-        hs.extend(flat3(taps.recorded[&(l, Site::Block)].clone()));
-    }
-    hs.extend(flat3(last.clone()));
-    (hs, flat3(model.net.logits(last)))
+    let states = model.net.hidden_states(&Batch::single(ids));
+    let last = states.last().unwrap().clone();
+    (states.into_iter().flat_map(flat3).collect(), flat3(model.net.logits(last)))
 }
 
 fn check_model(name: &str, backend: Backend) {
