@@ -1,11 +1,13 @@
-//! Parallel corpora: `source<TAB>target` TSV files, two aligned text files, or lines of
-//! FLORES-200 (one file per language, line n the same sentence in every file).
+//! Corpora. Parallel: `source<TAB>target` TSV files, two aligned text files, or lines of
+//! FLORES-200 (one file per language, line n the same sentence in every file). Monolingual:
+//! one side of FLORES-200 lines, or a text file per language.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::lang::Direction;
+use crate::lang::{Direction, Language};
 
 /// One sentence and its translation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +29,16 @@ pub enum ParallelSource {
     Files { src: PathBuf, tgt: PathBuf },
 }
 
+/// Where a language's monolingual sentences come from (one sentence per line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum MonoSource {
+    /// FLORES-200 files `{dir}/{flores_code}.devtest`, lines `first..=last` (1-based).
+    Flores { dir: PathBuf, first: usize, last: usize },
+    /// A text file per language code, e.g. `{ en = "mono/en.txt", fr = "mono/fr.txt" }`.
+    Files { files: BTreeMap<String, PathBuf> },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CorpusError {
     #[error("{path}: {source}")]
@@ -46,27 +58,50 @@ fn read_lines(path: &Path) -> Result<Vec<String>, CorpusError> {
     Ok(lines)
 }
 
+/// Lines `first..=last` (1-based) of the FLORES-200 file of `lang` in `dir`, clipped to the
+/// file with a warning.
+fn flores_lines(dir: &Path, lang: Language, first: usize, last: usize) -> Result<(PathBuf, Vec<String>), CorpusError> {
+    let path = dir.join(format!("{}.devtest", lang.flores));
+    let lines = read_lines(&path)?;
+    if first == 0 || first > last {
+        return Err(CorpusError::File { path: dir.into(), msg: format!("line range {first}..={last} is empty (lines count from 1)") });
+    }
+    let end = last.min(lines.len());
+    if end < last {
+        tracing::warn!(path = %path.display(), lines = lines.len(), wanted = last, "fewer lines than asked; using what there is");
+    }
+    let picked = lines.get(first - 1..end).map(<[String]>::to_vec).unwrap_or_default();
+    Ok((path, picked))
+}
+
+/// Reads the sentences of `lang` from `source`; blank lines are skipped.
+pub fn read_monolingual(source: &MonoSource, lang: Language) -> Result<Vec<String>, CorpusError> {
+    let lines = match source {
+        MonoSource::Flores { dir, first, last } => flores_lines(dir, lang, *first, *last)?.1,
+        MonoSource::Files { files } => {
+            let path = files.get(lang.code).ok_or_else(|| CorpusError::File {
+                path: PathBuf::from(format!("files.{}", lang.code)),
+                msg: format!("no monolingual file for language `{}` (files are given for: {})", lang.code, files.keys().cloned().collect::<Vec<_>>().join(", ")),
+            })?;
+            read_lines(path)?
+        }
+    };
+    Ok(lines.into_iter().filter(|l| !l.trim().is_empty()).collect())
+}
+
 /// Reads the pairs of `direction` from `source`.
 pub fn read_parallel(source: &ParallelSource, direction: Direction) -> Result<Vec<Pair>, CorpusError> {
     match source {
         ParallelSource::Flores { dir, first, last } => {
-            let src_path = dir.join(format!("{}.devtest", direction.src.flores));
-            let tgt_path = dir.join(format!("{}.devtest", direction.tgt.flores));
-            let (src, tgt) = (read_lines(&src_path)?, read_lines(&tgt_path)?);
+            let (src_path, src) = flores_lines(dir, direction.src, *first, *last)?;
+            let (tgt_path, tgt) = flores_lines(dir, direction.tgt, *first, *last)?;
             if src.len() != tgt.len() {
                 return Err(CorpusError::File {
                     path: tgt_path,
-                    msg: format!("{} lines, but {} has {}", tgt.len(), src_path.display(), src.len()),
+                    msg: format!("{} lines in the range, but {} has {}", tgt.len(), src_path.display(), src.len()),
                 });
             }
-            if *first == 0 || first > last {
-                return Err(CorpusError::File { path: dir.clone(), msg: format!("line range {first}..={last} is empty (lines count from 1)") });
-            }
-            let end = (*last).min(src.len());
-            if end < *last {
-                tracing::warn!(path = %src_path.display(), lines = src.len(), wanted = last, "fewer lines than asked; using what there is");
-            }
-            Ok((first - 1..end).map(|i| Pair { src: src[i].clone(), tgt: tgt[i].clone() }).collect())
+            Ok(src.into_iter().zip(tgt).map(|(src, tgt)| Pair { src, tgt }).collect())
         }
         ParallelSource::Tsv { path, src_lang, tgt_lang } => {
             let swap = if (src_lang.as_str(), tgt_lang.as_str()) == (direction.src.code, direction.tgt.code) {
@@ -136,6 +171,20 @@ mod tests {
         write(dir.path(), "t.tsv", "\n\n");
         let err = read_parallel(&src, "en-fr".parse().unwrap()).unwrap_err().to_string();
         assert!(err.contains("empty"), "{err}");
+    }
+
+    #[test]
+    fn monolingual_sources_read_one_language() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "eng_Latn.devtest", "one\ntwo\nthree\n");
+        let en: Language = "en".parse().unwrap();
+        let flores = MonoSource::Flores { dir: dir.path().into(), first: 2, last: 3 };
+        assert_eq!(read_monolingual(&flores, en).unwrap(), ["two", "three"]);
+        let path = write(dir.path(), "en.txt", "a\n\nb\n");
+        let files = MonoSource::Files { files: [("en".to_string(), path)].into() };
+        assert_eq!(read_monolingual(&files, en).unwrap(), ["a", "b"]);
+        let err = read_monolingual(&files, "fr".parse().unwrap()).unwrap_err().to_string();
+        assert!(err.contains("no monolingual file for language `fr`") && err.contains("en"), "{err}");
     }
 
     #[test]

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 /// A language the project knows: ISO 639-1 code, English name (used in prompts) and FLORES-200
 /// code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(into = "String")]
 pub struct Language {
     pub code: &'static str,
     pub name: &'static str,
@@ -42,6 +42,20 @@ impl FromStr for Language {
     }
 }
 
+/// Written by hand: a derived impl would see the `&'static str` fields and demand `'de: 'static`,
+/// which makes every struct holding a language undeserialisable from borrowed input.
+impl<'de> Deserialize<'de> for Language {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for Direction {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl TryFrom<String> for Language {
     type Error = LangError;
     fn try_from(s: String) -> Result<Self, LangError> {
@@ -62,8 +76,8 @@ impl fmt::Display for Language {
 }
 
 /// `src→tgt`, written `src-tgt` (e.g. `en-fr`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(into = "String")]
 pub struct Direction {
     pub src: Language,
     pub tgt: Language,

@@ -41,12 +41,19 @@ impl Site {
             Site::Block => "block",
         }
     }
+
+    /// The site of an artifact name (the inverse of [`name`](Self::name)).
+    pub fn from_name(name: &str) -> Option<Site> {
+        std::iter::once(Site::Embedding).chain(Site::ALL).find(|s| s.name() == name)
+    }
 }
 
 /// Which sites to record, which probes to add, and what was recorded.
 #[derive(Debug, Default)]
 pub struct Taps {
     record: BTreeSet<Site>,
+    /// Sites that get a zero `require_grad` leaf of the activation's shape in every layer.
+    auto_probe: BTreeSet<Site>,
     probes: BTreeMap<(usize, Site), Tensor<3>>,
     /// Activations recorded during the last forward pass, by (layer, site).
     pub recorded: BTreeMap<(usize, Site), Tensor<3>>,
@@ -63,6 +70,18 @@ impl Taps {
         Self { record: sites.into_iter().collect(), ..Self::default() }
     }
 
+    /// Adds a zero probe leaf at `sites` of every layer, shaped like the activation there
+    /// (on an autodiff device; read the gradients through [`probes`](Self::probes)).
+    pub fn probing(mut self, sites: impl IntoIterator<Item = Site>) -> Self {
+        self.auto_probe.extend(sites);
+        self
+    }
+
+    /// The probes of the last forward pass, by (layer, site).
+    pub fn probes(&self) -> &BTreeMap<(usize, Site), Tensor<3>> {
+        &self.probes
+    }
+
     /// Adds `probe` (same shape as the site's activation) at `site` of `layer`.
     pub fn with_probe(mut self, layer: usize, site: Site, probe: Tensor<3>) -> Self {
         self.probes.insert((layer, site), probe);
@@ -75,6 +94,10 @@ impl Taps {
 
     /// Called by the model at each site; returns the activation (plus the probe, if any).
     pub fn tap(&mut self, layer: usize, site: Site, x: Tensor<3>) -> Tensor<3> {
+        if self.auto_probe.contains(&site) && !self.probes.contains_key(&(layer, site)) {
+            let probe = Tensor::zeros(x.dims(), &x.device()).require_grad();
+            self.probes.insert((layer, site), probe);
+        }
         let x = match self.probes.get(&(layer, site)) {
             Some(p) => x + p.clone(),
             None => x,
@@ -87,6 +110,6 @@ impl Taps {
 
     /// Whether anything will be recorded or probed (lets the model skip bookkeeping).
     pub fn is_empty(&self) -> bool {
-        self.record.is_empty() && self.probes.is_empty()
+        self.record.is_empty() && self.probes.is_empty() && self.auto_probe.is_empty()
     }
 }

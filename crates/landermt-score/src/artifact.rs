@@ -1,0 +1,164 @@
+//! Stage 2's artifacts: `neurons.safetensors` holds every score tensor, `neurons.json` the
+//! split of the selected layers. Both are versioned ([`NEURONS_VERSION`]).
+//!
+//! Tensor names (all f64, one entry per unit):
+//! - `layer.{i}.{module}.S.{lang}`: `S_ℓ`, Σ over sentences of the token-mean of `|∂L/∂h · h|`;
+//! - `layer.{i}.{module}.G.{lang}`: `G_ℓ`, Σ over sentences and tokens of `|∂L/∂h|` / tokens;
+//! - `layer.{i}.{module}.var`: `σ`, the unbiased variance of `S_ℓ` across languages;
+//!
+//! with `module` one of `q k v o ffn_act ffn_down` and `lang` an ISO 639-1 code. The file's
+//! metadata holds `version` and `languages` (comma-separated, in the run's order).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use landermt_data::{Language, MonoSource};
+use landermt_model::Site;
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::split::Split;
+
+/// Version of the `neurons.json` and `neurons.safetensors` schemas.
+pub const NEURONS_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {msg}")]
+    Format { path: PathBuf, msg: String },
+}
+
+/// The scores of one module in every language (languages in [`Scores::languages`] order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModuleScores {
+    pub s: Vec<Vec<f64>>,
+    pub g: Vec<Vec<f64>>,
+    pub var: Vec<f64>,
+}
+
+/// Everything in `neurons.safetensors`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scores {
+    pub languages: Vec<Language>,
+    pub modules: BTreeMap<(usize, Site), ModuleScores>,
+}
+
+fn name(layer: usize, site: Site, what: &str) -> String {
+    format!("layer.{layer}.{}.{what}", site.name())
+}
+
+impl Scores {
+    pub fn num_layers(&self) -> usize {
+        self.modules.keys().map(|(l, _)| l + 1).max().unwrap_or(0)
+    }
+
+    pub fn write(&self, path: &Path) -> landermt_model::Result<()> {
+        let mut named: Vec<(String, Vec<u8>, usize)> = Vec::new();
+        let mut push = |n: String, v: &[f64]| named.push((n, v.iter().flat_map(|x| x.to_le_bytes()).collect(), v.len()));
+        for (&(layer, site), m) in &self.modules {
+            for (l, lang) in self.languages.iter().enumerate() {
+                push(name(layer, site, &format!("S.{lang}")), &m.s[l]);
+                push(name(layer, site, &format!("G.{lang}")), &m.g[l]);
+            }
+            push(name(layer, site, "var"), &m.var);
+        }
+        let views: Vec<(String, TensorView)> = named
+            .iter()
+            .map(|(n, bytes, len)| (n.clone(), TensorView::new(Dtype::F64, vec![*len], bytes).expect("shape matches the bytes")))
+            .collect();
+        let languages = self.languages.iter().map(|l| l.code).collect::<Vec<_>>().join(",");
+        let meta = HashMap::from([("version".to_string(), NEURONS_VERSION.to_string()), ("languages".to_string(), languages)]);
+        let bytes = safetensors::serialize(views, Some(meta)).expect("safetensors serialisation of f64 vectors");
+        landermt_model::atomic::write_atomic(path, |w| w.write_all(&bytes))
+    }
+
+    pub fn read(path: &Path) -> Result<Self, ArtifactError> {
+        let bad = |msg: String| ArtifactError::Format { path: path.into(), msg };
+        let bytes = std::fs::read(path).map_err(|source| ArtifactError::Io { path: path.into(), source })?;
+        let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a safetensors file ({e})")))?;
+        let meta = meta.metadata().clone().unwrap_or_default();
+        match meta.get("version").map(String::as_str) {
+            Some(v) if v == NEURONS_VERSION.to_string() => {}
+            v => return Err(bad(format!("schema version {v:?}, this build reads {NEURONS_VERSION}"))),
+        }
+        let languages = meta
+            .get("languages")
+            .ok_or_else(|| bad("no `languages` in the metadata".into()))?
+            .split(',')
+            .map(|c| c.parse::<Language>().map_err(|e| bad(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not a safetensors file ({e})")))?;
+        let get = |n: &str| -> Result<Vec<f64>, ArtifactError> {
+            let t = st.tensor(n).map_err(|_| bad(format!("tensor `{n}` is missing")))?;
+            if t.dtype() != Dtype::F64 {
+                return Err(bad(format!("tensor `{n}` is {:?}, expected F64", t.dtype())));
+            }
+            Ok(t.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
+        };
+        let mut modules = BTreeMap::new();
+        for n in st.names() {
+            let Some(rest) = n.strip_prefix("layer.") else { continue };
+            let Some((layer, rest)) = rest.split_once('.') else { continue };
+            let Some(site) = rest.strip_suffix(".var").and_then(Site::from_name) else { continue };
+            let layer: usize = layer.parse().map_err(|_| bad(format!("tensor `{n}`: bad layer index")))?;
+            let per_lang = |what: &str| languages.iter().map(|l| get(&name(layer, site, &format!("{what}.{l}")))).collect::<Result<Vec<_>, _>>();
+            modules.insert((layer, site), ModuleScores { s: per_lang("S")?, g: per_lang("G")?, var: get(n)? });
+        }
+        Ok(Self { languages, modules })
+    }
+}
+
+/// Sentences and tokens scored in one language.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LanguageCount {
+    pub language: Language,
+    pub sentences: usize,
+    pub positions: usize,
+}
+
+/// The split of one module of a selected layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModuleSplit {
+    pub units: usize,
+    /// The variance threshold λ.
+    pub lambda: f64,
+    /// Language-general units (0-based, ascending).
+    pub general: Vec<usize>,
+    /// Language-specific units by language code.
+    pub specific: BTreeMap<String, Vec<usize>>,
+    /// `general` and each language's specific unit count.
+    pub counts: BTreeMap<String, usize>,
+}
+
+impl ModuleSplit {
+    pub fn new(split: &Split, languages: &[Language]) -> Self {
+        let specific: BTreeMap<String, Vec<usize>> = languages.iter().zip(&split.specific).map(|(l, u)| (l.code.to_string(), u.clone())).collect();
+        let mut counts: BTreeMap<String, usize> = specific.iter().map(|(l, u)| (l.clone(), u.len())).collect();
+        counts.insert("general".into(), split.general.len());
+        Self { units: split.var.len(), lambda: split.lambda, general: split.general.clone(), specific, counts }
+    }
+}
+
+/// The split of one selected layer, by module name (`q`, `k`, `v`, `o`, `ffn_act`, `ffn_down`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerSplit {
+    pub layer: usize,
+    pub modules: BTreeMap<String, ModuleSplit>,
+}
+
+/// Stage 2's summary, written as `neurons.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Neurons {
+    pub version: u32,
+    pub model: String,
+    pub epsilon: f64,
+    pub languages: Vec<Language>,
+    pub data: MonoSource,
+    pub counts: Vec<LanguageCount>,
+    pub num_layers: usize,
+    /// The layers of `layers.json` whose splits follow (0-based, sorted).
+    pub selected: Vec<usize>,
+    pub layers: Vec<LayerSplit>,
+}
