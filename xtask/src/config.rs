@@ -13,6 +13,40 @@ pub struct RunConfig {
     pub model: ModelSection,
     #[serde(default)]
     pub probe: ProbeSection,
+    #[serde(default)]
+    pub score: ScoreSection,
+}
+
+/// `[score]`: stage 2 (METHOD.md eq. 2–3).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScoreSection {
+    /// The languages compared (default: the languages of the run's directions, then
+    /// `extra_languages`).
+    pub languages: Option<Vec<landermt_data::Language>>,
+    /// Added to the default languages (ignored when `languages` is given).
+    pub extra_languages: Vec<landermt_data::Language>,
+    /// Monolingual sentences per language.
+    pub n: usize,
+    /// Share of each module's units that are language-general (METHOD.md ε).
+    pub epsilon: f64,
+    /// Sentences per forward and backward pass.
+    pub batch_size: usize,
+    /// Where the sentences come from (default: one side of FLORES-200 devtest lines 1–500).
+    pub data: landermt_data::MonoSource,
+}
+
+impl Default for ScoreSection {
+    fn default() -> Self {
+        Self {
+            languages: None,
+            extra_languages: Vec::new(),
+            n: 200,
+            epsilon: 0.9,
+            batch_size: 8,
+            data: landermt_data::MonoSource::Flores { dir: "data/flores200-devtest".into(), first: 1, last: 500 },
+        }
+    }
 }
 
 /// `[probe]`: stage 1 (METHOD.md eq. 1).
@@ -72,12 +106,36 @@ impl RunConfig {
                 bail!("{}: direction `{d}`: {e}", path.display());
             }
         }
+        if let Err(e) = landermt_score::check(&cfg.score_languages(), cfg.score.epsilon) {
+            bail!("{}: [score] {e}", path.display());
+        }
         match (&cfg.model.name, &cfg.model.path) {
             (Some(_), Some(_)) | (None, None) => bail!("{}: [model] needs exactly one of `name` or `path`", path.display()),
             (Some(n), None) if cache::known(n).is_none() => bail!("{}: unknown model name `{n}`", path.display()),
             _ => {}
         }
         Ok(cfg)
+    }
+}
+
+impl RunConfig {
+    /// The languages of the directions, in order of first appearance.
+    pub fn directions(&self) -> Vec<landermt_data::Direction> {
+        self.run.directions.iter().map(|d| d.parse().expect("validated on load")).collect()
+    }
+
+    /// `score.languages`, or the run's languages followed by `score.extra_languages`.
+    pub fn score_languages(&self) -> Vec<landermt_data::Language> {
+        if let Some(l) = &self.score.languages {
+            return l.clone();
+        }
+        let mut out: Vec<landermt_data::Language> = Vec::new();
+        for l in self.directions().iter().flat_map(|d| [d.src, d.tgt]).chain(self.score.extra_languages.iter().copied()) {
+            if !out.contains(&l) {
+                out.push(l);
+            }
+        }
+        out
     }
 }
 
@@ -123,7 +181,8 @@ mod tests {
             let p = entry.unwrap().path();
             RunConfig::load(&p).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
         }
-        load_str(GOOD).unwrap();
+        let cfg = load_str(&format!("{GOOD}[score]\nextra_languages = [\"de\", \"zh\"]\n")).unwrap();
+        assert_eq!(cfg.score_languages().iter().map(|l| l.code).collect::<Vec<_>>(), ["en", "fr", "de", "zh"]);
     }
 
     #[test]
@@ -135,6 +194,10 @@ mod tests {
             (GOOD.replace("name = \"gemma-3-270m\"", "name = \"gemma-3-270m\"\npath = \"m\""), "exactly one"),
             (GOOD.replace("[model]", "[model]\nbackend = \"tpu\""), "tpu"),
             (GOOD.replace("[model]", "[model]\nbackedn = \"flex\""), "backedn"),
+            (format!("{GOOD}[score]\nlanguages = [\"en\", \"xx\"]\n"), "unknown language code `xx`"),
+            (format!("{GOOD}[score]\nlanguages = [\"en\"]\n"), "at least two languages"),
+            (format!("{GOOD}[score]\nepsilon = 1.5\n"), "ε = 1.5"),
+            (format!("{GOOD}[score]\nlanguages = [\"en\", \"de\", \"de\"]\n"), "`de` is listed twice"),
             ("[run\nname=".to_string(), "invalid config"),
         ];
         for (text, want) in cases {

@@ -34,6 +34,12 @@ enum Cmd {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Stage 2: score every neuron's language awareness and write `neurons.safetensors` and
+    /// `neurons.json` (needs `layers.json`).
+    Score {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Run a model on a text and write its ids, logits (and hidden states) as safetensors.
     Forward {
         /// A Hugging Face folder, a .gguf file, or the name of a cached model.
@@ -86,6 +92,7 @@ fn run(command: Cmd) -> Result<()> {
     match command {
         Cmd::Pipeline { config, dry_run } => pipeline(&config, dry_run),
         Cmd::Probe { config } => stages::probe(&config::RunConfig::load(&config)?),
+        Cmd::Score { config } => stages::score(&config::RunConfig::load(&config)?),
         Cmd::Forward { model, text, out, hidden, backend } => inspect::forward(&model, &text, &out, hidden, backend),
         Cmd::Generate { model, text, max_new_tokens, backend } => inspect::generate(&model, &text, max_new_tokens, backend),
         Cmd::FetchModel { name } => {
@@ -121,11 +128,12 @@ fn pipeline(config_path: &std::path::Path, dry_run: bool) -> Result<()> {
     println!("  model: {} on {}", cfg.model.describe(), cfg.model.backend);
     println!("  directions: {}", cfg.run.directions.join(", "));
     if dry_run {
-        println!("  stages: fetch-model, probe (then score, route, train, eval once implemented)");
+        println!("  stages: fetch-model, probe, score (then route, train, eval once implemented)");
         return Ok(());
     }
     stages::probe(&cfg)?;
-    bail!("stages score, route, train and eval are not implemented yet (issues 3–6); the pipeline stopped after probe")
+    stages::score(&cfg)?;
+    bail!("stages route, train and eval are not implemented yet (issues 4–6); the pipeline stopped after score")
 }
 
 fn check_gpu() -> Result<()> {

@@ -1,10 +1,11 @@
 //! Running the stages from a run config: read inputs, call the stage's library, write its
 //! artifact atomically into the run directory.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use landermt_data::{Direction, read_parallel};
+use landermt_data::{Direction, read_monolingual, read_parallel};
 use landermt_model::LanguageModel;
+use landermt_score::{Partial, Settings};
 
 use crate::config::RunConfig;
 
@@ -16,7 +17,13 @@ fn bar(len: usize, what: &str) -> ProgressBar {
 }
 
 fn directions(cfg: &RunConfig) -> Result<Vec<Direction>> {
-    cfg.run.directions.iter().map(|d| d.parse().with_context(|| format!("direction `{d}`"))).collect()
+    Ok(cfg.directions())
+}
+
+fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> Result<()> {
+    let json = serde_json::to_vec_pretty(value)?;
+    landermt_model::atomic::write_atomic(path, |w| w.write_all(&json))?;
+    Ok(())
 }
 
 /// Stage 1: `layers.json`.
@@ -42,8 +49,7 @@ pub fn probe(cfg: &RunConfig) -> Result<()> {
     let layers = landermt_probe::layers(cfg.model.describe(), curves, p.rule, p.k)
         .with_context(|| format!("probe.k = {} with rule {:?}", p.k, p.rule))?;
     let out = cfg.run.dir.join("layers.json");
-    let json = serde_json::to_vec_pretty(&layers)?;
-    landermt_model::atomic::write_atomic(&out, |w| w.write_all(&json))?;
+    write_json(&out, &layers)?;
     println!(
         "probe: selected layers {:?} (rule {:?}, k {}) in {:.1}s → {}",
         layers.selected,
@@ -55,6 +61,73 @@ pub fn probe(cfg: &RunConfig) -> Result<()> {
     Ok(())
 }
 
+/// Reads `layers.json` of the run, naming the command that makes it when it is missing.
+pub fn read_layers(cfg: &RunConfig) -> Result<landermt_probe::Layers> {
+    let path = cfg.run.dir.join("layers.json");
+    let bytes = std::fs::read(&path).with_context(|| format!("{}: stage 1's artifact is missing; run `cargo xtask probe --config …` first", path.display()))?;
+    let layers: landermt_probe::Layers = serde_json::from_slice(&bytes).with_context(|| format!("{}: not a layers.json", path.display()))?;
+    if layers.version != landermt_probe::LAYERS_VERSION {
+        bail!("{}: schema version {}, this build reads {}; run the probe again", path.display(), layers.version, landermt_probe::LAYERS_VERSION);
+    }
+    Ok(layers)
+}
+
+/// Stage 2: `neurons.safetensors` and `neurons.json`. Each language's scores are saved under
+/// `score/` as soon as they are done, so a killed run resumes at the next language.
+pub fn score(cfg: &RunConfig) -> Result<()> {
+    let sc = &cfg.score;
+    let layers = read_layers(cfg)?;
+    let languages = cfg.score_languages();
+    let path = cfg.model.resolve(true)?;
+    let model = landermt_score::frozen(LanguageModel::load(&path, &cfg.model.backend.device()?.autodiff())?);
+    if layers.num_layers != model.config.num_layers {
+        bail!("layers.json was measured on a {}-layer model, but {} has {}; run the probe again", layers.num_layers, path.display(), model.config.num_layers);
+    }
+    let _span = tracing::info_span!("score").entered();
+    let start = std::time::Instant::now();
+    let mut per_language = Vec::new();
+    for lang in &languages {
+        let key = format!("model {}; data {:?}; n {}; language {lang}; version {}", cfg.model.describe(), sc.data, sc.n, landermt_score::NEURONS_VERSION);
+        let partial = cfg.run.dir.join("score").join(format!("{lang}.json"));
+        if let Some(done) = Partial::load(&partial, &key) {
+            tracing::info!(%lang, path = %partial.display(), "scores of this language were already computed; reusing them");
+            per_language.push(done);
+            continue;
+        }
+        let mut sentences = read_monolingual(&sc.data, *lang)?;
+        if sentences.len() < sc.n {
+            tracing::warn!(%lang, available = sentences.len(), wanted = sc.n, "fewer sentences than score.n; using what there is");
+        }
+        sentences.truncate(sc.n);
+        let ids = sentences.iter().map(|s| model.encode(s)).collect::<landermt_model::Result<Vec<_>>>()?;
+        let pb = bar(ids.len(), lang.code);
+        let t0 = std::time::Instant::now();
+        let a = landermt_score::awareness(&model, &ids, sc.batch_size, &|n| pb.inc(n as u64));
+        pb.finish();
+        tracing::info!(%lang, sentences = a.sentences, tokens = a.positions, tokens_per_s = a.positions as f64 / t0.elapsed().as_secs_f64(), "scored");
+        Partial::new(key, &a).save(&partial)?;
+        per_language.push(a);
+    }
+    let settings = Settings {
+        model: cfg.model.describe(),
+        languages: languages.clone(),
+        data: sc.data.clone(),
+        epsilon: sc.epsilon,
+        num_layers: model.config.num_layers,
+        selected: layers.selected.clone(),
+    };
+    let (scores, neurons) = landermt_score::neurons(&settings, &per_language)?;
+    scores.write(&cfg.run.dir.join("neurons.safetensors"))?;
+    let out = cfg.run.dir.join("neurons.json");
+    write_json(&out, &neurons)?;
+    println!("score: {} languages in {:.1}s → {}", languages.len(), start.elapsed().as_secs_f64(), out.display());
+    for l in &neurons.layers {
+        let ffn = &l.modules["ffn_act"];
+        let specific: Vec<String> = languages.iter().map(|lang| format!("{lang} {}", ffn.counts[lang.code])).collect();
+        println!("  layer {:>2} ffn_act: {} general, specific {}", l.layer, ffn.counts["general"], specific.join(", "));
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {
@@ -66,6 +139,9 @@ mod tests {
         let mut cfg = RunConfig::load(&root.join("configs/quick.toml")).unwrap();
         cfg.model.path = cfg.model.path.map(|p| root.join(p));
         if let landermt_data::ParallelSource::Flores { dir, .. } = &mut cfg.probe.data {
+            *dir = root.join(&*dir);
+        }
+        if let landermt_data::MonoSource::Flores { dir, .. } = &mut cfg.score.data {
             *dir = root.join(&*dir);
         }
         cfg.run.dir = run_dir.to_path_buf();
@@ -91,5 +167,30 @@ mod tests {
         let err = format!("{:#}", probe(&cfg).unwrap_err());
         assert!(err.contains("k = 6") && err.contains("has 4"), "{err}");
         assert!(!dir.path().join("layers.json").exists());
+    }
+
+    #[test]
+    fn score_writes_neurons_for_the_selected_layers_and_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = quick(dir.path());
+        let err = format!("{:#}", score(&cfg).unwrap_err());
+        assert!(err.contains("layers.json") && err.contains("cargo xtask probe"), "{err}");
+        probe(&cfg).unwrap();
+        score(&cfg).unwrap();
+        let neurons: landermt_score::Neurons = serde_json::from_slice(&std::fs::read(dir.path().join("neurons.json")).unwrap()).unwrap();
+        assert_eq!(neurons.selected, vec![2, 3]);
+        assert_eq!(neurons.languages.iter().map(|l| l.code).collect::<Vec<_>>(), ["en", "fr", "de"]);
+        let ffn = &neurons.layers[0].modules["ffn_act"];
+        // llama-tiny has 176 FFN units: ⌊0.9·176⌋ = 158, so 176 − 158 − 1 = 17 are specific.
+        assert_eq!(ffn.counts.values().sum::<usize>(), 176);
+        assert_eq!(176 - ffn.counts["general"], 17);
+        let scores = landermt_score::Scores::read(&dir.path().join("neurons.safetensors")).unwrap();
+        assert_eq!(scores.num_layers(), 4);
+
+        // A second run reuses every language's saved scores and writes the same artifacts.
+        let before = std::fs::read(dir.path().join("neurons.safetensors")).unwrap();
+        std::fs::remove_file(dir.path().join("neurons.safetensors")).unwrap();
+        score(&cfg).unwrap();
+        assert!(std::fs::read(dir.path().join("neurons.safetensors")).unwrap() == before, "the resumed run wrote different scores");
     }
 }

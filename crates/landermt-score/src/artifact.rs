@@ -110,6 +110,45 @@ impl Scores {
     }
 }
 
+/// One language's [`Awareness`](crate::Awareness), saved while a run goes on so that a killed
+/// run resumes at the next language. `key` identifies the inputs it was computed from; a saved
+/// file with another key is ignored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Partial {
+    pub key: String,
+    pub sentences: usize,
+    pub positions: usize,
+    /// (layer, module, S, G) per scored module.
+    pub modules: Vec<(usize, String, Vec<f64>, Vec<f64>)>,
+}
+
+impl Partial {
+    pub fn new(key: String, a: &crate::Awareness) -> Self {
+        let modules = a.s.iter().map(|(&(l, site), s)| (l, site.name().to_string(), s.clone(), a.g[&(l, site)].clone())).collect();
+        Self { key, sentences: a.sentences, positions: a.positions, modules }
+    }
+
+    /// The awareness, if the file was made from the inputs named by `key`.
+    pub fn load(path: &Path, key: &str) -> Option<crate::Awareness> {
+        let p: Partial = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+        if p.key != key {
+            return None;
+        }
+        let mut a = crate::Awareness { sentences: p.sentences, positions: p.positions, ..Default::default() };
+        for (l, site, s, g) in p.modules {
+            let site = Site::from_name(&site)?;
+            a.s.insert((l, site), s);
+            a.g.insert((l, site), g);
+        }
+        Some(a)
+    }
+
+    pub fn save(&self, path: &Path) -> landermt_model::Result<()> {
+        let json = serde_json::to_vec(self).expect("plain data serialises");
+        landermt_model::atomic::write_atomic(path, |w| w.write_all(&json))
+    }
+}
+
 /// Sentences and tokens scored in one language.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LanguageCount {
@@ -161,4 +200,59 @@ pub struct Neurons {
     /// The layers of `layers.json` whose splits follow (0-based, sorted).
     pub selected: Vec<usize>,
     pub layers: Vec<LayerSplit>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scores() -> Scores {
+        let languages: Vec<Language> = ["en", "zh"].iter().map(|c| c.parse().unwrap()).collect();
+        let m = |k: f64| ModuleScores { s: vec![vec![k, 2.0], vec![3.0, k]], g: vec![vec![0.5, k], vec![k, 0.25]], var: vec![k * k, 1.0] };
+        Scores { languages, modules: [((0, Site::AttnQ), m(1.0)), ((1, Site::FfnAct), m(-7.5))].into() }
+    }
+
+    #[test]
+    fn scores_round_trip_through_safetensors_with_the_documented_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("neurons.safetensors");
+        scores().write(&path).unwrap();
+        let back = Scores::read(&path).unwrap();
+        assert_eq!(back, scores());
+        assert_eq!(back.num_layers(), 2);
+        let bytes = std::fs::read(&path).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let mut names = st.names();
+        names.sort();
+        assert_eq!(names[..3], ["layer.0.q.G.en", "layer.0.q.G.zh", "layer.0.q.S.en"]);
+        assert!(names.contains(&"layer.1.ffn_act.var"));
+    }
+
+    #[test]
+    fn partial_results_reload_only_under_their_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("en.json");
+        let mut a = crate::Awareness { sentences: 2, positions: 9, ..Default::default() };
+        a.s.insert((3, Site::FfnDown), vec![1.0, 2.5]);
+        a.g.insert((3, Site::FfnDown), vec![0.1, 0.2]);
+        Partial::new("model A, lines 1-2".into(), &a).save(&path).unwrap();
+        assert_eq!(Partial::load(&path, "model A, lines 1-2"), Some(a));
+        assert_eq!(Partial::load(&path, "model B, lines 1-2"), None);
+        assert_eq!(Partial::load(&dir.path().join("missing.json"), "model A, lines 1-2"), None);
+    }
+
+    #[test]
+    fn a_truncated_or_foreign_file_is_refused_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("neurons.safetensors");
+        scores().write(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 9]).unwrap();
+        let err = Scores::read(&path).unwrap_err().to_string();
+        assert!(err.contains("neurons.safetensors") && err.contains("not a safetensors file"), "{err}");
+        let other = dir.path().join("other.safetensors");
+        std::fs::write(&other, safetensors::serialize(Vec::<(String, TensorView)>::new(), None).unwrap()).unwrap();
+        let err = Scores::read(&other).unwrap_err().to_string();
+        assert!(err.contains("schema version"), "{err}");
+    }
 }

@@ -21,7 +21,7 @@ pub mod taylor;
 
 use std::collections::BTreeMap;
 
-pub use artifact::{ArtifactError, LayerSplit, ModuleScores, ModuleSplit, NEURONS_VERSION, Neurons, Scores};
+pub use artifact::{ArtifactError, LayerSplit, ModuleScores, ModuleSplit, NEURONS_VERSION, Neurons, Partial, Scores};
 pub use split::{Split, split};
 pub use taylor::{Awareness, SCORED, awareness, frozen};
 
