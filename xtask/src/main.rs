@@ -2,6 +2,7 @@
 //! orders stages and reports progress; the work itself is in the libraries.
 
 mod config;
+mod figures;
 mod inspect;
 mod stages;
 
@@ -39,6 +40,11 @@ enum Cmd {
     Score {
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Draw the analysis figures (CSV + SVG) of a run directory into `{run}/figures/`.
+    Plot {
+        #[arg(long)]
+        run: PathBuf,
     },
     /// Run a model on a text and write its ids, logits (and hidden states) as safetensors.
     Forward {
@@ -93,6 +99,17 @@ fn run(command: Cmd) -> Result<()> {
         Cmd::Pipeline { config, dry_run } => pipeline(&config, dry_run),
         Cmd::Probe { config } => stages::probe(&config::RunConfig::load(&config)?),
         Cmd::Score { config } => stages::score(&config::RunConfig::load(&config)?),
+        Cmd::Plot { run } => {
+            if !run.is_dir() {
+                bail!("{}: no such run directory", run.display());
+            }
+            let written = figures::write_all(&run)?;
+            if written.is_empty() {
+                bail!("{}: no stage artifacts to plot (layers.json, neurons.*)", run.display());
+            }
+            written.iter().for_each(|p| println!("{}", p.display()));
+            Ok(())
+        }
         Cmd::Forward { model, text, out, hidden, backend } => inspect::forward(&model, &text, &out, hidden, backend),
         Cmd::Generate { model, text, max_new_tokens, backend } => inspect::generate(&model, &text, max_new_tokens, backend),
         Cmd::FetchModel { name } => {

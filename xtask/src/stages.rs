@@ -58,7 +58,16 @@ pub fn probe(cfg: &RunConfig) -> Result<()> {
         start.elapsed().as_secs_f64(),
         out.display()
     );
+    figures(cfg);
     Ok(())
+}
+
+/// Redraws the run's figures; a figure that cannot be drawn is not worth failing a stage.
+fn figures(cfg: &RunConfig) {
+    match crate::figures::write_all(&cfg.run.dir) {
+        Ok(_) => println!("  figures: {}", cfg.run.dir.join("figures").display()),
+        Err(e) => tracing::warn!("figures not drawn: {e:#}"),
+    }
 }
 
 /// Reads `layers.json` of the run, naming the command that makes it when it is missing.
@@ -126,6 +135,7 @@ pub fn score(cfg: &RunConfig) -> Result<()> {
         let specific: Vec<String> = languages.iter().map(|lang| format!("{lang} {}", ffn.counts[lang.code])).collect();
         println!("  layer {:>2} ffn_act: {} general, specific {}", l.layer, ffn.counts["general"], specific.join(", "));
     }
+    figures(cfg);
     Ok(())
 }
 
@@ -192,5 +202,12 @@ mod tests {
         std::fs::remove_file(dir.path().join("neurons.safetensors")).unwrap();
         score(&cfg).unwrap();
         assert!(std::fs::read(dir.path().join("neurons.safetensors")).unwrap() == before, "the resumed run wrote different scores");
+
+        // Figures 4–7 and the counts, each as CSV and SVG.
+        for stem in ["activation", "delta", "awareness-general", "awareness-specific", "specific-counts"] {
+            let csv = std::fs::read_to_string(dir.path().join(format!("figures/{stem}.csv"))).unwrap();
+            assert!(csv.lines().count() > 4, "{stem}.csv: {csv}");
+            assert!(dir.path().join(format!("figures/{stem}.svg")).exists());
+        }
     }
 }

@@ -7,7 +7,10 @@
 //! - `layer.{i}.{module}.var`: `σ`, the unbiased variance of `S_ℓ` across languages;
 //!
 //! with `module` one of `q k v o ffn_act ffn_down` and `lang` an ISO 639-1 code. The file's
-//! metadata holds `version` and `languages` (comma-separated, in the run's order).
+//! metadata has one key, `landermt`, whose value is the JSON
+//! `{"artifact":"neurons","version":1,"languages":["en","fr",…]}` (languages in the run's
+//! order). One key, because safetensors writes its metadata map in hash order, and the file
+//! should come out byte-identical from identical inputs.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -28,6 +31,14 @@ pub enum ArtifactError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {msg}")]
     Format { path: PathBuf, msg: String },
+}
+
+/// The metadata of `neurons.safetensors`.
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    artifact: String,
+    version: u32,
+    languages: Vec<Language>,
 }
 
 /// The scores of one module in every language (languages in [`Scores::languages`] order).
@@ -68,8 +79,8 @@ impl Scores {
             .iter()
             .map(|(n, bytes, len)| (n.clone(), TensorView::new(Dtype::F64, vec![*len], bytes).expect("shape matches the bytes")))
             .collect();
-        let languages = self.languages.iter().map(|l| l.code).collect::<Vec<_>>().join(",");
-        let meta = HashMap::from([("version".to_string(), NEURONS_VERSION.to_string()), ("languages".to_string(), languages)]);
+        let header = Header { artifact: "neurons".into(), version: NEURONS_VERSION, languages: self.languages.clone() };
+        let meta = HashMap::from([("landermt".to_string(), serde_json::to_string(&header).expect("plain data serialises"))]);
         let bytes = safetensors::serialize(views, Some(meta)).expect("safetensors serialisation of f64 vectors");
         landermt_model::atomic::write_atomic(path, |w| w.write_all(&bytes))
     }
@@ -79,16 +90,15 @@ impl Scores {
         let bytes = std::fs::read(path).map_err(|source| ArtifactError::Io { path: path.into(), source })?;
         let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a safetensors file ({e})")))?;
         let meta = meta.metadata().clone().unwrap_or_default();
-        match meta.get("version").map(String::as_str) {
-            Some(v) if v == NEURONS_VERSION.to_string() => {}
-            v => return Err(bad(format!("schema version {v:?}, this build reads {NEURONS_VERSION}"))),
+        let header: Header = meta
+            .get("landermt")
+            .and_then(|h| serde_json::from_str(h).ok())
+            .filter(|h: &Header| h.artifact == "neurons")
+            .ok_or_else(|| bad("not a landermt neurons file (no `landermt` metadata naming the artifact)".into()))?;
+        if header.version != NEURONS_VERSION {
+            return Err(bad(format!("schema version {}, this build reads {NEURONS_VERSION}", header.version)));
         }
-        let languages = meta
-            .get("languages")
-            .ok_or_else(|| bad("no `languages` in the metadata".into()))?
-            .split(',')
-            .map(|c| c.parse::<Language>().map_err(|e| bad(e.to_string())))
-            .collect::<Result<Vec<_>, _>>()?;
+        let languages = header.languages;
         let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not a safetensors file ({e})")))?;
         let get = |n: &str| -> Result<Vec<f64>, ArtifactError> {
             let t = st.tensor(n).map_err(|_| bad(format!("tensor `{n}` is missing")))?;
@@ -218,6 +228,9 @@ mod tests {
         let path = dir.path().join("neurons.safetensors");
         scores().write(&path).unwrap();
         let back = Scores::read(&path).unwrap();
+        let again = dir.path().join("again.safetensors");
+        back.write(&again).unwrap();
+        assert!(std::fs::read(&again).unwrap() == std::fs::read(&path).unwrap(), "the same scores must give the same bytes");
         assert_eq!(back, scores());
         assert_eq!(back.num_layers(), 2);
         let bytes = std::fs::read(&path).unwrap();
@@ -253,6 +266,6 @@ mod tests {
         let other = dir.path().join("other.safetensors");
         std::fs::write(&other, safetensors::serialize(Vec::<(String, TensorView)>::new(), None).unwrap()).unwrap();
         let err = Scores::read(&other).unwrap_err().to_string();
-        assert!(err.contains("schema version"), "{err}");
+        assert!(err.contains("not a landermt neurons file"), "{err}");
     }
 }
