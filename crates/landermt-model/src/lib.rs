@@ -20,6 +20,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod generate;
+pub mod loss;
 pub mod gguf;
 mod gguf_tokenizer;
 pub mod model;

@@ -52,7 +52,7 @@ impl Batch {
         Self { ids, mask, rows: seqs.len(), len }
     }
 
-    fn mask_row(&self, r: usize) -> &[bool] {
+    pub fn mask_row(&self, r: usize) -> &[bool] {
         &self.mask[r * self.len..(r + 1) * self.len]
     }
 }

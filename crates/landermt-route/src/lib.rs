@@ -1,6 +1,152 @@
 //! # landermt-route — stage 3: conditional awareness-based routing (CAR)
 //!
-//! Splits the FFN of each selected layer into the general branch (G ∪ O) and the specific
-//! branch (S) and mixes them with CAR (METHOD.md eq. 4–5), writing `route.json`.
-//!
-//! Status: placeholder until issue 4 lands.
+//! For a language pair, splits the FFN units of each selected layer into general G,
+//! pair-specific S (specific to either language of the pair) and other-specific O, using
+//! stage 2's `neurons.json` and `neurons.safetensors`, and fixes what CAR needs: Ḡ (the mean
+//! of the two languages' gradient sizes `G_ℓ`) and the static constant (METHOD.md eq. 4 with
+//! the sums `S_src + S_tgt`). The result is the versioned artifact `route.json` ([`Route`]);
+//! [`apply`] installs it into a loaded model (the routed FFN itself is
+//! `landermt_model::nn::Router`).
+
+use landermt_data::{Direction, Language};
+use landermt_model::nn::{CarMode, Partition, Router};
+use landermt_model::{LanguageModel, Site};
+use landermt_score::{Neurons, Scores};
+use serde::{Deserialize, Serialize};
+
+/// Version of the `route.json` schema.
+pub const ROUTE_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RouteError {
+    #[error("the run's directions span several language pairs ({0}); route one pair per run")]
+    SeveralPairs(String),
+    #[error("the run has no directions")]
+    NoDirections,
+    #[error("language `{0}` was not scored in stage 2 (scored: {1})")]
+    NotScored(String, String),
+    #[error("layer {0} is selected but neurons.json has no split for it")]
+    NoSplit(usize),
+    #[error("route.json was made for {what} {artifact}, but the model has {model}")]
+    Mismatch { what: &'static str, artifact: usize, model: usize },
+}
+
+/// Stage 3's result, written as `route.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Route {
+    pub version: u32,
+    pub model: String,
+    /// The two languages whose specific units form S.
+    pub pair: [Language; 2],
+    pub car: CarMode,
+    pub layers: Vec<RoutedLayer>,
+    /// How far the routed model moves from the base model before training, if measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<Check>,
+}
+
+/// The FFN partition of one selected layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoutedLayer {
+    pub layer: usize,
+    pub units: usize,
+    /// Sizes of G, S and O.
+    pub counts: [usize; 3],
+    pub general: Vec<usize>,
+    pub specific: Vec<usize>,
+    pub other: Vec<usize>,
+    /// Ḡ(i) for every unit: the mean of `G_src[i]` and `G_tgt[i]`.
+    pub gbar: Vec<f64>,
+    /// The `static` CAR constant: Σ_G S̄ / (Σ_G S̄ + Σ_S S̄) with S̄ = S_src + S_tgt.
+    pub static_car: f64,
+}
+
+/// Base vs routed model on held-out sentences, before any training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    pub sentences: usize,
+    pub base_loss: f64,
+    pub routed_loss: f64,
+    /// Largest |logit difference| over all positions and the whole vocabulary.
+    pub max_abs_logit_diff: f64,
+    /// Mean CAR weight over tokens, per routed layer (1 = all to the general branch).
+    pub mean_car: Vec<f64>,
+}
+
+/// The one language pair of a run's directions (e.g. en-fr and fr-en → [en, fr]).
+pub fn pair_of(directions: &[Direction]) -> Result<[Language; 2], RouteError> {
+    let first = directions.first().ok_or(RouteError::NoDirections)?;
+    let pair = [first.src, first.tgt];
+    if directions.iter().any(|d| !pair.contains(&d.src) || !pair.contains(&d.tgt)) {
+        let all = directions.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ");
+        return Err(RouteError::SeveralPairs(all));
+    }
+    Ok(pair)
+}
+
+/// The partition of `layer`'s FFN units for `pair`.
+pub fn partition(neurons: &Neurons, scores: &Scores, layer: usize, pair: [Language; 2]) -> Result<Partition, RouteError> {
+    let scored = || scores.languages.iter().map(|l| l.code).collect::<Vec<_>>().join(", ");
+    let index = |l: Language| scores.languages.iter().position(|&x| x == l).ok_or_else(|| RouteError::NotScored(l.code.into(), scored()));
+    let (a, b) = (index(pair[0])?, index(pair[1])?);
+    let split = neurons.layers.iter().find(|s| s.layer == layer).ok_or(RouteError::NoSplit(layer))?;
+    let ffn = split.modules.get(Site::FfnAct.name()).ok_or(RouteError::NoSplit(layer))?;
+    let m = scores.modules.get(&(layer, Site::FfnAct)).ok_or(RouteError::NoSplit(layer))?;
+
+    let mut specific: Vec<usize> = pair.iter().flat_map(|l| ffn.specific.get(l.code).cloned().unwrap_or_default()).collect();
+    specific.sort_unstable();
+    let mut other: Vec<usize> = ffn.specific.iter().filter(|(code, _)| !pair.iter().any(|l| l.code == *code)).flat_map(|(_, u)| u.iter().copied()).collect();
+    other.sort_unstable();
+    let gbar: Vec<f64> = m.g[a].iter().zip(&m.g[b]).map(|(x, y)| (x + y) / 2.0).collect();
+    let sbar = |i: usize| m.s[a][i] + m.s[b][i];
+    let general_sum: f64 = ffn.general.iter().map(|&i| sbar(i)).sum();
+    let specific_sum: f64 = specific.iter().map(|&i| sbar(i)).sum();
+    let constant = if general_sum + specific_sum > 0.0 { general_sum / (general_sum + specific_sum) } else { 1.0 };
+    Ok(Partition { general: ffn.general.clone(), specific, other, gbar, constant })
+}
+
+/// Builds `route.json`'s content for the selected layers of `neurons`.
+pub fn build(neurons: &Neurons, scores: &Scores, pair: [Language; 2], car: CarMode) -> Result<Route, RouteError> {
+    let layers = neurons
+        .selected
+        .iter()
+        .map(|&layer| {
+            let p = partition(neurons, scores, layer, pair)?;
+            Ok(RoutedLayer {
+                layer,
+                units: p.gbar.len(),
+                counts: [p.general.len(), p.specific.len(), p.other.len()],
+                general: p.general,
+                specific: p.specific,
+                other: p.other,
+                gbar: p.gbar,
+                static_car: p.constant,
+            })
+        })
+        .collect::<Result<Vec<_>, RouteError>>()?;
+    Ok(Route { version: ROUTE_VERSION, model: neurons.model.clone(), pair, car, layers, check: None })
+}
+
+impl RoutedLayer {
+    pub fn partition(&self) -> Partition {
+        Partition { general: self.general.clone(), specific: self.specific.clone(), other: self.other.clone(), gbar: self.gbar.clone(), constant: self.static_car }
+    }
+}
+
+/// Installs the routers of `route` into `model` (replacing any there).
+pub fn apply(model: &mut LanguageModel, route: &Route) -> Result<(), RouteError> {
+    let cfg = &model.config;
+    let device = model.net.device();
+    for l in &route.layers {
+        if l.layer >= cfg.num_layers {
+            return Err(RouteError::Mismatch { what: "layer", artifact: l.layer, model: cfg.num_layers });
+        }
+        if l.units != cfg.intermediate_size {
+            return Err(RouteError::Mismatch { what: "FFN width", artifact: l.units, model: cfg.intermediate_size });
+        }
+    }
+    for l in &route.layers {
+        model.net.layers[l.layer].mlp.router = Some(Router::new(route.car, &l.partition(), cfg.hidden_size, &device));
+    }
+    Ok(())
+}

@@ -4,8 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use burn::tensor::activation::log_softmax;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use landermt_model::{Batch, LanguageModel, Site, Taps};
 
 /// The sites whose units are scored: each attention projection, the FFN's intermediate units
@@ -71,28 +70,18 @@ fn accumulate(model: &LanguageModel, seqs: &[Vec<u32>], s: &mut BTreeMap<(usize,
     let mut taps = Taps::recording(SCORED).probing(SCORED);
     let hidden = model.net.forward(&batch, None, &mut taps);
 
-    // L_row = mean over the row's T−1 predicted positions of −log p(next token). With left
-    // padding, position j of row r predicts j+1 exactly when j is a real token and j < T−1.
-    let mut loss_w = vec![0f32; b * (t - 1)];
+    // L = Σ_rows L_row: rows are independent, so each row's probe gradient is its own ∂L_row/∂h.
+    let grads = landermt_model::loss::sequence_losses(&model.net, &batch, hidden).sum().backward();
+
+    // Token weights: 1/T_row on the row's real tokens (the per-sentence token mean), and a mask.
     let mut token_w = vec![0f32; b * t];
     let mut mask = vec![0f32; b * t];
     for (r, seq) in seqs.iter().enumerate() {
-        let pad = t - seq.len();
-        for j in pad..t {
+        for j in t - seq.len()..t {
             token_w[r * t + j] = 1.0 / seq.len() as f32;
             mask[r * t + j] = 1.0;
-            if j < t - 1 {
-                loss_w[r * (t - 1) + j] = 1.0 / (seq.len() - 1) as f32;
-            }
         }
     }
-    let targets: Vec<i64> = (0..b).flat_map(|r| batch.ids[r * t + 1..(r + 1) * t].iter().map(|&i| i as i64)).collect();
-    let targets = Tensor::<3, Int>::from_data(TensorData::new(targets, [b, t - 1, 1]), &device);
-    let loss_w = Tensor::<3>::from_data(TensorData::new(loss_w, [b, t - 1, 1]), &device);
-    let logits = model.net.logits(hidden.narrow(1, 0, t - 1));
-    let logp = log_softmax(logits, 2).gather(2, targets);
-    let grads = logp.mul(loss_w).sum().neg().backward();
-
     let plain = device.clone().inner();
     let token_w = Tensor::<3>::from_data(TensorData::new(token_w, [b, t, 1]), &plain);
     let mask = Tensor::<3>::from_data(TensorData::new(mask, [b, t, 1]), &plain);

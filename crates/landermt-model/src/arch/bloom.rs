@@ -121,6 +121,7 @@ pub(crate) fn load(l: &Loader) -> Result<Transformer> {
                 up_proj: l.linear(&format!("{p}.mlp.dense_h_to_4h"), 4 * h, h, true)?,
                 down_proj: l.linear(&format!("{p}.mlp.dense_4h_to_h"), h, 4 * h, true)?,
                 activation: c.activation,
+                router: None,
             },
             post_ffn_norm: None,
         });

@@ -178,6 +178,7 @@ pub(crate) fn load(l: &Loader) -> Result<Transformer> {
                 up_proj: l.linear(&format!("{p}.mlp.up_proj"), ffn, h, false)?,
                 down_proj: l.linear(&format!("{p}.mlp.down_proj"), h, ffn, false)?,
                 activation: c.activation,
+                router: None,
             },
             post_ffn_norm: Some(norm(l, &format!("{p}.post_feedforward_layernorm"), h)?),
         });

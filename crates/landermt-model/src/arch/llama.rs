@@ -147,6 +147,7 @@ pub(crate) fn load(l: &Loader) -> Result<Transformer> {
                 up_proj: l.linear(&format!("{p}.mlp.up_proj"), ffn, h, c.mlp_bias)?,
                 down_proj: l.linear(&format!("{p}.mlp.down_proj"), h, ffn, c.mlp_bias)?,
                 activation: c.activation,
+                router: None,
             },
             post_ffn_norm: None,
         });

@@ -6,6 +6,7 @@ use burn::nn::Linear;
 use burn::tensor::Tensor;
 use burn::tensor::activation::silu;
 
+use super::router::{CarMode, Router};
 use crate::config::Activation;
 use crate::taps::{Site, Taps};
 
@@ -16,6 +17,8 @@ pub struct Mlp {
     pub down_proj: Linear,
     #[module(skip)]
     pub activation: Activation,
+    /// CAR routing (stage 3) in the selected layers of a routed model.
+    pub router: Option<Router>,
 }
 
 /// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` — the tanh GELU of BLOOM and Gemma.
@@ -25,13 +28,22 @@ pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 }
 
 impl Mlp {
-    pub fn forward(&self, x: Tensor<3>, layer: usize, taps: &mut Taps) -> Tensor<3> {
+    /// The intermediate units `h(x)`: the activation of the up projection, times the gate
+    /// for gated FFNs.
+    pub fn act(&self, x: Tensor<3>) -> Tensor<3> {
         let up = self.up_proj.forward(x.clone());
-        let h = match (self.activation, &self.gate_proj) {
+        match (self.activation, &self.gate_proj) {
             (Activation::GeluTanh, _) => gelu_tanh(up),
             (Activation::SwiGlu, Some(g)) => silu(g.forward(x)).mul(up),
             (Activation::GeGluTanh, Some(g)) => gelu_tanh(g.forward(x)).mul(up),
             (_, None) => unreachable!("gated activations are built with a gate projection"),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<3>, layer: usize, taps: &mut Taps) -> Tensor<3> {
+        let h = match &self.router {
+            Some(r) if r.mode() != CarMode::Off => r.route(x, &|x| self.act(x)),
+            _ => self.act(x),
         };
         let h = taps.tap(layer, Site::FfnAct, h);
         taps.tap(layer, Site::FfnDown, self.down_proj.forward(h))

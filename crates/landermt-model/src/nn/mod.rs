@@ -7,11 +7,13 @@ pub mod block;
 pub mod mlp;
 pub mod norm;
 pub mod rope;
+pub mod router;
 
 pub use attention::Attention;
 pub use block::Block;
 pub use mlp::Mlp;
 pub use norm::Norm;
+pub use router::{CarMode, Partition, Router};
 
 use burn::module::Param;
 use burn::nn::Linear;
