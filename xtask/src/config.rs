@@ -15,6 +15,26 @@ pub struct RunConfig {
     pub probe: ProbeSection,
     #[serde(default)]
     pub score: ScoreSection,
+    #[serde(default)]
+    pub route: RouteSection,
+}
+
+/// `[route]`: stage 3 (METHOD.md eq. 4–5).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouteSection {
+    /// `taylor` (default) | `static` | `learned` | `off`.
+    pub car: landermt_model::nn::CarMode,
+    /// Sentences of each language of the pair on which the routed model is compared with the
+    /// base model before training (default: FLORES-200 devtest lines 201–220, which stage 2's
+    /// default 200 sentences do not use).
+    pub check: landermt_data::MonoSource,
+}
+
+impl Default for RouteSection {
+    fn default() -> Self {
+        Self { car: Default::default(), check: landermt_data::MonoSource::Flores { dir: "data/flores200-devtest".into(), first: 201, last: 220 } }
+    }
 }
 
 /// `[score]`: stage 2 (METHOD.md eq. 2–3).

@@ -41,6 +41,12 @@ enum Cmd {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Stage 3: partition the selected layers' FFN units for the run's language pair and write
+    /// `route.json` (needs `neurons.*`).
+    Route {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Draw the analysis figures (CSV + SVG) of a run directory into `{run}/figures/`.
     Plot {
         #[arg(long)]
@@ -99,6 +105,7 @@ fn run(command: Cmd) -> Result<()> {
         Cmd::Pipeline { config, dry_run } => pipeline(&config, dry_run),
         Cmd::Probe { config } => stages::probe(&config::RunConfig::load(&config)?),
         Cmd::Score { config } => stages::score(&config::RunConfig::load(&config)?),
+        Cmd::Route { config } => stages::route(&config::RunConfig::load(&config)?),
         Cmd::Plot { run } => {
             if !run.is_dir() {
                 bail!("{}: no such run directory", run.display());
@@ -145,12 +152,13 @@ fn pipeline(config_path: &std::path::Path, dry_run: bool) -> Result<()> {
     println!("  model: {} on {}", cfg.model.describe(), cfg.model.backend);
     println!("  directions: {}", cfg.run.directions.join(", "));
     if dry_run {
-        println!("  stages: fetch-model, probe, score (then route, train, eval once implemented)");
+        println!("  stages: fetch-model, probe, score, route (then train, eval once implemented)");
         return Ok(());
     }
     stages::probe(&cfg)?;
     stages::score(&cfg)?;
-    bail!("stages route, train and eval are not implemented yet (issues 4–6); the pipeline stopped after score")
+    stages::route(&cfg)?;
+    bail!("stages train and eval are not implemented yet (issues 4–6); the pipeline stopped after route")
 }
 
 fn check_gpu() -> Result<()> {

@@ -139,6 +139,64 @@ pub fn score(cfg: &RunConfig) -> Result<()> {
     Ok(())
 }
 
+/// Reads a JSON artifact of the run, naming the command that makes it when it is missing.
+fn read_artifact<T: serde::de::DeserializeOwned>(cfg: &RunConfig, file: &str, stage: &str) -> Result<T> {
+    let path = cfg.run.dir.join(file);
+    let bytes = std::fs::read(&path).with_context(|| format!("{}: missing; run `cargo xtask {stage} --config …` first", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{}: not a valid {file}", path.display()))
+}
+
+/// Stage 3: `route.json`, with the routed model compared with the base model on held-out text.
+pub fn route(cfg: &RunConfig) -> Result<()> {
+    let neurons: landermt_score::Neurons = read_artifact(cfg, "neurons.json", "score")?;
+    if neurons.version != landermt_score::NEURONS_VERSION {
+        bail!("neurons.json: schema version {}, this build reads {}; run the score stage again", neurons.version, landermt_score::NEURONS_VERSION);
+    }
+    let scores = landermt_score::Scores::read(&cfg.run.dir.join("neurons.safetensors"))?;
+    let pair = landermt_route::pair_of(&cfg.directions())?;
+    let mut route = landermt_route::build(&neurons, &scores, pair, cfg.route.car)?;
+
+    let path = cfg.model.resolve(true)?;
+    let base = LanguageModel::load(&path, &cfg.model.backend.device()?)?;
+    let mut routed = base.clone();
+    landermt_route::apply(&mut routed, &route)?;
+    route.check = Some(check(&base, &routed, &cfg.route.check, pair)?);
+
+    let out = cfg.run.dir.join("route.json");
+    write_json(&out, &route)?;
+    let c = route.check.as_ref().expect("just measured");
+    println!("route: {}–{} pair, car = {:?} → {}", pair[0], pair[1], route.car, out.display());
+    for l in &route.layers {
+        println!("  layer {:>2}: {} general, {} pair-specific, {} other-specific units; static CAR {:.4}", l.layer, l.counts[0], l.counts[1], l.counts[2], l.static_car);
+    }
+    println!(
+        "  before training, on {} held-out sentences: LM loss {:.4} → {:.4}, largest logit change {:.4}",
+        c.sentences, c.base_loss, c.routed_loss, c.max_abs_logit_diff
+    );
+    Ok(())
+}
+
+/// Mean LM loss of both models and their largest logit difference, sentence by sentence.
+fn check(base: &LanguageModel, routed: &LanguageModel, data: &landermt_data::MonoSource, pair: [landermt_data::Language; 2]) -> Result<landermt_route::Check> {
+    use landermt_model::{Batch, Taps, loss::sequence_losses};
+    let scalar = |t: burn::tensor::Tensor<1>| -> f64 { t.into_data().try_into_vec::<f32>().expect("f32")[0] as f64 };
+    let (mut n, mut base_loss, mut routed_loss, mut worst) = (0usize, 0f64, 0f64, 0f64);
+    for lang in pair {
+        for text in read_monolingual(data, lang)? {
+            let ids = base.encode(&text)?;
+            let batch = Batch::single(&ids);
+            let hb = base.net.forward(&batch, None, &mut Taps::none());
+            let hr = routed.net.forward(&batch, None, &mut Taps::none());
+            base_loss += scalar(sequence_losses(&base.net, &batch, hb.clone()));
+            routed_loss += scalar(sequence_losses(&routed.net, &batch, hr.clone()));
+            let diff = base.net.logits(hb).sub(routed.net.logits(hr)).abs().max().reshape([1]);
+            worst = worst.max(scalar(diff));
+            n += 1;
+        }
+    }
+    Ok(landermt_route::Check { sentences: n, base_loss: base_loss / n.max(1) as f64, routed_loss: routed_loss / n.max(1) as f64, max_abs_logit_diff: worst })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,8 +209,10 @@ mod tests {
         if let landermt_data::ParallelSource::Flores { dir, .. } = &mut cfg.probe.data {
             *dir = root.join(&*dir);
         }
-        if let landermt_data::MonoSource::Flores { dir, .. } = &mut cfg.score.data {
-            *dir = root.join(&*dir);
+        for source in [&mut cfg.score.data, &mut cfg.route.check] {
+            if let landermt_data::MonoSource::Flores { dir, .. } = source {
+                *dir = root.join(&*dir);
+            }
         }
         cfg.run.dir = run_dir.to_path_buf();
         cfg
@@ -208,6 +268,26 @@ mod tests {
             let csv = std::fs::read_to_string(dir.path().join(format!("figures/{stem}.csv"))).unwrap();
             assert!(csv.lines().count() > 4, "{stem}.csv: {csv}");
             assert!(dir.path().join(format!("figures/{stem}.svg")).exists());
+        }
+    }
+
+    #[test]
+    fn route_writes_route_json_and_measures_the_routed_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = quick(dir.path());
+        let err = format!("{:#}", route(&cfg).unwrap_err());
+        assert!(err.contains("neurons.json") && err.contains("cargo xtask score"), "{err}");
+        probe(&cfg).unwrap();
+        score(&cfg).unwrap();
+        for (car, moves) in [(landermt_model::nn::CarMode::Off, false), (landermt_model::nn::CarMode::Taylor, true)] {
+            cfg.route.car = car;
+            route(&cfg).unwrap();
+            let r: landermt_route::Route = serde_json::from_slice(&std::fs::read(dir.path().join("route.json")).unwrap()).unwrap();
+            assert_eq!(r.layers.iter().map(|l| l.layer).collect::<Vec<_>>(), [2, 3]);
+            assert_eq!(r.layers[0].counts.iter().sum::<usize>(), 176);
+            let c = r.check.unwrap();
+            assert_eq!(c.sentences, 12, "lines 201–206 of en and fr");
+            assert_eq!(c.max_abs_logit_diff > 0.0, moves, "{car:?}: {c:?}");
         }
     }
 }

@@ -41,8 +41,8 @@ pub use taps::{Site, Taps};
 pub use tokenizer::Tokenizer;
 pub use weights::Weights;
 
-/// A loaded model: its description, tokenizer and network.
-#[derive(Debug)]
+/// A loaded model: its description, tokenizer and network. Cloning shares the weights.
+#[derive(Debug, Clone)]
 pub struct LanguageModel {
     pub config: ModelConfig,
     pub tokenizer: Tokenizer,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{ModelError, Result};
 use crate::gguf::GgufFile;
 
+#[derive(Clone)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     origin: PathBuf,

@@ -69,8 +69,6 @@ pub struct Check {
     pub routed_loss: f64,
     /// Largest |logit difference| over all positions and the whole vocabulary.
     pub max_abs_logit_diff: f64,
-    /// Mean CAR weight over tokens, per routed layer (1 = all to the general branch).
-    pub mean_car: Vec<f64>,
 }
 
 /// The one language pair of a run's directions (e.g. en-fr and fr-en → [en, fr]).

@@ -1,7 +1,82 @@
 //! # landermt-train — stage 4: selective fine-tuning and the baselines
 //!
 //! Updates only the rows and columns of the language-aware neurons (or, for the baselines,
-//! every parameter, LoRA or adapters), keeping every other entry bit-identical, with resumable
-//! atomic checkpoints (METHOD.md stage 4).
+//! whole tensors), keeping every other entry bit-identical (METHOD.md stage 4):
+//! - [`method`]: what each method trains;
+//! - [`delta`]: partially trained weights as small gathered parameters stitched into the frozen
+//!   model at each forward pass, so the optimizer holds state only for trainable entries;
+//! - [`data`]: prompt templates and tokenized examples with the target span;
+//! - [`loss`]: cross-entropy on target tokens only, logits only where needed;
+//! - [`Trainee`]: the model and its trainable part, and one optimisation step.
 //!
-//! Status: placeholder until issue 4 lands.
+//! Status: the update sets, the exact selective updates and the step are in place; LoRA,
+//! adapters, the training loop with schedules and checkpoints, and `cargo xtask train` are
+//! next (issue 4).
+
+pub mod data;
+pub mod delta;
+pub mod loss;
+pub mod method;
+
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use landermt_model::{Batch, Taps, Transformer};
+
+pub use data::{Example, TEMPLATES, TEST_TEMPLATE, example};
+pub use delta::Delta;
+pub use method::{Method, UnitSet};
+
+/// The model being trained: the network (whole tensors trainable where the method says so,
+/// frozen elsewhere) and the gathered trainable slices.
+#[derive(Module, Debug)]
+pub struct Trainee {
+    pub net: Transformer,
+    pub delta: Delta,
+}
+
+impl Trainee {
+    /// Prepares `net` (on an autodiff device) for `method`; `units` is the unit set of the
+    /// LANDeRMT variants, `selected` the layers of `layers`.
+    pub fn new(net: Transformer, method: Method, units: Option<&UnitSet>, selected: &[usize]) -> Self {
+        let mut net = net.no_grad();
+        match method {
+            Method::Full => net = net.set_require_grad(true),
+            Method::Layers => {
+                for &l in selected {
+                    net.layers[l] = net.layers[l].clone().set_require_grad(true);
+                }
+            }
+            _ => {}
+        }
+        let empty = UnitSet::new();
+        let delta = Delta::new(&net, units.unwrap_or(&empty));
+        Self { net, delta }
+    }
+
+    /// The network with the trained slices in place.
+    pub fn network(&self) -> Transformer {
+        self.delta.stitched(&self.net)
+    }
+
+    /// Loss of a batch of examples (all of one direction), on the target tokens.
+    pub fn loss(&self, examples: &[&Example], pad_id: u32) -> burn::tensor::Tensor<1> {
+        let seqs: Vec<Vec<u32>> = examples.iter().map(|e| e.ids.clone()).collect();
+        let batch = Batch::left_padded(&seqs, pad_id);
+        let net = self.network();
+        let hidden = net.forward(&batch, None, &mut Taps::none());
+        loss::target_loss(&net, &batch, examples, hidden)
+    }
+}
+
+/// AdamW as the project uses it (decoupled weight decay; ε as in PyTorch's default).
+pub fn adamw(weight_decay: f64) -> burn::optim::ModuleOptimizer {
+    AdamWConfig::new().with_weight_decay(weight_decay as f32).with_epsilon(1e-8).init()
+}
+
+/// One optimisation step on one batch; returns the trainee and the batch's loss.
+pub fn step(trainee: Trainee, optim: &mut burn::optim::ModuleOptimizer, lr: f64, examples: &[&Example], pad_id: u32) -> (Trainee, f64) {
+    let loss = trainee.loss(examples, pad_id);
+    let value = loss.clone().into_data().try_into_vec::<f32>().expect("f32 loss")[0] as f64;
+    let grads = GradientsParams::from_grads(loss.backward(), &trainee);
+    (optim.step(lr, trainee, grads), value)
+}

@@ -1,0 +1,81 @@
+//! What each training method updates (METHOD.md stage 4): the update set of the LANDeRMT
+//! variants, unit by unit, and the whole-tensor sets of the baselines.
+
+use std::collections::BTreeMap;
+
+use landermt_model::Site;
+use landermt_route::Route;
+use landermt_score::Neurons;
+use serde::{Deserialize, Serialize};
+
+/// `train.method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// G ∪ S units of the selected layers (the paper's method).
+    #[default]
+    Landermt,
+    /// S units only (ablation).
+    LandermtLs,
+    /// G units only (ablation).
+    LandermtLg,
+    /// Every parameter of the selected layers (ablation).
+    Layers,
+    /// Every parameter.
+    Full,
+    Lora,
+    Adapter,
+    AdapterLora,
+    /// No training (0-shot or in-context).
+    None,
+}
+
+/// Which units of one module of one layer are trained: output units of q, k, v, o, and the FFN
+/// intermediate units (gate/up outputs and down inputs).
+pub type UnitSet = BTreeMap<(usize, Site), Vec<usize>>;
+
+/// The units trained by a LANDeRMT variant, from stage 3's FFN partition and stage 2's
+/// attention splits. `general` and `specific` say which parts are included.
+pub fn unit_set(route: &Route, neurons: &Neurons, general: bool, specific: bool) -> UnitSet {
+    let mut set = UnitSet::new();
+    for l in &route.layers {
+        let mut ffn: Vec<usize> = Vec::new();
+        if general {
+            ffn.extend(&l.general);
+        }
+        if specific {
+            ffn.extend(&l.specific);
+        }
+        ffn.sort_unstable();
+        set.insert((l.layer, Site::FfnAct), ffn);
+        let Some(split) = neurons.layers.iter().find(|s| s.layer == l.layer) else { continue };
+        for site in [Site::AttnQ, Site::AttnK, Site::AttnV, Site::AttnO] {
+            let Some(m) = split.modules.get(site.name()) else { continue };
+            let mut units: Vec<usize> = Vec::new();
+            if general {
+                units.extend(&m.general);
+            }
+            if specific {
+                for lang in &route.pair {
+                    units.extend(m.specific.get(lang.code).into_iter().flatten());
+                }
+            }
+            units.sort_unstable();
+            set.insert((l.layer, site), units);
+        }
+    }
+    set
+}
+
+impl Method {
+    /// The unit set of the LANDeRMT variants; `None` for the whole-tensor and added-module
+    /// methods.
+    pub fn units(self, route: &Route, neurons: &Neurons) -> Option<UnitSet> {
+        match self {
+            Method::Landermt => Some(unit_set(route, neurons, true, true)),
+            Method::LandermtLs => Some(unit_set(route, neurons, false, true)),
+            Method::LandermtLg => Some(unit_set(route, neurons, true, false)),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Selective training on the tiny LLaMA with real stage 2–3 artifacts: frozen entries stay
+//! bit-identical, optimizer state grows with the trainable entries only, the loss is on target
+//! tokens only, and every method lowers the loss on a small batch.
+
+use std::path::PathBuf;
+
+use burn::module::Module;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Tensor};
+use landermt_data::{Direction, Language, MonoSource, ParallelSource, read_monolingual, read_parallel};
+use landermt_model::nn::CarMode;
+use landermt_model::{Batch, LanguageModel, Taps};
+use landermt_route::Route;
+use landermt_score::{Neurons, Settings, awareness, frozen, neurons};
+use landermt_train::{Example, Method, TEMPLATES, Trainee, adamw, example, step};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn load() -> LanguageModel {
+    LanguageModel::load(root().join("tests/fixtures/hf-tiny/llama-tiny"), &Device::flex().autodiff()).unwrap()
+}
+
+/// Stages 2 and 3 on 4 FLORES sentences of en, fr, de; layers 2 and 3 selected; pair en–fr.
+fn artifacts() -> (Neurons, Route) {
+    let model = frozen(load());
+    let data = MonoSource::Flores { dir: root().join("data/flores200-devtest"), first: 1, last: 4 };
+    let languages: Vec<Language> = ["en", "fr", "de"].iter().map(|c| c.parse().unwrap()).collect();
+    let per: Vec<_> = languages
+        .iter()
+        .map(|&l| awareness(&model, &read_monolingual(&data, l).unwrap().iter().map(|s| model.encode(s).unwrap()).collect::<Vec<_>>(), 4, &|_| {}))
+        .collect();
+    let settings = Settings { model: "llama-tiny".into(), languages: languages.clone(), data, epsilon: 0.9, num_layers: 4, selected: vec![2, 3] };
+    let (scores, neurons) = neurons(&settings, &per).unwrap();
+    let route = landermt_route::build(&neurons, &scores, [languages[0], languages[1]], CarMode::Off).unwrap();
+    (neurons, route)
+}
+
+fn examples(model: &LanguageModel, n: usize) -> Vec<Example> {
+    let direction: Direction = "en-fr".parse().unwrap();
+    let source = ParallelSource::Tsv { path: root().join("data/corpus/train.en-fr.tsv"), src_lang: "en".into(), tgt_lang: "fr".into() };
+    // Short pairs: the tiny model's tokenizer spends many tokens per word.
+    let pairs = read_parallel(&source, direction).unwrap();
+    let fit = pairs.iter().enumerate().filter_map(|(i, p)| example(model, direction, p, TEMPLATES[i % TEMPLATES.len()], 80).unwrap());
+    fit.take(n).collect()
+}
+
+/// Every float parameter of a module, flattened, in visiting order.
+fn weights<M: Module>(m: &M) -> Vec<Vec<f32>> {
+    struct Collect(Vec<Vec<f32>>);
+    impl burn::module::ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+            self.0.push(p.val().into_data().try_into_vec().unwrap());
+        }
+    }
+    let mut c = Collect(Vec::new());
+    m.visit(&mut c);
+    c.0
+}
+
+fn train(method: Method, steps: usize) -> (Trainee, Vec<f64>, LanguageModel, usize) {
+    let (neurons, route) = artifacts();
+    let model = load();
+    let exs = examples(&model, 4);
+    let batch: Vec<&Example> = exs.iter().collect();
+    let units = method.units(&route, &neurons);
+    let mut trainee = Trainee::new(model.net.clone(), method, units.as_ref(), &[2, 3]);
+    let mut optim = adamw(0.1);
+    let mut losses = Vec::new();
+    for _ in 0..steps {
+        let (t, loss) = step(trainee, &mut optim, 1e-2, &batch, 0);
+        trainee = t;
+        losses.push(loss);
+    }
+    let state = optim.into_bytes().unwrap().len();
+    (trainee, losses, model, state)
+}
+
+#[test]
+fn landermt_changes_only_its_slices_and_keeps_the_rest_bit_identical() {
+    let (trainee, losses, model, state) = train(Method::Landermt, 4);
+    assert!(losses[3] < losses[0], "{losses:?}");
+    let before = weights(&model.net);
+    let after = weights(&trainee.network().valid());
+    assert_eq!(before.len(), after.len());
+    // The trained entries: output columns (q, k, v, o, gate, up) or input rows (down) of the slices.
+    let (mut changed, mut inside) = (0usize, 0usize);
+    let mut trained = vec![Vec::<bool>::new(); before.len()];
+    for (i, w) in before.iter().enumerate() {
+        trained[i] = vec![false; w.len()];
+    }
+    let shapes: Vec<[usize; 2]> = {
+        struct Shapes(Vec<[usize; 2]>);
+        impl burn::module::ModuleVisitor for Shapes {
+            fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+                let d = p.dims();
+                self.0.push(if D == 2 { [d[0], d[1]] } else { [d[0], 1] });
+            }
+        }
+        let mut s = Shapes(Vec::new());
+        model.net.visit(&mut s);
+        s.0
+    };
+    // Map each slice to its tensor by value: the slice's weight entries at the start equal the
+    // original weights, so find the original tensor whose shape and units fit.
+    for s in &trainee.delta.slices {
+        let block = &model.net.layers[s.layer];
+        let w = match s.target {
+            landermt_train::delta::Target::Q => &block.attn.q_proj.weight,
+            landermt_train::delta::Target::K => &block.attn.k_proj.weight,
+            landermt_train::delta::Target::V => &block.attn.v_proj.weight,
+            landermt_train::delta::Target::O => &block.attn.o_proj.weight,
+            landermt_train::delta::Target::Gate => &block.mlp.gate_proj.as_ref().unwrap().weight,
+            landermt_train::delta::Target::Up => &block.mlp.up_proj.weight,
+            landermt_train::delta::Target::Down => &block.mlp.down_proj.weight,
+        };
+        let values: Vec<f32> = w.val().into_data().try_into_vec().unwrap();
+        let idx = before.iter().position(|b| *b == values).expect("the sliced weight is a model parameter");
+        let [rows, cols] = shapes[idx];
+        for &u in &s.units {
+            if s.target == landermt_train::delta::Target::Down {
+                (0..cols).for_each(|c| trained[idx][u * cols + c] = true);
+            } else {
+                (0..rows).for_each(|r| trained[idx][r * cols + u] = true);
+            }
+        }
+    }
+    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+        for (j, (x, y)) in b.iter().zip(a).enumerate() {
+            if trained[i][j] {
+                inside += 1;
+                changed += (x.to_bits() != y.to_bits()) as usize;
+            } else {
+                assert_eq!(x.to_bits(), y.to_bits(), "parameter {i} entry {j} is outside the update set but changed");
+            }
+        }
+    }
+    assert_eq!(inside, trainee.delta.num_params(), "trainable entries");
+    assert!(changed * 10 > inside * 9, "only {changed} of {inside} trainable entries moved");
+    // Adam keeps two f32 moments per trainable entry, and nothing for the frozen model.
+    let total: usize = before.iter().map(Vec::len).sum();
+    assert!(state >= 8 * inside && state < 8 * inside + 64 * 1024, "optimizer state {state} bytes for {inside} trainable of {total}");
+}
+
+#[test]
+fn every_whole_tensor_method_and_variant_lowers_the_loss() {
+    for method in [Method::LandermtLs, Method::LandermtLg, Method::Layers, Method::Full] {
+        let (_, losses, _, _) = train(method, 4);
+        assert!(losses[3] < losses[0] - 1e-3, "{method:?}: {losses:?}");
+    }
+    let (t, _, _, _) = train(Method::Layers, 1);
+    assert_eq!(t.delta.num_params(), 0);
+}
+
+#[test]
+fn loss_is_the_cross_entropy_of_target_tokens_only() {
+    let model = load();
+    let exs = examples(&model, 3);
+    let batch: Vec<&Example> = exs.iter().collect();
+    let trainee = Trainee::new(model.net.clone(), Method::None, None, &[]);
+    let got = trainee.loss(&batch, 0).into_data().try_into_vec::<f32>().unwrap()[0] as f64;
+
+    // Independently: each example alone, full logits, −log p of the target tokens, pooled.
+    let (mut sum, mut n) = (0f64, 0usize);
+    for ex in &exs {
+        let h = model.net.forward(&Batch::single(&ex.ids), None, &mut Taps::none());
+        let logp: Vec<f32> = log_softmax(model.net.logits(h), 2).into_data().try_into_vec().unwrap();
+        let (t, v) = (ex.ids.len(), model.config.vocab_size);
+        for pos in t - ex.target_len..t {
+            sum -= logp[(pos - 1) * v + ex.ids[pos] as usize] as f64;
+            n += 1;
+        }
+    }
+    assert!((got - sum / n as f64).abs() < 1e-4, "target loss {got} vs {}", sum / n as f64);
+    // The prompt carries no loss: the same targets after another prompt give another loss only
+    // through the context, and a target-free example is refused by construction.
+    assert!(exs.iter().all(|e| e.target_len >= 2 && e.target_len < e.ids.len()));
+}
