@@ -7,16 +7,18 @@
 //!   model at each forward pass, so the optimizer holds state only for trainable entries;
 //! - [`data`]: prompt templates and tokenized examples with the target span;
 //! - [`loss`]: cross-entropy on target tokens only, logits only where needed;
-//! - [`Trainee`]: the model and its trainable part, and one optimisation step.
+//! - [`Trainee`]: the model and its trainable part, and one optimisation step;
+//! - [`trainer`]: the loop (seeded plan, accumulation, schedule, validation) with atomic,
+//!   resumable checkpoints.
 //!
-//! Status: the update sets, the exact selective updates and the step are in place; LoRA,
-//! adapters, the training loop with schedules and checkpoints, and `cargo xtask train` are
-//! next (issue 4).
+//! Status: LoRA, adapters, export and `cargo xtask train` are next (issue 4).
 
 pub mod data;
 pub mod delta;
+pub mod ids;
 pub mod loss;
 pub mod method;
+pub mod trainer;
 
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
@@ -25,6 +27,7 @@ use landermt_model::{Batch, Taps, Transformer};
 pub use data::{Example, TEMPLATES, TEST_TEMPLATE, example};
 pub use delta::Delta;
 pub use method::{Method, UnitSet};
+pub use trainer::{Schedule, Settings};
 
 /// The model being trained: the network (whole tensors trainable where the method says so,
 /// frozen elsewhere) and the gathered trainable slices.
@@ -44,6 +47,14 @@ impl Trainee {
             Method::Layers => {
                 for &l in selected {
                     net.layers[l] = net.layers[l].clone().set_require_grad(true);
+                }
+            }
+            Method::Landermt | Method::LandermtLs | Method::LandermtLg => {
+                // The learned CAR's w and b train with the selected units (METHOD.md stage 4).
+                for block in &mut net.layers {
+                    if let Some(r) = block.mlp.router.take() {
+                        block.mlp.router = Some(if r.w.is_some() { r.set_require_grad(true) } else { r });
+                    }
                 }
             }
             _ => {}

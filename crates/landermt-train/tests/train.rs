@@ -177,3 +177,61 @@ fn loss_is_the_cross_entropy_of_target_tokens_only() {
     // through the context, and a target-free example is refused by construction.
     assert!(exs.iter().all(|e| e.target_len >= 2 && e.target_len < e.ids.len()));
 }
+
+fn directions_examples(model: &LanguageModel, n: usize) -> Vec<Vec<Example>> {
+    let source = ParallelSource::Tsv { path: root().join("data/corpus/train.en-fr.tsv"), src_lang: "en".into(), tgt_lang: "fr".into() };
+    ["en-fr", "fr-en"]
+        .iter()
+        .map(|d| {
+            let direction: Direction = d.parse().unwrap();
+            let pairs = read_parallel(&source, direction).unwrap();
+            pairs.iter().enumerate().filter_map(|(i, p)| example(model, direction, p, TEMPLATES[i % TEMPLATES.len()], 80).unwrap()).take(n).collect()
+        })
+        .collect()
+}
+
+/// The trained tensors of `delta.safetensors` (its metadata holds timings, which differ).
+fn delta_tensors(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(dir.join("delta.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut out: Vec<(String, Vec<u8>)> = st.tensors().into_iter().map(|(n, v)| (n, v.data().to_vec())).collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_killed_run_resumes_to_the_same_weights_and_refuses_a_changed_setup() {
+    let (neurons, mut route) = artifacts();
+    route.car = CarMode::Learned; // the router's w and b train too
+    let settings = landermt_train::Settings { lr: 1e-2, batch_size: 2, grad_accum: 2, epochs: 1, warmup_steps: 1, checkpoint_every: 1, eval_every: 2, ..Default::default() };
+    let model = load();
+    let train = directions_examples(&model, 6);
+    let dev = examples(&model, 2);
+    let setup = serde_json::json!({ "method": "landermt", "lr": settings.lr });
+    let fresh = || {
+        let mut m = load();
+        landermt_route::apply(&mut m, &route).unwrap();
+        Trainee::new(m.net, Method::Landermt, Method::Landermt.units(&route, &neurons).as_ref(), &[2, 3])
+    };
+    let go = |dir: &std::path::Path, setup: serde_json::Value, stop_after: Option<usize>| {
+        let r = landermt_train::trainer::Run { settings: &settings, train: &train, dev: &dev, pad_id: 0, setup, dir, stop_after, progress: &|_, _, _| {} };
+        landermt_train::trainer::run(fresh(), &r)
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_, whole) = go(a.path(), setup.clone(), None).unwrap();
+    assert_eq!(whole.step, 3, "6 batches of 2 per direction… 12 examples, accumulation 2");
+    assert!(whole.names.iter().any(|n| n.contains("router")), "{:?}", whole.names);
+
+    let (_, first) = go(b.path(), setup.clone(), Some(1)).unwrap();
+    assert_eq!(first.step, 1);
+    assert!(!b.path().join("delta.safetensors").exists());
+    let err = go(b.path(), serde_json::json!({ "method": "landermt", "lr": 0.5 }), None).unwrap_err().to_string();
+    assert!(err.contains("lr: 0.01 → 0.5"), "{err}");
+    let (_, resumed) = go(b.path(), setup, None).unwrap();
+    assert_eq!(resumed.losses, whole.losses);
+    assert_eq!(resumed.validation, whole.validation);
+    let (x, y) = (delta_tensors(a.path()), delta_tensors(b.path()));
+    assert_eq!(x.len(), whole.names.len());
+    assert!(x == y, "the resumed run ends with other weights");
+}
+

@@ -1,0 +1,300 @@
+//! The training loop: a fixed, seeded plan of batches (one direction per batch, directions
+//! alternating), AdamW with warm-up and a schedule, gradient accumulation, validation loss, and
+//! an atomic checkpoint every `checkpoint_every` optimizer steps from which a killed run resumes
+//! to the same weights as an uninterrupted one.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Tensor, TensorData};
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::data::Example;
+use crate::{Trainee, ids};
+
+/// Version of the checkpoint and `delta.safetensors` layout.
+pub const CHECKPOINT_VERSION: u32 = 1;
+
+/// Learning-rate shape after warm-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    Constant,
+    #[default]
+    Linear,
+    Cosine,
+}
+
+/// The optimisation settings of `[train]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub lr: f64,
+    pub weight_decay: f64,
+    /// Examples per micro-batch (all of one direction).
+    pub batch_size: usize,
+    /// Micro-batches per optimizer step.
+    pub grad_accum: usize,
+    pub epochs: usize,
+    /// Optimizer steps of linear warm-up.
+    pub warmup_steps: usize,
+    pub schedule: Schedule,
+    pub max_len: usize,
+    pub seed: u64,
+    /// Validation loss every this many optimizer steps (0: only at the end).
+    pub eval_every: usize,
+    /// Checkpoint every this many optimizer steps (0: only at the end).
+    pub checkpoint_every: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { lr: 5e-5, weight_decay: 0.01, batch_size: 8, grad_accum: 10, epochs: 1, warmup_steps: 0, schedule: Schedule::Linear, max_len: 256, seed: 1, eval_every: 0, checkpoint_every: 10 }
+    }
+}
+
+impl Settings {
+    /// The learning rate of optimizer step `step` (0-based) of `total`.
+    pub fn lr_at(&self, step: usize, total: usize) -> f64 {
+        if step < self.warmup_steps {
+            return self.lr * (step + 1) as f64 / self.warmup_steps as f64;
+        }
+        let span = total.saturating_sub(self.warmup_steps).max(1) as f64;
+        let done = (step - self.warmup_steps) as f64 / span;
+        match self.schedule {
+            Schedule::Constant => self.lr,
+            Schedule::Linear => self.lr * (1.0 - done),
+            Schedule::Cosine => self.lr * 0.5 * (1.0 + (std::f64::consts::PI * done).cos()),
+        }
+    }
+}
+
+/// A deterministic 64-bit mix (SplitMix64): seeds the data order without RNG state to save.
+pub fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// The micro-batches of the whole run: per epoch, each direction's examples shuffled by the
+/// seed and cut into batches; directions take turns. Each entry is (direction index, example
+/// indices).
+pub fn plan(per_direction: &[usize], batch_size: usize, epochs: usize, seed: u64) -> Vec<(usize, Vec<usize>)> {
+    let mut out = Vec::new();
+    for epoch in 0..epochs {
+        let batches: Vec<Vec<Vec<usize>>> = per_direction
+            .iter()
+            .enumerate()
+            .map(|(d, &n)| {
+                let mut order: Vec<usize> = (0..n).collect();
+                order.sort_by_key(|&i| mix(seed ^ mix((epoch as u64) << 32 | (d as u64) << 24) ^ i as u64));
+                order.chunks(batch_size.max(1)).map(<[usize]>::to_vec).collect()
+            })
+            .collect();
+        let rounds = batches.iter().map(Vec::len).max().unwrap_or(0);
+        for r in 0..rounds {
+            for (d, b) in batches.iter().enumerate() {
+                if let Some(batch) = b.get(r) {
+                    out.push((d, batch.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("{path}: {msg}")]
+    Checkpoint { path: PathBuf, msg: String },
+    #[error("{path}: the checkpoint was made with a different setup ({changes}); delete it or restore the old setup")]
+    Changed { path: PathBuf, changes: String },
+    #[error(transparent)]
+    Model(#[from] landermt_model::ModelError),
+}
+
+/// What a checkpoint carries besides tensors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    /// Optimizer steps done.
+    pub step: usize,
+    /// The setup the run was started with (model, data, method, settings, upstream artifacts):
+    /// a resume with another setup is refused, naming the keys that changed.
+    pub setup: serde_json::Value,
+    /// Training loss per optimizer step.
+    pub losses: Vec<f64>,
+    /// (step, validation loss).
+    pub validation: Vec<(usize, f64)>,
+    /// Target and prompt tokens processed, and seconds spent, over all sessions.
+    pub tokens: usize,
+    pub seconds: f64,
+    /// Module paths of the trainable tensors, in order.
+    pub names: Vec<String>,
+}
+
+/// The keys whose values differ between two setups, as `key: old → new`.
+fn changes(old: &serde_json::Value, new: &serde_json::Value) -> String {
+    let (Some(a), Some(b)) = (old.as_object(), new.as_object()) else { return format!("{old} → {new}") };
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| format!("{k}: {} → {}", a.get(k).map_or("(none)".into(), |v| v.to_string()), b.get(k).map_or("(none)".into(), |v| v.to_string())))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn f32_bytes(t: &Tensor<2>) -> Vec<u8> {
+    t.clone().into_data().try_into_vec::<f32>().expect("f32 parameters").iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Writes the trainable tensors (and, for a checkpoint, the optimizer state) with `state` in
+/// the metadata, atomically.
+pub fn save(path: &Path, trainee: &Trainee, optim: Option<&ModuleOptimizer>, state: &State) -> Result<(), TrainError> {
+    let tensors = ids::trainable(trainee);
+    let mut state = state.clone();
+    state.names = tensors.iter().map(|(n, _)| n.clone()).collect();
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors.iter().enumerate().map(|(k, (_, t))| (format!("trainable.{k}"), f32_bytes(t), t.dims().to_vec())).collect();
+    let optim_bytes = match optim {
+        Some(o) => Some(o.into_bytes().map_err(|e| TrainError::Checkpoint { path: path.into(), msg: format!("optimizer state: {e:?}") })?.to_vec()),
+        None => None,
+    };
+    let mut views: Vec<(String, TensorView)> = bytes.iter().map(|(n, b, s)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).expect("shape matches"))).collect();
+    if let Some(o) = &optim_bytes {
+        views.push(("optimizer".into(), TensorView::new(Dtype::U8, vec![o.len()], o).expect("bytes")));
+    }
+    let meta = HashMap::from([("landermt".to_string(), serde_json::to_string(&state).expect("plain data"))]);
+    let file = safetensors::serialize(views, Some(meta)).map_err(|e| TrainError::Checkpoint { path: path.into(), msg: e.to_string() })?;
+    landermt_model::atomic::write_atomic(path, |w| w.write_all(&file))?;
+    Ok(())
+}
+
+/// Loads a checkpoint into `trainee` and `optim`; refuses one from another setup.
+pub fn load(path: &Path, trainee: Trainee, optim: ModuleOptimizer, setup: &serde_json::Value) -> Result<(Trainee, ModuleOptimizer, State), TrainError> {
+    let bad = |msg: String| TrainError::Checkpoint { path: path.into(), msg };
+    let file = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let (_, meta) = SafeTensors::read_metadata(&file).map_err(|e| bad(format!("not a checkpoint ({e}); delete it to start over")))?;
+    let state: State = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("landermt"))
+        .and_then(|s| serde_json::from_str(s).ok())
+        .ok_or_else(|| bad("no landermt state in the metadata".into()))?;
+    if state.version != CHECKPOINT_VERSION {
+        return Err(bad(format!("checkpoint version {}, this build reads {CHECKPOINT_VERSION}", state.version)));
+    }
+    if state.setup != *setup {
+        return Err(TrainError::Changed { path: path.into(), changes: changes(&state.setup, setup) });
+    }
+    let st = SafeTensors::deserialize(&file).map_err(|e| bad(e.to_string()))?;
+    let current = ids::trainable(&trainee);
+    if current.len() != state.names.len() {
+        return Err(bad(format!("{} trainable tensors saved, {} expected", state.names.len(), current.len())));
+    }
+    let device = trainee.net.device().inner();
+    let mut values = Vec::new();
+    for (k, (name, t)) in current.iter().enumerate() {
+        let v = st.tensor(&format!("trainable.{k}")).map_err(|e| bad(format!("tensor {k} ({name}): {e}")))?;
+        if v.shape() != t.dims() {
+            return Err(bad(format!("tensor {k} ({name}) has shape {:?}, expected {:?}", v.shape(), t.dims())));
+        }
+        let data: Vec<f32> = v.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
+        values.push(Tensor::<2>::from_data(TensorData::new(data, t.dims()), &device));
+    }
+    let trainee = ids::restore(trainee, values);
+    let optim = match st.tensor("optimizer") {
+        Ok(o) => optim.from_bytes(burn::tensor::Bytes::from_bytes_vec(o.data().to_vec())).map_err(|e| bad(format!("optimizer state: {e:?}")))?,
+        Err(_) => return Err(bad("no optimizer state (a final delta, not a checkpoint)".into())),
+    };
+    Ok((trainee, optim, state))
+}
+
+/// Inputs of [`run`].
+pub struct Run<'a> {
+    pub settings: &'a Settings,
+    /// Training examples per direction.
+    pub train: &'a [Vec<Example>],
+    /// Validation examples (any directions).
+    pub dev: &'a [Example],
+    pub pad_id: u32,
+    /// The setup recorded in checkpoints.
+    pub setup: serde_json::Value,
+    /// `checkpoint.safetensors` lives here; `delta.safetensors` is written here at the end.
+    pub dir: &'a Path,
+    /// Stop after this many optimizer steps in this call (a test's stand-in for a kill).
+    pub stop_after: Option<usize>,
+    /// Called after each optimizer step with (step, total, loss).
+    pub progress: &'a dyn Fn(usize, usize, f64),
+}
+
+/// Trains `trainee`, resuming from `dir/checkpoint.safetensors` if there is one. Returns the
+/// trained trainee and the final state (also saved as `dir/delta.safetensors`).
+pub fn run(mut trainee: Trainee, r: &Run) -> Result<(Trainee, State), TrainError> {
+    let s = r.settings;
+    trainee = ids::number(trainee);
+    let mut optim = crate::adamw(s.weight_decay);
+    let batches = plan(&r.train.iter().map(Vec::len).collect::<Vec<_>>(), s.batch_size, s.epochs, s.seed);
+    let total = batches.len().div_ceil(s.grad_accum.max(1));
+    let ckpt = r.dir.join("checkpoint.safetensors");
+    let names = ids::trainable(&trainee).into_iter().map(|(n, _)| n).collect();
+    let mut state = State { version: CHECKPOINT_VERSION, step: 0, setup: r.setup.clone(), losses: vec![], validation: vec![], tokens: 0, seconds: 0.0, names };
+    if ckpt.exists() {
+        let (t, o, st) = load(&ckpt, trainee, optim, &r.setup)?;
+        (trainee, optim, state) = (t, o, st);
+        tracing::info!(step = state.step, total, path = %ckpt.display(), "resuming from the checkpoint");
+    }
+    let mut done_here = 0;
+    while state.step < total {
+        let start = std::time::Instant::now();
+        let lr = s.lr_at(state.step, total);
+        let micro = &batches[state.step * s.grad_accum..((state.step + 1) * s.grad_accum).min(batches.len())];
+        let mut accumulator = GradientsAccumulator::<Trainee>::new();
+        let mut loss_sum = 0.0;
+        for (d, idx) in micro {
+            let examples: Vec<&Example> = idx.iter().map(|&i| &r.train[*d][i]).collect();
+            let loss = trainee.loss(&examples, r.pad_id).div_scalar(micro.len() as f64);
+            loss_sum += loss.clone().into_data().try_into_vec::<f32>().expect("f32")[0] as f64;
+            state.tokens += examples.iter().map(|e| e.ids.len()).sum::<usize>();
+            accumulator.accumulate(&trainee, GradientsParams::from_grads(loss.backward(), &trainee));
+        }
+        trainee = optim.step(lr, trainee, accumulator.grads());
+        state.step += 1;
+        state.losses.push(loss_sum);
+        state.seconds += start.elapsed().as_secs_f64();
+        if s.eval_every > 0 && state.step % s.eval_every == 0 && state.step < total {
+            state.validation.push((state.step, validation_loss(&trainee, r.dev, s.batch_size, r.pad_id)));
+        }
+        (r.progress)(state.step, total, loss_sum);
+        if s.checkpoint_every > 0 && state.step % s.checkpoint_every == 0 && state.step < total {
+            save(&ckpt, &trainee, Some(&optim), &state)?;
+        }
+        done_here += 1;
+        if r.stop_after == Some(done_here) && state.step < total {
+            save(&ckpt, &trainee, Some(&optim), &state)?;
+            return Ok((trainee, state));
+        }
+    }
+    if state.validation.last().map(|v| v.0) != Some(total) && !r.dev.is_empty() {
+        state.validation.push((total, validation_loss(&trainee, r.dev, s.batch_size, r.pad_id)));
+    }
+    save(&r.dir.join("delta.safetensors"), &trainee, None, &state)?;
+    save(&ckpt, &trainee, Some(&optim), &state)?;
+    Ok((trainee, state))
+}
+
+/// Mean target loss over `dev`, in batches, without gradients kept.
+pub fn validation_loss(trainee: &Trainee, dev: &[Example], batch_size: usize, pad_id: u32) -> f64 {
+    let (mut sum, mut n) = (0.0, 0usize);
+    for chunk in dev.chunks(batch_size.max(1)) {
+        let refs: Vec<&Example> = chunk.iter().collect();
+        let loss = trainee.loss(&refs, pad_id).inner();
+        sum += loss.into_data().try_into_vec::<f32>().expect("f32")[0] as f64 * chunk.len() as f64;
+        n += chunk.len();
+    }
+    sum / n.max(1) as f64
+}
