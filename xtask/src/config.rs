@@ -17,6 +17,76 @@ pub struct RunConfig {
     pub score: ScoreSection,
     #[serde(default)]
     pub route: RouteSection,
+    #[serde(default)]
+    pub train: TrainSection,
+}
+
+/// `[train]`: stage 4 — the method, its data, and the optimisation settings
+/// ([`landermt_train::Settings`], whose fields sit in this section too).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSection {
+    pub method: landermt_train::Method,
+    /// Training pairs per direction (the first of `data`).
+    pub pairs: usize,
+    pub data: landermt_data::ParallelSource,
+    /// Validation pairs per direction (the first of `dev`).
+    pub dev_pairs: usize,
+    pub dev: landermt_data::ParallelSource,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub batch_size: usize,
+    pub grad_accum: usize,
+    pub epochs: usize,
+    pub warmup_steps: usize,
+    pub schedule: landermt_train::Schedule,
+    pub max_len: usize,
+    pub seed: u64,
+    pub eval_every: usize,
+    pub checkpoint_every: usize,
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        let tsv = |split: &str| landermt_data::ParallelSource::Tsv { path: format!("data/corpus/{split}.en-fr.tsv").into(), src_lang: "en".into(), tgt_lang: "fr".into() };
+        let s = landermt_train::Settings::default();
+        Self {
+            method: Default::default(),
+            pairs: 500,
+            data: tsv("train"),
+            dev_pairs: 50,
+            dev: tsv("dev"),
+            lr: s.lr,
+            weight_decay: s.weight_decay,
+            batch_size: s.batch_size,
+            grad_accum: s.grad_accum,
+            epochs: s.epochs,
+            warmup_steps: s.warmup_steps,
+            schedule: s.schedule,
+            max_len: s.max_len,
+            seed: s.seed,
+            eval_every: s.eval_every,
+            checkpoint_every: s.checkpoint_every,
+        }
+    }
+}
+
+impl TrainSection {
+    pub fn settings(&self) -> landermt_train::Settings {
+        landermt_train::Settings {
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            batch_size: self.batch_size,
+            grad_accum: self.grad_accum,
+            epochs: self.epochs,
+            warmup_steps: self.warmup_steps,
+            schedule: self.schedule,
+            max_len: self.max_len,
+            seed: self.seed,
+            eval_every: self.eval_every,
+            checkpoint_every: self.checkpoint_every,
+        }
+    }
 }
 
 /// `[route]`: stage 3 (METHOD.md eq. 4–5).
@@ -218,6 +288,9 @@ mod tests {
             (format!("{GOOD}[score]\nlanguages = [\"en\"]\n"), "at least two languages"),
             (format!("{GOOD}[score]\nepsilon = 1.5\n"), "ε = 1.5"),
             (format!("{GOOD}[score]\nlanguages = [\"en\", \"de\", \"de\"]\n"), "`de` is listed twice"),
+            (format!("{GOOD}[train]\nlrr = 0.1\n"), "lrr"),
+            (format!("{GOOD}[train]\nmethod = \"qlora\"\n"), "qlora"),
+            (format!("{GOOD}[route]\ncar = \"dynamic\"\n"), "dynamic"),
             ("[run\nname=".to_string(), "invalid config"),
         ];
         for (text, want) in cases {

@@ -47,6 +47,15 @@ enum Cmd {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Stage 4: fine-tune with `train.method` (or `--method`) into `{run}/train/{method}/`,
+    /// resuming from its checkpoint.
+    Train {
+        #[arg(long)]
+        config: PathBuf,
+        /// landermt | landermt-ls | landermt-lg | layers | full | none
+        #[arg(long)]
+        method: Option<String>,
+    },
     /// Draw the analysis figures (CSV + SVG) of a run directory into `{run}/figures/`.
     Plot {
         #[arg(long)]
@@ -106,6 +115,12 @@ fn run(command: Cmd) -> Result<()> {
         Cmd::Probe { config } => stages::probe(&config::RunConfig::load(&config)?),
         Cmd::Score { config } => stages::score(&config::RunConfig::load(&config)?),
         Cmd::Route { config } => stages::route(&config::RunConfig::load(&config)?),
+        Cmd::Train { config, method } => {
+            let method = method
+                .map(|m| serde_json::from_value::<landermt_train::Method>(serde_json::Value::String(m.clone())).with_context(|| format!("unknown method `{m}`")))
+                .transpose()?;
+            stages::train(&config::RunConfig::load(&config)?, method)
+        }
         Cmd::Plot { run } => {
             if !run.is_dir() {
                 bail!("{}: no such run directory", run.display());

@@ -197,6 +197,121 @@ fn check(base: &LanguageModel, routed: &LanguageModel, data: &landermt_data::Mon
     Ok(landermt_route::Check { sentences: n, base_loss: base_loss / n.max(1) as f64, routed_loss: routed_loss / n.max(1) as f64, max_abs_logit_diff: worst })
 }
 
+/// Stage 4: trains `method` (default `train.method`) into `{run}/train/{method}/`:
+/// `delta.safetensors`, `checkpoint.safetensors` (resumed when present), `train.json` and the
+/// loss curve.
+pub fn train(cfg: &RunConfig, method: Option<landermt_train::Method>) -> Result<()> {
+    use landermt_train::{Method, Trainee, trainer};
+    let t = &cfg.train;
+    let settings = t.settings();
+    let method = method.unwrap_or(t.method);
+    let name = serde_json::to_value(method)?.as_str().expect("methods serialise as strings").to_string();
+    if matches!(method, Method::Lora | Method::Adapter | Method::AdapterLora) {
+        bail!("train.method `{name}` is not implemented yet (issue 4); available: landermt, landermt-ls, landermt-lg, layers, full, none");
+    }
+    let dir = cfg.run.dir.join("train").join(&name);
+    let path = cfg.model.resolve(true)?;
+    let mut model = LanguageModel::load(&path, &cfg.model.backend.device()?.autodiff())?;
+
+    // Upstream artifacts: the selected layers, and for the LANDeRMT variants the routing.
+    let layers = read_layers(cfg)?;
+    let mut upstream = serde_json::json!({ "layers": layers.selected });
+    let units = if matches!(method, Method::Landermt | Method::LandermtLs | Method::LandermtLg) {
+        let route: landermt_route::Route = read_artifact(cfg, "route.json", "route")?;
+        let neurons: landermt_score::Neurons = read_artifact(cfg, "neurons.json", "score")?;
+        landermt_route::apply(&mut model, &route)?;
+        upstream["route"] = serde_json::to_value(&route.layers.iter().map(|l| (l.layer, &l.counts, l.static_car)).collect::<Vec<_>>())?;
+        upstream["car"] = serde_json::to_value(route.car)?;
+        method.units(&route, &neurons)
+    } else {
+        None
+    };
+
+    let pad = model.config.pad_token_id.unwrap_or(0);
+    let (mut train_sets, mut dev) = (Vec::new(), Vec::new());
+    for (i, direction) in cfg.directions().into_iter().enumerate() {
+        let mut pairs = read_parallel(&t.data, direction)?;
+        if pairs.len() < t.pairs {
+            tracing::warn!(%direction, available = pairs.len(), wanted = t.pairs, "fewer training pairs than train.pairs; using what there is");
+        }
+        pairs.truncate(t.pairs);
+        let mut set = Vec::new();
+        for (k, pair) in pairs.iter().enumerate() {
+            // The template of each example is a function of the seed and its position.
+            let template = landermt_train::TEMPLATES[(trainer::mix(settings.seed ^ ((i as u64) << 32) ^ k as u64) % landermt_train::TEMPLATES.len() as u64) as usize];
+            if let Some(ex) = landermt_train::example(&model, direction, pair, template, settings.max_len)? {
+                set.push(ex);
+            }
+        }
+        if set.len() < pairs.len() {
+            tracing::warn!(%direction, skipped = pairs.len() - set.len(), max_len = settings.max_len, "targets longer than max_len were skipped");
+        }
+        train_sets.push(set);
+        for pair in read_parallel(&t.dev, direction)?.iter().take(t.dev_pairs) {
+            if let Some(ex) = landermt_train::example(&model, direction, pair, landermt_train::TEST_TEMPLATE, settings.max_len)? {
+                dev.push(ex);
+            }
+        }
+    }
+
+    let total_params = burn::module::Module::num_params(&model.net);
+    let trainee = Trainee::new(model.net.clone(), method, units.as_ref(), &layers.selected);
+    let trainable: usize = landermt_train::ids::trainable(&trainee).iter().map(|(_, t)| t.shape().num_elements()).sum();
+    let setup = serde_json::json!({
+        "model": cfg.model.describe(),
+        "method": name,
+        "directions": cfg.run.directions,
+        "data": t.data, "pairs": t.pairs, "dev": t.dev, "dev_pairs": t.dev_pairs,
+        "settings": settings,
+        "upstream": upstream,
+    });
+    println!("train `{name}`: {trainable} trainable parameters of {total_params} ({:.3} %)", 100.0 * trainable as f64 / total_params as f64);
+    if method == Method::None {
+        println!("  nothing to train");
+        return Ok(());
+    }
+    let pb = bar(0, &name);
+    let run = trainer::Run {
+        settings: &settings,
+        train: &train_sets,
+        dev: &dev,
+        pad_id: pad,
+        setup,
+        dir: &dir,
+        stop_after: None,
+        progress: &|step, total, loss| {
+            pb.set_length(total as u64);
+            pb.set_position(step as u64);
+            pb.set_message(format!("{name} {loss:.3}"));
+        },
+    };
+    let (_, state) = trainer::run(trainee, &run)?;
+    pb.finish();
+
+    let summary = serde_json::json!({
+        "method": name, "trainable_parameters": trainable, "model_parameters": total_params,
+        "trainable_share": trainable as f64 / total_params as f64,
+        "steps": state.step, "tokens": state.tokens, "seconds": state.seconds,
+        "tokens_per_second": state.tokens as f64 / state.seconds.max(1e-9),
+        "train_loss": state.losses, "validation_loss": state.validation,
+    });
+    write_json(&dir.join("train.json"), &summary)?;
+    let curve = landermt_plot::LineChart::new(format!("Training loss, {name} ({})", cfg.model.describe()), "optimizer step", "target cross-entropy (nats)")
+        .series("train", state.losses.iter().enumerate().map(|(i, &l)| ((i + 1) as f64, l)).collect())
+        .series("validation", state.validation.iter().map(|&(s, l)| (s as f64, l)).collect());
+    curve.write(&dir, "loss")?;
+    println!(
+        "  {} steps, {:.1} tokens/s, loss {:.4} → {:.4}, validation {:?} → {}",
+        state.step,
+        state.tokens as f64 / state.seconds.max(1e-9),
+        state.losses.first().copied().unwrap_or(f64::NAN),
+        state.losses.last().copied().unwrap_or(f64::NAN),
+        state.validation.first().map(|v| v.1),
+        dir.display()
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +323,11 @@ mod tests {
         cfg.model.path = cfg.model.path.map(|p| root.join(p));
         if let landermt_data::ParallelSource::Flores { dir, .. } = &mut cfg.probe.data {
             *dir = root.join(&*dir);
+        }
+        for source in [&mut cfg.train.data, &mut cfg.train.dev] {
+            if let landermt_data::ParallelSource::Tsv { path, .. } = source {
+                *path = root.join(&*path);
+            }
         }
         for source in [&mut cfg.score.data, &mut cfg.route.check] {
             if let landermt_data::MonoSource::Flores { dir, .. } = source {
@@ -289,5 +409,32 @@ mod tests {
             assert_eq!(c.sentences, 12, "lines 201–206 of en and fr");
             assert_eq!(c.max_abs_logit_diff > 0.0, moves, "{car:?}: {c:?}");
         }
+    }
+
+    #[test]
+    fn train_runs_landermt_and_full_on_the_quick_config_and_resumes_when_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = quick(dir.path());
+        probe(&cfg).unwrap();
+        score(&cfg).unwrap();
+        route(&cfg).unwrap();
+        for method in [landermt_train::Method::Landermt, landermt_train::Method::Full] {
+            train(&cfg, Some(method)).unwrap();
+            let name = serde_json::to_value(method).unwrap().as_str().unwrap().to_string();
+            let out = dir.path().join("train").join(&name);
+            let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("train.json")).unwrap()).unwrap();
+            let losses: Vec<f64> = serde_json::from_value(summary["train_loss"].clone()).unwrap();
+            assert!(losses.len() >= 2 && losses.last() < losses.first(), "{name}: {losses:?}");
+            assert!(out.join("delta.safetensors").exists() && out.join("loss.svg").exists());
+        }
+        let share = |m: &str| -> f64 {
+            let s: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("train").join(m).join("train.json")).unwrap()).unwrap();
+            s["trainable_share"].as_f64().unwrap()
+        };
+        assert!(share("landermt") < 0.5 && share("full") == 1.0, "{} {}", share("landermt"), share("full"));
+        // Started again, the finished run is found in its checkpoint and not trained twice.
+        train(&cfg, Some(landermt_train::Method::Landermt)).unwrap();
+        let err = format!("{:#}", train(&cfg, Some(landermt_train::Method::Lora)).unwrap_err());
+        assert!(err.contains("not implemented yet"), "{err}");
     }
 }
