@@ -44,13 +44,24 @@ pub struct TrainSection {
     pub seed: u64,
     pub eval_every: usize,
     pub checkpoint_every: usize,
+    /// LoRA rank, alpha and target maps (`q k v o gate up down`), for `lora` and `adapter-lora`.
+    pub lora_rank: usize,
+    pub lora_alpha: f64,
+    pub lora_targets: Vec<landermt_train::delta::Target>,
+    /// Bottleneck width of the adapters, for `adapter` and `adapter-lora`.
+    pub adapter_size: usize,
 }
 
 impl Default for TrainSection {
     fn default() -> Self {
         let tsv = |split: &str| landermt_data::ParallelSource::Tsv { path: format!("data/corpus/{split}.en-fr.tsv").into(), src_lang: "en".into(), tgt_lang: "fr".into() };
         let s = landermt_train::Settings::default();
+        let a = landermt_train::added::AddedSettings::default();
         Self {
+            lora_rank: a.lora_rank,
+            lora_alpha: a.lora_alpha,
+            lora_targets: a.lora_targets,
+            adapter_size: a.adapter_size,
             method: Default::default(),
             pairs: 500,
             data: tsv("train"),
@@ -72,6 +83,10 @@ impl Default for TrainSection {
 }
 
 impl TrainSection {
+    pub fn added(&self) -> landermt_train::added::AddedSettings {
+        landermt_train::added::AddedSettings { lora_rank: self.lora_rank, lora_alpha: self.lora_alpha, lora_targets: self.lora_targets.clone(), adapter_size: self.adapter_size }
+    }
+
     pub fn settings(&self) -> landermt_train::Settings {
         landermt_train::Settings {
             lr: self.lr,

@@ -52,7 +52,7 @@ enum Cmd {
     Train {
         #[arg(long)]
         config: PathBuf,
-        /// landermt | landermt-ls | landermt-lg | layers | full | none
+        /// landermt | landermt-ls | landermt-lg | layers | full | lora | adapter | adapter-lora | none
         #[arg(long)]
         method: Option<String>,
     },

@@ -206,9 +206,6 @@ pub fn train(cfg: &RunConfig, method: Option<landermt_train::Method>) -> Result<
     let settings = t.settings();
     let method = method.unwrap_or(t.method);
     let name = serde_json::to_value(method)?.as_str().expect("methods serialise as strings").to_string();
-    if matches!(method, Method::Lora | Method::Adapter | Method::AdapterLora) {
-        bail!("train.method `{name}` is not implemented yet (issue 4); available: landermt, landermt-ls, landermt-lg, layers, full, none");
-    }
     let dir = cfg.run.dir.join("train").join(&name);
     let path = cfg.model.resolve(true)?;
     let mut model = LanguageModel::load(&path, &cfg.model.backend.device()?.autodiff())?;
@@ -255,7 +252,11 @@ pub fn train(cfg: &RunConfig, method: Option<landermt_train::Method>) -> Result<
     }
 
     let total_params = burn::module::Module::num_params(&model.net);
-    let trainee = Trainee::new(model.net.clone(), method, units.as_ref(), &layers.selected);
+    let added = t.added();
+    if matches!(method, Method::Lora | Method::Adapter | Method::AdapterLora) {
+        upstream["added"] = serde_json::to_value(&added)?;
+    }
+    let trainee = Trainee::with_added(model.net.clone(), method, units.as_ref(), &layers.selected, &added, settings.seed);
     let trainable: usize = landermt_train::ids::trainable(&trainee).iter().map(|(_, t)| t.shape().num_elements()).sum();
     let setup = serde_json::json!({
         "model": cfg.model.describe(),
@@ -418,7 +419,7 @@ mod tests {
         probe(&cfg).unwrap();
         score(&cfg).unwrap();
         route(&cfg).unwrap();
-        for method in [landermt_train::Method::Landermt, landermt_train::Method::Full] {
+        for method in [landermt_train::Method::Landermt, landermt_train::Method::Full, landermt_train::Method::Lora, landermt_train::Method::AdapterLora] {
             train(&cfg, Some(method)).unwrap();
             let name = serde_json::to_value(method).unwrap().as_str().unwrap().to_string();
             let out = dir.path().join("train").join(&name);
@@ -434,7 +435,6 @@ mod tests {
         assert!(share("landermt") < 0.5 && share("full") == 1.0, "{} {}", share("landermt"), share("full"));
         // Started again, the finished run is found in its checkpoint and not trained twice.
         train(&cfg, Some(landermt_train::Method::Landermt)).unwrap();
-        let err = format!("{:#}", train(&cfg, Some(landermt_train::Method::Lora)).unwrap_err());
-        assert!(err.contains("not implemented yet"), "{err}");
+        assert!(share("lora") < share("landermt") && share("adapter-lora") > share("lora"));
     }
 }

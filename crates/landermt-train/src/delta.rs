@@ -24,8 +24,9 @@ pub struct Slice {
     keep_bias: Option<Tensor<1>>,
 }
 
-/// The linear maps a slice can cut.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The linear maps a slice (or a LoRA pair) can target; written `q k v o gate up down`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Target {
     Q,
     K,
@@ -42,7 +43,7 @@ impl Target {
         if self == Target::Down { 0 } else { 1 }
     }
 
-    fn linear(self, block: &Block) -> Option<&Linear> {
+    pub(crate) fn linear(self, block: &Block) -> Option<&Linear> {
         match self {
             Target::Q => Some(&block.attn.q_proj),
             Target::K => Some(&block.attn.k_proj),
@@ -54,7 +55,7 @@ impl Target {
         }
     }
 
-    fn linear_mut(self, block: &mut Block) -> Option<&mut Linear> {
+    pub(crate) fn linear_mut(self, block: &mut Block) -> Option<&mut Linear> {
         match self {
             Target::Q => Some(&mut block.attn.q_proj),
             Target::K => Some(&mut block.attn.k_proj),

@@ -13,6 +13,7 @@
 //!
 //! Status: LoRA, adapters, export and `cargo xtask train` are next (issue 4).
 
+pub mod added;
 pub mod data;
 pub mod delta;
 pub mod ids;
@@ -35,13 +36,25 @@ pub use trainer::{Schedule, Settings};
 pub struct Trainee {
     pub net: Transformer,
     pub delta: Delta,
+    /// The LoRA pairs of `lora` and `adapter-lora`.
+    pub lora: Option<added::Lora>,
 }
 
 impl Trainee {
     /// Prepares `net` (on an autodiff device) for `method`; `units` is the unit set of the
     /// LANDeRMT variants, `selected` the layers of `layers`.
     pub fn new(net: Transformer, method: Method, units: Option<&UnitSet>, selected: &[usize]) -> Self {
+        Self::with_added(net, method, units, selected, &added::AddedSettings::default(), 1)
+    }
+
+    /// As [`new`](Self::new), with the sizes of LoRA and adapters and the seed of their
+    /// initialisation.
+    pub fn with_added(net: Transformer, method: Method, units: Option<&UnitSet>, selected: &[usize], sizes: &added::AddedSettings, seed: u64) -> Self {
         let mut net = net.no_grad();
+        if matches!(method, Method::Adapter | Method::AdapterLora) {
+            net = added::add_adapters(net, sizes.adapter_size, seed);
+        }
+        let lora = matches!(method, Method::Lora | Method::AdapterLora).then(|| added::Lora::new(&net, sizes, seed));
         match method {
             Method::Full => net = net.set_require_grad(true),
             Method::Layers => {
@@ -61,12 +74,16 @@ impl Trainee {
         }
         let empty = UnitSet::new();
         let delta = Delta::new(&net, units.unwrap_or(&empty));
-        Self { net, delta }
+        Self { net, delta, lora }
     }
 
-    /// The network with the trained slices in place.
+    /// The network with the trained slices and LoRA pairs in place.
     pub fn network(&self) -> Transformer {
-        self.delta.stitched(&self.net)
+        let net = self.delta.stitched(&self.net);
+        match &self.lora {
+            Some(l) => l.apply(net),
+            None => net,
+        }
     }
 
     /// Loss of a batch of examples (all of one direction), on the target tokens.

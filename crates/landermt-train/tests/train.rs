@@ -235,3 +235,54 @@ fn a_killed_run_resumes_to_the_same_weights_and_refuses_a_changed_setup() {
     assert!(x == y, "the resumed run ends with other weights");
 }
 
+
+fn logits_of(net: &landermt_model::Transformer, ids: &[u32]) -> Vec<f32> {
+    net.logits(net.forward(&Batch::single(ids), None, &mut Taps::none())).into_data().try_into_vec().unwrap()
+}
+
+#[test]
+fn lora_and_adapters_start_as_the_base_model_train_and_merge() {
+    use landermt_train::added::AddedSettings;
+    let model = load();
+    let exs = examples(&model, 4);
+    let batch: Vec<&Example> = exs.iter().collect();
+    let base = logits_of(&model.net, &exs[0].ids);
+    let sizes = AddedSettings { lora_rank: 4, adapter_size: 8, ..Default::default() };
+    let (h, ffn, layers) = (model.config.hidden_size, model.config.intermediate_size, model.config.num_layers);
+    let _ = ffn;
+    let q_dim = model.config.q_dim();
+    let kv = model.config.kv_dim();
+    // LoRA on q, k, v, o: r·(in + out) per map; adapters: 2·hidden·size per layer.
+    let lora_entries = layers * 4 * (h + q_dim + h + kv + h + kv + q_dim + h);
+    for (method, entries) in [(Method::Lora, lora_entries), (Method::Adapter, layers * 2 * h * 8), (Method::AdapterLora, lora_entries + layers * 2 * h * 8)] {
+        let mut trainee = Trainee::with_added(model.net.clone(), method, None, &[], &sizes, 7);
+        assert_eq!(landermt_train::ids::trainable(&trainee).iter().map(|(_, t)| t.shape().num_elements()).sum::<usize>(), entries, "{method:?}");
+        assert!(logits_of(&trainee.network(), &exs[0].ids) == base, "{method:?}: an untrained {method:?} must be the base model");
+        let mut optim = adamw(0.0);
+        let mut losses = Vec::new();
+        for _ in 0..4 {
+            let (t, loss) = step(trainee, &mut optim, 1e-2, &batch, 0);
+            trainee = t;
+            losses.push(loss);
+        }
+        assert!(losses[3] < losses[0] - 1e-3, "{method:?}: {losses:?}");
+        if let Some(lora) = &trainee.lora {
+            // The merged weight is W + A·B·α/r, computed here on the host.
+            let (layer, target) = lora.targets[5];
+            assert_eq!((layer, target), (1, landermt_train::delta::Target::K));
+            let w: Vec<f32> = model.net.layers[1].attn.k_proj.weight.val().into_data().try_into_vec().unwrap();
+            let a: Vec<f32> = lora.a[5].val().into_data().try_into_vec().unwrap();
+            let b: Vec<f32> = lora.b[5].val().into_data().try_into_vec().unwrap();
+            let merged: Vec<f32> = trainee.network().layers[1].attn.k_proj.weight.val().into_data().try_into_vec().unwrap();
+            let (r, out) = (4, kv);
+            for i in 0..h {
+                for j in 0..out {
+                    let ab: f32 = (0..r).map(|k| a[i * r + k] * b[k * out + j]).sum();
+                    let want = w[i * out + j] + ab * (16.0 / 4.0);
+                    assert!((merged[i * out + j] - want).abs() <= 1e-6 * (1.0 + want.abs()), "({i}, {j}): {} vs {want}", merged[i * out + j]);
+                }
+            }
+            assert!(b.iter().any(|&x| x != 0.0), "B trained");
+        }
+    }
+}

@@ -122,6 +122,7 @@ pub(crate) fn load(l: &Loader) -> Result<Transformer> {
                 down_proj: l.linear(&format!("{p}.mlp.dense_4h_to_h"), h, 4 * h, true)?,
                 activation: c.activation,
                 router: None,
+                adapter: None,
             },
             post_ffn_norm: None,
         });

@@ -179,6 +179,7 @@ pub(crate) fn load(l: &Loader) -> Result<Transformer> {
                 down_proj: l.linear(&format!("{p}.mlp.down_proj"), h, ffn, false)?,
                 activation: c.activation,
                 router: None,
+                adapter: None,
             },
             post_ffn_norm: Some(norm(l, &format!("{p}.post_feedforward_layernorm"), h)?),
         });

@@ -148,6 +148,7 @@ pub(crate) fn load(l: &Loader) -> Result<Transformer> {
                 down_proj: l.linear(&format!("{p}.mlp.down_proj"), h, ffn, c.mlp_bias)?,
                 activation: c.activation,
                 router: None,
+                adapter: None,
             },
             post_ffn_norm: None,
         });

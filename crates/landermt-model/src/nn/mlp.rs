@@ -19,6 +19,8 @@ pub struct Mlp {
     pub activation: Activation,
     /// CAR routing (stage 3) in the selected layers of a routed model.
     pub router: Option<Router>,
+    /// A bottleneck adapter on the FFN's output (the `adapter` baselines).
+    pub adapter: Option<super::adapter::Adapter>,
 }
 
 /// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` — the tanh GELU of BLOOM and Gemma.
@@ -46,6 +48,10 @@ impl Mlp {
             _ => self.act(x),
         };
         let h = taps.tap(layer, Site::FfnAct, h);
-        taps.tap(layer, Site::FfnDown, self.down_proj.forward(h))
+        let y = taps.tap(layer, Site::FfnDown, self.down_proj.forward(h));
+        match &self.adapter {
+            Some(a) => a.forward(y),
+            None => y,
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The pieces every architecture shares: norms, positions (RoPE, ALiBi), attention with a KV
 //! cache, the FFN, and the block that composes them.
 
+pub mod adapter;
 pub mod alibi;
 pub mod attention;
 pub mod block;
@@ -10,6 +11,7 @@ pub mod rope;
 pub mod router;
 
 pub use attention::Attention;
+pub use adapter::Adapter;
 pub use block::Block;
 pub use mlp::Mlp;
 pub use norm::Norm;
