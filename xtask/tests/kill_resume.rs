@@ -1,0 +1,70 @@
+//! A training run killed (SIGKILL) after its first checkpoint, started again with the same
+//! command, ends with the same trained tensors as a run that was never interrupted.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn xtask(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    c.args(args).current_dir(root()).env("RUST_LOG", "warn");
+    c
+}
+
+/// configs/quick.toml writing into `run`, with a longer training run checkpointed every step.
+fn config(dir: &Path, run: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("configs/quick.toml")).unwrap();
+    let text = text
+        .replace("dir = \"runs/quick\"", &format!("dir = {:?}", run.display().to_string()))
+        .replace("pairs = 4 ", "pairs = 24 ")
+        .replace("batch_size = 2\n", "batch_size = 1\n")
+        .replace("checkpoint_every = 2", "checkpoint_every = 1");
+    let path = dir.join("run.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn trained(run: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(run.join("train/landermt/delta.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut out: Vec<(String, Vec<u8>)> = st.tensors().into_iter().map(|(n, v)| (n, v.data().to_vec())).collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_killed_training_run_resumes_to_the_same_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let (cfg_a, cfg_b) = (config(&tmp.path().join(""), &a), {
+        std::fs::create_dir_all(tmp.path().join("cb")).unwrap();
+        config(&tmp.path().join("cb"), &b)
+    });
+    let cfg_a = cfg_a.to_str().unwrap().to_string();
+    let cfg_b = cfg_b.to_str().unwrap().to_string();
+    for stage in ["probe", "score", "route", "train"] {
+        assert!(xtask(&[stage, "--config", &cfg_a]).status().unwrap().success(), "{stage}");
+    }
+    for stage in ["probe", "score", "route"] {
+        assert!(xtask(&[stage, "--config", &cfg_b]).status().unwrap().success(), "{stage}");
+    }
+
+    let mut child = xtask(&["train", "--config", &cfg_b]).spawn().unwrap();
+    let ckpt = b.join("train/landermt/checkpoint.safetensors");
+    let start = Instant::now();
+    while !ckpt.exists() && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!b.join("train/landermt/delta.safetensors").exists(), "the run finished before it could be killed");
+
+    assert!(xtask(&["train", "--config", &cfg_b]).status().unwrap().success());
+    let (x, y) = (trained(&a), trained(&b));
+    assert!(!x.is_empty());
+    assert!(x == y, "the resumed run ends with other weights");
+}
