@@ -56,6 +56,16 @@ enum Cmd {
         #[arg(long)]
         method: Option<String>,
     },
+    /// Merge the base model and a trained delta into a Hugging Face folder (config.json,
+    /// model.safetensors, tokenizer.json).
+    Export {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        method: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Draw the analysis figures (CSV + SVG) of a run directory into `{run}/figures/`.
     Plot {
         #[arg(long)]
@@ -120,6 +130,12 @@ fn run(command: Cmd) -> Result<()> {
                 .map(|m| serde_json::from_value::<landermt_train::Method>(serde_json::Value::String(m.clone())).with_context(|| format!("unknown method `{m}`")))
                 .transpose()?;
             stages::train(&config::RunConfig::load(&config)?, method)
+        }
+        Cmd::Export { config, method, out } => {
+            let method = method
+                .map(|m| serde_json::from_value::<landermt_train::Method>(serde_json::Value::String(m.clone())).with_context(|| format!("unknown method `{m}`")))
+                .transpose()?;
+            stages::export(&config::RunConfig::load(&config)?, method, &out)
         }
         Cmd::Plot { run } => {
             if !run.is_dir() {

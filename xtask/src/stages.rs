@@ -197,6 +197,47 @@ fn check(base: &LanguageModel, routed: &LanguageModel, data: &landermt_data::Mon
     Ok(landermt_route::Check { sentences: n, base_loss: base_loss / n.max(1) as f64, routed_loss: routed_loss / n.max(1) as f64, max_abs_logit_diff: worst })
 }
 
+/// The model on an autodiff device (routed for the LANDeRMT variants), the unit set, the
+/// upstream facts a checkpoint records, and the selected layers.
+fn prepare(cfg: &RunConfig, method: landermt_train::Method) -> Result<(LanguageModel, Option<landermt_train::UnitSet>, serde_json::Value, Vec<usize>)> {
+    use landermt_train::Method;
+    let path = cfg.model.resolve(true)?;
+    let mut model = LanguageModel::load(&path, &cfg.model.backend.device()?.autodiff())?;
+    let layers = read_layers(cfg)?;
+    let mut upstream = serde_json::json!({ "layers": layers.selected });
+    let units = if matches!(method, Method::Landermt | Method::LandermtLs | Method::LandermtLg) {
+        let route: landermt_route::Route = read_artifact(cfg, "route.json", "route")?;
+        let neurons: landermt_score::Neurons = read_artifact(cfg, "neurons.json", "score")?;
+        landermt_route::apply(&mut model, &route)?;
+        upstream["route"] = serde_json::to_value(route.layers.iter().map(|l| (l.layer, &l.counts, l.static_car)).collect::<Vec<_>>())?;
+        upstream["car"] = serde_json::to_value(route.car)?;
+        method.units(&route, &neurons)
+    } else {
+        None
+    };
+    Ok((model, units, upstream, layers.selected))
+}
+
+/// Merges the base model and `{run}/train/{method}/delta.safetensors` into a Hugging Face
+/// folder `out`. Refused for adapters and CAR-routed models (`route.car` other than `off`),
+/// whose computation a plain transformers checkpoint cannot express.
+pub fn export(cfg: &RunConfig, method: Option<landermt_train::Method>, out: &std::path::Path) -> Result<()> {
+    let t = &cfg.train;
+    let method = method.unwrap_or(t.method);
+    let name = serde_json::to_value(method)?.as_str().expect("methods serialise as strings").to_string();
+    let delta = cfg.run.dir.join("train").join(&name).join("delta.safetensors");
+    if !delta.exists() {
+        bail!("{}: missing; run `cargo xtask train --config … --method {name}` first", delta.display());
+    }
+    let (model, units, _, selected) = prepare(cfg, method)?;
+    let trainee = landermt_train::Trainee::with_added(model.net.clone(), method, units.as_ref(), &selected, &t.added(), t.seed);
+    let (trainee, _) = landermt_train::trainer::load_trained(&delta, trainee)?;
+    let net = trainee.network();
+    landermt_model::export::write_hf_folder(&model, &net, out).with_context(|| format!("exporting `{name}` to {}", out.display()))?;
+    println!("export: {} + {} → {}", cfg.model.describe(), delta.display(), out.display());
+    Ok(())
+}
+
 /// Stage 4: trains `method` (default `train.method`) into `{run}/train/{method}/`:
 /// `delta.safetensors`, `checkpoint.safetensors` (resumed when present), `train.json` and the
 /// loss curve.
@@ -207,23 +248,7 @@ pub fn train(cfg: &RunConfig, method: Option<landermt_train::Method>) -> Result<
     let method = method.unwrap_or(t.method);
     let name = serde_json::to_value(method)?.as_str().expect("methods serialise as strings").to_string();
     let dir = cfg.run.dir.join("train").join(&name);
-    let path = cfg.model.resolve(true)?;
-    let mut model = LanguageModel::load(&path, &cfg.model.backend.device()?.autodiff())?;
-
-    // Upstream artifacts: the selected layers, and for the LANDeRMT variants the routing.
-    let layers = read_layers(cfg)?;
-    let mut upstream = serde_json::json!({ "layers": layers.selected });
-    let units = if matches!(method, Method::Landermt | Method::LandermtLs | Method::LandermtLg) {
-        let route: landermt_route::Route = read_artifact(cfg, "route.json", "route")?;
-        let neurons: landermt_score::Neurons = read_artifact(cfg, "neurons.json", "score")?;
-        landermt_route::apply(&mut model, &route)?;
-        upstream["route"] = serde_json::to_value(&route.layers.iter().map(|l| (l.layer, &l.counts, l.static_car)).collect::<Vec<_>>())?;
-        upstream["car"] = serde_json::to_value(route.car)?;
-        method.units(&route, &neurons)
-    } else {
-        None
-    };
-
+    let (model, units, mut upstream, selected) = prepare(cfg, method)?;
     let pad = model.config.pad_token_id.unwrap_or(0);
     let (mut train_sets, mut dev) = (Vec::new(), Vec::new());
     for (i, direction) in cfg.directions().into_iter().enumerate() {
@@ -256,7 +281,7 @@ pub fn train(cfg: &RunConfig, method: Option<landermt_train::Method>) -> Result<
     if matches!(method, Method::Lora | Method::Adapter | Method::AdapterLora) {
         upstream["added"] = serde_json::to_value(&added)?;
     }
-    let trainee = Trainee::with_added(model.net.clone(), method, units.as_ref(), &layers.selected, &added, settings.seed);
+    let trainee = Trainee::with_added(model.net.clone(), method, units.as_ref(), &selected, &added, settings.seed);
     let trainable: usize = landermt_train::ids::trainable(&trainee).iter().map(|(_, t)| t.shape().num_elements()).sum();
     let setup = serde_json::json!({
         "model": cfg.model.describe(),
@@ -436,5 +461,43 @@ mod tests {
         // Started again, the finished run is found in its checkpoint and not trained twice.
         train(&cfg, Some(landermt_train::Method::Landermt)).unwrap();
         assert!(share("lora") < share("landermt") && share("adapter-lora") > share("lora"));
+    }
+
+    #[test]
+    fn export_writes_a_folder_that_loads_with_the_trained_logits() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = quick(dir.path());
+        cfg.route.car = landermt_model::nn::CarMode::Off;
+        probe(&cfg).unwrap();
+        score(&cfg).unwrap();
+        route(&cfg).unwrap();
+        train(&cfg, None).unwrap();
+        let out = dir.path().join("export");
+        export(&cfg, None, &out).unwrap();
+
+        // The routed-and-trained model (CAR off), rebuilt here, against the exported folder.
+        let method = landermt_train::Method::Landermt;
+        let (model, units, _, selected) = prepare(&cfg, method).unwrap();
+        let trainee = landermt_train::Trainee::with_added(model.net.clone(), method, units.as_ref(), &selected, &cfg.train.added(), cfg.train.seed);
+        let delta = dir.path().join("train/landermt/delta.safetensors");
+        let (trainee, _) = landermt_train::trainer::load_trained(&delta, trainee).unwrap();
+        let exported = LanguageModel::load(&out, &landermt_model::Backend::Flex.device().unwrap()).unwrap();
+        let ids = exported.encode("Le chat dort.").unwrap();
+        let logits = |net: &landermt_model::Transformer| -> Vec<f32> {
+            let batch = landermt_model::Batch::single(&ids);
+            net.logits(net.forward(&batch, None, &mut landermt_model::Taps::none())).inner().into_data().try_into_vec().unwrap()
+        };
+        let (a, b) = (logits(&trainee.network()), logits(&exported.net));
+        let base = logits(&model.net);
+        assert!(a != base, "training changed nothing");
+        let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        // Same weights; only the matmul layouts differ (transposed on write and on load).
+        assert!(worst < 1e-5, "the exported model's logits differ from the trained model's by up to {worst}");
+
+        // Routed models and adapters cannot be written as plain checkpoints.
+        cfg.route.car = landermt_model::nn::CarMode::Taylor;
+        route(&cfg).unwrap();
+        let err = format!("{:#}", export(&cfg, None, &dir.path().join("x")).unwrap_err());
+        assert!(err.contains("CAR routing"), "{err}");
     }
 }

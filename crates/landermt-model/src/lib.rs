@@ -19,6 +19,7 @@ pub mod backend;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod generate;
 pub mod loss;
 pub mod gguf;

@@ -214,6 +214,38 @@ pub fn load(path: &Path, trainee: Trainee, optim: ModuleOptimizer, setup: &serde
     Ok((trainee, optim, state))
 }
 
+/// Puts the trained tensors of `delta.safetensors` (or a checkpoint) into `trainee`, which
+/// must have been built for the same method and model.
+pub fn load_trained(path: &Path, trainee: Trainee) -> Result<(Trainee, State), TrainError> {
+    let bad = |msg: String| TrainError::Checkpoint { path: path.into(), msg };
+    let file = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let (_, meta) = SafeTensors::read_metadata(&file).map_err(|e| bad(format!("not a landermt delta ({e})")))?;
+    let state: State = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("landermt"))
+        .and_then(|s| serde_json::from_str(s).ok())
+        .ok_or_else(|| bad("no landermt state in the metadata".into()))?;
+    let st = SafeTensors::deserialize(&file).map_err(|e| bad(e.to_string()))?;
+    let trainee = ids::number(trainee);
+    let current = ids::trainable(&trainee);
+    let names: Vec<&String> = current.iter().map(|(n, _)| n).collect();
+    if names != state.names.iter().collect::<Vec<_>>() {
+        return Err(bad(format!("holds {} trained tensors for another setup than the {} of this method and model", state.names.len(), current.len())));
+    }
+    let device = trainee.net.device().inner();
+    let mut values = Vec::new();
+    for (k, (name, t)) in current.iter().enumerate() {
+        let v = st.tensor(&format!("trainable.{k}")).map_err(|e| bad(format!("tensor {k} ({name}): {e}")))?;
+        if v.shape() != t.dims() {
+            return Err(bad(format!("tensor {k} ({name}) has shape {:?}, expected {:?}", v.shape(), t.dims())));
+        }
+        let data: Vec<f32> = v.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
+        values.push(Tensor::<2>::from_data(TensorData::new(data, t.dims()), &device));
+    }
+    Ok((ids::restore(trainee, values), state))
+}
+
 /// Inputs of [`run`].
 pub struct Run<'a> {
     pub settings: &'a Settings,

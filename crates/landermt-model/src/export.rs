@@ -1,0 +1,152 @@
+//! Writing a network as a Hugging Face folder: `model.safetensors` under transformers' tensor
+//! names (Linear weights transposed back to `[out, in]`), `config.json` (copied from a Hugging
+//! Face source, or written from the config for a GGUF source) and `tokenizer.json`. LLaMA-style
+//! models and Gemma 3 are supported; BLOOM's fused, head-interleaved QKV is not written yet.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use burn::nn::Linear;
+use burn::tensor::Tensor;
+use safetensors::{Dtype, tensor::TensorView};
+
+use crate::config::{Architecture, LayerAttention, Positions};
+use crate::error::{ModelError, Result};
+use crate::nn::Norm;
+use crate::{LanguageModel, Transformer};
+
+fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.inner().into_data().try_into_vec().expect("f32 weights")
+}
+
+/// transformers' tensors of `net`: (name, shape, values).
+pub fn hf_tensors(net: &Transformer) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+    let c = &net.config;
+    let mut out: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+    let linear = |out: &mut Vec<_>, name: &str, l: &Linear| {
+        let [d_in, d_out] = l.weight.dims();
+        out.push((format!("{name}.weight"), vec![d_out, d_in], host(l.weight.val().transpose())));
+        if let Some(b) = &l.bias {
+            out.push((format!("{name}.bias"), vec![d_out], host(b.val())));
+        }
+    };
+    let norm = |out: &mut Vec<_>, name: &str, n: &Norm| {
+        out.push((format!("{name}.weight"), vec![n.weight.dims()[0]], host(n.weight.val())));
+        if let Some(b) = &n.bias {
+            out.push((format!("{name}.bias"), vec![b.dims()[0]], host(b.val())));
+        }
+    };
+    match c.architecture {
+        Architecture::Llama | Architecture::Gemma3 => {}
+        other => return Err(ModelError::Input(format!("export of {other:?} models is not supported yet (LLaMA family and Gemma 3 are)"))),
+    }
+    let gemma = c.architecture == Architecture::Gemma3;
+    out.push(("model.embed_tokens.weight".into(), vec![c.vocab_size, c.hidden_size], host(net.embed_tokens.val())));
+    for (i, b) in net.layers.iter().enumerate() {
+        if b.mlp.adapter.is_some() || b.mlp.router.as_ref().is_some_and(|r| r.mode() != crate::nn::CarMode::Off) {
+            return Err(ModelError::Input(format!(
+                "layer {i} has an adapter or CAR routing, which a plain transformers checkpoint cannot express"
+            )));
+        }
+        let p = format!("model.layers.{i}");
+        norm(&mut out, &format!("{p}.input_layernorm"), &b.attn_norm);
+        linear(&mut out, &format!("{p}.self_attn.q_proj"), &b.attn.q_proj);
+        linear(&mut out, &format!("{p}.self_attn.k_proj"), &b.attn.k_proj);
+        linear(&mut out, &format!("{p}.self_attn.v_proj"), &b.attn.v_proj);
+        linear(&mut out, &format!("{p}.self_attn.o_proj"), &b.attn.o_proj);
+        if let (Some(qn), Some(kn)) = (&b.attn.q_norm, &b.attn.k_norm) {
+            norm(&mut out, &format!("{p}.self_attn.q_norm"), qn);
+            norm(&mut out, &format!("{p}.self_attn.k_norm"), kn);
+        }
+        if gemma {
+            norm(&mut out, &format!("{p}.post_attention_layernorm"), b.post_attn_norm.as_ref().expect("Gemma 3 has post-norms"));
+            norm(&mut out, &format!("{p}.pre_feedforward_layernorm"), &b.ffn_norm);
+            norm(&mut out, &format!("{p}.post_feedforward_layernorm"), b.post_ffn_norm.as_ref().expect("Gemma 3 has post-norms"));
+        } else {
+            norm(&mut out, &format!("{p}.post_attention_layernorm"), &b.ffn_norm);
+        }
+        linear(&mut out, &format!("{p}.mlp.gate_proj"), b.mlp.gate_proj.as_ref().expect("gated FFN"));
+        linear(&mut out, &format!("{p}.mlp.up_proj"), &b.mlp.up_proj);
+        linear(&mut out, &format!("{p}.mlp.down_proj"), &b.mlp.down_proj);
+    }
+    norm(&mut out, "model.norm", &net.final_norm);
+    if let Some(w) = &net.lm_head {
+        out.push(("lm_head.weight".into(), vec![c.vocab_size, c.hidden_size], host(w.val().transpose())));
+    }
+    Ok(out)
+}
+
+/// `config.json` for a model that came from GGUF.
+fn hf_config(model: &LanguageModel) -> Result<serde_json::Value> {
+    let c = &model.config;
+    let ids = |v: Option<u32>| v.map_or(serde_json::Value::Null, |i| i.into());
+    let (theta, local) = match c.positions {
+        Positions::Rope { theta, local_theta } => (theta, local_theta),
+        Positions::Alibi => return Err(ModelError::Input("export of ALiBi models is not supported yet".into())),
+    };
+    let mut j = serde_json::json!({
+        "vocab_size": c.vocab_size,
+        "hidden_size": c.hidden_size,
+        "intermediate_size": c.intermediate_size,
+        "num_hidden_layers": c.num_layers,
+        "num_attention_heads": c.num_heads,
+        "num_key_value_heads": c.num_kv_heads,
+        "head_dim": c.head_dim,
+        "rms_norm_eps": c.norm_eps,
+        "tie_word_embeddings": c.tie_word_embeddings,
+        "bos_token_id": ids(c.bos_token_id),
+        "eos_token_id": c.eos_token_ids,
+        "pad_token_id": ids(c.pad_token_id),
+        "torch_dtype": "float32",
+        "max_position_embeddings": 32768,
+    });
+    match c.architecture {
+        Architecture::Gemma3 => {
+            let window = c.layer_attention.iter().find_map(|a| match a {
+                LayerAttention::Sliding { window } => Some(*window),
+                LayerAttention::Full => None,
+            });
+            let types: Vec<&str> = c.layer_attention.iter().map(|a| if matches!(a, LayerAttention::Full) { "full_attention" } else { "sliding_attention" }).collect();
+            j["architectures"] = serde_json::json!(["Gemma3ForCausalLM"]);
+            j["model_type"] = "gemma3_text".into();
+            j["hidden_activation"] = "gelu_pytorch_tanh".into();
+            j["query_pre_attn_scalar"] = (1.0 / (c.attention_scale * c.attention_scale)).round().into();
+            j["sliding_window"] = window.into();
+            j["layer_types"] = types.into();
+            j["rope_parameters"] = serde_json::json!({
+                "full_attention": { "rope_type": "default", "rope_theta": theta },
+                "sliding_attention": { "rope_type": "default", "rope_theta": local.unwrap_or(theta) },
+            });
+        }
+        Architecture::Llama => {
+            j["architectures"] = serde_json::json!(["LlamaForCausalLM"]);
+            j["model_type"] = "llama".into();
+            j["hidden_act"] = "silu".into();
+            j["rope_parameters"] = serde_json::json!({ "rope_type": "default", "rope_theta": theta });
+        }
+        other => return Err(ModelError::Input(format!("export of {other:?} models is not supported yet"))),
+    }
+    Ok(j)
+}
+
+/// Writes `net` (the network of `model`, e.g. with trained weights merged) as a Hugging Face
+/// folder in `out`.
+pub fn write_hf_folder(model: &LanguageModel, net: &Transformer, out: &Path) -> Result<()> {
+    let tensors = hf_tensors(net)?;
+    std::fs::create_dir_all(out).map_err(|e| ModelError::io(out, e))?;
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors.into_iter().map(|(n, s, v)| (n, s, v.iter().flat_map(|x| x.to_le_bytes()).collect())).collect();
+    let views: Vec<(String, TensorView)> = bytes.iter().map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).expect("shape matches"))).collect();
+    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let file = safetensors::serialize(views, Some(meta)).map_err(|e| ModelError::Input(format!("safetensors: {e}")))?;
+    crate::atomic::write_atomic(&out.join("model.safetensors"), |w| w.write_all(&file))?;
+
+    let source_config = model.source.join("config.json");
+    let config = if source_config.is_file() {
+        std::fs::read(&source_config).map_err(|e| ModelError::io(&source_config, e))?
+    } else {
+        serde_json::to_vec_pretty(&hf_config(model)?).expect("plain JSON")
+    };
+    crate::atomic::write_atomic(&out.join("config.json"), |w| w.write_all(&config))?;
+    let tokenizer = model.tokenizer.inner().to_string(true).map_err(|e| ModelError::Input(format!("tokenizer: {e}")))?;
+    crate::atomic::write_atomic(&out.join("tokenizer.json"), |w| w.write_all(tokenizer.as_bytes()))
+}
