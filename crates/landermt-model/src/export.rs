@@ -110,7 +110,7 @@ fn hf_config(model: &LanguageModel) -> Result<serde_json::Value> {
             j["architectures"] = serde_json::json!(["Gemma3ForCausalLM"]);
             j["model_type"] = "gemma3_text".into();
             j["hidden_activation"] = "gelu_pytorch_tanh".into();
-            j["query_pre_attn_scalar"] = (1.0 / (c.attention_scale * c.attention_scale)).round().into();
+            j["query_pre_attn_scalar"] = ((1.0 / (c.attention_scale * c.attention_scale)).round() as u64).into();
             j["sliding_window"] = window.into();
             j["layer_types"] = types.into();
             j["rope_parameters"] = serde_json::json!({
