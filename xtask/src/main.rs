@@ -183,13 +183,14 @@ fn pipeline(config_path: &std::path::Path, dry_run: bool) -> Result<()> {
     println!("  model: {} on {}", cfg.model.describe(), cfg.model.backend);
     println!("  directions: {}", cfg.run.directions.join(", "));
     if dry_run {
-        println!("  stages: fetch-model, probe, score, route (then train, eval once implemented)");
+        println!("  stages: fetch-model, probe, score, route, train (then eval once implemented)");
         return Ok(());
     }
     stages::probe(&cfg)?;
     stages::score(&cfg)?;
     stages::route(&cfg)?;
-    bail!("stages train and eval are not implemented yet (issues 4–6); the pipeline stopped after route")
+    stages::train(&cfg, None)?;
+    bail!("stage eval is not implemented yet (issues 5–6); the pipeline stopped after train")
 }
 
 fn check_gpu() -> Result<()> {
