@@ -1,7 +1,19 @@
 //! # landermt-eval — stage 5: decoding, metrics and reports
 //!
-//! Greedy and beam decoding with the KV cache, BLEU and chrF computed exactly as sacreBLEU 2.x
-//! (with its signature string), bootstrap confidence intervals, and the run's report
-//! (METHOD.md stage 5).
+//! Metrics first: BLEU ([`bleu`]) and chrF/chrF++ ([`chrf`]) computed as sacreBLEU 2.6.0
+//! computes them, with its tokenizers ([`tokenize`]) and signature strings, checked against
+//! scores produced by the sacreBLEU package (tests/fixtures/bleu).
 //!
-//! Status: placeholder until issue 5 lands.
+//! Status: decoding for evaluation, bootstrap resampling, `cargo xtask eval`/`bleu` and the
+//! reports are next (issue 5).
+
+pub mod bleu;
+pub mod chrf;
+pub mod tokenize;
+
+pub use bleu::{Bleu, BleuScore, Smooth};
+pub use chrf::Chrf;
+pub use tokenize::Tokenize;
+
+/// The sacreBLEU version whose definitions (and signature) our metrics reproduce.
+pub const SACREBLEU_VERSION: &str = "2.6.0";
