@@ -66,6 +66,25 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Score a hypothesis file against a reference file as sacreBLEU 2.6.0 would (our
+    /// implementation of its definitions).
+    Bleu {
+        #[arg(long = "ref")]
+        reference: PathBuf,
+        #[arg(long)]
+        hyp: PathBuf,
+        /// 13a | zh | intl | char | none
+        #[arg(long, default_value = "13a")]
+        tokenize: String,
+        /// bleu | chrf | chrf++
+        #[arg(long, default_value = "bleu")]
+        metric: String,
+        #[arg(long)]
+        lowercase: bool,
+        /// Print `{"score": …, "signature": …}`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Draw the analysis figures (CSV + SVG) of a run directory into `{run}/figures/`.
     Plot {
         #[arg(long)]
@@ -137,6 +156,7 @@ fn run(command: Cmd) -> Result<()> {
                 .transpose()?;
             stages::export(&config::RunConfig::load(&config)?, method, &out)
         }
+        Cmd::Bleu { reference, hyp, tokenize, metric, lowercase, json } => bleu(&reference, &hyp, &tokenize, &metric, lowercase, json),
         Cmd::Plot { run } => {
             if !run.is_dir() {
                 bail!("{}: no such run directory", run.display());
@@ -158,6 +178,38 @@ fn run(command: Cmd) -> Result<()> {
         }
         Cmd::CheckGpu => check_gpu(),
     }
+}
+
+fn read_lines(path: &std::path::Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text.strip_suffix('\n').unwrap_or(&text).split('\n').map(|l| l.trim_end_matches('\r').to_string()).collect())
+}
+
+fn bleu(reference: &std::path::Path, hyp: &std::path::Path, tokenize: &str, metric: &str, lowercase: bool, json: bool) -> Result<()> {
+    let (refs, hyps) = (read_lines(reference)?, read_lines(hyp)?);
+    if refs.len() != hyps.len() {
+        bail!("{} has {} lines but {} has {}: one hypothesis per reference line", hyp.display(), hyps.len(), reference.display(), refs.len());
+    }
+    let tok = landermt_eval::Tokenize::parse(tokenize).with_context(|| format!("unknown tokenizer `{tokenize}` (13a, zh, intl, char, none)"))?;
+    let (name, score, signature) = match metric {
+        "bleu" => {
+            let b = landermt_eval::Bleu { tokenize: tok, lowercase, ..Default::default() };
+            ("BLEU", b.corpus(&hyps, &refs).score, b.signature())
+        }
+        "chrf" | "chrf++" => {
+            let mut c = if metric == "chrf" { landermt_eval::Chrf::CHRF } else { landermt_eval::Chrf::CHRF_PP };
+            c.lowercase = lowercase;
+            ("chrF2", c.corpus(&hyps, &refs), c.signature())
+        }
+        other => bail!("unknown metric `{other}` (bleu, chrf, chrf++)"),
+    };
+    let name = if metric == "chrf++" { "chrF2++" } else { name };
+    if json {
+        println!("{}", serde_json::json!({ "name": name, "score": score, "signature": signature, "implementation": "landermt" }));
+    } else {
+        println!("{name}|{signature} = {score:.2}  (landermt's implementation of sacreBLEU's definition)");
+    }
+    Ok(())
 }
 
 fn known_names() -> String {
