@@ -8,6 +8,7 @@
 //! reports are next (issue 5).
 
 pub mod bleu;
+pub mod bootstrap;
 pub mod chrf;
 pub mod tokenize;
 
