@@ -6,6 +6,7 @@
 
 pub mod corpus;
 pub mod lang;
+pub mod prompt;
 
 pub use corpus::{CorpusError, MonoSource, Pair, ParallelSource, read_monolingual, read_parallel};
 pub use lang::{Direction, Language};

@@ -10,6 +10,7 @@
 pub mod bleu;
 pub mod bootstrap;
 pub mod chrf;
+pub mod decode;
 pub mod tokenize;
 
 pub use bleu::{Bleu, BleuScore, Smooth};

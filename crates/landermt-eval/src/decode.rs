@@ -1,0 +1,58 @@
+//! Decoding translations for evaluation: the test prompt, greedy continuation with the KV cache
+//! in length-sorted, left-padded batches, stopped at EOS or at the first token that contains a
+//! newline, and the output cut at that newline (METHOD.md stage 5).
+
+use landermt_data::Direction;
+use landermt_data::prompt::{TEST_TEMPLATE, fill};
+use landermt_model::LanguageModel;
+use landermt_model::generate::{GreedyOptions, greedy};
+
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    pub max_new_tokens: usize,
+    pub batch_size: usize,
+    /// Stop at (and cut at) the first newline.
+    pub stop_at_newline: bool,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        Self { max_new_tokens: 128, batch_size: 8, stop_at_newline: true }
+    }
+}
+
+/// Ids whose text contains a newline: generating one ends the translation.
+pub fn newline_ids(model: &LanguageModel) -> Vec<u32> {
+    let t = &model.tokenizer;
+    (0..t.vocab_size() as u32).filter(|&id| t.decode(&[id], false).is_ok_and(|s| s.contains('\n'))).collect()
+}
+
+/// The prompt of `src` for `direction`: the test template and the newline that the training
+/// examples put between prompt and target.
+pub fn prompt(direction: Direction, src: &str) -> String {
+    format!("{}\n", fill(TEST_TEMPLATE, direction, src))
+}
+
+/// Translations of `sources`, one line each (in order); `progress` gets the sentences done.
+pub fn translate(model: &LanguageModel, direction: Direction, sources: &[String], opts: &DecodeOptions, progress: &dyn Fn(usize)) -> landermt_model::Result<Vec<String>> {
+    let mut stop_ids = model.config.eos_token_ids.clone();
+    if opts.stop_at_newline {
+        stop_ids.extend(newline_ids(model));
+    }
+    let greedy_opts = GreedyOptions { max_new_tokens: opts.max_new_tokens, stop_ids, pad_id: model.config.pad_token_id.unwrap_or(0) };
+    let ids: Vec<Vec<u32>> = sources.iter().map(|s| model.encode(&prompt(direction, s))).collect::<landermt_model::Result<_>>()?;
+    // Similar lengths together waste less on padding; outputs go back to their lines.
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.sort_by_key(|&i| ids[i].len());
+    let mut out = vec![String::new(); ids.len()];
+    for chunk in order.chunks(opts.batch_size.max(1)) {
+        let prompts: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
+        for (&i, generated) in chunk.iter().zip(greedy(&model.net, &prompts, &greedy_opts)) {
+            let text = model.tokenizer.decode(&generated, true)?;
+            let line = if opts.stop_at_newline { text.split('\n').next().unwrap_or("") } else { text.as_str() };
+            out[i] = line.trim().to_string();
+        }
+        progress(chunk.len());
+    }
+    Ok(out)
+}

@@ -1,0 +1,28 @@
+//! Evaluation decoding on the tiny LLaMA: a batch gives the same translations as each sentence
+//! alone, outputs stay in line order, and no output holds a newline.
+
+use std::path::PathBuf;
+
+use burn::tensor::Device;
+use landermt_data::{ParallelSource, read_parallel};
+use landermt_eval::decode::{DecodeOptions, newline_ids, translate};
+use landermt_model::LanguageModel;
+
+#[test]
+fn batched_decoding_equals_sentence_by_sentence_decoding() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let model = LanguageModel::load(root.join("tests/fixtures/hf-tiny/llama-tiny"), &Device::flex()).unwrap();
+    let direction = "en-fr".parse().unwrap();
+    let source = ParallelSource::Flores { dir: root.join("data/flores200-devtest"), first: 1, last: 5 };
+    let sources: Vec<String> = read_parallel(&source, direction).unwrap().into_iter().map(|p| p.src).collect();
+    let opts = DecodeOptions { max_new_tokens: 12, batch_size: 5, stop_at_newline: true };
+    let batched = translate(&model, direction, &sources, &opts, &|_| {}).unwrap();
+    let alone: Vec<String> = sources
+        .iter()
+        .map(|s| translate(&model, direction, std::slice::from_ref(s), &DecodeOptions { batch_size: 1, ..opts.clone() }, &|_| {}).unwrap().remove(0))
+        .collect();
+    assert_eq!(batched, alone);
+    assert!(batched.iter().all(|l| !l.contains('\n')));
+    assert!(batched.iter().any(|l| !l.is_empty()), "{batched:?}");
+    assert!(!newline_ids(&model).is_empty());
+}
