@@ -19,6 +19,48 @@ pub struct RunConfig {
     pub route: RouteSection,
     #[serde(default)]
     pub train: TrainSection,
+    #[serde(default)]
+    pub eval: EvalSection,
+}
+
+/// `[eval]`: stage 5.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalSection {
+    /// Methods to evaluate (each needs its `train/{method}/delta.safetensors`, except `none`).
+    pub methods: Vec<landermt_train::Method>,
+    /// The method the others are compared with by paired bootstrap.
+    pub baseline: landermt_train::Method,
+    pub test_sets: Vec<TestSet>,
+    pub max_new_tokens: usize,
+    pub batch_size: usize,
+    /// Bootstrap samples for confidence intervals and paired tests (seed 12345, as sacreBLEU).
+    pub n_bootstrap: usize,
+}
+
+/// A named test set: the first `n` pairs of `data` for each direction.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestSet {
+    pub name: String,
+    pub n: usize,
+    pub data: landermt_data::ParallelSource,
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        Self {
+            methods: vec![landermt_train::Method::None, landermt_train::Method::Landermt],
+            baseline: landermt_train::Method::None,
+            test_sets: vec![
+                TestSet { name: "flores".into(), n: 200, data: landermt_data::ParallelSource::Flores { dir: "data/flores200-devtest".into(), first: 501, last: 1012 } },
+                TestSet { name: "opus100".into(), n: 200, data: landermt_data::ParallelSource::Opus { dir: "data/opus100-test".into() } },
+            ],
+            max_new_tokens: 128,
+            batch_size: 8,
+            n_bootstrap: 1000,
+        }
+    }
 }
 
 /// `[train]`: stage 4 — the method, its data, and the optimisation settings

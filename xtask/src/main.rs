@@ -56,6 +56,12 @@ enum Cmd {
         #[arg(long)]
         method: Option<String>,
     },
+    /// Stage 5: decode the test sets with every configured method, score them, and write
+    /// `report.json` and `report.md`.
+    Eval {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Merge the base model and a trained delta into a Hugging Face folder (config.json,
     /// model.safetensors, tokenizer.json).
     Export {
@@ -150,6 +156,7 @@ fn run(command: Cmd) -> Result<()> {
                 .transpose()?;
             stages::train(&config::RunConfig::load(&config)?, method)
         }
+        Cmd::Eval { config } => stages::eval(&config::RunConfig::load(&config)?),
         Cmd::Export { config, method, out } => {
             let method = method
                 .map(|m| serde_json::from_value::<landermt_train::Method>(serde_json::Value::String(m.clone())).with_context(|| format!("unknown method `{m}`")))
@@ -235,14 +242,16 @@ fn pipeline(config_path: &std::path::Path, dry_run: bool) -> Result<()> {
     println!("  model: {} on {}", cfg.model.describe(), cfg.model.backend);
     println!("  directions: {}", cfg.run.directions.join(", "));
     if dry_run {
-        println!("  stages: fetch-model, probe, score, route, train (then eval once implemented)");
+        println!("  stages: fetch-model, probe, score, route, train (every method in eval.methods), eval");
         return Ok(());
     }
     stages::probe(&cfg)?;
     stages::score(&cfg)?;
     stages::route(&cfg)?;
-    stages::train(&cfg, None)?;
-    bail!("stage eval is not implemented yet (issues 5–6); the pipeline stopped after train")
+    for &method in &cfg.eval.methods {
+        stages::train(&cfg, Some(method))?;
+    }
+    stages::eval(&cfg)
 }
 
 fn check_gpu() -> Result<()> {

@@ -338,6 +338,147 @@ pub fn train(cfg: &RunConfig, method: Option<landermt_train::Method>) -> Result<
     Ok(())
 }
 
+/// The model a method evaluates: the base model for `none`, else base + its trained delta
+/// (with the routing for the LANDeRMT variants), without autodiff.
+fn trained_model(cfg: &RunConfig, method: landermt_train::Method) -> Result<LanguageModel> {
+    let path = cfg.model.resolve(true)?;
+    if method == landermt_train::Method::None {
+        return Ok(LanguageModel::load(&path, &cfg.model.backend.device()?)?);
+    }
+    let name = serde_json::to_value(method)?.as_str().expect("methods serialise as strings").to_string();
+    let delta = cfg.run.dir.join("train").join(&name).join("delta.safetensors");
+    if !delta.exists() {
+        bail!("{}: missing; run `cargo xtask train --config … --method {name}` first", delta.display());
+    }
+    let (mut model, units, _, selected) = prepare(cfg, method)?;
+    let trainee = landermt_train::Trainee::with_added(model.net.clone(), method, units.as_ref(), &selected, &cfg.train.added(), cfg.train.seed);
+    let (trainee, _) = landermt_train::trainer::load_trained(&delta, trainee)?;
+    model.net = burn::module::Module::valid(&trainee.network());
+    Ok(model)
+}
+
+/// One row of the report: a method on a direction and test set.
+#[derive(Debug, serde::Serialize)]
+struct ReportRow {
+    method: String,
+    direction: String,
+    test_set: String,
+    sentences: usize,
+    bleu: f64,
+    bleu_signature: String,
+    bleu_ci: landermt_eval::bootstrap::Estimate,
+    chrf: f64,
+    chrf_signature: String,
+    chrf_ci: landermt_eval::bootstrap::Estimate,
+    /// Paired bootstrap p-values against the baseline method (absent for the baseline).
+    bleu_p: Option<f64>,
+    chrf_p: Option<f64>,
+    sentences_per_second: f64,
+    hypotheses: String,
+}
+
+/// Stage 5: decodes every test set with every method, scores it as sacreBLEU would, and
+/// writes `eval/{method}/{set}.{direction}.hyp`, `report.json` and `report.md`.
+pub fn eval(cfg: &RunConfig) -> Result<()> {
+    use landermt_eval::bootstrap::{bleu_f32, chrf_f32, estimate, paired_p_value, sample_indices};
+    let e = &cfg.eval;
+    let mut methods = e.methods.clone();
+    if !methods.contains(&e.baseline) {
+        methods.insert(0, e.baseline);
+    }
+    let opts = landermt_eval::decode::DecodeOptions { max_new_tokens: e.max_new_tokens, batch_size: e.batch_size, stop_at_newline: true };
+    // (direction, set) → refs, and per method the hypotheses and timing.
+    let mut refs: Vec<(landermt_data::Direction, String, Vec<String>)> = Vec::new();
+    let mut hyps: Vec<(String, usize, Vec<String>, f64, String)> = Vec::new();
+    for &method in &methods {
+        let name = serde_json::to_value(method)?.as_str().expect("string").to_string();
+        let model = trained_model(cfg, method)?;
+        for direction in cfg.directions() {
+            for set in &e.test_sets {
+                let mut pairs = read_parallel(&set.data, direction).with_context(|| format!("test set `{}`", set.name))?;
+                pairs.truncate(set.n);
+                let key = refs.iter().position(|(d, s, _)| *d == direction && *s == set.name).unwrap_or_else(|| {
+                    refs.push((direction, set.name.clone(), pairs.iter().map(|p| p.tgt.clone()).collect()));
+                    refs.len() - 1
+                });
+                let sources: Vec<String> = pairs.iter().map(|p| p.src.clone()).collect();
+                let pb = bar(sources.len(), &format!("{name} {direction}"));
+                let start = std::time::Instant::now();
+                let out = landermt_eval::decode::translate(&model, direction, &sources, &opts, &|n| pb.inc(n as u64))?;
+                pb.finish();
+                let seconds = start.elapsed().as_secs_f64();
+                let file = cfg.run.dir.join("eval").join(&name).join(format!("{}.{direction}.hyp", set.name));
+                let text = out.iter().map(|l| format!("{l}\n")).collect::<String>();
+                landermt_model::atomic::write_atomic(&file, |w| w.write_all(text.as_bytes()))?;
+                hyps.push((name.clone(), key, out, seconds, file.display().to_string()));
+            }
+        }
+    }
+
+    let baseline = serde_json::to_value(e.baseline)?.as_str().expect("string").to_string();
+    let mut rows = Vec::new();
+    for (key, (direction, set, reference)) in refs.iter().enumerate() {
+        let bleu = landermt_eval::Bleu { tokenize: if direction.tgt.code == "zh" { landermt_eval::Tokenize::Zh } else { landermt_eval::Tokenize::Mteval13a }, ..Default::default() };
+        let chrf = landermt_eval::Chrf::CHRF;
+        let idx = sample_indices(reference.len(), e.n_bootstrap, 12345);
+        let samples = |h: &[String]| {
+            let (bs, cs) = (bleu.all_stats(h, reference), chrf.all_stats(h, reference));
+            let b: Vec<f64> = idx.iter().map(|row| bleu_f32(&landermt_eval::bleu::sum(&row.iter().map(|&i| bs[i]).collect::<Vec<_>>()))).collect();
+            let c: Vec<f64> = idx.iter().map(|row| chrf_f32(&landermt_eval::chrf::sum(&row.iter().map(|&i| cs[i].clone()).collect::<Vec<_>>()), 2.0)).collect();
+            (b, c)
+        };
+        let base = hyps.iter().find(|h| h.0 == baseline && h.1 == key).expect("the baseline is evaluated");
+        let (base_b, base_c) = samples(&base.2);
+        let (base_bleu, base_chrf) = (bleu.corpus(&base.2, reference).score, chrf.corpus(&base.2, reference));
+        for (name, _, out, seconds, file) in hyps.iter().filter(|h| h.1 == key) {
+            let (b, c) = samples(out);
+            let (score_b, score_c) = (bleu.corpus(out, reference).score, chrf.corpus(out, reference));
+            let is_base = *name == baseline;
+            rows.push(ReportRow {
+                method: name.clone(),
+                direction: direction.to_string(),
+                test_set: set.clone(),
+                sentences: reference.len(),
+                bleu: score_b,
+                bleu_signature: bleu.signature(),
+                bleu_ci: estimate(&b, true, false),
+                chrf: score_c,
+                chrf_signature: chrf.signature(),
+                chrf_ci: estimate(&c, false, true),
+                bleu_p: (!is_base).then(|| paired_p_value(&base_b, &b, base_bleu, score_b, false)),
+                chrf_p: (!is_base).then(|| paired_p_value(&base_c, &c, base_chrf, score_c, true)),
+                sentences_per_second: reference.len() as f64 / seconds.max(1e-9),
+                hypotheses: file.clone(),
+            });
+        }
+    }
+    let report = serde_json::json!({
+        "model": cfg.model.describe(),
+        "baseline": baseline,
+        "metrics": "BLEU and chrF computed by landermt following sacreBLEU 2.6.0's definitions; signatures as sacreBLEU prints them",
+        "n_bootstrap": e.n_bootstrap,
+        "test_sets": e.test_sets,
+        "rows": rows,
+    });
+    write_json(&cfg.run.dir.join("report.json"), &report)?;
+    let mut md = format!("# Report: {} on {}\n\nBLEU and chrF as sacreBLEU 2.6.0 defines them (landermt's implementation), 95 % bootstrap intervals ({} samples), and paired-bootstrap p-values against `{baseline}`.\n\n", cfg.run.name, cfg.model.describe(), e.n_bootstrap);
+    md.push_str("| method | direction | test set | BLEU | ± | p | chrF | ± | p | sent/s |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    let p = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{v:.3}"));
+    for r in &rows {
+        md.push_str(&format!(
+            "| {} | {} | {} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {} | {:.2} |\n",
+            r.method, r.direction, r.test_set, r.bleu, r.bleu_ci.ci, p(r.bleu_p), r.chrf, r.chrf_ci.ci, p(r.chrf_p), r.sentences_per_second
+        ));
+    }
+    if let Some(r) = rows.first() {
+        md.push_str(&format!("\nSignatures: BLEU `{}` (`tok:zh` for Chinese targets), chrF `{}`.\n", r.bleu_signature, r.chrf_signature));
+    }
+    let md_path = cfg.run.dir.join("report.md");
+    landermt_model::atomic::write_atomic(&md_path, |w| w.write_all(md.as_bytes()))?;
+    println!("eval: {} → {}\n\n{md}", cfg.run.dir.join("report.json").display(), md_path.display());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,6 +490,11 @@ mod tests {
         cfg.model.path = cfg.model.path.map(|p| root.join(p));
         if let landermt_data::ParallelSource::Flores { dir, .. } = &mut cfg.probe.data {
             *dir = root.join(&*dir);
+        }
+        for set in &mut cfg.eval.test_sets {
+            if let landermt_data::ParallelSource::Flores { dir, .. } | landermt_data::ParallelSource::Opus { dir } = &mut set.data {
+                *dir = root.join(&*dir);
+            }
         }
         for source in [&mut cfg.train.data, &mut cfg.train.dev] {
             if let landermt_data::ParallelSource::Tsv { path, .. } = source {
@@ -499,5 +645,27 @@ mod tests {
         route(&cfg).unwrap();
         let err = format!("{:#}", export(&cfg, None, &dir.path().join("x")).unwrap_err());
         assert!(err.contains("CAR routing"), "{err}");
+    }
+
+    #[test]
+    fn eval_writes_hypotheses_and_a_report_with_signatures_intervals_and_p_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = quick(dir.path());
+        probe(&cfg).unwrap();
+        score(&cfg).unwrap();
+        route(&cfg).unwrap();
+        train(&cfg, None).unwrap();
+        eval(&cfg).unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+        let rows = report["rows"].as_array().unwrap();
+        // 2 methods × 2 directions × 2 test sets.
+        assert_eq!(rows.len(), 8, "{rows:?}");
+        for r in rows {
+            assert!(r["bleu_signature"].as_str().unwrap().starts_with("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp"));
+            assert_eq!(r["bleu_p"].is_null(), r["method"] == "none");
+            let hyp = std::fs::read_to_string(r["hypotheses"].as_str().unwrap()).unwrap();
+            assert_eq!(hyp.lines().count(), r["sentences"].as_u64().unwrap() as usize);
+        }
+        assert!(std::fs::read_to_string(dir.path().join("report.md")).unwrap().contains("| landermt | fr-en |"));
     }
 }

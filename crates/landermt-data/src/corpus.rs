@@ -27,6 +27,9 @@ pub enum ParallelSource {
     Tsv { path: PathBuf, src_lang: String, tgt_lang: String },
     /// Two files aligned line by line.
     Files { src: PathBuf, tgt: PathBuf },
+    /// OPUS-100-style test folders: `{dir}/{a}-{b}/test.{a}` and `test.{b}`, with the pair
+    /// folder named either way round.
+    Opus { dir: PathBuf },
 }
 
 /// Where a language's monolingual sentences come from (one sentence per line).
@@ -128,6 +131,14 @@ pub fn read_parallel(source: &ParallelSource, direction: Direction) -> Result<Ve
                 pairs.push(Pair { src: src.to_string(), tgt: tgt.to_string() });
             }
             Ok(pairs)
+        }
+        ParallelSource::Opus { dir } => {
+            let (s, t) = (direction.src.code, direction.tgt.code);
+            let folder = [dir.join(format!("{s}-{t}")), dir.join(format!("{t}-{s}"))].into_iter().find(|p| p.is_dir()).ok_or_else(|| CorpusError::File {
+                path: dir.clone(),
+                msg: format!("no `{s}-{t}` or `{t}-{s}` folder"),
+            })?;
+            read_parallel(&ParallelSource::Files { src: folder.join(format!("test.{s}")), tgt: folder.join(format!("test.{t}")) }, direction)
         }
         ParallelSource::Files { src, tgt } => {
             let (a, b) = (read_lines(src)?, read_lines(tgt)?);
