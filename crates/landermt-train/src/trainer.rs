@@ -319,12 +319,18 @@ pub fn run(mut trainee: Trainee, r: &Run) -> Result<(Trainee, State), TrainError
     Ok((trainee, state))
 }
 
-/// Mean target loss over `dev`, in batches, without gradients kept.
+/// Mean target loss over `dev`, in batches, on a copy of the network without autodiff (no
+/// graph is recorded for a loss that is never backpropagated).
 pub fn validation_loss(trainee: &Trainee, dev: &[Example], batch_size: usize, pad_id: u32) -> f64 {
+    use burn::module::Module;
+    let net = trainee.network().valid();
     let (mut sum, mut n) = (0.0, 0usize);
     for chunk in dev.chunks(batch_size.max(1)) {
         let refs: Vec<&Example> = chunk.iter().collect();
-        let loss = trainee.loss(&refs, pad_id).inner();
+        let seqs: Vec<Vec<u32>> = chunk.iter().map(|e| e.ids.clone()).collect();
+        let batch = landermt_model::Batch::left_padded(&seqs, pad_id);
+        let hidden = net.forward(&batch, None, &mut landermt_model::Taps::none());
+        let loss = crate::loss::target_loss(&net, &batch, &refs, hidden);
         sum += loss.into_data().try_into_vec::<f32>().expect("f32")[0] as f64 * chunk.len() as f64;
         n += chunk.len();
     }
