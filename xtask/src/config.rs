@@ -34,6 +34,9 @@ pub struct EvalSection {
     pub test_sets: Vec<TestSet>,
     pub max_new_tokens: usize,
     pub batch_size: usize,
+    /// 1 for greedy decoding, more for beam search.
+    pub beams: usize,
+    pub length_penalty: f64,
     /// Bootstrap samples for confidence intervals and paired tests (seed 12345, as sacreBLEU).
     pub n_bootstrap: usize,
 }
@@ -58,6 +61,8 @@ impl Default for EvalSection {
             ],
             max_new_tokens: 128,
             batch_size: 8,
+            beams: 1,
+            length_penalty: 1.0,
             n_bootstrap: 1000,
         }
     }

@@ -386,7 +386,7 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
     if !methods.contains(&e.baseline) {
         methods.insert(0, e.baseline);
     }
-    let opts = landermt_eval::decode::DecodeOptions { max_new_tokens: e.max_new_tokens, batch_size: e.batch_size, stop_at_newline: true };
+    let opts = landermt_eval::decode::DecodeOptions { max_new_tokens: e.max_new_tokens, batch_size: e.batch_size, stop_at_newline: true, beams: e.beams, length_penalty: e.length_penalty };
     // (direction, set) → refs, and per method the hypotheses and timing.
     let mut refs: Vec<(landermt_data::Direction, String, Vec<String>)> = Vec::new();
     let mut hyps: Vec<(String, usize, Vec<String>, f64, String)> = Vec::new();

@@ -5,7 +5,7 @@
 use landermt_data::Direction;
 use landermt_data::prompt::{TEST_TEMPLATE, fill};
 use landermt_model::LanguageModel;
-use landermt_model::generate::{GreedyOptions, greedy};
+use landermt_model::generate::{BeamOptions, GreedyOptions, beam, greedy};
 
 #[derive(Debug, Clone)]
 pub struct DecodeOptions {
@@ -13,11 +13,14 @@ pub struct DecodeOptions {
     pub batch_size: usize,
     /// Stop at (and cut at) the first newline.
     pub stop_at_newline: bool,
+    /// 1: greedy, batched; more: beam search, one sentence at a time.
+    pub beams: usize,
+    pub length_penalty: f64,
 }
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        Self { max_new_tokens: 128, batch_size: 8, stop_at_newline: true }
+        Self { max_new_tokens: 128, batch_size: 8, stop_at_newline: true, beams: 1, length_penalty: 1.0 }
     }
 }
 
@@ -47,7 +50,13 @@ pub fn translate(model: &LanguageModel, direction: Direction, sources: &[String]
     let mut out = vec![String::new(); ids.len()];
     for chunk in order.chunks(opts.batch_size.max(1)) {
         let prompts: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
-        for (&i, generated) in chunk.iter().zip(greedy(&model.net, &prompts, &greedy_opts)) {
+        let outputs = if opts.beams > 1 {
+            let b = BeamOptions { beams: opts.beams, length_penalty: opts.length_penalty, max_new_tokens: opts.max_new_tokens, stop_ids: greedy_opts.stop_ids.clone() };
+            prompts.iter().map(|p| beam(&model.net, p, &b).0).collect()
+        } else {
+            greedy(&model.net, &prompts, &greedy_opts)
+        };
+        for (&i, generated) in chunk.iter().zip(outputs) {
             let text = model.tokenizer.decode(&generated, true)?;
             let line = if opts.stop_at_newline { text.split('\n').next().unwrap_or("") } else { text.as_str() };
             out[i] = line.trim().to_string();

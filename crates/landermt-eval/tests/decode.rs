@@ -15,7 +15,7 @@ fn batched_decoding_equals_sentence_by_sentence_decoding() {
     let direction = "en-fr".parse().unwrap();
     let source = ParallelSource::Flores { dir: root.join("data/flores200-devtest"), first: 1, last: 5 };
     let sources: Vec<String> = read_parallel(&source, direction).unwrap().into_iter().map(|p| p.src).collect();
-    let opts = DecodeOptions { max_new_tokens: 12, batch_size: 5, stop_at_newline: true };
+    let opts = DecodeOptions { max_new_tokens: 12, batch_size: 5, ..Default::default() };
     let batched = translate(&model, direction, &sources, &opts, &|_| {}).unwrap();
     let alone: Vec<String> = sources
         .iter()
@@ -25,4 +25,9 @@ fn batched_decoding_equals_sentence_by_sentence_decoding() {
     assert!(batched.iter().all(|l| !l.contains('\n')));
     assert!(batched.iter().any(|l| !l.is_empty()), "{batched:?}");
     assert!(!newline_ids(&model).is_empty());
+    // Beam search with one beam is greedy decoding.
+    let one_beam = translate(&model, direction, &sources, &DecodeOptions { beams: 1, ..opts.clone() }, &|_| {}).unwrap();
+    let beam_path = translate(&model, direction, &sources, &DecodeOptions { beams: 2, length_penalty: 0.0, ..opts.clone() }, &|_| {}).unwrap();
+    assert_eq!(one_beam, batched);
+    assert_eq!(beam_path.len(), sources.len());
 }

@@ -1,5 +1,6 @@
-//! Greedy decoding with a KV cache over a left-padded batch: the prompt is run once, then one
-//! token per step for every row, feeding each row's argmax back in.
+//! Decoding with a KV cache. Greedy: over a left-padded batch, the prompt is run once, then one
+//! token per step for every row, feeding each row's argmax back in. Beam search: one prompt at
+//! a time, its beams as the batch rows, the cache reordered to follow the surviving beams.
 
 use burn::tensor::Tensor;
 
@@ -50,6 +51,75 @@ pub fn greedy(model: &Transformer, prompts: &[Vec<u32>], opts: &GreedyOptions) -
         batch = Batch { ids, mask, rows, len: 1 };
     }
     out
+}
+
+/// Options for [`beam`].
+#[derive(Debug, Clone)]
+pub struct BeamOptions {
+    pub beams: usize,
+    /// Finished hypotheses are ranked by `log p / length^length_penalty` (transformers' rule).
+    pub length_penalty: f64,
+    pub max_new_tokens: usize,
+    pub stop_ids: Vec<u32>,
+}
+
+/// Beam search for one prompt: the best hypothesis's new tokens (its stop token kept) and its
+/// summed log-probability. A candidate ending in a stop token finishes when it ranks among the
+/// best `beams` candidates of its step; the search ends when `beams` hypotheses have finished
+/// or at `max_new_tokens`. With one beam this is greedy decoding.
+pub fn beam(model: &Transformer, prompt: &[u32], opts: &BeamOptions) -> (Vec<u32>, f64) {
+    let k = opts.beams.max(1);
+    let mut cache = KvCache::new(model.config.num_layers);
+    let mut hidden = model.forward(&Batch::single(prompt), Some(&mut cache), &mut Taps::none());
+    let mut alive: Vec<(Vec<u32>, f64)> = vec![(Vec::new(), 0.0)];
+    let mut finished: Vec<(Vec<u32>, f64, f64)> = Vec::new();
+    let norm = |len: usize, score: f64| score / (len as f64).powf(opts.length_penalty);
+    for _ in 0..opts.max_new_tokens {
+        let [b, t, h] = hidden.dims();
+        let last = hidden.narrow(1, t - 1, 1).reshape([b, 1, h]);
+        let v = model.config.vocab_size;
+        let logp: Vec<f32> = burn::tensor::activation::log_softmax(model.logits(last).reshape([b, v]), 1).into_data().try_into_vec().expect("f32");
+        // The 2k best (beam, token) continuations; ties go to the lower beam, then lower id.
+        let mut cands: Vec<(f64, usize, u32)> = Vec::with_capacity(b * 2 * k);
+        for (r, (_, score)) in alive.iter().enumerate() {
+            let row = &logp[r * v..(r + 1) * v];
+            let mut ids: Vec<u32> = (0..v as u32).collect();
+            let take = (2 * k).min(v);
+            ids.select_nth_unstable_by(take - 1, |&a, &c| row[c as usize].total_cmp(&row[a as usize]).then(a.cmp(&c)));
+            cands.extend(ids[..take].iter().map(|&id| (score + row[id as usize] as f64, r, id)));
+        }
+        cands.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
+        let (mut next, mut parents) = (Vec::new(), Vec::new());
+        for (rank, &(score, r, id)) in cands.iter().enumerate() {
+            let mut tokens = alive[r].0.clone();
+            tokens.push(id);
+            if opts.stop_ids.contains(&id) {
+                if rank < k {
+                    finished.push((tokens.clone(), score, norm(tokens.len(), score)));
+                }
+            } else {
+                next.push((tokens, score));
+                parents.push(r);
+            }
+            if next.len() == k {
+                break;
+            }
+        }
+        if finished.len() >= k || next.is_empty() {
+            alive.clear();
+            break;
+        }
+        cache.select(&parents);
+        let ids: Vec<u32> = next.iter().map(|(t, _)| *t.last().expect("one token at least")).collect();
+        let batch = Batch { mask: vec![true; ids.len()], rows: ids.len(), len: 1, ids };
+        alive = next;
+        hidden = model.forward(&batch, Some(&mut cache), &mut Taps::none());
+    }
+    finished.extend(alive.into_iter().map(|(t, s)| {
+        let n = norm(t.len(), s);
+        (t, s, n)
+    }));
+    finished.into_iter().max_by(|a, b| a.2.total_cmp(&b.2)).map(|(t, s, _)| (t, s)).unwrap_or_default()
 }
 
 /// Argmax over the vocabulary of `[B, 1, V]` logits, ties to the lowest id (as torch.argmax).

@@ -78,6 +78,17 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Keeps the rows `rows` (repeats allowed), in that order: beam search's reordering.
+    pub fn select(&mut self, rows: &[usize]) {
+        let Some(device) = self.layers.iter().flatten().next().map(|c| c.k.device()) else { return };
+        let idx = Tensor::<1, Int>::from_data(TensorData::new(rows.iter().map(|&r| r as i64).collect::<Vec<_>>(), [rows.len()]), &device);
+        for c in self.layers.iter_mut().flatten() {
+            c.k = c.k.clone().select(0, idx.clone());
+            c.v = c.v.clone().select(0, idx.clone());
+        }
+        self.key_mask = rows.iter().map(|&r| self.key_mask[r].clone()).collect();
+    }
 }
 
 /// Additive score bias value for masked positions (transformers uses the dtype's minimum too,

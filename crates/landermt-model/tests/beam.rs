@@ -1,0 +1,47 @@
+//! Beam search: one beam is greedy decoding; with several beams, the reported score of the
+//! result equals its log-probability recomputed by one plain forward pass over prompt and
+//! output (which fails if the KV cache does not follow the surviving beams).
+
+mod common;
+
+use burn::tensor::activation::log_softmax;
+use burn::tensor::Device;
+use common::fixtures;
+use landermt_model::generate::{BeamOptions, GreedyOptions, beam, greedy};
+use landermt_model::{Batch, LanguageModel, Taps};
+
+fn load() -> LanguageModel {
+    LanguageModel::load(fixtures().join("hf-tiny").join("llama-tiny"), &Device::flex()).unwrap()
+}
+
+const PROMPTS: [&str; 3] = ["Le chat dort sur", "The weather today is", "Translate \"good morning\" to French.\n"];
+
+#[test]
+fn one_beam_is_greedy() {
+    let model = load();
+    let stop = model.config.eos_token_ids.clone();
+    for p in PROMPTS {
+        let ids = model.encode(p).unwrap();
+        let g = greedy(&model.net, std::slice::from_ref(&ids), &GreedyOptions { max_new_tokens: 12, stop_ids: stop.clone(), pad_id: 0 }).remove(0);
+        let (b, _) = beam(&model.net, &ids, &BeamOptions { beams: 1, length_penalty: 1.0, max_new_tokens: 12, stop_ids: stop.clone() });
+        assert_eq!(b, g, "{p}");
+    }
+}
+
+#[test]
+fn beam_scores_equal_a_fresh_forward_pass() {
+    let model = load();
+    // Stop at a frequent token too, so that some hypotheses finish early.
+    let stop = vec![model.config.eos_token_ids[0], model.encode(".").unwrap().last().copied().unwrap()];
+    for p in PROMPTS {
+        let ids = model.encode(p).unwrap();
+        let (out, score) = beam(&model.net, &ids, &BeamOptions { beams: 4, length_penalty: 1.0, max_new_tokens: 10, stop_ids: stop.clone() });
+        assert!(!out.is_empty());
+        let all: Vec<u32> = ids.iter().chain(&out).copied().collect();
+        let h = model.net.forward(&Batch::single(&all), None, &mut Taps::none());
+        let v = model.config.vocab_size;
+        let logp: Vec<f32> = log_softmax(model.net.logits(h), 2).into_data().try_into_vec().unwrap();
+        let want: f64 = (ids.len()..all.len()).map(|pos| logp[(pos - 1) * v + all[pos] as usize] as f64).sum();
+        assert!((score - want).abs() < 1e-3, "{p}: beam score {score}, recomputed {want}");
+    }
+}
