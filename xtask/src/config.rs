@@ -36,6 +36,9 @@ pub struct EvalSection {
     pub batch_size: usize,
     /// 1 for greedy decoding, more for beam search.
     pub beams: usize,
+    /// In-context examples before each test sentence: the first `shots` pairs of `train.dev`
+    /// for the direction (0: zero-shot).
+    pub shots: usize,
     pub length_penalty: f64,
     /// Bootstrap samples for confidence intervals and paired tests (seed 12345, as sacreBLEU).
     pub n_bootstrap: usize,
@@ -62,6 +65,7 @@ impl Default for EvalSection {
             max_new_tokens: 128,
             batch_size: 8,
             beams: 1,
+            shots: 0,
             length_penalty: 1.0,
             n_bootstrap: 1000,
         }

@@ -402,9 +402,11 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
                     refs.len() - 1
                 });
                 let sources: Vec<String> = pairs.iter().map(|p| p.src.clone()).collect();
+                let mut shots = if e.shots > 0 { read_parallel(&cfg.train.dev, direction).context("in-context examples (train.dev)")? } else { Vec::new() };
+                shots.truncate(e.shots);
                 let pb = bar(sources.len(), &format!("{name} {direction}"));
                 let start = std::time::Instant::now();
-                let out = landermt_eval::decode::translate(&model, direction, &sources, &opts, &|n| pb.inc(n as u64))?;
+                let out = landermt_eval::decode::translate_with_shots(&model, direction, &sources, &shots, &opts, &|n| pb.inc(n as u64))?;
                 pb.finish();
                 let seconds = start.elapsed().as_secs_f64();
                 let file = cfg.run.dir.join("eval").join(&name).join(format!("{}.{direction}.hyp", set.name));
@@ -454,6 +456,8 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
     }
     let report = serde_json::json!({
         "model": cfg.model.describe(),
+        "shots": e.shots,
+        "decoding": { "beams": e.beams, "length_penalty": e.length_penalty, "max_new_tokens": e.max_new_tokens, "stop": "EOS or newline" },
         "baseline": baseline,
         "metrics": "BLEU and chrF computed by landermt following sacreBLEU 2.6.0's definitions; signatures as sacreBLEU prints them",
         "n_bootstrap": e.n_bootstrap,

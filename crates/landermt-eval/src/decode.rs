@@ -2,7 +2,7 @@
 //! in length-sorted, left-padded batches, stopped at EOS or at the first token that contains a
 //! newline, and the output cut at that newline (METHOD.md stage 5).
 
-use landermt_data::Direction;
+use landermt_data::{Direction, Pair};
 use landermt_data::prompt::{TEST_TEMPLATE, fill};
 use landermt_model::LanguageModel;
 use landermt_model::generate::{BeamOptions, GreedyOptions, beam, greedy};
@@ -31,19 +31,35 @@ pub fn newline_ids(model: &LanguageModel) -> Vec<u32> {
 }
 
 /// The prompt of `src` for `direction`: the test template and the newline that the training
-/// examples put between prompt and target.
-pub fn prompt(direction: Direction, src: &str) -> String {
-    format!("{}\n", fill(TEST_TEMPLATE, direction, src))
+/// examples put between prompt and target, after the in-context examples `shots` (each written
+/// as a complete example and its line break).
+pub fn prompt(direction: Direction, src: &str, shots: &[Pair]) -> String {
+    let mut p: String = shots.iter().map(|s| format!("{}\n{}\n", fill(TEST_TEMPLATE, direction, &s.src), s.tgt)).collect();
+    p.push_str(&fill(TEST_TEMPLATE, direction, src));
+    p.push('\n');
+    p
 }
 
 /// Translations of `sources`, one line each (in order); `progress` gets the sentences done.
 pub fn translate(model: &LanguageModel, direction: Direction, sources: &[String], opts: &DecodeOptions, progress: &dyn Fn(usize)) -> landermt_model::Result<Vec<String>> {
+    translate_with_shots(model, direction, sources, &[], opts, progress)
+}
+
+/// As [`translate`], with the same in-context examples before every source (`eval.shots`).
+pub fn translate_with_shots(
+    model: &LanguageModel,
+    direction: Direction,
+    sources: &[String],
+    shots: &[Pair],
+    opts: &DecodeOptions,
+    progress: &dyn Fn(usize),
+) -> landermt_model::Result<Vec<String>> {
     let mut stop_ids = model.config.eos_token_ids.clone();
     if opts.stop_at_newline {
         stop_ids.extend(newline_ids(model));
     }
     let greedy_opts = GreedyOptions { max_new_tokens: opts.max_new_tokens, stop_ids, pad_id: model.config.pad_token_id.unwrap_or(0) };
-    let ids: Vec<Vec<u32>> = sources.iter().map(|s| model.encode(&prompt(direction, s))).collect::<landermt_model::Result<_>>()?;
+    let ids: Vec<Vec<u32>> = sources.iter().map(|s| model.encode(&prompt(direction, s, shots))).collect::<landermt_model::Result<_>>()?;
     // Similar lengths together waste less on padding; outputs go back to their lines.
     let mut order: Vec<usize> = (0..ids.len()).collect();
     order.sort_by_key(|&i| ids[i].len());

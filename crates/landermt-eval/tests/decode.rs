@@ -31,3 +31,14 @@ fn batched_decoding_equals_sentence_by_sentence_decoding() {
     assert_eq!(one_beam, batched);
     assert_eq!(beam_path.len(), sources.len());
 }
+
+#[test]
+fn shots_come_before_the_test_prompt_as_complete_examples() {
+    let direction = "en-fr".parse().unwrap();
+    let shots = [landermt_data::Pair { src: "Hello.".into(), tgt: "Bonjour.".into() }];
+    assert_eq!(
+        landermt_eval::decode::prompt(direction, "Good night.", &shots),
+        "Translate \"Hello.\" to French.\nBonjour.\nTranslate \"Good night.\" to French.\n"
+    );
+    assert_eq!(landermt_eval::decode::prompt(direction, "Good night.", &[]), "Translate \"Good night.\" to French.\n");
+}
