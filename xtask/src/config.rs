@@ -40,6 +40,11 @@ pub struct EvalSection {
     /// for the direction (0: zero-shot).
     pub shots: usize,
     pub length_penalty: f64,
+    /// Forgetting: mean LM loss of each method on held-out monolingual text of these languages.
+    pub lm_languages: Vec<landermt_data::Language>,
+    /// Sentences per language for the LM loss (the first `lm_n` of `lm_data`).
+    pub lm_n: usize,
+    pub lm_data: landermt_data::MonoSource,
     /// Bootstrap samples for confidence intervals and paired tests (seed 12345, as sacreBLEU).
     pub n_bootstrap: usize,
 }
@@ -67,6 +72,9 @@ impl Default for EvalSection {
             beams: 1,
             shots: 0,
             length_penalty: 1.0,
+            lm_languages: Vec::new(),
+            lm_n: 50,
+            lm_data: landermt_data::MonoSource::Flores { dir: "data/flores200-devtest".into(), first: 901, last: 1012 },
             n_bootstrap: 1000,
         }
     }

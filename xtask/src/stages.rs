@@ -357,6 +357,21 @@ fn trained_model(cfg: &RunConfig, method: landermt_train::Method) -> Result<Lang
     Ok(model)
 }
 
+/// Mean over sentences of the next-token loss (each sentence's mean over its predicted tokens).
+fn lm_loss(model: &LanguageModel, text: &[String], batch_size: usize) -> Result<f64> {
+    let pad = model.config.pad_token_id.unwrap_or(0);
+    let (mut sum, mut n) = (0f64, 0usize);
+    for chunk in text.chunks(batch_size.max(1)) {
+        let ids = chunk.iter().map(|s| model.encode(s)).collect::<landermt_model::Result<Vec<_>>>()?;
+        let batch = landermt_model::Batch::left_padded(&ids, pad);
+        let hidden = model.net.forward(&batch, None, &mut landermt_model::Taps::none());
+        let losses: Vec<f32> = landermt_model::loss::sequence_losses(&model.net, &batch, hidden).into_data().try_into_vec().expect("f32");
+        sum += losses.iter().map(|&l| l as f64).sum::<f64>();
+        n += losses.len();
+    }
+    Ok(sum / n.max(1) as f64)
+}
+
 /// One row of the report: a method on a direction and test set.
 #[derive(Debug, serde::Serialize)]
 struct ReportRow {
@@ -390,9 +405,16 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
     // (direction, set) → refs, and per method the hypotheses and timing.
     let mut refs: Vec<(landermt_data::Direction, String, Vec<String>)> = Vec::new();
     let mut hyps: Vec<(String, usize, Vec<String>, f64, String)> = Vec::new();
+    let mut lm_rows = Vec::new();
     for &method in &methods {
         let name = serde_json::to_value(method)?.as_str().expect("string").to_string();
         let model = trained_model(cfg, method)?;
+        for &lang in &e.lm_languages {
+            let mut text = read_monolingual(&e.lm_data, lang)?;
+            text.truncate(e.lm_n);
+            let loss = lm_loss(&model, &text, e.batch_size)?;
+            lm_rows.push(serde_json::json!({ "method": name, "language": lang, "sentences": text.len(), "loss": loss }));
+        }
         for direction in cfg.directions() {
             for set in &e.test_sets {
                 let mut pairs = read_parallel(&set.data, direction).with_context(|| format!("test set `{}`", set.name))?;
@@ -463,6 +485,7 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
         "n_bootstrap": e.n_bootstrap,
         "test_sets": e.test_sets,
         "rows": rows,
+        "lm_loss": lm_rows,
     });
     write_json(&cfg.run.dir.join("report.json"), &report)?;
     let mut md = format!("# Report: {} on {}\n\nBLEU and chrF as sacreBLEU 2.6.0 defines them (landermt's implementation), 95 % bootstrap intervals ({} samples), and paired-bootstrap p-values against `{baseline}`.\n\n", cfg.run.name, cfg.model.describe(), e.n_bootstrap);
@@ -476,6 +499,12 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
     }
     if let Some(r) = rows.first() {
         md.push_str(&format!("\nSignatures: BLEU `{}` (`tok:zh` for Chinese targets), chrF `{}`.\n", r.bleu_signature, r.chrf_signature));
+    }
+    if !lm_rows.is_empty() {
+        md.push_str("\nForgetting: mean next-token loss (nats) on held-out monolingual text.\n\n| method | language | sentences | LM loss |\n|---|---|---|---|\n");
+        for r in &lm_rows {
+            md.push_str(&format!("| {} | {} | {} | {:.4} |\n", r["method"].as_str().unwrap_or(""), r["language"].as_str().unwrap_or(""), r["sentences"], r["loss"].as_f64().unwrap_or(f64::NAN)));
+        }
     }
     let md_path = cfg.run.dir.join("report.md");
     landermt_model::atomic::write_atomic(&md_path, |w| w.write_all(md.as_bytes()))?;
@@ -505,7 +534,7 @@ mod tests {
                 *path = root.join(&*path);
             }
         }
-        for source in [&mut cfg.score.data, &mut cfg.route.check] {
+        for source in [&mut cfg.score.data, &mut cfg.route.check, &mut cfg.eval.lm_data] {
             if let landermt_data::MonoSource::Flores { dir, .. } = source {
                 *dir = root.join(&*dir);
             }
@@ -671,5 +700,10 @@ mod tests {
             assert_eq!(hyp.lines().count(), r["sentences"].as_u64().unwrap() as usize);
         }
         assert!(std::fs::read_to_string(dir.path().join("report.md")).unwrap().contains("| landermt | fr-en |"));
+        // Forgetting: LM loss on German, which the run does not train, per method.
+        let lm = report["lm_loss"].as_array().unwrap();
+        assert_eq!(lm.len(), 2, "{lm:?}");
+        assert!(lm.iter().all(|r| r["language"] == "de" && r["loss"].as_f64().unwrap() > 0.0));
+        assert_ne!(lm[0]["loss"], lm[1]["loss"], "training left the LM loss exactly unchanged");
     }
 }
