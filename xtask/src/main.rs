@@ -274,3 +274,22 @@ fn check_gpu() -> Result<()> {
     println!("cuda type-checks and wgpu builds");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bleu_refuses_misaligned_files_unknown_tokenizers_and_metrics() {
+        let dir = tempfile::tempdir().unwrap();
+        let (r, h) = (dir.path().join("ref.txt"), dir.path().join("hyp.txt"));
+        std::fs::write(&r, "Le chat dort.\nIl pleut.\n").unwrap();
+        std::fs::write(&h, "Le chat dort.\n").unwrap();
+        let err = format!("{:#}", bleu(&r, &h, "13a", "bleu", false, true).unwrap_err());
+        assert!(err.contains("hyp.txt has 1 lines") && err.contains("ref.txt has 2"), "{err}");
+        std::fs::write(&h, "Le chat dort.\nIl pleut.\n").unwrap();
+        bleu(&r, &h, "13a", "chrf++", false, true).unwrap();
+        assert!(format!("{:#}", bleu(&r, &h, "14a", "bleu", false, true).unwrap_err()).contains("unknown tokenizer `14a`"));
+        assert!(format!("{:#}", bleu(&r, &h, "13a", "ter", false, true).unwrap_err()).contains("unknown metric `ter`"));
+    }
+}
