@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use landermt_model::{Backend, cache};
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 pub struct RunConfig {
     pub run: RunSection,
     pub model: ModelSection,
@@ -24,7 +24,7 @@ pub struct RunConfig {
 }
 
 /// `[eval]`: stage 5.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EvalSection {
     /// Methods to evaluate (each needs its `train/{method}/delta.safetensors`, except `none`).
@@ -82,7 +82,7 @@ impl Default for EvalSection {
 
 /// `[train]`: stage 4 — the method, its data, and the optimisation settings
 /// ([`landermt_train::Settings`], whose fields sit in this section too).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainSection {
     pub method: landermt_train::Method,
@@ -164,7 +164,7 @@ impl TrainSection {
 }
 
 /// `[route]`: stage 3 (METHOD.md eq. 4–5).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RouteSection {
     /// `taylor` (default) | `static` | `learned` | `off`.
@@ -182,7 +182,7 @@ impl Default for RouteSection {
 }
 
 /// `[score]`: stage 2 (METHOD.md eq. 2–3).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScoreSection {
     /// The languages compared (default: the languages of the run's directions, then
@@ -214,7 +214,7 @@ impl Default for ScoreSection {
 }
 
 /// `[probe]`: stage 1 (METHOD.md eq. 1).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProbeSection {
     /// Parallel sentences per direction.
@@ -240,7 +240,7 @@ impl Default for ProbeSection {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunSection {
     pub name: String,
@@ -250,7 +250,7 @@ pub struct RunSection {
     pub directions: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
     /// A known model fetched into the cache (e.g. `gemma-3-270m`)…

@@ -4,6 +4,7 @@
 mod config;
 mod figures;
 mod inspect;
+mod plan;
 mod stages;
 
 use std::path::PathBuf;
@@ -29,6 +30,15 @@ enum Cmd {
         /// Print the plan without running anything.
         #[arg(long)]
         dry_run: bool,
+        /// Run every stage, current or not.
+        #[arg(long)]
+        force: bool,
+        /// Run this stage and every later one, current or not (probe, score, route, train, eval).
+        #[arg(long)]
+        from: Option<String>,
+        /// Run only this stage.
+        #[arg(long)]
+        only: Option<String>,
     },
     /// Stage 1: find the language-pair-relevant layers and write `layers.json` in the run directory.
     Probe {
@@ -146,7 +156,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(command: Cmd) -> Result<()> {
     match command {
-        Cmd::Pipeline { config, dry_run } => pipeline(&config, dry_run),
+        Cmd::Pipeline { config, dry_run, force, from, only } => pipeline(&config, dry_run, force, from.as_deref(), only.as_deref()),
         Cmd::Probe { config } => stages::probe(&config::RunConfig::load(&config)?),
         Cmd::Score { config } => stages::score(&config::RunConfig::load(&config)?),
         Cmd::Route { config } => stages::route(&config::RunConfig::load(&config)?),
@@ -236,22 +246,66 @@ pub fn resolve_model(arg: &str) -> Result<PathBuf> {
     }
 }
 
-fn pipeline(config_path: &std::path::Path, dry_run: bool) -> Result<()> {
+fn pipeline(config_path: &std::path::Path, dry_run: bool, force: bool, from: Option<&str>, only: Option<&str>) -> Result<()> {
     let cfg = config::RunConfig::load(config_path)?;
+    for s in [from, only].into_iter().flatten() {
+        if !plan::STAGES.contains(&s) {
+            bail!("unknown stage `{s}` (stages: {})", plan::STAGES.join(", "));
+        }
+    }
+    let stage_index = |s: &str| plan::STAGES.iter().position(|x| *x == s).expect("known stage");
     println!("run `{}` → {}", cfg.run.name, cfg.run.dir.display());
     println!("  model: {} on {}", cfg.model.describe(), cfg.model.backend);
     println!("  directions: {}", cfg.run.directions.join(", "));
-    if dry_run {
-        println!("  stages: fetch-model, probe, score, route, train (every method in eval.methods), eval");
-        return Ok(());
+    let started = std::time::Instant::now();
+    let mut ran_any = false;
+    for step in plan::steps(&cfg) {
+        let selected = match (only, from) {
+            (Some(o), _) => step.stage == o,
+            (None, Some(f)) => stage_index(step.stage) >= stage_index(f),
+            (None, None) => true,
+        };
+        let forced = force || only.is_some() || from.is_some_and(|f| stage_index(step.stage) >= stage_index(f));
+        // A stage after one that ran is re-checked: its key includes the upstream artifacts.
+        let current = !forced && plan::is_current(&cfg, &step)?;
+        if dry_run {
+            let what = if !selected { "skip (not selected)" } else if current { "current, skip" } else { "run" };
+            println!("  {:<16} {what}", step.name);
+            continue;
+        }
+        if !selected {
+            continue;
+        }
+        if current {
+            println!("[{:>7.1}s] {:<16} current, skipped", started.elapsed().as_secs_f64(), step.name);
+            continue;
+        }
+        let t0 = std::time::Instant::now();
+        println!("[{:>7.1}s] {:<16} running", started.elapsed().as_secs_f64(), step.name);
+        match step.stage {
+            "probe" => stages::probe(&cfg)?,
+            "score" => stages::score(&cfg)?,
+            "route" => stages::route(&cfg)?,
+            "train" => {
+                let method = step.name.trim_start_matches("train:");
+                let m: landermt_train::Method = serde_json::from_value(serde_json::Value::String(method.into()))?;
+                stages::train(&cfg, Some(m))?
+            }
+            _ => stages::eval(&cfg)?,
+        }
+        plan::mark_done(&cfg, &step)?;
+        ran_any = true;
+        println!("[{:>7.1}s] {:<16} done in {:.1}s", started.elapsed().as_secs_f64(), step.name, t0.elapsed().as_secs_f64());
     }
-    stages::probe(&cfg)?;
-    stages::score(&cfg)?;
-    stages::route(&cfg)?;
-    for &method in &cfg.eval.methods {
-        stages::train(&cfg, Some(method))?;
+    if !dry_run {
+        let report = cfg.run.dir.join("report.md");
+        if !ran_any {
+            println!("every stage is current; the report is {}", report.display());
+        } else {
+            println!("pipeline finished in {:.1}s; the report is {}", started.elapsed().as_secs_f64(), report.display());
+        }
     }
-    stages::eval(&cfg)
+    Ok(())
 }
 
 fn check_gpu() -> Result<()> {

@@ -12,11 +12,31 @@ fn the_quick_pipeline_runs_end_to_end() {
     let text = std::fs::read_to_string(root.join("configs/quick.toml")).unwrap().replace("dir = \"runs/quick\"", &format!("dir = {:?}", run.display().to_string()));
     let cfg = tmp.path().join("quick.toml");
     std::fs::write(&cfg, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask")).args(["pipeline", "--config", cfg.to_str().unwrap()]).current_dir(&root).env("RUST_LOG", "warn").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let run_pipeline = |extra: &[&str]| {
+        let mut args = vec!["pipeline", "--config", cfg.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = Command::new(env!("CARGO_BIN_EXE_xtask")).args(&args).current_dir(&root).env("RUST_LOG", "warn").output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let first = run_pipeline(&[]);
     for file in ["layers.json", "neurons.json", "neurons.safetensors", "route.json", "train/landermt/delta.safetensors", "train/landermt/loss.svg", "report.json", "report.md", "figures/delta.svg"] {
         assert!(run.join(file).exists(), "{file} is missing");
     }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("| landermt | en-fr | flores |"), "{stdout}");
+    assert!(first.contains("| landermt | en-fr | flores |"), "{first}");
+
+    // Run again: every stage is current and skipped.
+    let second = run_pipeline(&[]);
+    for step in ["probe", "score", "route", "train:none", "train:landermt", "eval"] {
+        assert!(second.lines().any(|l| l.contains(step) && l.contains("current, skipped")), "{step} was not skipped:\n{second}");
+    }
+    assert!(second.contains("every stage is current"), "{second}");
+    // A changed stage setting makes that stage and the ones after it run again.
+    let edited = std::fs::read_to_string(&cfg).unwrap().replace("n_bootstrap = 100", "n_bootstrap = 50");
+    std::fs::write(&cfg, edited).unwrap();
+    let plan = run_pipeline(&["--dry-run"]);
+    assert!(plan.lines().any(|l| l.contains("eval") && l.trim_end().ends_with("run")), "{plan}");
+    assert!(plan.lines().any(|l| l.contains("probe") && l.contains("current, skip")), "{plan}");
+    let only = run_pipeline(&["--only", "route"]);
+    assert!(only.lines().any(|l| l.contains("route") && l.contains("done")) && !only.contains("probe"), "{only}");
 }

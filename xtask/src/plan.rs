@@ -1,0 +1,111 @@
+//! Which pipeline stages are current. Each stage's inputs (its config section, the model, the
+//! run's directions, and the upstream artifacts' bytes) are hashed into a key; when the stage
+//! finishes, the key is stamped in `{run}/.stamps/{stage}`. A stage whose artifacts exist and
+//! whose stamp matches its key is skipped.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use sha2::{Digest, Sha256};
+
+use crate::config::RunConfig;
+
+/// The stages in order; `train:{method}` stands for one training run.
+pub const STAGES: [&str; 5] = ["probe", "score", "route", "train", "eval"];
+
+/// One planned unit of work.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// `probe`, `score`, `route`, `train:{method}` or `eval`.
+    pub name: String,
+    /// The stage it belongs to (one of [`STAGES`]).
+    pub stage: &'static str,
+    /// Files the step writes; all must exist for it to be current.
+    pub artifacts: Vec<PathBuf>,
+}
+
+fn hash_file(h: &mut Sha256, path: &Path) {
+    h.update(path.display().to_string().as_bytes());
+    match std::fs::read(path) {
+        Ok(bytes) => h.update(&bytes),
+        Err(_) => h.update(b"(missing)"),
+    }
+}
+
+fn method_name(m: landermt_train::Method) -> String {
+    serde_json::to_value(m).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+/// The steps of a pipeline run: probe, score, route, a training run per evaluated method, eval.
+pub fn steps(cfg: &RunConfig) -> Vec<Step> {
+    let dir = &cfg.run.dir;
+    let mut out = vec![
+        Step { name: "probe".into(), stage: "probe", artifacts: vec![dir.join("layers.json")] },
+        Step { name: "score".into(), stage: "score", artifacts: vec![dir.join("neurons.json"), dir.join("neurons.safetensors")] },
+        Step { name: "route".into(), stage: "route", artifacts: vec![dir.join("route.json")] },
+    ];
+    for &m in &cfg.eval.methods {
+        let name = method_name(m);
+        let artifacts = if m == landermt_train::Method::None { vec![] } else { vec![dir.join("train").join(&name).join("delta.safetensors")] };
+        out.push(Step { name: format!("train:{name}"), stage: "train", artifacts });
+    }
+    out.push(Step { name: "eval".into(), stage: "eval", artifacts: vec![dir.join("report.json"), dir.join("report.md")] });
+    out
+}
+
+/// The key of `step`: everything its result depends on, as known now.
+pub fn key(cfg: &RunConfig, step: &Step) -> Result<String> {
+    let mut h = Sha256::new();
+    let dir = &cfg.run.dir;
+    h.update(serde_json::to_vec(&cfg.model)?);
+    h.update(serde_json::to_vec(&cfg.run.directions)?);
+    // A cached model is identified by its name; a path by its size too.
+    if let Some(p) = &cfg.model.path {
+        h.update(std::fs::metadata(p).map(|m| m.len()).unwrap_or(0).to_le_bytes());
+    }
+    h.update(step.name.as_bytes());
+    match step.stage {
+        "probe" => h.update(serde_json::to_vec(&cfg.probe)?),
+        "score" => {
+            h.update(serde_json::to_vec(&cfg.score)?);
+            hash_file(&mut h, &dir.join("layers.json"));
+        }
+        "route" => {
+            h.update(serde_json::to_vec(&cfg.route)?);
+            hash_file(&mut h, &dir.join("neurons.json"));
+            hash_file(&mut h, &dir.join("neurons.safetensors"));
+        }
+        "train" => {
+            h.update(serde_json::to_vec(&cfg.train)?);
+            hash_file(&mut h, &dir.join("layers.json"));
+            hash_file(&mut h, &dir.join("route.json"));
+            hash_file(&mut h, &dir.join("neurons.json"));
+        }
+        _ => {
+            h.update(serde_json::to_vec(&cfg.eval)?);
+            for &m in &cfg.eval.methods {
+                hash_file(&mut h, &dir.join("train").join(method_name(m)).join("delta.safetensors"));
+            }
+        }
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn stamp(cfg: &RunConfig, step: &Step) -> PathBuf {
+    cfg.run.dir.join(".stamps").join(step.name.replace(':', "-"))
+}
+
+/// Whether `step`'s artifacts exist and were made from the inputs it would use now.
+pub fn is_current(cfg: &RunConfig, step: &Step) -> Result<bool> {
+    if !step.artifacts.iter().all(|a| a.exists()) {
+        return Ok(false);
+    }
+    Ok(std::fs::read_to_string(stamp(cfg, step)).is_ok_and(|s| s.trim() == key(cfg, step).unwrap_or_default()))
+}
+
+/// Records that `step` finished with its current inputs.
+pub fn mark_done(cfg: &RunConfig, step: &Step) -> Result<()> {
+    let k = key(cfg, step)?;
+    landermt_model::atomic::write_atomic(&stamp(cfg, step), |w| w.write_all(k.as_bytes()))?;
+    Ok(())
+}
