@@ -27,6 +27,9 @@ pub enum ParallelSource {
     Tsv { path: PathBuf, src_lang: String, tgt_lang: String },
     /// Two files aligned line by line.
     Files { src: PathBuf, tgt: PathBuf },
+    /// The shared corpus layout: `{dir}/{split}.{a}-{b}.tsv` with `a<TAB>b` lines, the pair
+    /// named either way round (e.g. `data/corpus/train.en-fr.tsv` for en-fr and fr-en).
+    Corpus { dir: PathBuf, split: String },
     /// OPUS-100-style test folders: `{dir}/{a}-{b}/test.{a}` and `test.{b}`, with the pair
     /// folder named either way round.
     Opus { dir: PathBuf },
@@ -132,6 +135,16 @@ pub fn read_parallel(source: &ParallelSource, direction: Direction) -> Result<Ve
             }
             Ok(pairs)
         }
+        ParallelSource::Corpus { dir, split } => {
+            let (s, t) = (direction.src.code, direction.tgt.code);
+            for (a, b) in [(s, t), (t, s)] {
+                let path = dir.join(format!("{split}.{a}-{b}.tsv"));
+                if path.is_file() {
+                    return read_parallel(&ParallelSource::Tsv { path, src_lang: a.into(), tgt_lang: b.into() }, direction);
+                }
+            }
+            Err(CorpusError::File { path: dir.clone(), msg: format!("no `{split}.{s}-{t}.tsv` or `{split}.{t}-{s}.tsv`") })
+        }
         ParallelSource::Opus { dir } => {
             let (s, t) = (direction.src.code, direction.tgt.code);
             let folder = [dir.join(format!("{s}-{t}")), dir.join(format!("{t}-{s}"))].into_iter().find(|p| p.is_dir()).ok_or_else(|| CorpusError::File {
@@ -196,6 +209,16 @@ mod tests {
         assert_eq!(read_monolingual(&files, en).unwrap(), ["a", "b"]);
         let err = read_monolingual(&files, "fr".parse().unwrap()).unwrap_err().to_string();
         assert!(err.contains("no monolingual file for language `fr`") && err.contains("en"), "{err}");
+    }
+
+    #[test]
+    fn corpus_layout_finds_the_pair_file_either_way_round() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "train.en-fr.tsv", "Cat\tChat\n");
+        let src = ParallelSource::Corpus { dir: dir.path().into(), split: "train".into() };
+        assert_eq!(read_parallel(&src, "fr-en".parse().unwrap()).unwrap(), vec![Pair { src: "Chat".into(), tgt: "Cat".into() }]);
+        let err = read_parallel(&src, "en-de".parse().unwrap()).unwrap_err().to_string();
+        assert!(err.contains("train.en-de.tsv"), "{err}");
     }
 
     #[test]
