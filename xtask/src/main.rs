@@ -17,6 +17,9 @@ use landermt_model::{Backend, cache};
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "landermt: language-aware neurons for machine translation")]
 struct Cli {
+    /// Show info-level logs on the terminal (the pipeline always writes them to `{run}/pipeline.log`).
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -139,13 +142,11 @@ enum Cmd {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    let cli = Cli::parse();
+    init_logs(&cli);
     // User errors (a bad path, a bad config) are messages, not crashes: print the cause chain,
     // without the backtrace anyhow would attach when RUST_BACKTRACE is set.
-    match run(Cli::parse().command) {
+    match run(cli.command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -227,6 +228,25 @@ fn bleu(reference: &std::path::Path, hyp: &std::path::Path, tokenize: &str, metr
         println!("{name}|{signature} = {score:.2}  (landermt's implementation of sacreBLEU's definition)");
     }
     Ok(())
+}
+
+/// Logs: on the terminal at `info` with `-v` (or as `RUST_LOG` says), else warnings only; for
+/// `pipeline`, also everything at `info` into `{run}/pipeline.log`.
+fn init_logs(cli: &Cli) {
+    use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
+    let level = if cli.verbose { "info" } else { "warn" };
+    let console = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()));
+    let file = match &cli.command {
+        Cmd::Pipeline { config, .. } => config::RunConfig::load(config).ok().and_then(|cfg| {
+            std::fs::create_dir_all(&cfg.run.dir).ok()?;
+            let f = std::fs::OpenOptions::new().create(true).append(true).open(cfg.run.dir.join("pipeline.log")).ok()?;
+            Some(tracing_subscriber::fmt::layer().with_ansi(false).with_writer(std::sync::Mutex::new(f)).with_filter(EnvFilter::new("info")))
+        }),
+        _ => None,
+    };
+    tracing_subscriber::registry().with(console).with(file).init();
 }
 
 fn known_names() -> String {

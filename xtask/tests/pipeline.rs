@@ -24,6 +24,8 @@ fn the_quick_pipeline_runs_end_to_end() {
         assert!(run.join(file).exists(), "{file} is missing");
     }
     assert!(first.contains("| landermt | en-fr | flores |"), "{first}");
+    let log = std::fs::read_to_string(run.join("pipeline.log")).unwrap();
+    assert!(log.contains("model loaded"), "the log file has the stages' info logs:\n{log}");
 
     // Run again: every stage is current and skipped.
     let second = run_pipeline(&[]);
