@@ -158,16 +158,19 @@ fn main() -> std::process::ExitCode {
 fn run(command: Cmd) -> Result<()> {
     match command {
         Cmd::Pipeline { config, dry_run, force, from, only } => pipeline(&config, dry_run, force, from.as_deref(), only.as_deref()),
-        Cmd::Probe { config } => stages::probe(&config::RunConfig::load(&config)?),
-        Cmd::Score { config } => stages::score(&config::RunConfig::load(&config)?),
-        Cmd::Route { config } => stages::route(&config::RunConfig::load(&config)?),
+        Cmd::Probe { config } => stamped(&config, "probe", stages::probe),
+        Cmd::Score { config } => stamped(&config, "score", stages::score),
+        Cmd::Route { config } => stamped(&config, "route", stages::route),
         Cmd::Train { config, method } => {
             let method = method
                 .map(|m| serde_json::from_value::<landermt_train::Method>(serde_json::Value::String(m.clone())).with_context(|| format!("unknown method `{m}`")))
                 .transpose()?;
-            stages::train(&config::RunConfig::load(&config)?, method)
+            let cfg = config::RunConfig::load(&config)?;
+            stages::train(&cfg, method)?;
+            let name = serde_json::to_value(method.unwrap_or(cfg.train.method))?.as_str().unwrap_or_default().to_string();
+            mark(&cfg, &format!("train:{name}"))
         }
-        Cmd::Eval { config } => stages::eval(&config::RunConfig::load(&config)?),
+        Cmd::Eval { config } => stamped(&config, "eval", stages::eval),
         Cmd::Export { config, method, out } => {
             let method = method
                 .map(|m| serde_json::from_value::<landermt_train::Method>(serde_json::Value::String(m.clone())).with_context(|| format!("unknown method `{m}`")))
@@ -228,6 +231,20 @@ fn bleu(reference: &std::path::Path, hyp: &std::path::Path, tokenize: &str, metr
         println!("{name}|{signature} = {score:.2}  (landermt's implementation of sacreBLEU's definition)");
     }
     Ok(())
+}
+
+/// Runs a stage alone and stamps it, so that the pipeline finds it current.
+fn stamped(config: &std::path::Path, step: &str, stage: fn(&config::RunConfig) -> Result<()>) -> Result<()> {
+    let cfg = config::RunConfig::load(config)?;
+    stage(&cfg)?;
+    mark(&cfg, step)
+}
+
+fn mark(cfg: &config::RunConfig, step: &str) -> Result<()> {
+    match plan::steps(cfg).into_iter().find(|s| s.name == step) {
+        Some(s) => plan::mark_done(cfg, &s),
+        None => Ok(()), // a training method the pipeline does not evaluate
+    }
 }
 
 /// Logs: on the terminal at `info` with `-v` (or as `RUST_LOG` says), else warnings only; for

@@ -39,6 +39,11 @@ fn the_quick_pipeline_runs_end_to_end() {
     let plan = run_pipeline(&["--dry-run"]);
     assert!(plan.lines().any(|l| l.contains("eval") && l.trim_end().ends_with("run")), "{plan}");
     assert!(plan.lines().any(|l| l.contains("probe") && l.contains("current, skip")), "{plan}");
+    // A stage run alone is stamped too: the pipeline then finds it current.
+    let status = Command::new(env!("CARGO_BIN_EXE_xtask")).args(["eval", "--config", cfg.to_str().unwrap()]).current_dir(&root).env("RUST_LOG", "warn").output().unwrap();
+    assert!(status.status.success());
+    let plan = run_pipeline(&["--dry-run"]);
+    assert!(plan.lines().any(|l| l.contains("eval") && l.contains("current, skip")), "{plan}");
     let only = run_pipeline(&["--only", "route"]);
     assert!(only.lines().any(|l| l.contains("route") && l.contains("done")) && !only.contains("probe"), "{only}");
 }
