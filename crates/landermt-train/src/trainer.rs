@@ -178,13 +178,7 @@ pub fn save(path: &Path, trainee: &Trainee, optim: Option<&ModuleOptimizer>, sta
 pub fn load(path: &Path, trainee: Trainee, optim: ModuleOptimizer, setup: &serde_json::Value) -> Result<(Trainee, ModuleOptimizer, State), TrainError> {
     let bad = |msg: String| TrainError::Checkpoint { path: path.into(), msg };
     let file = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-    let (_, meta) = SafeTensors::read_metadata(&file).map_err(|e| bad(format!("not a checkpoint ({e}); delete it to start over")))?;
-    let state: State = meta
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get("landermt"))
-        .and_then(|s| serde_json::from_str(s).ok())
-        .ok_or_else(|| bad("no landermt state in the metadata".into()))?;
+    let state = read_state(path, &file, "not a checkpoint", "; delete it to start over")?;
     if state.version != CHECKPOINT_VERSION {
         return Err(bad(format!("checkpoint version {}, this build reads {CHECKPOINT_VERSION}", state.version)));
     }
@@ -196,16 +190,7 @@ pub fn load(path: &Path, trainee: Trainee, optim: ModuleOptimizer, setup: &serde
     if current.len() != state.names.len() {
         return Err(bad(format!("{} trainable tensors saved, {} expected", state.names.len(), current.len())));
     }
-    let device = trainee.net.device().inner();
-    let mut values = Vec::new();
-    for (k, (name, t)) in current.iter().enumerate() {
-        let v = st.tensor(&format!("trainable.{k}")).map_err(|e| bad(format!("tensor {k} ({name}): {e}")))?;
-        if v.shape() != t.dims() {
-            return Err(bad(format!("tensor {k} ({name}) has shape {:?}, expected {:?}", v.shape(), t.dims())));
-        }
-        let data: Vec<f32> = v.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
-        values.push(Tensor::<2>::from_data(TensorData::new(data, t.dims()), &device));
-    }
+    let values = read_trainable(path, &st, &current, &trainee.net.device().inner())?;
     let trainee = ids::restore(trainee, values);
     let optim = match st.tensor("optimizer") {
         Ok(o) => optim.from_bytes(burn::tensor::Bytes::from_bytes_vec(o.data().to_vec())).map_err(|e| bad(format!("optimizer state: {e:?}")))?,
@@ -219,13 +204,7 @@ pub fn load(path: &Path, trainee: Trainee, optim: ModuleOptimizer, setup: &serde
 pub fn load_trained(path: &Path, trainee: Trainee) -> Result<(Trainee, State), TrainError> {
     let bad = |msg: String| TrainError::Checkpoint { path: path.into(), msg };
     let file = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-    let (_, meta) = SafeTensors::read_metadata(&file).map_err(|e| bad(format!("not a landermt delta ({e})")))?;
-    let state: State = meta
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get("landermt"))
-        .and_then(|s| serde_json::from_str(s).ok())
-        .ok_or_else(|| bad("no landermt state in the metadata".into()))?;
+    let state = read_state(path, &file, "not a landermt delta", "")?;
     let st = SafeTensors::deserialize(&file).map_err(|e| bad(e.to_string()))?;
     let trainee = ids::number(trainee);
     let current = ids::trainable(&trainee);
@@ -233,17 +212,35 @@ pub fn load_trained(path: &Path, trainee: Trainee) -> Result<(Trainee, State), T
     if names != state.names.iter().collect::<Vec<_>>() {
         return Err(bad(format!("holds {} trained tensors for another setup than the {} of this method and model", state.names.len(), current.len())));
     }
-    let device = trainee.net.device().inner();
-    let mut values = Vec::new();
+    let values = read_trainable(path, &st, &current, &trainee.net.device().inner())?;
+    Ok((ids::restore(trainee, values), state))
+}
+
+/// The [`State`] in the metadata of a delta or checkpoint file read into `file`.
+fn read_state(path: &Path, file: &[u8], not_ours: &str, hint: &str) -> Result<State, TrainError> {
+    let bad = |msg: String| TrainError::Checkpoint { path: path.into(), msg };
+    let (_, meta) = SafeTensors::read_metadata(file).map_err(|e| bad(format!("{not_ours} ({e}){hint}")))?;
+    meta.metadata()
+        .as_ref()
+        .and_then(|m| m.get("landermt"))
+        .and_then(|s| serde_json::from_str(s).ok())
+        .ok_or_else(|| bad("no landermt state in the metadata".into()))
+}
+
+/// The saved `trainable.{k}` tensors, checked against the shapes of `current` (the trainee's
+/// trainable tensors in order), on `device`.
+fn read_trainable(path: &Path, st: &SafeTensors, current: &[(String, Tensor<2>)], device: &burn::tensor::Device) -> Result<Vec<Tensor<2>>, TrainError> {
+    let bad = |msg: String| TrainError::Checkpoint { path: path.into(), msg };
+    let mut values = Vec::with_capacity(current.len());
     for (k, (name, t)) in current.iter().enumerate() {
         let v = st.tensor(&format!("trainable.{k}")).map_err(|e| bad(format!("tensor {k} ({name}): {e}")))?;
         if v.shape() != t.dims() {
             return Err(bad(format!("tensor {k} ({name}) has shape {:?}, expected {:?}", v.shape(), t.dims())));
         }
         let data: Vec<f32> = v.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
-        values.push(Tensor::<2>::from_data(TensorData::new(data, t.dims()), &device));
+        values.push(Tensor::<2>::from_data(TensorData::new(data, t.dims()), device));
     }
-    Ok((ids::restore(trainee, values), state))
+    Ok(values)
 }
 
 /// Inputs of [`run`].
