@@ -163,17 +163,16 @@ fn run(command: Cmd) -> Result<()> {
         Cmd::Route { config } => stamped(&config, "route", stages::route),
         Cmd::Train { config, method } => {
             let method = method
-                .map(|m| serde_json::from_value::<landermt_train::Method>(serde_json::Value::String(m.clone())).with_context(|| format!("unknown method `{m}`")))
+                .map(|m| m.parse::<landermt_train::Method>().map_err(anyhow::Error::msg))
                 .transpose()?;
             let cfg = config::RunConfig::load(&config)?;
             stages::train(&cfg, method)?;
-            let name = serde_json::to_value(method.unwrap_or(cfg.train.method))?.as_str().unwrap_or_default().to_string();
-            mark(&cfg, &format!("train:{name}"))
+            mark(&cfg, &format!("train:{}", method.unwrap_or(cfg.train.method).name()))
         }
         Cmd::Eval { config } => stamped(&config, "eval", stages::eval),
         Cmd::Export { config, method, out } => {
             let method = method
-                .map(|m| serde_json::from_value::<landermt_train::Method>(serde_json::Value::String(m.clone())).with_context(|| format!("unknown method `{m}`")))
+                .map(|m| m.parse::<landermt_train::Method>().map_err(anyhow::Error::msg))
                 .transpose()?;
             stages::export(&config::RunConfig::load(&config)?, method, &out)
         }
@@ -325,7 +324,7 @@ fn pipeline(config_path: &std::path::Path, dry_run: bool, force: bool, from: Opt
             "route" => stages::route(&cfg)?,
             "train" => {
                 let method = step.name.trim_start_matches("train:");
-                let m: landermt_train::Method = serde_json::from_value(serde_json::Value::String(method.into()))?;
+                let m: landermt_train::Method = method.parse().map_err(anyhow::Error::msg)?;
                 stages::train(&cfg, Some(m))?
             }
             _ => stages::eval(&cfg)?,

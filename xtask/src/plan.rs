@@ -32,10 +32,6 @@ fn hash_file(h: &mut Sha256, path: &Path) {
     }
 }
 
-fn method_name(m: landermt_train::Method) -> String {
-    serde_json::to_value(m).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
-}
-
 /// The steps of a pipeline run: probe, score, route, a training run per evaluated method, eval.
 pub fn steps(cfg: &RunConfig) -> Vec<Step> {
     let dir = &cfg.run.dir;
@@ -45,7 +41,7 @@ pub fn steps(cfg: &RunConfig) -> Vec<Step> {
         Step { name: "route".into(), stage: "route", artifacts: vec![dir.join("route.json")] },
     ];
     for &m in &cfg.eval.methods {
-        let name = method_name(m);
+        let name = m.name();
         let artifacts = if m == landermt_train::Method::None { vec![] } else { vec![dir.join("train").join(&name).join("delta.safetensors")] };
         out.push(Step { name: format!("train:{name}"), stage: "train", artifacts });
     }
@@ -84,7 +80,7 @@ pub fn key(cfg: &RunConfig, step: &Step) -> Result<String> {
         _ => {
             h.update(serde_json::to_vec(&cfg.eval)?);
             for &m in &cfg.eval.methods {
-                hash_file(&mut h, &dir.join("train").join(method_name(m)).join("delta.safetensors"));
+                hash_file(&mut h, &dir.join("train").join(m.name()).join("delta.safetensors"));
             }
         }
     }

@@ -224,7 +224,7 @@ fn prepare(cfg: &RunConfig, method: landermt_train::Method) -> Result<(LanguageM
 pub fn export(cfg: &RunConfig, method: Option<landermt_train::Method>, out: &std::path::Path) -> Result<()> {
     let t = &cfg.train;
     let method = method.unwrap_or(t.method);
-    let name = serde_json::to_value(method)?.as_str().expect("methods serialise as strings").to_string();
+    let name = method.name();
     let delta = cfg.run.dir.join("train").join(&name).join("delta.safetensors");
     if !delta.exists() {
         bail!("{}: missing; run `cargo xtask train --config … --method {name}` first", delta.display());
@@ -246,7 +246,7 @@ pub fn train(cfg: &RunConfig, method: Option<landermt_train::Method>) -> Result<
     let t = &cfg.train;
     let settings = t.settings();
     let method = method.unwrap_or(t.method);
-    let name = serde_json::to_value(method)?.as_str().expect("methods serialise as strings").to_string();
+    let name = method.name();
     let dir = cfg.run.dir.join("train").join(&name);
     let (model, units, mut upstream, selected) = prepare(cfg, method)?;
     let pad = model.config.pad_token_id.unwrap_or(0);
@@ -345,7 +345,7 @@ fn trained_model(cfg: &RunConfig, method: landermt_train::Method) -> Result<Lang
     if method == landermt_train::Method::None {
         return Ok(LanguageModel::load(&path, &cfg.model.backend.device()?)?);
     }
-    let name = serde_json::to_value(method)?.as_str().expect("methods serialise as strings").to_string();
+    let name = method.name();
     let delta = cfg.run.dir.join("train").join(&name).join("delta.safetensors");
     if !delta.exists() {
         bail!("{}: missing; run `cargo xtask train --config … --method {name}` first", delta.display());
@@ -407,7 +407,7 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
     let mut hyps: Vec<(String, usize, Vec<String>, f64, String)> = Vec::new();
     let mut lm_rows = Vec::new();
     for &method in &methods {
-        let name = serde_json::to_value(method)?.as_str().expect("string").to_string();
+        let name = method.name().to_string();
         let model = trained_model(cfg, method)?;
         for &lang in &e.lm_languages {
             let mut text = read_monolingual(&e.lm_data, lang)?;
@@ -439,7 +439,7 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
         }
     }
 
-    let baseline = serde_json::to_value(e.baseline)?.as_str().expect("string").to_string();
+    let baseline = e.baseline.name().to_string();
     let mut rows = Vec::new();
     for (key, (direction, set, reference)) in refs.iter().enumerate() {
         let bleu = landermt_eval::Bleu { tokenize: if direction.tgt.code == "zh" { landermt_eval::Tokenize::Zh } else { landermt_eval::Tokenize::Mteval13a }, ..Default::default() };
@@ -625,7 +625,7 @@ mod tests {
         route(&cfg).unwrap();
         for method in [landermt_train::Method::Landermt, landermt_train::Method::Full, landermt_train::Method::Lora, landermt_train::Method::AdapterLora] {
             train(&cfg, Some(method)).unwrap();
-            let name = serde_json::to_value(method).unwrap().as_str().unwrap().to_string();
+            let name = method.name();
             let out = dir.path().join("train").join(&name);
             let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("train.json")).unwrap()).unwrap();
             let losses: Vec<f64> = serde_json::from_value(summary["train_loss"].clone()).unwrap();

@@ -68,6 +68,33 @@ pub fn unit_set(route: &Route, neurons: &Neurons, general: bool, specific: bool)
 }
 
 impl Method {
+    pub const ALL: [Method; 9] = [
+        Method::Landermt,
+        Method::LandermtLs,
+        Method::LandermtLg,
+        Method::Layers,
+        Method::Full,
+        Method::Lora,
+        Method::Adapter,
+        Method::AdapterLora,
+        Method::None,
+    ];
+
+    /// The config and directory name (`landermt`, `landermt-ls`, …, `adapter-lora`, `none`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Landermt => "landermt",
+            Method::LandermtLs => "landermt-ls",
+            Method::LandermtLg => "landermt-lg",
+            Method::Layers => "layers",
+            Method::Full => "full",
+            Method::Lora => "lora",
+            Method::Adapter => "adapter",
+            Method::AdapterLora => "adapter-lora",
+            Method::None => "none",
+        }
+    }
+
     /// The unit set of the LANDeRMT variants; `None` for the whole-tensor and added-module
     /// methods.
     pub fn units(self, route: &Route, neurons: &Neurons) -> Option<UnitSet> {
@@ -77,5 +104,28 @@ impl Method {
             Method::LandermtLg => Some(unit_set(route, neurons, true, false)),
             _ => None,
         }
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Method::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| {
+            format!("unknown method `{s}` (known: {})", Method::ALL.map(Method::name).join(", "))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_config_spellings() {
+        for m in Method::ALL {
+            assert_eq!(serde_json::to_value(m).unwrap(), m.name());
+            assert_eq!(m.name().parse::<Method>(), Ok(m));
+        }
+        assert!("qlora".parse::<Method>().unwrap_err().contains("unknown method `qlora`"));
     }
 }
