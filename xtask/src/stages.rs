@@ -16,10 +16,6 @@ fn bar(len: usize, what: &str) -> ProgressBar {
     pb
 }
 
-fn directions(cfg: &RunConfig) -> Result<Vec<Direction>> {
-    Ok(cfg.directions())
-}
-
 fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> Result<()> {
     let json = serde_json::to_vec_pretty(value)?;
     landermt_model::atomic::write_atomic(path, |w| w.write_all(&json))?;
@@ -34,7 +30,7 @@ pub fn probe(cfg: &RunConfig) -> Result<()> {
     let _span = tracing::info_span!("probe").entered();
     let start = std::time::Instant::now();
     let mut curves = Vec::new();
-    for direction in directions(cfg)? {
+    for direction in cfg.directions() {
         let mut pairs = read_parallel(&p.data, direction)?;
         if pairs.len() < p.n {
             tracing::warn!(%direction, available = pairs.len(), wanted = p.n, "fewer sentences than probe.n; using what there is");
@@ -72,11 +68,9 @@ fn figures(cfg: &RunConfig) {
 
 /// Reads `layers.json` of the run, naming the command that makes it when it is missing.
 pub fn read_layers(cfg: &RunConfig) -> Result<landermt_probe::Layers> {
-    let path = cfg.run.dir.join("layers.json");
-    let bytes = std::fs::read(&path).with_context(|| format!("{}: stage 1's artifact is missing; run `cargo xtask probe --config …` first", path.display()))?;
-    let layers: landermt_probe::Layers = serde_json::from_slice(&bytes).with_context(|| format!("{}: not a layers.json", path.display()))?;
+    let layers: landermt_probe::Layers = read_artifact(cfg, "layers.json", "probe")?;
     if layers.version != landermt_probe::LAYERS_VERSION {
-        bail!("{}: schema version {}, this build reads {}; run the probe again", path.display(), layers.version, landermt_probe::LAYERS_VERSION);
+        bail!("{}: schema version {}, this build reads {}; run the probe again", cfg.run.dir.join("layers.json").display(), layers.version, landermt_probe::LAYERS_VERSION);
     }
     Ok(layers)
 }
@@ -259,8 +253,7 @@ pub fn train(cfg: &RunConfig, method: Option<landermt_train::Method>) -> Result<
         pairs.truncate(t.pairs);
         let mut set = Vec::new();
         for (k, pair) in pairs.iter().enumerate() {
-            // The template of each example is a function of the seed and its position.
-            let template = landermt_train::TEMPLATES[(trainer::mix(settings.seed ^ ((i as u64) << 32) ^ k as u64) % landermt_train::TEMPLATES.len() as u64) as usize];
+            let template = landermt_train::data::template(settings.seed, i, k);
             if let Some(ex) = landermt_train::example(&model, direction, pair, template, settings.max_len)? {
                 set.push(ex);
             }
@@ -403,7 +396,7 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
     }
     let opts = landermt_eval::decode::DecodeOptions { max_new_tokens: e.max_new_tokens, batch_size: e.batch_size, stop_at_newline: true, beams: e.beams, length_penalty: e.length_penalty };
     // (direction, set) → refs, and per method the hypotheses and timing.
-    let mut refs: Vec<(landermt_data::Direction, String, Vec<String>)> = Vec::new();
+    let mut refs: Vec<(Direction, String, Vec<String>)> = Vec::new();
     let mut hyps: Vec<(String, usize, Vec<String>, f64, String)> = Vec::new();
     let mut lm_rows = Vec::new();
     for &method in &methods {

@@ -5,6 +5,13 @@ pub use landermt_data::prompt::{TEMPLATES, TEST_TEMPLATE, fill};
 use landermt_data::{Direction, Pair};
 use landermt_model::LanguageModel;
 
+/// The template of example `k` of direction number `direction`: a function of the seed and
+/// the position, so no random state needs saving.
+pub fn template(seed: u64, direction: usize, k: usize) -> &'static str {
+    let h = crate::trainer::mix(seed ^ ((direction as u64) << 32) ^ k as u64);
+    TEMPLATES[(h % TEMPLATES.len() as u64) as usize]
+}
+
 /// One tokenized example: `ids` = prompt (with the model's special tokens), newline, target,
 /// EOS; the last `target_len` ids are the target and EOS.
 #[derive(Debug, Clone, PartialEq)]
