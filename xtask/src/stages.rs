@@ -172,18 +172,22 @@ pub fn route(cfg: &RunConfig) -> Result<()> {
 
 /// Mean LM loss of both models and their largest logit difference, sentence by sentence.
 fn check(base: &LanguageModel, routed: &LanguageModel, data: &landermt_data::MonoSource, pair: [landermt_data::Language; 2]) -> Result<landermt_route::Check> {
-    use landermt_model::{Batch, Taps, loss::sequence_losses};
+    use landermt_model::{Batch, Taps, loss::sequence_losses_of_logits};
     let scalar = |t: burn::tensor::Tensor<1>| -> f64 { t.into_data().try_into_vec::<f32>().expect("f32")[0] as f64 };
     let (mut n, mut base_loss, mut routed_loss, mut worst) = (0usize, 0f64, 0f64, 0f64);
     for lang in pair {
         for text in read_monolingual(data, lang)? {
             let ids = base.encode(&text)?;
             let batch = Batch::single(&ids);
-            let hb = base.net.forward(&batch, None, &mut Taps::none());
-            let hr = routed.net.forward(&batch, None, &mut Taps::none());
-            base_loss += scalar(sequence_losses(&base.net, &batch, hb.clone()));
-            routed_loss += scalar(sequence_losses(&routed.net, &batch, hr.clone()));
-            let diff = base.net.logits(hb).sub(routed.net.logits(hr)).abs().max().reshape([1]);
+            // Full logits once per model: the loss reads all but the last position.
+            let lb = base.net.logits(base.net.forward(&batch, None, &mut Taps::none()));
+            let lr = routed.net.logits(routed.net.forward(&batch, None, &mut Taps::none()));
+            if ids.len() >= 2 {
+                let predicted = ids.len() - 1;
+                base_loss += scalar(sequence_losses_of_logits(&batch, lb.clone().narrow(1, 0, predicted)));
+                routed_loss += scalar(sequence_losses_of_logits(&batch, lr.clone().narrow(1, 0, predicted)));
+            }
+            let diff = lb.sub(lr).abs().max().reshape([1]);
             worst = worst.max(scalar(diff));
             n += 1;
         }
