@@ -392,7 +392,7 @@ struct ReportRow {
 /// Stage 5: decodes every test set with every method, scores it as sacreBLEU would, and
 /// writes `eval/{method}/{set}.{direction}.hyp`, `report.json` and `report.md`.
 pub fn eval(cfg: &RunConfig) -> Result<()> {
-    use landermt_eval::bootstrap::{bleu_f32, chrf_f32, estimate, paired_p_value, sample_indices};
+    use landermt_eval::bootstrap::{bleu_samples, chrf_samples, estimate, paired_p_value, sample_indices};
     let e = &cfg.eval;
     let mut methods = e.methods.clone();
     if !methods.contains(&e.baseline) {
@@ -442,34 +442,50 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
         let bleu = landermt_eval::Bleu { tokenize: if direction.tgt.code == "zh" { landermt_eval::Tokenize::Zh } else { landermt_eval::Tokenize::Mteval13a }, ..Default::default() };
         let chrf = landermt_eval::Chrf::CHRF;
         let idx = sample_indices(reference.len(), e.n_bootstrap, 12345);
-        let samples = |h: &[String]| {
-            let (bs, cs) = (bleu.all_stats(h, reference), chrf.all_stats(h, reference));
-            let b: Vec<f64> = idx.iter().map(|row| bleu_f32(&landermt_eval::bleu::sum(&row.iter().map(|&i| bs[i]).collect::<Vec<_>>()))).collect();
-            let c: Vec<f64> = idx.iter().map(|row| chrf_f32(&landermt_eval::chrf::sum(&row.iter().map(|&i| cs[i].clone()).collect::<Vec<_>>()), 2.0)).collect();
-            (b, c)
-        };
-        let base = hyps.iter().find(|h| h.0 == baseline && h.1 == key).expect("the baseline is evaluated");
-        let (base_b, base_c) = samples(&base.2);
-        let (base_bleu, base_chrf) = (bleu.corpus(&base.2, reference).score, chrf.corpus(&base.2, reference));
-        for (name, _, out, seconds, file) in hyps.iter().filter(|h| h.1 == key) {
-            let (b, c) = samples(out);
-            let (score_b, score_c) = (bleu.corpus(out, reference).score, chrf.corpus(out, reference));
-            let is_base = *name == baseline;
+        // Per system: corpus scores from the segment statistics, and the bootstrap samples.
+        struct Scored<'a> {
+            name: &'a str,
+            bleu: f64,
+            chrf: f64,
+            bleu_samples: Vec<f64>,
+            chrf_samples: Vec<f64>,
+            seconds: f64,
+            file: &'a str,
+        }
+        let scored: Vec<Scored> = hyps
+            .iter()
+            .filter(|h| h.1 == key)
+            .map(|(name, _, out, seconds, file)| {
+                let (bs, cs) = (bleu.all_stats(out, reference), chrf.all_stats(out, reference));
+                Scored {
+                    name,
+                    bleu: bleu.score_stats(&landermt_eval::bleu::sum(&bs)).score,
+                    chrf: chrf.score_stats(&landermt_eval::chrf::sum(&cs)),
+                    bleu_samples: bleu_samples(&bs, &idx),
+                    chrf_samples: chrf_samples(&cs, &idx),
+                    seconds: *seconds,
+                    file,
+                }
+            })
+            .collect();
+        let base = scored.iter().find(|s| s.name == baseline).expect("the baseline is evaluated");
+        for s in &scored {
+            let is_base = s.name == baseline;
             rows.push(ReportRow {
-                method: name.clone(),
+                method: s.name.to_string(),
                 direction: direction.to_string(),
                 test_set: set.clone(),
                 sentences: reference.len(),
-                bleu: score_b,
+                bleu: s.bleu,
                 bleu_signature: bleu.signature(),
-                bleu_ci: estimate(&b, true, false),
-                chrf: score_c,
+                bleu_ci: estimate(&s.bleu_samples, true, false),
+                chrf: s.chrf,
                 chrf_signature: chrf.signature(),
-                chrf_ci: estimate(&c, false, true),
-                bleu_p: (!is_base).then(|| paired_p_value(&base_b, &b, base_bleu, score_b, false)),
-                chrf_p: (!is_base).then(|| paired_p_value(&base_c, &c, base_chrf, score_c, true)),
-                sentences_per_second: reference.len() as f64 / seconds.max(1e-9),
-                hypotheses: file.clone(),
+                chrf_ci: estimate(&s.chrf_samples, false, true),
+                bleu_p: (!is_base).then(|| paired_p_value(&base.bleu_samples, &s.bleu_samples, base.bleu, s.bleu, false)),
+                chrf_p: (!is_base).then(|| paired_p_value(&base.chrf_samples, &s.chrf_samples, base.chrf, s.chrf, true)),
+                sentences_per_second: reference.len() as f64 / s.seconds.max(1e-9),
+                hypotheses: s.file.to_string(),
             });
         }
     }

@@ -170,6 +170,17 @@ pub fn chrf_f32(s: &[[u64; 3]], beta: f32) -> f64 {
     (100f32 * score) as f64
 }
 
+/// BLEU of each bootstrap sample: the segment statistics `stats` summed over each row of
+/// `idx` (see [`sample_indices`]), scored as [`bleu_f32`].
+pub fn bleu_samples(stats: &[crate::bleu::Stats], idx: &[Vec<usize>]) -> Vec<f64> {
+    idx.iter().map(|row| bleu_f32(&crate::bleu::sum(&row.iter().map(|&i| stats[i]).collect::<Vec<_>>()))).collect()
+}
+
+/// chrF (β = 2) of each bootstrap sample, as [`chrf_f32`].
+pub fn chrf_samples(stats: &[Vec<[u64; 3]>], idx: &[Vec<usize>]) -> Vec<f64> {
+    idx.iter().map(|row| chrf_f32(&crate::chrf::sum(&row.iter().map(|&i| stats[i].clone()).collect::<Vec<_>>()), 2.0)).collect()
+}
+
 /// numpy's pairwise summation of a contiguous 1-D array, each addition rounded by `round`.
 fn pairwise_sum(v: &[f64], round: &dyn Fn(f64) -> f64) -> f64 {
     let n = v.len();

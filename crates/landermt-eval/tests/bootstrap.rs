@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use landermt_eval::bootstrap::{bleu_f32, chrf_f32, estimate, paired_p_value, sample_indices};
+use landermt_eval::bootstrap::{estimate, paired_p_value, sample_indices};
 use landermt_eval::{Bleu, Chrf};
 use serde_json::Value;
 
@@ -24,13 +24,11 @@ fn close(what: &str, got: f64, want: &Value) {
 
 /// Sample scores of one system: each sample's segment statistics summed, then scored.
 fn bleu_samples(hyps: &[String], refs: &[String], idx: &[Vec<usize>]) -> Vec<f64> {
-    let stats = Bleu::default().all_stats(hyps, refs);
-    idx.iter().map(|row| bleu_f32(&landermt_eval::bleu::sum(&row.iter().map(|&i| stats[i]).collect::<Vec<_>>()))).collect()
+    landermt_eval::bootstrap::bleu_samples(&Bleu::default().all_stats(hyps, refs), idx)
 }
 
 fn chrf_samples(hyps: &[String], refs: &[String], idx: &[Vec<usize>]) -> Vec<f64> {
-    let stats = Chrf::CHRF.all_stats(hyps, refs);
-    idx.iter().map(|row| chrf_f32(&landermt_eval::chrf::sum(&row.iter().map(|&i| stats[i].clone()).collect::<Vec<_>>()), 2.0)).collect()
+    landermt_eval::bootstrap::chrf_samples(&Chrf::CHRF.all_stats(hyps, refs), idx)
 }
 
 #[test]
