@@ -406,6 +406,7 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
     for &method in &methods {
         let name = method.name().to_string();
         let model = trained_model(cfg, method)?;
+        let decoder = landermt_eval::decode::Decoder::new(&model, &opts);
         for &lang in &e.lm_languages {
             let mut text = read_monolingual(&e.lm_data, lang)?;
             text.truncate(e.lm_n);
@@ -425,7 +426,7 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
                 shots.truncate(e.shots);
                 let pb = bar(sources.len(), &format!("{name} {direction}"));
                 let start = std::time::Instant::now();
-                let out = landermt_eval::decode::translate_with_shots(&model, direction, &sources, &shots, &opts, &|n| pb.inc(n as u64))?;
+                let out = decoder.translate(direction, &sources, &shots, &|n| pb.inc(n as u64))?;
                 pb.finish();
                 let seconds = start.elapsed().as_secs_f64();
                 let file = cfg.run.dir.join("eval").join(&name).join(format!("{}.{direction}.hyp", set.name));

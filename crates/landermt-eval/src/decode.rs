@@ -40,44 +40,53 @@ pub fn prompt(direction: Direction, src: &str, shots: &[Pair]) -> String {
     p
 }
 
-/// Translations of `sources`, one line each (in order); `progress` gets the sentences done.
-pub fn translate(model: &LanguageModel, direction: Direction, sources: &[String], opts: &DecodeOptions, progress: &dyn Fn(usize)) -> landermt_model::Result<Vec<String>> {
-    translate_with_shots(model, direction, sources, &[], opts, progress)
+/// A model with its decoding settings and stop tokens, which are found once (finding the
+/// newline tokens scans the whole vocabulary).
+pub struct Decoder<'a> {
+    model: &'a LanguageModel,
+    opts: DecodeOptions,
+    stop_ids: Vec<u32>,
 }
 
-/// As [`translate`], with the same in-context examples before every source (`eval.shots`).
-pub fn translate_with_shots(
-    model: &LanguageModel,
-    direction: Direction,
-    sources: &[String],
-    shots: &[Pair],
-    opts: &DecodeOptions,
-    progress: &dyn Fn(usize),
-) -> landermt_model::Result<Vec<String>> {
-    let mut stop_ids = model.config.eos_token_ids.clone();
-    if opts.stop_at_newline {
-        stop_ids.extend(newline_ids(model));
-    }
-    let greedy_opts = GreedyOptions { max_new_tokens: opts.max_new_tokens, stop_ids, pad_id: model.config.pad_token_id.unwrap_or(0) };
-    let ids: Vec<Vec<u32>> = sources.iter().map(|s| model.encode(&prompt(direction, s, shots))).collect::<landermt_model::Result<_>>()?;
-    // Similar lengths together waste less on padding; outputs go back to their lines.
-    let mut order: Vec<usize> = (0..ids.len()).collect();
-    order.sort_by_key(|&i| ids[i].len());
-    let mut out = vec![String::new(); ids.len()];
-    for chunk in order.chunks(opts.batch_size.max(1)) {
-        let prompts: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
-        let outputs = if opts.beams > 1 {
-            let b = BeamOptions { beams: opts.beams, length_penalty: opts.length_penalty, max_new_tokens: opts.max_new_tokens, stop_ids: greedy_opts.stop_ids.clone() };
-            prompts.iter().map(|p| beam(&model.net, p, &b).0).collect()
-        } else {
-            greedy(&model.net, &prompts, &greedy_opts)
-        };
-        for (&i, generated) in chunk.iter().zip(outputs) {
-            let text = model.tokenizer.decode(&generated, true)?;
-            let line = if opts.stop_at_newline { text.split('\n').next().unwrap_or("") } else { text.as_str() };
-            out[i] = line.trim().to_string();
+impl<'a> Decoder<'a> {
+    pub fn new(model: &'a LanguageModel, opts: &DecodeOptions) -> Self {
+        let mut stop_ids = model.config.eos_token_ids.clone();
+        if opts.stop_at_newline {
+            stop_ids.extend(newline_ids(model));
         }
-        progress(chunk.len());
+        Self { model, opts: opts.clone(), stop_ids }
     }
-    Ok(out)
+
+    /// Translations of `sources`, one line each (in order), with the same in-context examples
+    /// `shots` before every source (`eval.shots`); `progress` gets the sentences done.
+    pub fn translate(&self, direction: Direction, sources: &[String], shots: &[Pair], progress: &dyn Fn(usize)) -> landermt_model::Result<Vec<String>> {
+        let (model, opts) = (self.model, &self.opts);
+        let greedy_opts = GreedyOptions { max_new_tokens: opts.max_new_tokens, stop_ids: self.stop_ids.clone(), pad_id: model.config.pad_token_id.unwrap_or(0) };
+        let ids: Vec<Vec<u32>> = sources.iter().map(|s| model.encode(&prompt(direction, s, shots))).collect::<landermt_model::Result<_>>()?;
+        // Similar lengths together waste less on padding; outputs go back to their lines.
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_by_key(|&i| ids[i].len());
+        let mut out = vec![String::new(); ids.len()];
+        for chunk in order.chunks(opts.batch_size.max(1)) {
+            let prompts: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
+            let outputs = if opts.beams > 1 {
+                let b = BeamOptions { beams: opts.beams, length_penalty: opts.length_penalty, max_new_tokens: opts.max_new_tokens, stop_ids: self.stop_ids.clone() };
+                prompts.iter().map(|p| beam(&model.net, p, &b).0).collect()
+            } else {
+                greedy(&model.net, &prompts, &greedy_opts)
+            };
+            for (&i, generated) in chunk.iter().zip(outputs) {
+                let text = model.tokenizer.decode(&generated, true)?;
+                let line = if opts.stop_at_newline { text.split('\n').next().unwrap_or("") } else { text.as_str() };
+                out[i] = line.trim().to_string();
+            }
+            progress(chunk.len());
+        }
+        Ok(out)
+    }
+}
+
+/// Translations of `sources` without in-context examples (a [`Decoder`] made for one call).
+pub fn translate(model: &LanguageModel, direction: Direction, sources: &[String], opts: &DecodeOptions, progress: &dyn Fn(usize)) -> landermt_model::Result<Vec<String>> {
+    Decoder::new(model, opts).translate(direction, sources, &[], progress)
 }
