@@ -220,18 +220,10 @@ fn prepare(cfg: &RunConfig, method: landermt_train::Method) -> Result<(LanguageM
 /// folder `out`. Refused for adapters and CAR-routed models (`route.car` other than `off`),
 /// whose computation a plain transformers checkpoint cannot express.
 pub fn export(cfg: &RunConfig, method: Option<landermt_train::Method>, out: &std::path::Path) -> Result<()> {
-    let t = &cfg.train;
-    let method = method.unwrap_or(t.method);
-    let name = method.name();
-    let delta = cfg.run.dir.join("train").join(&name).join("delta.safetensors");
-    if !delta.exists() {
-        bail!("{}: missing; run `cargo xtask train --config … --method {name}` first", delta.display());
-    }
-    let (model, units, _, selected) = prepare(cfg, method)?;
-    let trainee = landermt_train::Trainee::with_added(model.net.clone(), method, units.as_ref(), &selected, &t.added(), t.seed);
-    let (trainee, _) = landermt_train::trainer::load_trained(&delta, trainee)?;
-    let net = trainee.network();
-    landermt_model::export::write_hf_folder(&model, &net, out).with_context(|| format!("exporting `{name}` to {}", out.display()))?;
+    let method = method.unwrap_or(cfg.train.method);
+    let delta = delta_path(cfg, method)?;
+    let model = with_delta(cfg, method, &delta)?;
+    landermt_model::export::write_hf_folder(&model, &model.net, out).with_context(|| format!("exporting `{}` to {}", method.name(), out.display()))?;
     println!("export: {} + {} → {}", cfg.model.describe(), delta.display(), out.display());
     Ok(())
 }
@@ -338,18 +330,27 @@ pub fn train(cfg: &RunConfig, method: Option<landermt_train::Method>) -> Result<
 /// The model a method evaluates: the base model for `none`, else base + its trained delta
 /// (with the routing for the LANDeRMT variants), without autodiff.
 fn trained_model(cfg: &RunConfig, method: landermt_train::Method) -> Result<LanguageModel> {
-    let path = cfg.model.resolve(true)?;
     if method == landermt_train::Method::None {
-        return Ok(LanguageModel::load(&path, &cfg.model.backend.device()?)?);
+        return Ok(LanguageModel::load(&cfg.model.resolve(true)?, &cfg.model.backend.device()?)?);
     }
+    with_delta(cfg, method, &delta_path(cfg, method)?)
+}
+
+/// `{run}/train/{method}/delta.safetensors`, or an error naming the command that makes it.
+fn delta_path(cfg: &RunConfig, method: landermt_train::Method) -> Result<std::path::PathBuf> {
     let name = method.name();
-    let delta = cfg.run.dir.join("train").join(&name).join("delta.safetensors");
+    let delta = cfg.run.dir.join("train").join(name).join("delta.safetensors");
     if !delta.exists() {
         bail!("{}: missing; run `cargo xtask train --config … --method {name}` first", delta.display());
     }
+    Ok(delta)
+}
+
+/// The base model with `delta` trained in (routed for the LANDeRMT variants), without autodiff.
+fn with_delta(cfg: &RunConfig, method: landermt_train::Method, delta: &std::path::Path) -> Result<LanguageModel> {
     let (mut model, units, _, selected) = prepare(cfg, method)?;
     let trainee = landermt_train::Trainee::with_added(model.net.clone(), method, units.as_ref(), &selected, &cfg.train.added(), cfg.train.seed);
-    let (trainee, _) = landermt_train::trainer::load_trained(&delta, trainee)?;
+    let (trainee, _) = landermt_train::trainer::load_trained(delta, trainee)?;
     model.net = burn::module::Module::valid(&trainee.network());
     Ok(model)
 }
