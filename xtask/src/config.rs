@@ -31,6 +31,12 @@ pub struct EvalSection {
     pub methods: Vec<landermt_train::Method>,
     /// The method the others are compared with by paired bootstrap.
     pub baseline: landermt_train::Method,
+    /// Directions decoded besides the run's, which no method trains on (forgetting: BLEU on an
+    /// untrained direction, before and after).
+    pub extra_directions: Vec<landermt_data::Direction>,
+    /// The transfer matrix (paper fig. 3): this method is also trained on each of the run's
+    /// directions alone (`train/{method}@{direction}/`), and each is decoded on every direction.
+    pub transfer: Option<landermt_train::Method>,
     pub test_sets: Vec<TestSet>,
     pub max_new_tokens: usize,
     pub batch_size: usize,
@@ -63,6 +69,8 @@ impl Default for EvalSection {
         Self {
             methods: vec![landermt_train::Method::None, landermt_train::Method::Landermt],
             baseline: landermt_train::Method::None,
+            extra_directions: Vec::new(),
+            transfer: None,
             test_sets: vec![
                 TestSet { name: "flores".into(), n: 200, data: landermt_data::ParallelSource::Flores { dir: "data/flores200-devtest".into(), first: 501, last: 1012 } },
                 TestSet { name: "opus100".into(), n: 200, data: landermt_data::ParallelSource::Opus { dir: "data/opus100-test".into() } },
@@ -273,6 +281,9 @@ impl RunConfig {
         if let Err(e) = landermt_score::check(&cfg.score_languages(), cfg.score.epsilon) {
             bail!("{}: [score] {e}", path.display());
         }
+        if cfg.eval.transfer == Some(landermt_train::Method::None) {
+            bail!("{}: [eval] transfer = \"none\" trains nothing; name a method (e.g. \"landermt\") or leave it out", path.display());
+        }
         match (&cfg.model.name, &cfg.model.path) {
             (Some(_), Some(_)) | (None, None) => bail!("{}: [model] needs exactly one of `name` or `path`", path.display()),
             (Some(n), None) if cache::known(n).is_none() => bail!("{}: unknown model name `{n}`", path.display()),
@@ -297,6 +308,35 @@ impl RunConfig {
         for l in self.directions().iter().flat_map(|d| [d.src, d.tgt]).chain(self.score.extra_languages.iter().copied()) {
             if !out.contains(&l) {
                 out.push(l);
+            }
+        }
+        out
+    }
+}
+
+impl RunConfig {
+    /// The systems stage 5 evaluates, baseline first: `eval.methods` trained on all the run's
+    /// directions, then `eval.transfer` trained on each direction alone.
+    pub fn systems(&self) -> Vec<crate::system::System> {
+        use crate::system::System;
+        let mut out = vec![System::all(self.eval.baseline)];
+        for &m in &self.eval.methods {
+            if m != self.eval.baseline {
+                out.push(System::all(m));
+            }
+        }
+        if let Some(m) = self.eval.transfer {
+            out.extend(self.directions().into_iter().map(|d| System { method: m, only: Some(d) }));
+        }
+        out
+    }
+
+    /// The run's directions, then `eval.extra_directions` not among them.
+    pub fn eval_directions(&self) -> Vec<landermt_data::Direction> {
+        let mut out = self.directions();
+        for &d in &self.eval.extra_directions {
+            if !out.contains(&d) {
+                out.push(d);
             }
         }
         out
@@ -354,6 +394,8 @@ mod tests {
         let cases = [
             (GOOD.replace("en-fr\"", "en-xx\""), "direction `en-xx`"),
             (GOOD.replace("en-fr\"", "enfr\""), "direction `enfr`"),
+            (format!("{GOOD}[eval]\nextra_directions = [\"en-xx\"]\n"), "xx"),
+            (format!("{GOOD}[eval]\ntransfer = \"qlora\"\n"), "qlora"),
             (GOOD.replace("name = \"gemma-3-270m\"", "name = \"gpt-5\""), "unknown model name"),
             (GOOD.replace("name = \"gemma-3-270m\"", "name = \"gemma-3-270m\"\npath = \"m\""), "exactly one"),
             (GOOD.replace("[model]", "[model]\nbackend = \"tpu\""), "tpu"),

@@ -1,5 +1,6 @@
-//! The analysis figures of stages 1–2 (the paper's figs. 4–7), as CSV + SVG in
-//! `{run}/figures/`: whatever the run's artifacts allow is drawn.
+//! The analysis figures of stages 1–2 (the paper's figs. 4–7) and of stage 5 (the transfer
+//! matrix, fig. 3, and forgetting), as CSV + SVG in `{run}/figures/`: whatever the run's
+//! artifacts allow is drawn.
 
 use std::path::{Path, PathBuf};
 
@@ -39,6 +40,65 @@ pub fn write_all(run: &Path) -> Result<Vec<PathBuf>> {
             let stem = chart.0;
             save(chart.1, stem)?;
         }
+    }
+    let report_path = run.join("report.json");
+    if report_path.exists() {
+        let report = crate::report::Report::read(&report_path)?;
+        written.extend(eval_figures(&report, &out)?);
+    }
+    Ok(written)
+}
+
+/// The transfer matrix per test set, the LM loss of every system on held-out text, and BLEU on
+/// the directions no system was trained on.
+fn eval_figures(report: &crate::report::Report, out: &Path) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    if let Some(m) = &report.transfer {
+        for set in report.test_sets() {
+            let rows = report.transfer_rows();
+            let map = landermt_plot::Heatmap {
+                title: format!("Transfer: BLEU of `{m}` trained on one direction ({set}, {})", report.model),
+                row_label: "fine-tuned on".into(),
+                column_label: "evaluated on".into(),
+                values: rows.iter().map(|(_, s)| report.evaluated_directions.iter().map(|d| report.bleu(s, d, &set).unwrap_or(f64::NAN)).collect()).collect(),
+                rows: rows.into_iter().map(|(label, _)| label).collect(),
+                columns: report.evaluated_directions.clone(),
+            };
+            let stem = format!("transfer-{set}");
+            map.write(out, &stem)?;
+            written.push(out.join(format!("{stem}.svg")));
+        }
+    }
+    // Systems trained on all directions (the transfer runs are in their own figure).
+    let systems: Vec<&str> = report.systems.iter().map(|s| s.name.as_str()).filter(|s| !s.contains('@')).collect();
+    let languages: Vec<String> = report.lm_loss.iter().fold(Vec::new(), |mut v, r| {
+        if !v.contains(&r.language) {
+            v.push(r.language.clone());
+        }
+        v
+    });
+    if !languages.is_empty() {
+        let mut chart = landermt_plot::BarChart::new(format!("Forgetting: LM loss on held-out monolingual text ({})", report.model), "mean next-token loss (nats)", languages.clone());
+        for s in &systems {
+            let loss = |l: &String| report.lm_loss.iter().find(|r| r.system == *s && r.language == *l).map_or(f64::NAN, |r| r.loss);
+            chart = chart.series(*s, languages.iter().map(loss).collect());
+        }
+        chart.write(out, "forgetting-lm")?;
+        written.push(out.join("forgetting-lm.svg"));
+    }
+    let untrained: Vec<&String> = report.evaluated_directions.iter().filter(|d| !report.trained_directions.contains(d)).collect();
+    if !untrained.is_empty() {
+        let groups: Vec<(String, String)> = untrained.iter().flat_map(|d| report.test_sets().into_iter().map(move |t| (d.to_string(), t))).collect();
+        let mut chart = landermt_plot::BarChart::new(
+            format!("Forgetting: BLEU on directions no system was trained on ({})", report.model),
+            "BLEU",
+            groups.iter().map(|(d, t)| format!("{d} {t}")).collect(),
+        );
+        for s in &systems {
+            chart = chart.series(*s, groups.iter().map(|(d, t)| report.bleu(s, d, t).unwrap_or(f64::NAN)).collect());
+        }
+        chart.write(out, "forgetting-bleu")?;
+        written.push(out.join("forgetting-bleu.svg"));
     }
     Ok(written)
 }

@@ -5,7 +5,9 @@ mod config;
 mod figures;
 mod inspect;
 mod plan;
+mod report;
 mod stages;
+mod system;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -68,6 +70,10 @@ enum Cmd {
         /// landermt | landermt-ls | landermt-lg | layers | full | lora | adapter | adapter-lora | none
         #[arg(long)]
         method: Option<String>,
+        /// Train on this one of the run's directions alone (for the transfer matrix), into
+        /// `{run}/train/{method}@{direction}/`.
+        #[arg(long)]
+        direction: Option<String>,
     },
     /// Stage 5: decode the test sets with every configured method, score them, and write
     /// `report.json` and `report.md`.
@@ -82,6 +88,9 @@ enum Cmd {
         config: PathBuf,
         #[arg(long)]
         method: Option<String>,
+        /// The system trained on this direction alone (`train/{method}@{direction}`).
+        #[arg(long)]
+        direction: Option<String>,
         #[arg(long)]
         out: PathBuf,
     },
@@ -161,20 +170,17 @@ fn run(command: Cmd) -> Result<()> {
         Cmd::Probe { config } => stamped(&config, "probe", stages::probe),
         Cmd::Score { config } => stamped(&config, "score", stages::score),
         Cmd::Route { config } => stamped(&config, "route", stages::route),
-        Cmd::Train { config, method } => {
-            let method = method
-                .map(|m| m.parse::<landermt_train::Method>().map_err(anyhow::Error::msg))
-                .transpose()?;
+        Cmd::Train { config, method, direction } => {
             let cfg = config::RunConfig::load(&config)?;
-            stages::train(&cfg, method)?;
-            mark(&cfg, &format!("train:{}", method.unwrap_or(cfg.train.method).name()))
+            let system = system_arg(&cfg, method.as_deref(), direction.as_deref())?;
+            stages::train(&cfg, system)?;
+            mark(&cfg, &format!("train:{system}"))
         }
         Cmd::Eval { config } => stamped(&config, "eval", stages::eval),
-        Cmd::Export { config, method, out } => {
-            let method = method
-                .map(|m| m.parse::<landermt_train::Method>().map_err(anyhow::Error::msg))
-                .transpose()?;
-            stages::export(&config::RunConfig::load(&config)?, method, &out)
+        Cmd::Export { config, method, direction, out } => {
+            let cfg = config::RunConfig::load(&config)?;
+            let system = system_arg(&cfg, method.as_deref(), direction.as_deref())?;
+            stages::export(&cfg, system, &out)
         }
         Cmd::Bleu { reference, hyp, tokenize, metric, lowercase, json } => bleu(&reference, &hyp, &tokenize, &metric, lowercase, json),
         Cmd::Plot { run } => {
@@ -198,6 +204,26 @@ fn run(command: Cmd) -> Result<()> {
         }
         Cmd::CheckGpu => check_gpu(),
     }
+}
+
+/// The system named by `--method` (default `train.method`) and `--direction`, which must be
+/// one of the run's.
+fn system_arg(cfg: &config::RunConfig, method: Option<&str>, direction: Option<&str>) -> Result<system::System> {
+    let method = match method {
+        Some(m) => m.parse::<landermt_train::Method>().map_err(anyhow::Error::msg)?,
+        None => cfg.train.method,
+    };
+    let only = match direction {
+        None => None,
+        Some(d) => {
+            let d: landermt_data::Direction = d.parse().map_err(|e| anyhow::anyhow!("--direction {d}: {e}"))?;
+            if !cfg.directions().contains(&d) {
+                bail!("--direction {d}: not one of the run's directions ({})", cfg.run.directions.join(", "));
+            }
+            Some(d)
+        }
+    };
+    Ok(system::System { method, only })
 }
 
 fn read_lines(path: &std::path::Path) -> Result<Vec<String>> {
@@ -323,9 +349,8 @@ fn pipeline(config_path: &std::path::Path, dry_run: bool, force: bool, from: Opt
             "score" => stages::score(&cfg)?,
             "route" => stages::route(&cfg)?,
             "train" => {
-                let method = step.name.trim_start_matches("train:");
-                let m: landermt_train::Method = method.parse().map_err(anyhow::Error::msg)?;
-                stages::train(&cfg, Some(m))?
+                let system: system::System = step.name.trim_start_matches("train:").parse().map_err(anyhow::Error::msg)?;
+                stages::train(&cfg, system)?
             }
             _ => stages::eval(&cfg)?,
         }

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::RunConfig;
 
-/// The stages in order; `train:{method}` stands for one training run.
+/// The stages in order; `train:{system}` stands for one training run.
 pub const STAGES: [&str; 5] = ["probe", "score", "route", "train", "eval"];
 
 /// One planned unit of work.
@@ -32,7 +32,7 @@ fn hash_file(h: &mut Sha256, path: &Path) {
     }
 }
 
-/// The steps of a pipeline run: probe, score, route, a training run per evaluated method, eval.
+/// The steps of a pipeline run: probe, score, route, a training run per evaluated system, eval.
 pub fn steps(cfg: &RunConfig) -> Vec<Step> {
     let dir = &cfg.run.dir;
     let mut out = vec![
@@ -40,9 +40,9 @@ pub fn steps(cfg: &RunConfig) -> Vec<Step> {
         Step { name: "score".into(), stage: "score", artifacts: vec![dir.join("neurons.json"), dir.join("neurons.safetensors")] },
         Step { name: "route".into(), stage: "route", artifacts: vec![dir.join("route.json")] },
     ];
-    for &m in &cfg.eval.methods {
-        let name = m.name();
-        let artifacts = if m == landermt_train::Method::None { vec![] } else { vec![dir.join("train").join(&name).join("delta.safetensors")] };
+    for system in cfg.systems() {
+        let name = system.name();
+        let artifacts = if system.method == landermt_train::Method::None { vec![] } else { vec![dir.join("train").join(&name).join("delta.safetensors")] };
         out.push(Step { name: format!("train:{name}"), stage: "train", artifacts });
     }
     out.push(Step { name: "eval".into(), stage: "eval", artifacts: vec![dir.join("report.json"), dir.join("report.md")] });
@@ -79,8 +79,8 @@ pub fn key(cfg: &RunConfig, step: &Step) -> Result<String> {
         }
         _ => {
             h.update(serde_json::to_vec(&cfg.eval)?);
-            for &m in &cfg.eval.methods {
-                hash_file(&mut h, &dir.join("train").join(m.name()).join("delta.safetensors"));
+            for system in cfg.systems() {
+                hash_file(&mut h, &dir.join("train").join(system.name()).join("delta.safetensors"));
             }
         }
     }

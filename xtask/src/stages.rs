@@ -8,6 +8,8 @@ use landermt_model::LanguageModel;
 use landermt_score::{Partial, Settings};
 
 use crate::config::RunConfig;
+use crate::report::{LmRow, Report, Row, SystemInfo};
+use crate::system::System;
 
 fn bar(len: usize, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len as u64);
@@ -219,29 +221,29 @@ fn prepare(cfg: &RunConfig, method: landermt_train::Method) -> Result<(LanguageM
 /// Merges the base model and `{run}/train/{method}/delta.safetensors` into a Hugging Face
 /// folder `out`. Refused for adapters and CAR-routed models (`route.car` other than `off`),
 /// whose computation a plain transformers checkpoint cannot express.
-pub fn export(cfg: &RunConfig, method: Option<landermt_train::Method>, out: &std::path::Path) -> Result<()> {
-    let method = method.unwrap_or(cfg.train.method);
-    let delta = delta_path(cfg, method)?;
-    let model = with_delta(cfg, method, &delta)?;
-    landermt_model::export::write_hf_folder(&model, &model.net, out).with_context(|| format!("exporting `{}` to {}", method.name(), out.display()))?;
+pub fn export(cfg: &RunConfig, system: System, out: &std::path::Path) -> Result<()> {
+    let delta = delta_path(cfg, system)?;
+    let model = with_delta(cfg, system.method, &delta)?;
+    landermt_model::export::write_hf_folder(&model, &model.net, out).with_context(|| format!("exporting `{system}` to {}", out.display()))?;
     println!("export: {} + {} → {}", cfg.model.describe(), delta.display(), out.display());
     Ok(())
 }
 
-/// Stage 4: trains `method` (default `train.method`) into `{run}/train/{method}/`:
-/// `delta.safetensors`, `checkpoint.safetensors` (resumed when present), `train.json` and the
-/// loss curve.
-pub fn train(cfg: &RunConfig, method: Option<landermt_train::Method>) -> Result<()> {
+/// Stage 4: trains `system` (a method, on every direction of the run or on one) into
+/// `{run}/train/{system}/`: `delta.safetensors`, `checkpoint.safetensors` (resumed when
+/// present), `train.json` and the loss curve.
+pub fn train(cfg: &RunConfig, system: System) -> Result<()> {
     use landermt_train::{Method, Trainee, trainer};
     let t = &cfg.train;
     let settings = t.settings();
-    let method = method.unwrap_or(t.method);
-    let name = method.name();
+    let method = system.method;
+    let name = system.name();
     let dir = cfg.run.dir.join("train").join(&name);
     let (model, units, mut upstream, selected) = prepare(cfg, method)?;
     let pad = model.config.pad_token_id.unwrap_or(0);
+    let directions = system.directions(&cfg.directions());
     let (mut train_sets, mut dev) = (Vec::new(), Vec::new());
-    for (i, direction) in cfg.directions().into_iter().enumerate() {
+    for (i, &direction) in directions.iter().enumerate() {
         let mut pairs = read_parallel(&t.data, direction)?;
         if pairs.len() < t.pairs {
             tracing::warn!(%direction, available = pairs.len(), wanted = t.pairs, "fewer training pairs than train.pairs; using what there is");
@@ -275,7 +277,7 @@ pub fn train(cfg: &RunConfig, method: Option<landermt_train::Method>) -> Result<
     let setup = serde_json::json!({
         "model": cfg.model.describe(),
         "method": name,
-        "directions": cfg.run.directions,
+        "directions": directions,
         "data": t.data, "pairs": t.pairs, "dev": t.dev, "dev_pairs": t.dev_pairs,
         "settings": settings,
         "upstream": upstream,
@@ -327,21 +329,21 @@ pub fn train(cfg: &RunConfig, method: Option<landermt_train::Method>) -> Result<
     Ok(())
 }
 
-/// The model a method evaluates: the base model for `none`, else base + its trained delta
+/// The model a system evaluates: the base model for `none`, else base + its trained delta
 /// (with the routing for the LANDeRMT variants), without autodiff.
-fn trained_model(cfg: &RunConfig, method: landermt_train::Method) -> Result<LanguageModel> {
-    if method == landermt_train::Method::None {
+fn trained_model(cfg: &RunConfig, system: System) -> Result<LanguageModel> {
+    if system.method == landermt_train::Method::None {
         return Ok(LanguageModel::load(&cfg.model.resolve(true)?, &cfg.model.backend.device()?)?);
     }
-    with_delta(cfg, method, &delta_path(cfg, method)?)
+    with_delta(cfg, system.method, &delta_path(cfg, system)?)
 }
 
-/// `{run}/train/{method}/delta.safetensors`, or an error naming the command that makes it.
-fn delta_path(cfg: &RunConfig, method: landermt_train::Method) -> Result<std::path::PathBuf> {
-    let name = method.name();
-    let delta = cfg.run.dir.join("train").join(name).join("delta.safetensors");
+/// `{run}/train/{system}/delta.safetensors`, or an error naming the command that makes it.
+fn delta_path(cfg: &RunConfig, system: System) -> Result<std::path::PathBuf> {
+    let delta = cfg.run.dir.join("train").join(system.name()).join("delta.safetensors");
     if !delta.exists() {
-        bail!("{}: missing; run `cargo xtask train --config … --method {name}` first", delta.display());
+        let only = system.only.map(|d| format!(" --direction {d}")).unwrap_or_default();
+        bail!("{}: missing; run `cargo xtask train --config … --method {}{only}` first", delta.display(), system.method.name());
     }
     Ok(delta)
 }
@@ -370,111 +372,120 @@ fn lm_loss(model: &LanguageModel, text: &[String], batch_size: usize) -> Result<
     Ok(sum / n.max(1) as f64)
 }
 
-/// One row of the report: a method on a direction and test set.
-#[derive(Debug, serde::Serialize)]
-struct ReportRow {
-    method: String,
-    direction: String,
-    test_set: String,
-    sentences: usize,
-    bleu: f64,
-    bleu_signature: String,
-    bleu_ci: landermt_eval::bootstrap::Estimate,
-    chrf: f64,
-    chrf_signature: String,
-    chrf_ci: landermt_eval::bootstrap::Estimate,
-    /// Paired bootstrap p-values against the baseline method (absent for the baseline).
-    bleu_p: Option<f64>,
-    chrf_p: Option<f64>,
-    sentences_per_second: f64,
-    hypotheses: String,
+/// A system's training facts for the report, from its `train.json` and delta.
+fn system_info(cfg: &RunConfig, system: System, total_params: usize) -> Result<SystemInfo> {
+    if system.method == landermt_train::Method::None {
+        return Ok(SystemInfo { name: system.name(), trainable_parameters: 0, trainable_share: 0.0, train_tokens_per_second: None, final_validation_loss: None, delta_sha256: None });
+    }
+    let dir = cfg.run.dir.join("train").join(system.name());
+    let path = dir.join("train.json");
+    let train: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
+        .with_context(|| format!("{}: not a train.json", path.display()))?;
+    let trainable = train["trainable_parameters"].as_u64().unwrap_or(0) as usize;
+    Ok(SystemInfo {
+        name: system.name(),
+        trainable_parameters: trainable,
+        trainable_share: trainable as f64 / total_params.max(1) as f64,
+        train_tokens_per_second: train["tokens_per_second"].as_f64(),
+        final_validation_loss: train["validation_loss"].as_array().and_then(|v| v.last()).and_then(|p| p[1].as_f64()),
+        delta_sha256: Some(crate::report::sha256_path(&dir.join("delta.safetensors"))?),
+    })
 }
 
-/// Stage 5: decodes every test set with every method, scores it as sacreBLEU would, and
-/// writes `eval/{method}/{set}.{direction}.hyp`, `report.json` and `report.md`.
+/// One system's decoding of one (direction, test set).
+struct Hypotheses {
+    system: String,
+    /// Index into the references.
+    key: usize,
+    lines: Vec<String>,
+    seconds: f64,
+    generated_tokens: usize,
+    file: String,
+}
+
+/// Stage 5: decodes every test set in every evaluated direction with every system, scores it
+/// as sacreBLEU would, measures the LM loss on held-out text, and writes
+/// `eval/{system}/{set}.{direction}.hyp`, `report.json`, `report.md` and the transfer and
+/// forgetting figures.
 pub fn eval(cfg: &RunConfig) -> Result<()> {
     use landermt_eval::bootstrap::{bleu_samples, chrf_samples, estimate, paired_p_value, sample_indices};
     let e = &cfg.eval;
-    let mut methods = e.methods.clone();
-    if !methods.contains(&e.baseline) {
-        methods.insert(0, e.baseline);
-    }
+    let systems = cfg.systems();
+    let directions = cfg.eval_directions();
     let opts = landermt_eval::decode::DecodeOptions { max_new_tokens: e.max_new_tokens, batch_size: e.batch_size, stop_at_newline: true, beams: e.beams, length_penalty: e.length_penalty };
-    // (direction, set) → refs, and per method the hypotheses and timing.
-    let mut refs: Vec<(Direction, String, Vec<String>)> = Vec::new();
-    let mut hyps: Vec<(String, usize, Vec<String>, f64, String)> = Vec::new();
-    let mut lm_rows = Vec::new();
-    for &method in &methods {
-        let name = method.name().to_string();
-        let model = trained_model(cfg, method)?;
+    // (direction, set) → sources and references; per system the hypotheses.
+    let mut refs: Vec<(Direction, String, Vec<landermt_data::Pair>)> = Vec::new();
+    for &direction in &directions {
+        for set in &e.test_sets {
+            let mut pairs = read_parallel(&set.data, direction).with_context(|| format!("test set `{}`, direction {direction}", set.name))?;
+            pairs.truncate(set.n);
+            refs.push((direction, set.name.clone(), pairs));
+        }
+    }
+    let mut hyps: Vec<Hypotheses> = Vec::new();
+    let (mut lm_rows, mut infos) = (Vec::new(), Vec::new());
+    for &system in &systems {
+        let name = system.name();
+        let model = trained_model(cfg, system)?;
+        infos.push(system_info(cfg, system, burn::module::Module::num_params(&model.net))?);
         let decoder = landermt_eval::decode::Decoder::new(&model, &opts);
         for &lang in &e.lm_languages {
             let mut text = read_monolingual(&e.lm_data, lang)?;
             text.truncate(e.lm_n);
             let loss = lm_loss(&model, &text, e.batch_size)?;
-            lm_rows.push(serde_json::json!({ "method": name, "language": lang, "sentences": text.len(), "loss": loss }));
+            lm_rows.push(LmRow { system: name.clone(), language: lang.code.to_string(), sentences: text.len(), loss });
         }
-        for direction in cfg.directions() {
-            for set in &e.test_sets {
-                let mut pairs = read_parallel(&set.data, direction).with_context(|| format!("test set `{}`", set.name))?;
-                pairs.truncate(set.n);
-                let key = refs.iter().position(|(d, s, _)| *d == direction && *s == set.name).unwrap_or_else(|| {
-                    refs.push((direction, set.name.clone(), pairs.iter().map(|p| p.tgt.clone()).collect()));
-                    refs.len() - 1
-                });
-                let sources: Vec<String> = pairs.iter().map(|p| p.src.clone()).collect();
-                let mut shots = if e.shots > 0 { read_parallel(&cfg.train.dev, direction).context("in-context examples (train.dev)")? } else { Vec::new() };
-                shots.truncate(e.shots);
-                let pb = bar(sources.len(), &format!("{name} {direction}"));
-                let start = std::time::Instant::now();
-                let out = decoder.translate(direction, &sources, &shots, &|n| pb.inc(n as u64))?;
-                pb.finish();
-                let seconds = start.elapsed().as_secs_f64();
-                let file = cfg.run.dir.join("eval").join(&name).join(format!("{}.{direction}.hyp", set.name));
-                let text = out.iter().map(|l| format!("{l}\n")).collect::<String>();
-                landermt_model::atomic::write_atomic(&file, |w| w.write_all(text.as_bytes()))?;
-                hyps.push((name.clone(), key, out, seconds, file.display().to_string()));
-            }
+        for (key, (direction, set, pairs)) in refs.iter().enumerate() {
+            let sources: Vec<String> = pairs.iter().map(|p| p.src.clone()).collect();
+            let mut shots = if e.shots > 0 { read_parallel(&cfg.train.dev, *direction).context("in-context examples (train.dev)")? } else { Vec::new() };
+            shots.truncate(e.shots);
+            let pb = bar(sources.len(), &format!("{name} {direction} {set}"));
+            let start = std::time::Instant::now();
+            let out = decoder.translate(*direction, &sources, &shots, &|n| pb.inc(n as u64))?;
+            pb.finish();
+            let seconds = start.elapsed().as_secs_f64();
+            let file = cfg.run.dir.join("eval").join(&name).join(format!("{set}.{direction}.hyp"));
+            let text = out.lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+            landermt_model::atomic::write_atomic(&file, |w| w.write_all(text.as_bytes()))?;
+            tracing::info!(system = %name, %direction, set, seconds, tokens = out.generated_tokens, "decoded");
+            hyps.push(Hypotheses { system: name.clone(), key, lines: out.lines, seconds, generated_tokens: out.generated_tokens, file: file.display().to_string() });
         }
     }
 
     let baseline = e.baseline.name().to_string();
     let mut rows = Vec::new();
-    for (key, (direction, set, reference)) in refs.iter().enumerate() {
+    for (key, (direction, set, pairs)) in refs.iter().enumerate() {
+        let reference: Vec<String> = pairs.iter().map(|p| p.tgt.clone()).collect();
         let bleu = landermt_eval::Bleu { tokenize: if direction.tgt.code == "zh" { landermt_eval::Tokenize::Zh } else { landermt_eval::Tokenize::Mteval13a }, ..Default::default() };
         let chrf = landermt_eval::Chrf::CHRF;
         let idx = sample_indices(reference.len(), e.n_bootstrap, 12345);
         // Per system: corpus scores from the segment statistics, and the bootstrap samples.
         struct Scored<'a> {
-            name: &'a str,
+            h: &'a Hypotheses,
             bleu: f64,
             chrf: f64,
             bleu_samples: Vec<f64>,
             chrf_samples: Vec<f64>,
-            seconds: f64,
-            file: &'a str,
         }
         let scored: Vec<Scored> = hyps
             .iter()
-            .filter(|h| h.1 == key)
-            .map(|(name, _, out, seconds, file)| {
-                let (bs, cs) = (bleu.all_stats(out, reference), chrf.all_stats(out, reference));
+            .filter(|h| h.key == key)
+            .map(|h| {
+                let (bs, cs) = (bleu.all_stats(&h.lines, &reference), chrf.all_stats(&h.lines, &reference));
                 Scored {
-                    name,
+                    h,
                     bleu: bleu.score_stats(&landermt_eval::bleu::sum(&bs)).score,
                     chrf: chrf.score_stats(&landermt_eval::chrf::sum(&cs)),
                     bleu_samples: bleu_samples(&bs, &idx),
                     chrf_samples: chrf_samples(&cs, &idx),
-                    seconds: *seconds,
-                    file,
                 }
             })
             .collect();
-        let base = scored.iter().find(|s| s.name == baseline).expect("the baseline is evaluated");
+        let base = scored.iter().find(|s| s.h.system == baseline).expect("the baseline is evaluated");
         for s in &scored {
-            let is_base = s.name == baseline;
-            rows.push(ReportRow {
-                method: s.name.to_string(),
+            let is_base = s.h.system == baseline;
+            rows.push(Row {
+                system: s.h.system.clone(),
                 direction: direction.to_string(),
                 test_set: set.clone(),
                 sentences: reference.len(),
@@ -486,43 +497,43 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
                 chrf_ci: estimate(&s.chrf_samples, false, true),
                 bleu_p: (!is_base).then(|| paired_p_value(&base.bleu_samples, &s.bleu_samples, base.bleu, s.bleu, false)),
                 chrf_p: (!is_base).then(|| paired_p_value(&base.chrf_samples, &s.chrf_samples, base.chrf, s.chrf, true)),
-                sentences_per_second: reference.len() as f64 / s.seconds.max(1e-9),
-                hypotheses: s.file.to_string(),
+                sentences_per_second: reference.len() as f64 / s.h.seconds.max(1e-9),
+                tokens_per_second: s.h.generated_tokens as f64 / s.h.seconds.max(1e-9),
+                generated_tokens: s.h.generated_tokens,
+                hypotheses: s.h.file.clone(),
             });
         }
     }
-    let report = serde_json::json!({
-        "model": cfg.model.describe(),
-        "shots": e.shots,
-        "decoding": { "beams": e.beams, "length_penalty": e.length_penalty, "max_new_tokens": e.max_new_tokens, "stop": "EOS or newline" },
-        "baseline": baseline,
-        "metrics": "BLEU and chrF computed by landermt following sacreBLEU 2.6.0's definitions; signatures as sacreBLEU prints them",
-        "n_bootstrap": e.n_bootstrap,
-        "test_sets": e.test_sets,
-        "rows": rows,
-        "lm_loss": lm_rows,
-    });
+    let data_sha256 = refs
+        .iter()
+        .map(|(d, set, pairs)| (set.clone(), d.to_string(), crate::report::sha256(pairs.iter().map(|p| format!("{}\t{}\n", p.src, p.tgt)).collect::<String>().as_bytes())))
+        .collect();
+    let report = Report {
+        version: crate::report::REPORT_VERSION,
+        run: cfg.run.name.clone(),
+        model: cfg.model.describe(),
+        shots: e.shots,
+        decoding: crate::report::Decoding { beams: e.beams, length_penalty: e.length_penalty, max_new_tokens: e.max_new_tokens, stop: "EOS or newline".into() },
+        baseline,
+        metrics: "BLEU and chrF computed by landermt following sacreBLEU 2.6.0's definitions; signatures as sacreBLEU prints them".into(),
+        n_bootstrap: e.n_bootstrap,
+        trained_directions: cfg.run.directions.clone(),
+        evaluated_directions: directions.iter().map(|d| d.to_string()).collect(),
+        transfer: e.transfer.map(|m| m.name().to_string()),
+        systems: infos,
+        rows,
+        lm_loss: lm_rows,
+        inputs: crate::report::Inputs {
+            model_sha256: crate::report::sha256_path(&cfg.model.resolve(false)?)?,
+            eval_config_sha256: crate::report::sha256(&serde_json::to_vec(e)?),
+            data_sha256,
+        },
+    };
     write_json(&cfg.run.dir.join("report.json"), &report)?;
-    let mut md = format!("# Report: {} on {}\n\nBLEU and chrF as sacreBLEU 2.6.0 defines them (landermt's implementation), 95 % bootstrap intervals ({} samples), and paired-bootstrap p-values against `{baseline}`.\n\n", cfg.run.name, cfg.model.describe(), e.n_bootstrap);
-    md.push_str("| method | direction | test set | BLEU | ± | p | chrF | ± | p | sent/s |\n|---|---|---|---|---|---|---|---|---|---|\n");
-    let p = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{v:.3}"));
-    for r in &rows {
-        md.push_str(&format!(
-            "| {} | {} | {} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {} | {:.2} |\n",
-            r.method, r.direction, r.test_set, r.bleu, r.bleu_ci.ci, p(r.bleu_p), r.chrf, r.chrf_ci.ci, p(r.chrf_p), r.sentences_per_second
-        ));
-    }
-    if let Some(r) = rows.first() {
-        md.push_str(&format!("\nSignatures: BLEU `{}` (`tok:zh` for Chinese targets), chrF `{}`.\n", r.bleu_signature, r.chrf_signature));
-    }
-    if !lm_rows.is_empty() {
-        md.push_str("\nForgetting: mean next-token loss (nats) on held-out monolingual text.\n\n| method | language | sentences | LM loss |\n|---|---|---|---|\n");
-        for r in &lm_rows {
-            md.push_str(&format!("| {} | {} | {} | {:.4} |\n", r["method"].as_str().unwrap_or(""), r["language"].as_str().unwrap_or(""), r["sentences"], r["loss"].as_f64().unwrap_or(f64::NAN)));
-        }
-    }
+    let md = report.markdown();
     let md_path = cfg.run.dir.join("report.md");
     landermt_model::atomic::write_atomic(&md_path, |w| w.write_all(md.as_bytes()))?;
+    figures(cfg);
     println!("eval: {} → {}\n\n{md}", cfg.run.dir.join("report.json").display(), md_path.display());
     Ok(())
 }
@@ -639,7 +650,7 @@ mod tests {
         score(&cfg).unwrap();
         route(&cfg).unwrap();
         for method in [landermt_train::Method::Landermt, landermt_train::Method::Full, landermt_train::Method::Lora, landermt_train::Method::AdapterLora] {
-            train(&cfg, Some(method)).unwrap();
+            train(&cfg, System::all(method)).unwrap();
             let name = method.name();
             let out = dir.path().join("train").join(&name);
             let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("train.json")).unwrap()).unwrap();
@@ -653,7 +664,7 @@ mod tests {
         };
         assert!(share("landermt") < 0.5 && share("full") == 1.0, "{} {}", share("landermt"), share("full"));
         // Started again, the finished run is found in its checkpoint and not trained twice.
-        train(&cfg, Some(landermt_train::Method::Landermt)).unwrap();
+        train(&cfg, System::all(landermt_train::Method::Landermt)).unwrap();
         assert!(share("lora") < share("landermt") && share("adapter-lora") > share("lora"));
     }
 
@@ -665,9 +676,9 @@ mod tests {
         probe(&cfg).unwrap();
         score(&cfg).unwrap();
         route(&cfg).unwrap();
-        train(&cfg, None).unwrap();
+        train(&cfg, System::all(cfg.train.method)).unwrap();
         let out = dir.path().join("export");
-        export(&cfg, None, &out).unwrap();
+        export(&cfg, System::all(cfg.train.method), &out).unwrap();
 
         // The routed-and-trained model (CAR off), rebuilt here, against the exported folder.
         let method = landermt_train::Method::Landermt;
@@ -691,34 +702,61 @@ mod tests {
         // Routed models and adapters cannot be written as plain checkpoints.
         cfg.route.car = landermt_model::nn::CarMode::Taylor;
         route(&cfg).unwrap();
-        let err = format!("{:#}", export(&cfg, None, &dir.path().join("x")).unwrap_err());
+        let err = format!("{:#}", export(&cfg, System::all(cfg.train.method), &dir.path().join("x")).unwrap_err());
         assert!(err.contains("CAR routing"), "{err}");
     }
 
     #[test]
-    fn eval_writes_hypotheses_and_a_report_with_signatures_intervals_and_p_values() {
+    fn eval_writes_hypotheses_a_report_and_the_transfer_and_forgetting_figures() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = quick(dir.path());
+        assert_eq!(cfg.eval.extra_directions.len(), 1, "quick.toml evaluates one untrained direction");
+        assert_eq!(cfg.eval.transfer, Some(landermt_train::Method::Landermt));
         probe(&cfg).unwrap();
         score(&cfg).unwrap();
         route(&cfg).unwrap();
-        train(&cfg, None).unwrap();
-        eval(&cfg).unwrap();
-        let report: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
-        let rows = report["rows"].as_array().unwrap();
-        // 2 methods × 2 directions × 2 test sets.
-        assert_eq!(rows.len(), 8, "{rows:?}");
-        for r in rows {
-            assert!(r["bleu_signature"].as_str().unwrap().starts_with("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp"));
-            assert_eq!(r["bleu_p"].is_null(), r["method"] == "none");
-            let hyp = std::fs::read_to_string(r["hypotheses"].as_str().unwrap()).unwrap();
-            assert_eq!(hyp.lines().count(), r["sentences"].as_u64().unwrap() as usize);
+        let systems = cfg.systems();
+        assert_eq!(systems.iter().map(|s| s.name()).collect::<Vec<_>>(), ["none", "landermt", "landermt@en-fr", "landermt@fr-en"]);
+        for &s in &systems[1..] {
+            train(&cfg, s).unwrap();
         }
-        assert!(std::fs::read_to_string(dir.path().join("report.md")).unwrap().contains("| landermt | fr-en |"));
-        // Forgetting: LM loss on German, which the run does not train, per method.
-        let lm = report["lm_loss"].as_array().unwrap();
-        assert_eq!(lm.len(), 2, "{lm:?}");
-        assert!(lm.iter().all(|r| r["language"] == "de" && r["loss"].as_f64().unwrap() > 0.0));
-        assert_ne!(lm[0]["loss"], lm[1]["loss"], "training left the LM loss exactly unchanged");
+        // A transfer system trains on its one direction: half the examples of the full run.
+        let tokens = |s: &str| -> u64 {
+            let t: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("train").join(s).join("train.json")).unwrap()).unwrap();
+            t["tokens"].as_u64().unwrap()
+        };
+        assert!(tokens("landermt@fr-en") < tokens("landermt") && tokens("landermt@en-fr") < tokens("landermt"));
+        eval(&cfg).unwrap();
+        let report = Report::read(&dir.path().join("report.json")).unwrap();
+        // 4 systems × 3 directions (en-fr, fr-en and the untrained en-de) × 2 test sets.
+        assert_eq!(report.rows.len(), 24);
+        assert_eq!(report.evaluated_directions, ["en-fr", "fr-en", "en-de"]);
+        for r in &report.rows {
+            assert!(r.bleu_signature.starts_with("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp"));
+            assert_eq!(r.bleu_p.is_none(), r.system == "none");
+            let hyp = std::fs::read_to_string(&r.hypotheses).unwrap();
+            assert_eq!(hyp.lines().count(), r.sentences);
+            assert!(r.generated_tokens >= r.sentences && r.tokens_per_second > 0.0, "{r:?}");
+        }
+        // The report's systems carry their trainable counts from train.json.
+        let landermt = report.systems.iter().find(|s| s.name == "landermt").unwrap();
+        assert!(landermt.trainable_parameters > 0 && landermt.trainable_share < 0.5 && landermt.delta_sha256.is_some());
+        assert_eq!(report.inputs.data_sha256.len(), 6);
+        let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+        assert!(md.contains("| landermt | fr-en |") && md.contains("| en-fr | ") && md.contains("Transfer (flores, BLEU)"), "{md}");
+        // Forgetting: LM loss on German, which the run does not train, per system.
+        assert_eq!(report.lm_loss.len(), 4);
+        assert!(report.lm_loss.iter().all(|r| r.language == "de" && r.loss > 0.0));
+        assert_ne!(report.lm_loss[0].loss, report.lm_loss[1].loss, "training left the LM loss exactly unchanged");
+        // The figures: a transfer matrix per test set whose cells are the report's BLEU.
+        let csv = std::fs::read_to_string(dir.path().join("figures/transfer-flores.csv")).unwrap();
+        let cell = format!("en-fr,en-de,{}", report.bleu("landermt@en-fr", "en-de", "flores").unwrap());
+        assert!(csv.lines().any(|l| l == cell), "{cell} not in\n{csv}");
+        assert_eq!(csv.lines().count(), 1 + 4 * 3, "header + (none, en-fr, fr-en, all) × 3 directions");
+        for f in ["transfer-flores.svg", "transfer-opus100.svg", "forgetting-lm.svg", "forgetting-bleu.svg"] {
+            assert!(dir.path().join("figures").join(f).exists(), "{f}");
+        }
+        let bleu = std::fs::read_to_string(dir.path().join("figures/forgetting-bleu.csv")).unwrap();
+        assert_eq!(bleu.lines().count(), 1 + 2 * 2, "header + (en-de flores, en-de opus100) × (none, landermt):\n{bleu}");
     }
 }

@@ -20,7 +20,7 @@ fn the_quick_pipeline_runs_end_to_end() {
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     let first = run_pipeline(&[]);
-    for file in ["layers.json", "neurons.json", "neurons.safetensors", "route.json", "train/landermt/delta.safetensors", "train/landermt/loss.svg", "report.json", "report.md", "figures/delta.svg"] {
+    for file in ["layers.json", "neurons.json", "neurons.safetensors", "route.json", "train/landermt/delta.safetensors", "train/landermt/loss.svg", "train/landermt@fr-en/delta.safetensors", "report.json", "report.md", "figures/delta.svg", "figures/transfer-flores.svg", "figures/forgetting-lm.svg"] {
         assert!(run.join(file).exists(), "{file} is missing");
     }
     assert!(first.contains("| landermt | en-fr | flores |"), "{first}");
@@ -29,7 +29,7 @@ fn the_quick_pipeline_runs_end_to_end() {
 
     // Run again: every stage is current and skipped.
     let second = run_pipeline(&[]);
-    for step in ["probe", "score", "route", "train:none", "train:landermt", "eval"] {
+    for step in ["probe", "score", "route", "train:none", "train:landermt", "train:landermt@en-fr", "eval"] {
         assert!(second.lines().any(|l| l.contains(step) && l.contains("current, skipped")), "{step} was not skipped:\n{second}");
     }
     assert!(second.contains("every stage is current"), "{second}");

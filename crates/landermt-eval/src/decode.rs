@@ -59,7 +59,7 @@ impl<'a> Decoder<'a> {
 
     /// Translations of `sources`, one line each (in order), with the same in-context examples
     /// `shots` before every source (`eval.shots`); `progress` gets the sentences done.
-    pub fn translate(&self, direction: Direction, sources: &[String], shots: &[Pair], progress: &dyn Fn(usize)) -> landermt_model::Result<Vec<String>> {
+    pub fn translate(&self, direction: Direction, sources: &[String], shots: &[Pair], progress: &dyn Fn(usize)) -> landermt_model::Result<Decoded> {
         let (model, opts) = (self.model, &self.opts);
         let greedy_opts = GreedyOptions { max_new_tokens: opts.max_new_tokens, stop_ids: self.stop_ids.clone(), pad_id: model.config.pad_token_id.unwrap_or(0) };
         let ids: Vec<Vec<u32>> = sources.iter().map(|s| model.encode(&prompt(direction, s, shots))).collect::<landermt_model::Result<_>>()?;
@@ -67,6 +67,7 @@ impl<'a> Decoder<'a> {
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| ids[i].len());
         let mut out = vec![String::new(); ids.len()];
+        let mut generated_tokens = 0;
         for chunk in order.chunks(opts.batch_size.max(1)) {
             let prompts: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
             let outputs = if opts.beams > 1 {
@@ -76,17 +77,28 @@ impl<'a> Decoder<'a> {
                 greedy(&model.net, &prompts, &greedy_opts)
             };
             for (&i, generated) in chunk.iter().zip(outputs) {
+                generated_tokens += generated.len();
                 let text = model.tokenizer.decode(&generated, true)?;
                 let line = if opts.stop_at_newline { text.split('\n').next().unwrap_or("") } else { text.as_str() };
                 out[i] = line.trim().to_string();
             }
             progress(chunk.len());
         }
-        Ok(out)
+        Ok(Decoded { lines: out, generated_tokens })
     }
+}
+
+/// What [`Decoder::translate`] returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    /// One translation per source line.
+    pub lines: Vec<String>,
+    /// Tokens the model generated, the stop token included and the text after a cut newline
+    /// too: the decoding work done, for tokens/s.
+    pub generated_tokens: usize,
 }
 
 /// Translations of `sources` without in-context examples (a [`Decoder`] made for one call).
 pub fn translate(model: &LanguageModel, direction: Direction, sources: &[String], opts: &DecodeOptions, progress: &dyn Fn(usize)) -> landermt_model::Result<Vec<String>> {
-    Decoder::new(model, opts).translate(direction, sources, &[], progress)
+    Ok(Decoder::new(model, opts).translate(direction, sources, &[], progress)?.lines)
 }

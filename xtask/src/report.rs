@@ -1,0 +1,209 @@
+//! `report.json` and `report.md`: what stage 5 measured, and what it was measured on.
+//! The figures of the evaluation (transfer matrix, forgetting) are drawn from `report.json`.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// Bumped when a field changes meaning or goes away.
+pub const REPORT_VERSION: u32 = 2;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub version: u32,
+    pub run: String,
+    pub model: String,
+    pub shots: usize,
+    pub decoding: Decoding,
+    /// The system the paired bootstrap compares every other with.
+    pub baseline: String,
+    pub metrics: String,
+    pub n_bootstrap: usize,
+    /// The directions the systems were trained on (the run's) and those they were evaluated on
+    /// (the run's, then `eval.extra_directions`).
+    pub trained_directions: Vec<String>,
+    pub evaluated_directions: Vec<String>,
+    /// The method trained on each direction alone for the transfer matrix, if any.
+    pub transfer: Option<String>,
+    pub systems: Vec<SystemInfo>,
+    pub rows: Vec<Row>,
+    pub lm_loss: Vec<LmRow>,
+    /// What produced the numbers.
+    pub inputs: Inputs,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Decoding {
+    pub beams: usize,
+    pub length_penalty: f64,
+    pub max_new_tokens: usize,
+    pub stop: String,
+}
+
+/// A system's training facts, from its `train.json` (absent for `none`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SystemInfo {
+    pub name: String,
+    pub trainable_parameters: usize,
+    pub trainable_share: f64,
+    pub train_tokens_per_second: Option<f64>,
+    pub final_validation_loss: Option<f64>,
+    /// SHA-256 of its `delta.safetensors`.
+    pub delta_sha256: Option<String>,
+}
+
+/// One system on one direction and test set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Row {
+    pub system: String,
+    pub direction: String,
+    pub test_set: String,
+    pub sentences: usize,
+    pub bleu: f64,
+    pub bleu_signature: String,
+    pub bleu_ci: landermt_eval::bootstrap::Estimate,
+    pub chrf: f64,
+    pub chrf_signature: String,
+    pub chrf_ci: landermt_eval::bootstrap::Estimate,
+    /// Paired bootstrap p-values against the baseline (absent for the baseline).
+    pub bleu_p: Option<f64>,
+    pub chrf_p: Option<f64>,
+    pub sentences_per_second: f64,
+    /// Tokens generated per second (stop tokens included).
+    pub tokens_per_second: f64,
+    pub generated_tokens: usize,
+    pub hypotheses: String,
+}
+
+/// Forgetting: a system's mean next-token loss on held-out monolingual text.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LmRow {
+    pub system: String,
+    pub language: String,
+    pub sentences: usize,
+    pub loss: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Inputs {
+    /// SHA-256 of the model file(s) as loaded.
+    pub model_sha256: String,
+    /// SHA-256 of the `[eval]` section as the run used it (JSON).
+    pub eval_config_sha256: String,
+    /// Per test set and direction, SHA-256 of its sources and references (`src\ttgt\n` lines).
+    pub data_sha256: Vec<(String, String, String)>,
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of a file, or of every file in a folder in name order (a Hugging Face model).
+pub fn sha256_path(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut files = vec![path.to_path_buf()];
+    if path.is_dir() {
+        files = std::fs::read_dir(path)?.map(|e| e.map(|e| e.path())).collect::<std::io::Result<_>>()?;
+        files.retain(|p| p.is_file());
+        files.sort();
+    }
+    let mut h = Sha256::new();
+    for f in files {
+        let mut file = std::fs::File::open(&f).with_context(|| format!("hashing {}", f.display()))?;
+        std::io::copy(&mut file, &mut h)?;
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl Report {
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let r: Report = serde_json::from_slice(&bytes).with_context(|| format!("{}: not a report.json", path.display()))?;
+        if r.version != REPORT_VERSION {
+            anyhow::bail!("{}: report version {} (this landermt writes {REPORT_VERSION}); run `cargo xtask eval` again", path.display(), r.version);
+        }
+        Ok(r)
+    }
+
+    /// The BLEU of `system` on `direction` and `test_set`, if evaluated.
+    pub fn bleu(&self, system: &str, direction: &str, test_set: &str) -> Option<f64> {
+        self.rows.iter().find(|r| r.system == system && r.direction == direction && r.test_set == test_set).map(|r| r.bleu)
+    }
+
+    pub fn test_sets(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for r in &self.rows {
+            if !out.contains(&r.test_set) {
+                out.push(r.test_set.clone());
+            }
+        }
+        out
+    }
+
+    /// The Markdown report.
+    pub fn markdown(&self) -> String {
+        let mut md = format!(
+            "# Report: {} on {}\n\nBLEU and chrF as sacreBLEU 2.6.0 defines them (landermt's implementation), 95 % bootstrap intervals ({} samples), and paired-bootstrap p-values against `{}`. Decoding: {}, at most {} new tokens, {}-shot.\n\n",
+            self.run,
+            self.model,
+            self.n_bootstrap,
+            self.baseline,
+            if self.decoding.beams > 1 { format!("beam search ({} beams, length penalty {})", self.decoding.beams, self.decoding.length_penalty) } else { "greedy".into() },
+            self.decoding.max_new_tokens,
+            self.shots
+        );
+        md.push_str("| system | direction | test set | BLEU | ± | p | chrF | ± | p | sent/s | tok/s |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+        let p = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{v:.3}"));
+        for r in &self.rows {
+            md.push_str(&format!(
+                "| {} | {} | {} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {} | {:.2} | {:.1} |\n",
+                r.system, r.direction, r.test_set, r.bleu, r.bleu_ci.ci, p(r.bleu_p), r.chrf, r.chrf_ci.ci, p(r.chrf_p), r.sentences_per_second, r.tokens_per_second
+            ));
+        }
+        if let Some(r) = self.rows.first() {
+            md.push_str(&format!("\nSignatures: BLEU `{}` (`tok:zh` for Chinese targets), chrF `{}`.\n", r.bleu_signature, r.chrf_signature));
+        }
+        md.push_str("\n| system | trainable parameters | share | training tokens/s | final dev loss |\n|---|---|---|---|---|\n");
+        let opt = |x: Option<f64>, digits: usize| x.map_or("–".to_string(), |v| format!("{v:.digits$}"));
+        for s in &self.systems {
+            md.push_str(&format!("| {} | {} | {:.3} % | {} | {} |\n", s.name, s.trainable_parameters, 100.0 * s.trainable_share, opt(s.train_tokens_per_second, 1), opt(s.final_validation_loss, 4)));
+        }
+        if !self.lm_loss.is_empty() {
+            md.push_str("\nForgetting: mean next-token loss (nats) on held-out monolingual text.\n\n| system | language | sentences | LM loss |\n|---|---|---|---|\n");
+            for r in &self.lm_loss {
+                md.push_str(&format!("| {} | {} | {} | {:.4} |\n", r.system, r.language, r.sentences, r.loss));
+            }
+        }
+        if let Some(m) = &self.transfer {
+            for set in self.test_sets() {
+                md.push_str(&format!("\nTransfer ({set}, BLEU): `{m}` fine-tuned on the row's direction alone, evaluated on each column's.\n\n| trained on | {} |\n|---|{}\n", self.evaluated_directions.join(" | "), "---|".repeat(self.evaluated_directions.len())));
+                for (label, system) in self.transfer_rows() {
+                    let cells: Vec<String> = self.evaluated_directions.iter().map(|d| self.bleu(&system, d, &set).map_or("–".into(), |b| format!("{b:.2}"))).collect();
+                    md.push_str(&format!("| {label} | {} |\n", cells.join(" | ")));
+                }
+            }
+        }
+        md.push_str(&format!("\nInputs: model sha256 `{}`, `[eval]` sha256 `{}`.\n", &self.inputs.model_sha256[..16.min(self.inputs.model_sha256.len())], &self.inputs.eval_config_sha256[..16]));
+        md
+    }
+
+    /// The transfer matrix's rows as (label, system): the untuned model, the method trained on
+    /// each direction alone, and on all of them, where evaluated.
+    pub fn transfer_rows(&self) -> Vec<(String, String)> {
+        let Some(m) = &self.transfer else { return Vec::new() };
+        let evaluated = |s: &str| self.rows.iter().any(|r| r.system == s);
+        let mut out = Vec::new();
+        if evaluated("none") {
+            out.push(("none (untuned)".to_string(), "none".to_string()));
+        }
+        for d in &self.trained_directions {
+            out.push((d.clone(), format!("{m}@{d}")));
+        }
+        if evaluated(m) {
+            out.push((format!("all ({m})"), m.clone()));
+        }
+        out
+    }
+}
