@@ -255,7 +255,7 @@ pub struct RunSection {
     /// Where the run's artifacts go.
     pub dir: PathBuf,
     /// Translation directions `src-tgt` (ISO 639-1 codes).
-    pub directions: Vec<String>,
+    pub directions: Vec<landermt_data::Direction>,
 }
 
 #[derive(Debug, Deserialize, serde::Serialize)]
@@ -272,31 +272,87 @@ pub struct ModelSection {
 impl RunConfig {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        // Type errors (an unknown key, a wrong type, an unknown language or method) come from
+        // serde with the line and what is allowed.
         let cfg: RunConfig = toml::from_str(&text).with_context(|| format!("{}: invalid config", path.display()))?;
-        for d in &cfg.run.directions {
-            if let Err(e) = d.parse::<landermt_data::Direction>() {
-                bail!("{}: direction `{d}`: {e}", path.display());
-            }
+        // The checks serde cannot make name the file, line, section and key too.
+        let at = |section: &str, key: Option<&str>| match line_of(&text, section, key) {
+            Some(n) => format!("{}:{n}: [{section}]{}", path.display(), key.map(|k| format!(" {k}")).unwrap_or_default()),
+            None => format!("{}: [{section}]{}", path.display(), key.map(|k| format!(" {k}")).unwrap_or_default()),
+        };
+        if cfg.run.directions.is_empty() {
+            bail!("{}: no directions; list at least one, e.g. [\"en-fr\", \"fr-en\"]", at("run", Some("directions")));
+        }
+        if let Some(d) = cfg.run.directions.iter().enumerate().find_map(|(i, d)| cfg.run.directions[..i].contains(d).then_some(d)) {
+            bail!("{}: `{d}` is listed twice", at("run", Some("directions")));
         }
         if let Err(e) = landermt_score::check(&cfg.score_languages(), cfg.score.epsilon) {
-            bail!("{}: [score] {e}", path.display());
+            let key = if cfg.score.epsilon.is_finite() && (0.0..=1.0).contains(&cfg.score.epsilon) { "languages" } else { "epsilon" };
+            bail!("{}: {e}", at("score", Some(key)));
         }
         if cfg.eval.transfer == Some(landermt_train::Method::None) {
-            bail!("{}: [eval] transfer = \"none\" trains nothing; name a method (e.g. \"landermt\") or leave it out", path.display());
+            bail!("{}: \"none\" trains nothing; name a method (e.g. \"landermt\") or leave it out", at("eval", Some("transfer")));
+        }
+        for (section, key, value) in [
+            ("probe", "n", cfg.probe.n),
+            ("probe", "k", cfg.probe.k),
+            ("probe", "batch_size", cfg.probe.batch_size),
+            ("score", "n", cfg.score.n),
+            ("score", "batch_size", cfg.score.batch_size),
+            ("train", "pairs", cfg.train.pairs),
+            ("train", "batch_size", cfg.train.batch_size),
+            ("train", "grad_accum", cfg.train.grad_accum),
+            ("train", "epochs", cfg.train.epochs),
+            ("eval", "batch_size", cfg.eval.batch_size),
+            ("eval", "beams", cfg.eval.beams),
+            ("eval", "max_new_tokens", cfg.eval.max_new_tokens),
+        ] {
+            if value == 0 {
+                bail!("{}: must be at least 1", at(section, Some(key)));
+            }
+        }
+        if !(cfg.train.lr.is_finite() && cfg.train.lr > 0.0) {
+            bail!("{}: the learning rate must be a positive number, not {}", at("train", Some("lr")), cfg.train.lr);
+        }
+        if let Some(t) = cfg.eval.test_sets.iter().enumerate().find_map(|(i, t)| cfg.eval.test_sets[..i].iter().any(|u| u.name == t.name).then_some(t)) {
+            bail!("{}: two test sets are named `{}`; names must differ (they name the hypothesis files)", at("eval", Some("test_sets")), t.name);
         }
         match (&cfg.model.name, &cfg.model.path) {
-            (Some(_), Some(_)) | (None, None) => bail!("{}: [model] needs exactly one of `name` or `path`", path.display()),
-            (Some(n), None) if cache::known(n).is_none() => bail!("{}: unknown model name `{n}`", path.display()),
+            (Some(_), Some(_)) | (None, None) => bail!("{}: needs exactly one of `name` (a known model: {}) or `path`", at("model", None), crate::known_names()),
+            (Some(n), None) if cache::known(n).is_none() => bail!("{}: unknown model name `{n}`; known: {}, or give `path` instead", at("model", Some("name")), crate::known_names()),
             _ => {}
         }
         Ok(cfg)
     }
 }
 
+/// The 1-based line of `key` in `[section]` of a TOML text, or of the section's header when
+/// the key is not written there (a default). `None` when the section is not written either.
+fn line_of(text: &str, section: &str, key: Option<&str>) -> Option<usize> {
+    let (mut current, mut header) = (String::new(), None);
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            current = name.trim().to_string();
+            if current == section {
+                header = Some(i + 1);
+            }
+            continue;
+        }
+        if current == section
+            && let Some(k) = key
+            && line.strip_prefix(k).is_some_and(|rest| rest.trim_start().starts_with('='))
+        {
+            return Some(i + 1);
+        }
+    }
+    header
+}
+
 impl RunConfig {
     /// The languages of the directions, in order of first appearance.
     pub fn directions(&self) -> Vec<landermt_data::Direction> {
-        self.run.directions.iter().map(|d| d.parse().expect("validated on load")).collect()
+        self.run.directions.clone()
     }
 
     /// `score.languages`, or the run's languages followed by `score.extra_languages`.
@@ -392,22 +448,28 @@ mod tests {
     #[test]
     fn bad_configs_are_refused_with_the_reason() {
         let cases = [
-            (GOOD.replace("en-fr\"", "en-xx\""), "direction `en-xx`"),
-            (GOOD.replace("en-fr\"", "enfr\""), "direction `enfr`"),
+            (GOOD.replace("en-fr\"", "en-xx\""), "line 4"),
+            (GOOD.replace("en-fr\"", "en-xx\""), "unknown language code `xx`"),
+            (GOOD.replace("en-fr\"", "enfr\""), "enfr"),
             (format!("{GOOD}[eval]\nextra_directions = [\"en-xx\"]\n"), "xx"),
             (format!("{GOOD}[eval]\ntransfer = \"qlora\"\n"), "qlora"),
-            (GOOD.replace("name = \"gemma-3-270m\"", "name = \"gpt-5\""), "unknown model name"),
+            (GOOD.replace("name = \"gemma-3-270m\"", "name = \"gpt-5\""), "run.toml:6: [model] name: unknown model name `gpt-5`; known: gemma-3-270m"),
             (GOOD.replace("name = \"gemma-3-270m\"", "name = \"gemma-3-270m\"\npath = \"m\""), "exactly one"),
             (GOOD.replace("[model]", "[model]\nbackend = \"tpu\""), "tpu"),
             (GOOD.replace("[model]", "[model]\nbackedn = \"flex\""), "backedn"),
             (format!("{GOOD}[score]\nlanguages = [\"en\", \"xx\"]\n"), "unknown language code `xx`"),
             (format!("{GOOD}[score]\nlanguages = [\"en\"]\n"), "at least two languages"),
-            (format!("{GOOD}[score]\nepsilon = 1.5\n"), "ε = 1.5"),
+            (format!("{GOOD}[score]\nepsilon = 1.5\n"), "run.toml:8: [score] epsilon: ε = 1.5"),
             (format!("{GOOD}[score]\nlanguages = [\"en\", \"de\", \"de\"]\n"), "`de` is listed twice"),
             (format!("{GOOD}[train]\nlrr = 0.1\n"), "lrr"),
             (format!("{GOOD}[train]\nmethod = \"qlora\"\n"), "qlora"),
             (format!("{GOOD}[route]\ncar = \"dynamic\"\n"), "dynamic"),
             ("[run\nname=".to_string(), "invalid config"),
+            (format!("{GOOD}[train]\nbatch_size = 4\nepochs = 0\n"), "run.toml:9: [train] epochs: must be at least 1"),
+            (format!("{GOOD}[train]\nlr = -1.0\n"), "run.toml:8: [train] lr"),
+            (GOOD.replace("[\"en-fr\", \"fr-en\"]", "[\"en-fr\", \"en-fr\"]"), "run.toml:4: [run] directions: `en-fr` is listed twice"),
+            (GOOD.replace("[\"en-fr\", \"fr-en\"]", "[]"), "run.toml:4: [run] directions: no directions"),
+            (format!("{GOOD}[eval]\ntest_sets = [{{ name = \"a\", n = 1, data = {{ kind = \"opus\", dir = \"d\" }} }}, {{ name = \"a\", n = 2, data = {{ kind = \"opus\", dir = \"d\" }} }}]\n"), "two test sets are named `a`"),
         ];
         for (text, want) in cases {
             let err = format!("{:#}", load_str(&text).unwrap_err());

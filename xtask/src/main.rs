@@ -218,7 +218,7 @@ fn system_arg(cfg: &config::RunConfig, method: Option<&str>, direction: Option<&
         Some(d) => {
             let d: landermt_data::Direction = d.parse().map_err(|e| anyhow::anyhow!("--direction {d}: {e}"))?;
             if !cfg.directions().contains(&d) {
-                bail!("--direction {d}: not one of the run's directions ({})", cfg.run.directions.join(", "));
+                bail!("--direction {d}: not one of the run's directions ({})", cfg.run.directions.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "));
             }
             Some(d)
         }
@@ -318,7 +318,7 @@ fn pipeline(config_path: &std::path::Path, dry_run: bool, force: bool, from: Opt
     let stage_index = |s: &str| plan::STAGES.iter().position(|x| *x == s).expect("known stage");
     println!("run `{}` → {}", cfg.run.name, cfg.run.dir.display());
     println!("  model: {} on {}", cfg.model.describe(), cfg.model.backend);
-    println!("  directions: {}", cfg.run.directions.join(", "));
+    println!("  directions: {}", cfg.run.directions.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "));
     let started = std::time::Instant::now();
     let mut ran_any = false;
     for step in plan::steps(&cfg) {

@@ -517,7 +517,7 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
         baseline,
         metrics: "BLEU and chrF computed by landermt following sacreBLEU 2.6.0's definitions; signatures as sacreBLEU prints them".into(),
         n_bootstrap: e.n_bootstrap,
-        trained_directions: cfg.run.directions.clone(),
+        trained_directions: cfg.run.directions.iter().map(|d| d.to_string()).collect(),
         evaluated_directions: directions.iter().map(|d| d.to_string()).collect(),
         transfer: e.transfer.map(|m| m.name().to_string()),
         systems: infos,
