@@ -18,37 +18,38 @@ pub struct GreedyOptions {
 }
 
 /// Greedy continuations of `prompts` (each without padding). Returns the new tokens per row.
+/// A row that stops leaves the batch (its cache rows are dropped), so a batch costs the sum of
+/// its rows' lengths, not its longest row's length times its rows.
 pub fn greedy(model: &Transformer, prompts: &[Vec<u32>], opts: &GreedyOptions) -> Vec<Vec<u32>> {
-    let rows = prompts.len();
-    let mut out = vec![Vec::new(); rows];
-    if rows == 0 || opts.max_new_tokens == 0 {
+    let mut out = vec![Vec::new(); prompts.len()];
+    if prompts.is_empty() || opts.max_new_tokens == 0 {
         return out;
     }
     let mut cache = KvCache::new(model.config.num_layers);
     let mut batch = Batch::left_padded(prompts, opts.pad_id);
-    let mut done = vec![false; rows];
+    // The prompts still decoding, in the order of the batch's rows.
+    let mut live: Vec<usize> = (0..prompts.len()).collect();
     for _ in 0..opts.max_new_tokens {
         let hidden = model.forward(&batch, Some(&mut cache), &mut Taps::none());
         let [b, t, h] = hidden.dims();
         let last = hidden.narrow(1, t - 1, 1).reshape([b, 1, h]);
         let next = argmax_last(model.logits(last));
-        let mut ids = Vec::with_capacity(rows);
-        let mut mask = Vec::with_capacity(rows);
-        for (r, &tok) in next.iter().enumerate() {
-            if done[r] {
-                ids.push(opts.pad_id);
-                mask.push(false);
-                continue;
+        let mut keep = Vec::with_capacity(live.len());
+        for (row, (&p, &tok)) in live.iter().zip(&next).enumerate() {
+            out[p].push(tok);
+            if !opts.stop_ids.contains(&tok) {
+                keep.push(row);
             }
-            out[r].push(tok);
-            done[r] = opts.stop_ids.contains(&tok);
-            ids.push(tok);
-            mask.push(true);
         }
-        if done.iter().all(|&d| d) {
+        if keep.is_empty() {
             break;
         }
-        batch = Batch { ids, mask, rows, len: 1 };
+        if keep.len() < live.len() {
+            cache.select(&keep);
+        }
+        let ids: Vec<u32> = keep.iter().map(|&row| next[row]).collect();
+        live = keep.iter().map(|&row| live[row]).collect();
+        batch = Batch { mask: vec![true; ids.len()], rows: ids.len(), ids, len: 1 };
     }
     out
 }

@@ -45,3 +45,25 @@ fn beam_scores_equal_a_fresh_forward_pass() {
         assert!((score - want).abs() < 1e-3, "{p}: beam score {score}, recomputed {want}");
     }
 }
+
+/// Rows that stop leave the batch; the others must go on exactly as if decoded alone.
+#[test]
+fn a_batch_whose_rows_stop_at_different_steps_decodes_each_row_as_alone() {
+    let model = load();
+    let prompts: Vec<Vec<u32>> = PROMPTS.iter().map(|p| model.encode(p).unwrap()).collect();
+    let free = GreedyOptions { max_new_tokens: 10, stop_ids: vec![], pad_id: 0 };
+    let long = greedy(&model.net, &prompts, &free);
+    // Stop tokens that end the first row early and leave another row running longer.
+    let stop = vec![long[0][2]];
+    let opts = GreedyOptions { stop_ids: stop.clone(), ..free };
+    let batched = greedy(&model.net, &prompts, &opts);
+    let lens: Vec<usize> = batched.iter().map(Vec::len).collect();
+    assert!(lens.iter().min() < lens.iter().max(), "rows must stop at different steps: {lens:?}");
+    for (i, p) in prompts.iter().enumerate() {
+        let alone = greedy(&model.net, std::slice::from_ref(p), &opts).remove(0);
+        assert_eq!(batched[i], alone, "row {i}");
+        // And it is the free continuation cut after the first stop token.
+        let cut = long[i].iter().position(|t| stop.contains(t)).map_or(long[i].len(), |k| k + 1);
+        assert_eq!(alone, long[i][..cut], "row {i}");
+    }
+}
