@@ -37,6 +37,9 @@ pub struct EvalSection {
     /// The transfer matrix (paper fig. 3): this method is also trained on each of the run's
     /// directions alone (`train/{method}@{direction}/`), and each is decoded on every direction.
     pub transfer: Option<landermt_train::Method>,
+    /// A method whose paired-bootstrap p-values against every other evaluated system are
+    /// reported too (e.g. `landermt` against each baseline).
+    pub compare: Option<landermt_train::Method>,
     pub test_sets: Vec<TestSet>,
     pub max_new_tokens: usize,
     pub batch_size: usize,
@@ -71,6 +74,7 @@ impl Default for EvalSection {
             baseline: landermt_train::Method::None,
             extra_directions: Vec::new(),
             transfer: None,
+            compare: None,
             test_sets: vec![
                 TestSet { name: "flores".into(), n: 200, data: landermt_data::ParallelSource::Flores { dir: "data/flores200-devtest".into(), first: 501, last: 1012 } },
                 TestSet { name: "opus100".into(), n: 200, data: landermt_data::ParallelSource::Opus { dir: "data/opus100-test".into() } },
@@ -293,6 +297,11 @@ impl RunConfig {
         if cfg.eval.transfer == Some(landermt_train::Method::None) {
             bail!("{}: \"none\" trains nothing; name a method (e.g. \"landermt\") or leave it out", at("eval", Some("transfer")));
         }
+        if let Some(m) = cfg.eval.compare
+            && !cfg.eval.methods.contains(&m)
+        {
+            bail!("{}: `{}` is not in [eval] methods, so it is not evaluated", at("eval", Some("compare")), m.name());
+        }
         for (section, key, value) in [
             ("probe", "n", cfg.probe.n),
             ("probe", "k", cfg.probe.k),
@@ -453,6 +462,7 @@ mod tests {
             (GOOD.replace("en-fr\"", "enfr\""), "enfr"),
             (format!("{GOOD}[eval]\nextra_directions = [\"en-xx\"]\n"), "xx"),
             (format!("{GOOD}[eval]\ntransfer = \"qlora\"\n"), "qlora"),
+            (format!("{GOOD}[eval]\nmethods = [\"none\", \"lora\"]\ncompare = \"landermt\"\n"), "run.toml:9: [eval] compare: `landermt` is not in [eval] methods"),
             (GOOD.replace("name = \"gemma-3-270m\"", "name = \"gpt-5\""), "run.toml:6: [model] name: unknown model name `gpt-5`; known: gemma-3-270m"),
             (GOOD.replace("name = \"gemma-3-270m\"", "name = \"gemma-3-270m\"\npath = \"m\""), "exactly one"),
             (GOOD.replace("[model]", "[model]\nbackend = \"tpu\""), "tpu"),

@@ -28,6 +28,8 @@ pub struct Report {
     pub transfer: Option<String>,
     pub systems: Vec<SystemInfo>,
     pub rows: Vec<Row>,
+    /// `eval.compare` against every other system (paired bootstrap on shared resamplings).
+    pub comparisons: Vec<Comparison>,
     pub lm_loss: Vec<LmRow>,
     /// What produced the numbers.
     pub inputs: Inputs,
@@ -74,6 +76,20 @@ pub struct Row {
     pub tokens_per_second: f64,
     pub generated_tokens: usize,
     pub hypotheses: String,
+}
+
+/// One system against another on a direction and test set: the score differences and the
+/// paired-bootstrap p-values (sacreBLEU's `--paired-bs`, `against` as its baseline).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Comparison {
+    pub system: String,
+    pub against: String,
+    pub direction: String,
+    pub test_set: String,
+    pub bleu_delta: f64,
+    pub bleu_p: f64,
+    pub chrf_delta: f64,
+    pub chrf_p: f64,
 }
 
 /// Forgetting: a system's mean next-token loss on held-out monolingual text.
@@ -164,6 +180,12 @@ impl Report {
         }
         if let Some(r) = self.rows.first() {
             md.push_str(&format!("\nSignatures: BLEU `{}` (`tok:zh` for Chinese targets), chrF `{}`.\n", r.bleu_signature, r.chrf_signature));
+        }
+        if let Some(c) = self.comparisons.first() {
+            md.push_str(&format!("\n`{}` against each system: score differences and paired-bootstrap p-values.\n\n| against | direction | test set | ΔBLEU | p | ΔchrF | p |\n|---|---|---|---|---|---|---|\n", c.system));
+            for c in &self.comparisons {
+                md.push_str(&format!("| {} | {} | {} | {:+.2} | {:.3} | {:+.2} | {:.3} |\n", c.against, c.direction, c.test_set, c.bleu_delta, c.bleu_p, c.chrf_delta, c.chrf_p));
+            }
         }
         md.push_str("\n| system | trainable parameters | share | training tokens/s | final dev loss |\n|---|---|---|---|---|\n");
         let opt = |x: Option<f64>, digits: usize| x.map_or("–".to_string(), |v| format!("{v:.digits$}"));

@@ -8,7 +8,7 @@ use landermt_model::LanguageModel;
 use landermt_score::{Partial, Settings};
 
 use crate::config::RunConfig;
-use crate::report::{LmRow, Report, Row, SystemInfo};
+use crate::report::{Comparison, LmRow, Report, Row, SystemInfo};
 use crate::system::System;
 
 fn bar(len: usize, what: &str) -> ProgressBar {
@@ -392,6 +392,37 @@ fn system_info(cfg: &RunConfig, system: System, total_params: usize) -> Result<S
     })
 }
 
+/// What a hypothesis file was decoded from and how long it took, kept next to it as
+/// `{file}.json`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DecodedFile {
+    key: String,
+    seconds: f64,
+    generated_tokens: usize,
+}
+
+impl DecodedFile {
+    fn sidecar(hyp: &std::path::Path) -> std::path::PathBuf {
+        let mut name = hyp.as_os_str().to_owned();
+        name.push(".json");
+        name.into()
+    }
+
+    /// The file's lines and record when both exist and were decoded from `key`.
+    fn reuse(hyp: &std::path::Path, key: &str) -> Option<(Vec<String>, DecodedFile)> {
+        let record: DecodedFile = serde_json::from_slice(&std::fs::read(Self::sidecar(hyp)).ok()?).ok()?;
+        let text = std::fs::read_to_string(hyp).ok()?;
+        (record.key == key).then(|| (text.lines().map(str::to_string).collect(), record))
+    }
+
+    /// Written after the hypotheses, so a record never describes a file not yet written.
+    fn write(&self, hyp: &std::path::Path) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(self)?;
+        landermt_model::atomic::write_atomic(&Self::sidecar(hyp), |w| w.write_all(&bytes))?;
+        Ok(())
+    }
+}
+
 /// One system's decoding of one (direction, test set).
 struct Hypotheses {
     system: String,
@@ -424,10 +455,13 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
     }
     let mut hyps: Vec<Hypotheses> = Vec::new();
     let (mut lm_rows, mut infos) = (Vec::new(), Vec::new());
+    let model_sha256 = crate::report::sha256_path(&cfg.model.resolve(true)?)?;
     for &system in &systems {
         let name = system.name();
         let model = trained_model(cfg, system)?;
-        infos.push(system_info(cfg, system, burn::module::Module::num_params(&model.net))?);
+        let info = system_info(cfg, system, burn::module::Module::num_params(&model.net))?;
+        let weights = format!("{model_sha256} {}", info.delta_sha256.as_deref().unwrap_or("-"));
+        infos.push(info);
         let decoder = landermt_eval::decode::Decoder::new(&model, &opts);
         for &lang in &e.lm_languages {
             let mut text = read_monolingual(&e.lm_data, lang)?;
@@ -439,21 +473,30 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
             let sources: Vec<String> = pairs.iter().map(|p| p.src.clone()).collect();
             let mut shots = if e.shots > 0 { read_parallel(&cfg.train.dev, *direction).context("in-context examples (train.dev)")? } else { Vec::new() };
             shots.truncate(e.shots);
+            let file = cfg.run.dir.join("eval").join(&name).join(format!("{set}.{direction}.hyp"));
+            // Everything the hypotheses depend on: an eval run again (a killed one, or one
+            // whose metric settings changed) reuses a file decoded from the same inputs.
+            let decode_key = crate::report::sha256(format!("{weights}\n{opts:?}\n{direction}\n{shots:?}\n{sources:?}").as_bytes());
+            if let Some(done) = DecodedFile::reuse(&file, &decode_key) {
+                tracing::info!(system = %name, %direction, set, "hypotheses current, reused");
+                hyps.push(Hypotheses { system: name.clone(), key, lines: done.0, seconds: done.1.seconds, generated_tokens: done.1.generated_tokens, file: file.display().to_string() });
+                continue;
+            }
             let pb = bar(sources.len(), &format!("{name} {direction} {set}"));
             let start = std::time::Instant::now();
             let out = decoder.translate(*direction, &sources, &shots, &|n| pb.inc(n as u64))?;
             pb.finish();
             let seconds = start.elapsed().as_secs_f64();
-            let file = cfg.run.dir.join("eval").join(&name).join(format!("{set}.{direction}.hyp"));
             let text = out.lines.iter().map(|l| format!("{l}\n")).collect::<String>();
             landermt_model::atomic::write_atomic(&file, |w| w.write_all(text.as_bytes()))?;
+            DecodedFile { key: decode_key, seconds, generated_tokens: out.generated_tokens }.write(&file)?;
             tracing::info!(system = %name, %direction, set, seconds, tokens = out.generated_tokens, "decoded");
             hyps.push(Hypotheses { system: name.clone(), key, lines: out.lines, seconds, generated_tokens: out.generated_tokens, file: file.display().to_string() });
         }
     }
 
     let baseline = e.baseline.name().to_string();
-    let mut rows = Vec::new();
+    let (mut rows, mut comparisons) = (Vec::new(), Vec::new());
     for (key, (direction, set, pairs)) in refs.iter().enumerate() {
         let reference: Vec<String> = pairs.iter().map(|p| p.tgt.clone()).collect();
         let bleu = landermt_eval::Bleu { tokenize: if direction.tgt.code == "zh" { landermt_eval::Tokenize::Zh } else { landermt_eval::Tokenize::Mteval13a }, ..Default::default() };
@@ -482,6 +525,21 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
             })
             .collect();
         let base = scored.iter().find(|s| s.h.system == baseline).expect("the baseline is evaluated");
+        // `eval.compare` against every other system, on the same resamplings.
+        if let Some(focus) = e.compare.and_then(|m| scored.iter().find(|s| s.h.system == m.name())) {
+            for other in scored.iter().filter(|s| s.h.system != focus.h.system) {
+                comparisons.push(Comparison {
+                    system: focus.h.system.clone(),
+                    against: other.h.system.clone(),
+                    direction: direction.to_string(),
+                    test_set: set.clone(),
+                    bleu_delta: focus.bleu - other.bleu,
+                    bleu_p: paired_p_value(&other.bleu_samples, &focus.bleu_samples, other.bleu, focus.bleu, false),
+                    chrf_delta: focus.chrf - other.chrf,
+                    chrf_p: paired_p_value(&other.chrf_samples, &focus.chrf_samples, other.chrf, focus.chrf, true),
+                });
+            }
+        }
         for s in &scored {
             let is_base = s.h.system == baseline;
             rows.push(Row {
@@ -522,9 +580,10 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
         transfer: e.transfer.map(|m| m.name().to_string()),
         systems: infos,
         rows,
+        comparisons,
         lm_loss: lm_rows,
         inputs: crate::report::Inputs {
-            model_sha256: crate::report::sha256_path(&cfg.model.resolve(false)?)?,
+            model_sha256,
             eval_config_sha256: crate::report::sha256(&serde_json::to_vec(e)?),
             data_sha256,
         },
@@ -756,6 +815,20 @@ mod tests {
         for f in ["transfer-flores.svg", "transfer-opus100.svg", "forgetting-lm.svg", "forgetting-bleu.svg"] {
             assert!(dir.path().join("figures").join(f).exists(), "{f}");
         }
+        // landermt against each other system: 3 others × 6 (direction, set), on shared resamplings.
+        assert_eq!(report.comparisons.len(), 18);
+        let c = report.comparisons.iter().find(|c| c.against == "none" && c.direction == "fr-en" && c.test_set == "flores").unwrap();
+        let row = report.rows.iter().find(|r| r.system == "landermt" && r.direction == "fr-en" && r.test_set == "flores").unwrap();
+        assert_eq!((c.bleu_delta + report.bleu("none", "fr-en", "flores").unwrap(), c.bleu_p), (row.bleu, row.bleu_p.unwrap()));
+        // Run again with another metric setting: the hypotheses are reused, not decoded again.
+        let before: Vec<_> = report.rows.iter().map(|r| std::fs::metadata(&r.hypotheses).unwrap().modified().unwrap()).collect();
+        let mut cfg = cfg;
+        cfg.eval.n_bootstrap = 50;
+        eval(&cfg).unwrap();
+        let again = Report::read(&dir.path().join("report.json")).unwrap();
+        let after: Vec<_> = again.rows.iter().map(|r| std::fs::metadata(&r.hypotheses).unwrap().modified().unwrap()).collect();
+        assert_eq!(before, after, "hypothesis files were rewritten");
+        assert_eq!(report.rows.iter().map(|r| r.sentences_per_second).collect::<Vec<_>>(), again.rows.iter().map(|r| r.sentences_per_second).collect::<Vec<_>>());
         let bleu = std::fs::read_to_string(dir.path().join("figures/forgetting-bleu.csv")).unwrap();
         assert_eq!(bleu.lines().count(), 1 + 2 * 2, "header + (en-de flores, en-de opus100) × (none, landermt):\n{bleu}");
     }
