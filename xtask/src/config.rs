@@ -65,6 +65,15 @@ pub struct TestSet {
     pub name: String,
     pub n: usize,
     pub data: landermt_data::ParallelSource,
+    /// Decode only these of the evaluated directions (default: all of them).
+    #[serde(default)]
+    pub directions: Option<Vec<landermt_data::Direction>>,
+}
+
+impl TestSet {
+    pub fn covers(&self, direction: landermt_data::Direction) -> bool {
+        self.directions.as_ref().is_none_or(|d| d.contains(&direction))
+    }
 }
 
 impl Default for EvalSection {
@@ -76,8 +85,8 @@ impl Default for EvalSection {
             transfer: None,
             compare: None,
             test_sets: vec![
-                TestSet { name: "flores".into(), n: 200, data: landermt_data::ParallelSource::Flores { dir: "data/flores200-devtest".into(), first: 501, last: 1012 } },
-                TestSet { name: "opus100".into(), n: 200, data: landermt_data::ParallelSource::Opus { dir: "data/opus100-test".into() } },
+                TestSet { name: "flores".into(), n: 200, data: landermt_data::ParallelSource::Flores { dir: "data/flores200-devtest".into(), first: 501, last: 1012 }, directions: None },
+                TestSet { name: "opus100".into(), n: 200, data: landermt_data::ParallelSource::Opus { dir: "data/opus100-test".into() }, directions: None },
             ],
             max_new_tokens: 128,
             batch_size: 8,
@@ -297,6 +306,12 @@ impl RunConfig {
         if cfg.eval.transfer == Some(landermt_train::Method::None) {
             bail!("{}: \"none\" trains nothing; name a method (e.g. \"landermt\") or leave it out", at("eval", Some("transfer")));
         }
+        let evaluated = cfg.eval_directions();
+        for t in &cfg.eval.test_sets {
+            if let Some(d) = t.directions.iter().flatten().find(|d| !evaluated.contains(d)) {
+                bail!("{}: test set `{}` lists {d}, which is neither a run direction nor in extra_directions", at("eval", Some("test_sets")), t.name);
+            }
+        }
         if let Some(m) = cfg.eval.compare
             && !cfg.eval.methods.contains(&m)
         {
@@ -462,6 +477,7 @@ mod tests {
             (GOOD.replace("en-fr\"", "enfr\""), "enfr"),
             (format!("{GOOD}[eval]\nextra_directions = [\"en-xx\"]\n"), "xx"),
             (format!("{GOOD}[eval]\ntransfer = \"qlora\"\n"), "qlora"),
+            (format!("{GOOD}[eval]\ntest_sets = [{{ name = \"a\", n = 1, data = {{ kind = \"opus\", dir = \"d\" }}, directions = [\"en-de\"] }}]\n"), "test set `a` lists en-de"),
             (format!("{GOOD}[eval]\nmethods = [\"none\", \"lora\"]\ncompare = \"landermt\"\n"), "run.toml:9: [eval] compare: `landermt` is not in [eval] methods"),
             (GOOD.replace("name = \"gemma-3-270m\"", "name = \"gpt-5\""), "run.toml:6: [model] name: unknown model name `gpt-5`; known: gemma-3-270m"),
             (GOOD.replace("name = \"gemma-3-270m\"", "name = \"gemma-3-270m\"\npath = \"m\""), "exactly one"),

@@ -447,7 +447,7 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
     // (direction, set) → sources and references; per system the hypotheses.
     let mut refs: Vec<(Direction, String, Vec<landermt_data::Pair>)> = Vec::new();
     for &direction in &directions {
-        for set in &e.test_sets {
+        for set in e.test_sets.iter().filter(|s| s.covers(direction)) {
             let mut pairs = read_parallel(&set.data, direction).with_context(|| format!("test set `{}`, direction {direction}", set.name))?;
             pairs.truncate(set.n);
             refs.push((direction, set.name.clone(), pairs));
