@@ -319,6 +319,17 @@ fn pipeline(config_path: &std::path::Path, dry_run: bool, force: bool, from: Opt
     println!("run `{}` → {}", cfg.run.name, cfg.run.dir.display());
     println!("  model: {} on {}", cfg.model.describe(), cfg.model.backend);
     println!("  directions: {}", cfg.run.directions.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "));
+    // Routing handles one language pair per run: say so before hours of probing and scoring.
+    let route_runs = |stage: &str| only.is_none_or(|o| o == stage) && from.is_none_or(|f| stage_index(f) <= stage_index(stage));
+    if let Err(e) = landermt_route::pair_of(&cfg.directions())
+        && (route_runs("route") || route_runs("train"))
+    {
+        let msg = format!("{}: {e}. Stages 1–2 run on any directions (`--only probe`, `--only score`); for route and train, write one config per language pair", config_path.display());
+        if !dry_run {
+            bail!(msg);
+        }
+        println!("  note: {msg}");
+    }
     let started = std::time::Instant::now();
     let mut ran_any = false;
     for step in plan::steps(&cfg) {

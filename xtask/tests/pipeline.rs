@@ -47,3 +47,25 @@ fn the_quick_pipeline_runs_end_to_end() {
     let only = run_pipeline(&["--only", "route"]);
     assert!(only.lines().any(|l| l.contains("route") && l.contains("done")) && !only.contains("probe"), "{only}");
 }
+
+/// Routing handles one language pair per run: a run over several pairs is refused before any
+/// stage runs (not after hours of probing), and `--dry-run` says so.
+#[test]
+fn a_run_over_several_language_pairs_is_refused_before_it_starts() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let text = std::fs::read_to_string(root.join("configs/quick.toml"))
+        .unwrap()
+        .replace("dir = \"runs/quick\"", &format!("dir = {:?}", run.display().to_string()))
+        .replace("directions = [\"en-fr\", \"fr-en\"]", "directions = [\"en-fr\", \"fr-en\", \"en-de\"]");
+    let cfg = tmp.path().join("multi.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask")).args(["pipeline", "--config", cfg.to_str().unwrap()]).current_dir(&root).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("several language pairs") && err.contains("one config per language pair"), "{err}");
+    assert!(!run.join("layers.json").exists(), "probe ran before the refusal");
+    let plan = Command::new(env!("CARGO_BIN_EXE_xtask")).args(["pipeline", "--config", "configs/paper.toml", "--dry-run"]).current_dir(&root).output().unwrap();
+    let plan = String::from_utf8_lossy(&plan.stdout);
+    assert!(plan.contains("note:") && plan.contains("train:landermt"), "{plan}");
+}
