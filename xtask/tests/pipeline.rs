@@ -63,7 +63,7 @@ fn a_run_over_several_language_pairs_is_refused_before_it_starts() {
     std::fs::write(&cfg, text).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_xtask")).args(["pipeline", "--config", cfg.to_str().unwrap()]).current_dir(&root).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("several language pairs") && err.contains("one config per language pair"), "{err}");
+    assert!(!out.status.success() && err.contains("several language pairs (en–fr, de–en)") && err.contains("one config per language pair"), "{err}");
     assert!(!run.join("layers.json").exists(), "probe ran before the refusal");
     let plan = Command::new(env!("CARGO_BIN_EXE_xtask")).args(["pipeline", "--config", "configs/paper.toml", "--dry-run"]).current_dir(&root).output().unwrap();
     let plan = String::from_utf8_lossy(&plan.stdout);

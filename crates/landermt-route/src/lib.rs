@@ -76,8 +76,16 @@ pub fn pair_of(directions: &[Direction]) -> Result<[Language; 2], RouteError> {
     let first = directions.first().ok_or(RouteError::NoDirections)?;
     let pair = [first.src, first.tgt];
     if directions.iter().any(|d| !pair.contains(&d.src) || !pair.contains(&d.tgt)) {
-        let all = directions.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ");
-        return Err(RouteError::SeveralPairs(all));
+        // Name the pairs (en–fr, en–de), not every direction.
+        let mut pairs: Vec<String> = Vec::new();
+        for d in directions {
+            let (a, b) = if d.src.code <= d.tgt.code { (d.src.code, d.tgt.code) } else { (d.tgt.code, d.src.code) };
+            let p = format!("{a}–{b}");
+            if !pairs.contains(&p) {
+                pairs.push(p);
+            }
+        }
+        return Err(RouteError::SeveralPairs(pairs.join(", ")));
     }
     Ok(pair)
 }
