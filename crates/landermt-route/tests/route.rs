@@ -140,5 +140,5 @@ fn partition_and_static_constant_follow_their_definitions() {
     assert_eq!(err, RouteError::NotScored("zh".into(), "en, fr, de".into()));
     assert_eq!(partition(&neurons, &scores, 0, pair).unwrap_err(), RouteError::NoSplit(0));
     let several = pair_of(&["en-fr".parse().unwrap(), "en-de".parse().unwrap()]).unwrap_err();
-    assert!(several.to_string().contains("en-fr, en-de"), "{several}");
+    assert!(several.to_string().contains("(en–fr, de–en)"), "{several}");
 }
