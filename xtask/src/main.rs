@@ -1,6 +1,7 @@
 //! `cargo xtask …`: the command-line layer over the landermt crates. It parses arguments,
 //! orders stages and reports progress; the work itself is in the libraries.
 
+mod bench;
 mod config;
 mod figures;
 mod inspect;
@@ -146,6 +147,35 @@ enum Cmd {
     },
     /// Put a known model (e.g. gemma-3-270m) into the local model cache.
     FetchModel { name: String },
+    /// Measure prefill, decoding, training, probe and score throughput and peak memory on
+    /// Gemma 3 270M and a LLaMA-shaped model of similar size (see BENCHMARKS.md).
+    Bench {
+        /// Models to run (default: both).
+        #[arg(long, value_enum)]
+        model: Vec<bench::BenchModel>,
+        /// Workloads to run (default: all).
+        #[arg(long, value_enum)]
+        workload: Vec<bench::Workload>,
+        /// Run the same workloads in PyTorch (`bench/torch_reference.py`) and print the ratios.
+        #[arg(long)]
+        vs_torch: bool,
+        /// The Python that has torch, transformers and peft.
+        #[arg(long, default_value = "python3", env = "LANDERMT_PYTHON")]
+        python: String,
+        /// Where inputs, the random LLaMA and results go.
+        #[arg(long, default_value = "target/bench")]
+        out: PathBuf,
+    },
+    /// One workload of `bench` in this process, printed as a JSON line (what `bench` runs).
+    #[command(hide = true)]
+    BenchOne {
+        #[arg(long, value_enum)]
+        workload: bench::Workload,
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        inputs: PathBuf,
+    },
     /// Type-check the `cuda` feature and build the `wgpu` feature (neither is in the default build).
     CheckGpu,
 }
@@ -200,6 +230,17 @@ fn run(command: Cmd) -> Result<()> {
             let m = cache::known(&name).with_context(|| format!("unknown model `{name}`; known: {}", known_names()))?;
             let path = m.fetch()?;
             println!("{}", path.display());
+            Ok(())
+        }
+        Cmd::Bench { model, workload, vs_torch, python, out } => {
+            let models = if model.is_empty() { bench::BenchModel::ALL.to_vec() } else { model };
+            let workloads = if workload.is_empty() { bench::Workload::ALL.to_vec() } else { workload };
+            bench::bench(&bench::BenchArgs { models, workloads, vs_torch, python, out })
+        }
+        Cmd::BenchOne { workload, model, inputs } => {
+            let text = std::fs::read_to_string(&inputs).with_context(|| format!("reading {}", inputs.display()))?;
+            let inputs: bench::Inputs = serde_json::from_str(&text).with_context(|| format!("{}: not bench inputs", inputs.display()))?;
+            println!("{}", serde_json::to_string(&bench::run_ours(workload, &model, &inputs)?)?);
             Ok(())
         }
         Cmd::CheckGpu => check_gpu(),

@@ -56,12 +56,17 @@ pub struct DirectionCurves {
 /// over the prompt's tokens and hidden units, in f64. Prompts run in left-padded batches of
 /// `batch_size` without autodiff; padding positions are excluded from the means.
 pub fn block_means(model: &LanguageModel, prompts: &[String], batch_size: usize, progress: &dyn Fn(usize)) -> landermt_model::Result<Vec<Vec<f64>>> {
+    let ids = prompts.iter().map(|p| model.encode(p)).collect::<landermt_model::Result<Vec<_>>>()?;
+    Ok(block_means_of_ids(model, &ids, batch_size, progress))
+}
+
+/// As [`block_means`], for prompts already tokenized.
+pub fn block_means_of_ids(model: &LanguageModel, prompts: &[Vec<u32>], batch_size: usize, progress: &dyn Fn(usize)) -> Vec<Vec<f64>> {
     let pad = model.config.pad_token_id.unwrap_or(0);
     let (layers, hidden) = (model.config.num_layers, model.config.hidden_size);
     let mut out = Vec::with_capacity(prompts.len());
-    for chunk in prompts.chunks(batch_size.max(1)) {
-        let ids = chunk.iter().map(|p| model.encode(p)).collect::<landermt_model::Result<Vec<_>>>()?;
-        let batch = Batch::left_padded(&ids, pad);
+    for ids in prompts.chunks(batch_size.max(1)) {
+        let batch = Batch::left_padded(ids, pad);
         let mut taps = Taps::recording([Site::Block]);
         model.net.forward(&batch, None, &mut taps);
         let mut rows = vec![vec![0f64; layers]; batch.rows];
@@ -75,9 +80,9 @@ pub fn block_means(model: &LanguageModel, prompts: &[String], batch_size: usize,
             }
         }
         out.extend(rows);
-        progress(chunk.len());
+        progress(ids.len());
     }
-    Ok(out)
+    out
 }
 
 /// Per-block means over prompts, and their deltas.

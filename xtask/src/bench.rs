@@ -1,0 +1,717 @@
+//! `cargo xtask bench`: throughput and peak memory of the workloads a user compares us on —
+//! prefill, KV-cache decoding, training per method, probe and score — on Gemma 3 270M and on a
+//! LLaMA-shaped model of similar size with random weights, optionally side by side with the
+//! same workloads in PyTorch (`bench/torch_reference.py`, `--vs-torch`).
+//!
+//! Each workload runs in a child process (`cargo xtask bench-one`), so its peak resident
+//! memory is its own. The parent writes the inputs both sides use (token ids, the LANDeRMT
+//! update set, the model's dimensions) to `target/bench/inputs-{model}.json`, collects one JSON
+//! line per workload and side, and prints a table of rates, their ratio, and each workload's
+//! achieved FLOP/s as a fraction of this machine's measured f32 GEMM throughput.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::{Distribution, Tensor};
+use landermt_model::generate::{GreedyOptions, greedy};
+use landermt_model::nn::{CarMode, Partition};
+use landermt_model::{Batch, KvCache, LanguageModel, ModelConfig, Site, Taps};
+use serde::{Deserialize, Serialize};
+
+/// The two models of the issue: the real Gemma 3 270M, and a LLaMA of similar size with
+/// random weights (written once under `target/bench/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BenchModel {
+    Gemma,
+    Llama,
+}
+
+impl BenchModel {
+    pub const ALL: [BenchModel; 2] = [BenchModel::Gemma, BenchModel::Llama];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            BenchModel::Gemma => "Gemma 3 270M",
+            BenchModel::Llama => "LLaMA-shaped 250M (random)",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    /// f32 matmul of two n×n matrices: the machine's reference throughput.
+    Gemm,
+    /// One forward pass over a batch, filling the KV cache, with the last position's logits.
+    Prefill,
+    /// Greedy decoding with the KV cache, one sequence.
+    DecodeB1,
+    /// Greedy decoding with the KV cache, a batch.
+    DecodeB8,
+    TrainLandermt,
+    TrainLora,
+    TrainFull,
+    /// Stage 1: per-block mean activations, no autodiff.
+    Probe,
+    /// Stage 2: Taylor awareness (forward and backward with probes at every scored site).
+    Score,
+}
+
+impl Workload {
+    pub const ALL: [Workload; 9] = [
+        Workload::Gemm,
+        Workload::Prefill,
+        Workload::DecodeB1,
+        Workload::DecodeB8,
+        Workload::TrainLandermt,
+        Workload::TrainLora,
+        Workload::TrainFull,
+        Workload::Probe,
+        Workload::Score,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Gemm => "gemm",
+            Workload::Prefill => "prefill",
+            Workload::DecodeB1 => "decode-b1",
+            Workload::DecodeB8 => "decode-b8",
+            Workload::TrainLandermt => "train-landermt",
+            Workload::TrainLora => "train-lora",
+            Workload::TrainFull => "train-full",
+            Workload::Probe => "probe",
+            Workload::Score => "score",
+        }
+    }
+
+    fn unit(self) -> &'static str {
+        match self {
+            Workload::Gemm => "GFLOP",
+            Workload::Probe | Workload::Score => "sentences",
+            _ => "tokens",
+        }
+    }
+}
+
+/// Sizes of the workloads (the issue's: batch 8 × 128 tokens).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Shapes {
+    pub batch: usize,
+    pub seq_len: usize,
+    /// Trailing tokens of each training sequence that are the target (the loss's positions).
+    pub target_len: usize,
+    pub train_steps: usize,
+    pub prefill_runs: usize,
+    pub prompt_len: usize,
+    pub new_tokens: usize,
+    pub probe_sentences: usize,
+    pub score_sentences: usize,
+    pub sentence_len: usize,
+    pub gemm_n: usize,
+    pub lora_rank: usize,
+}
+
+impl Shapes {
+    pub const ISSUE: Shapes = Shapes {
+        batch: 8,
+        seq_len: 128,
+        target_len: 64,
+        train_steps: 3,
+        prefill_runs: 3,
+        prompt_len: 16,
+        new_tokens: 64,
+        probe_sentences: 32,
+        score_sentences: 16,
+        sentence_len: 64,
+        gemm_n: 2048,
+        lora_rank: 8,
+    };
+    /// For tests of the plumbing on tiny models.
+    #[cfg(test)]
+    pub const TINY: Shapes = Shapes {
+        batch: 2,
+        seq_len: 12,
+        target_len: 4,
+        train_steps: 1,
+        prefill_runs: 1,
+        prompt_len: 4,
+        new_tokens: 3,
+        probe_sentences: 4,
+        score_sentences: 2,
+        sentence_len: 6,
+        gemm_n: 64,
+        lora_rank: 2,
+    };
+}
+
+/// The dimensions PyTorch needs to build the same architecture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    pub architecture: String,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+    pub tie_word_embeddings: bool,
+    pub sliding_window: Option<usize>,
+    pub parameters: usize,
+}
+
+/// The units `train-landermt` updates in one layer: output units of q, k, v, o and the FFN's
+/// intermediate units (G ∪ S of the routed layer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerUnits {
+    pub layer: usize,
+    pub q: Vec<usize>,
+    pub k: Vec<usize>,
+    pub v: Vec<usize>,
+    pub o: Vec<usize>,
+    pub ffn: Vec<usize>,
+    /// The FFN's partition for the router: general, specific, other.
+    pub general: Vec<usize>,
+    pub specific: Vec<usize>,
+    pub other: Vec<usize>,
+}
+
+/// Everything both sides read: the same token ids, update set and sizes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inputs {
+    pub model: ModelSpec,
+    pub shapes: Shapes,
+    /// `batch` sequences of `seq_len` ids.
+    pub train_ids: Vec<Vec<u32>>,
+    /// `batch` prompts of `prompt_len` ids.
+    pub prompt_ids: Vec<Vec<u32>>,
+    /// `probe_sentences` sequences of `sentence_len` ids (score uses the first `score_sentences`).
+    pub sentences: Vec<Vec<u32>>,
+    pub units: Vec<LayerUnits>,
+}
+
+/// One workload's measurement on one side.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measured {
+    pub workload: String,
+    pub side: String,
+    /// Work done in the timed part, in `unit`s.
+    pub count: f64,
+    pub unit: String,
+    pub seconds: f64,
+    /// Nominal floating-point operations of the timed part (the same formula for both sides).
+    pub flops: f64,
+    pub peak_rss_mb: f64,
+    #[serde(default)]
+    pub note: String,
+}
+
+impl Measured {
+    pub fn rate(&self) -> f64 {
+        self.count / self.seconds
+    }
+}
+
+/// Token ids in `[3, vocab)` from a seed: reproducible and free of special ids.
+fn ids(seed: u64, n: usize, vocab: usize) -> Vec<u32> {
+    let top = vocab.min(32_000) as u64 - 3;
+    (0..n as u64).map(|i| (3 + landermt_train::trainer::mix(seed ^ landermt_train::trainer::mix(i)) % top) as u32).collect()
+}
+
+/// The update set of `train-landermt`: three consecutive layers two thirds up the stack (where
+/// stage 1 put Gemma's en–fr layers, 12–14) and about 90 % of their units, as stage 2 found
+/// (1844 general + 14–38 specific of 2048 FFN units on Gemma en–fr).
+fn units(cfg: &ModelConfig) -> Vec<LayerUnits> {
+    let first = (2 * cfg.num_layers / 3).min(cfg.num_layers.saturating_sub(3));
+    let ninety = |n: usize| (0..n).filter(|i| i % 10 != 9).collect::<Vec<_>>();
+    (first..(first + 3).min(cfg.num_layers))
+        .map(|layer| {
+            let n = cfg.intermediate_size;
+            let general: Vec<usize> = (0..n).filter(|i| i % 10 != 9).collect();
+            let specific: Vec<usize> = (0..n).filter(|i| i % 20 == 9).collect();
+            let other: Vec<usize> = (0..n).filter(|i| i % 20 == 19).collect();
+            let mut ffn: Vec<usize> = general.iter().chain(&specific).copied().collect();
+            ffn.sort_unstable();
+            LayerUnits { layer, q: ninety(cfg.q_dim()), k: ninety(cfg.kv_dim()), v: ninety(cfg.kv_dim()), o: ninety(cfg.hidden_size), ffn, general, specific, other }
+        })
+        .collect()
+}
+
+pub fn spec(cfg: &ModelConfig, parameters: usize) -> ModelSpec {
+    let sliding_window = cfg.layer_attention.iter().find_map(|a| match a {
+        landermt_model::config::LayerAttention::Sliding { window } => Some(*window),
+        _ => None,
+    });
+    ModelSpec {
+        architecture: format!("{:?}", cfg.architecture).to_lowercase(),
+        vocab_size: cfg.vocab_size,
+        hidden_size: cfg.hidden_size,
+        intermediate_size: cfg.intermediate_size,
+        num_layers: cfg.num_layers,
+        num_heads: cfg.num_heads,
+        num_kv_heads: cfg.num_kv_heads,
+        head_dim: cfg.head_dim,
+        tie_word_embeddings: cfg.tie_word_embeddings,
+        sliding_window,
+        parameters,
+    }
+}
+
+pub fn inputs(cfg: &ModelConfig, parameters: usize, shapes: Shapes) -> Inputs {
+    let rows = |seed: u64, n: usize, len: usize| (0..n).map(|r| ids(seed * 1000 + r as u64, len, cfg.vocab_size)).collect::<Vec<_>>();
+    Inputs {
+        model: spec(cfg, parameters),
+        shapes,
+        train_ids: rows(1, shapes.batch, shapes.seq_len),
+        prompt_ids: rows(2, shapes.batch, shapes.prompt_len),
+        sentences: rows(3, shapes.probe_sentences, shapes.sentence_len),
+        units: units(cfg),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nominal FLOPs: 2 per multiply-add of the matmuls, the same formula for both sides, so the two
+// fractions of GEMM peak compare like the rates. Embedding lookups, norms and softmax are left
+// out; attention counts QKᵀ and AV over the positions a query sees.
+
+struct Flops<'a> {
+    cfg: &'a ModelConfig,
+}
+
+impl Flops<'_> {
+    /// Weights of one block's matmuls.
+    fn block(&self) -> f64 {
+        let c = self.cfg;
+        let attn = c.hidden_size * (c.q_dim() + 2 * c.kv_dim()) + c.q_dim() * c.hidden_size;
+        let ffn = c.hidden_size * c.intermediate_size * if c.is_gated() { 3 } else { 2 };
+        (attn + ffn) as f64
+    }
+    fn head(&self) -> f64 {
+        (self.cfg.hidden_size * self.cfg.vocab_size) as f64
+    }
+    /// Forward FLOPs of the blocks for `tokens` positions that each see `context` keys on average.
+    fn blocks(&self, tokens: f64, context: f64) -> f64 {
+        let attn = 4.0 * context * self.cfg.q_dim() as f64;
+        tokens * self.cfg.num_layers as f64 * (2.0 * self.block() + attn)
+    }
+    fn prefill(&self, s: &Shapes) -> f64 {
+        let t = s.seq_len as f64;
+        self.blocks(s.batch as f64 * t, (t + 1.0) / 2.0) + s.batch as f64 * 2.0 * self.head()
+    }
+    fn decode(&self, s: &Shapes, rows: usize) -> f64 {
+        let (p, n) = (s.prompt_len as f64, s.new_tokens as f64);
+        let prompt = self.blocks(rows as f64 * p, (p + 1.0) / 2.0) + rows as f64 * 2.0 * self.head();
+        prompt + self.blocks(rows as f64 * (n - 1.0), p + n / 2.0) + rows as f64 * (n - 1.0) * 2.0 * self.head()
+    }
+    /// One training step: forward, activation gradients (as much again, down to the lowest
+    /// trainable layer for the selective methods) and weight gradients of what trains. The LM
+    /// head works on the target positions only.
+    fn train(&self, s: &Shapes, method: Workload, trainable_block_weights: f64, lowest_layer: usize) -> f64 {
+        let (tokens, targets) = ((s.batch * s.seq_len) as f64, (s.batch * s.target_len) as f64);
+        let fwd = self.blocks(tokens, (s.seq_len as f64 + 1.0) / 2.0) + targets * 2.0 * self.head();
+        let layers = self.cfg.num_layers as f64;
+        let share = (layers - lowest_layer as f64) / layers;
+        let back = match method {
+            Workload::TrainFull => 2.0 * fwd,
+            _ => share * self.blocks(tokens, (s.seq_len as f64 + 1.0) / 2.0) + targets * 2.0 * self.head() + 2.0 * tokens * trainable_block_weights,
+        };
+        fwd + back
+    }
+    fn probe(&self, s: &Shapes) -> f64 {
+        let t = s.sentence_len as f64;
+        self.blocks(s.probe_sentences as f64 * t, (t + 1.0) / 2.0)
+    }
+    /// Forward with logits at every position, and activation gradients all the way down.
+    fn score(&self, s: &Shapes) -> f64 {
+        let t = s.sentence_len as f64;
+        let tokens = s.score_sentences as f64 * t;
+        2.0 * (self.blocks(tokens, (t + 1.0) / 2.0) + tokens * 2.0 * self.head())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Our side of each workload, in the child process.
+
+fn vm_hwm_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok()).map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn sync(t: Tensor<1>) {
+    let _ = t.into_data();
+}
+
+/// Runs `workload` on the model at `path` with `inputs`; the timed part excludes loading and
+/// one warm-up round.
+pub fn run_ours(workload: Workload, path: &Path, inputs: &Inputs) -> Result<Measured> {
+    let s = inputs.shapes;
+    let device = landermt_model::Backend::Flex.device()?;
+    let measured = |count: f64, seconds: f64, flops: f64, note: String| Measured {
+        workload: workload.name().into(),
+        side: "landermt".into(),
+        count,
+        unit: workload.unit().into(),
+        seconds,
+        flops,
+        peak_rss_mb: vm_hwm_mb(),
+        note,
+    };
+    if workload == Workload::Gemm {
+        let n = s.gemm_n;
+        let a = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), &device);
+        let b = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), &device);
+        let _ = a.clone().matmul(b.clone()).into_data();
+        let best = (0..5)
+            .map(|_| {
+                let start = Instant::now();
+                let _ = a.clone().matmul(b.clone()).into_data();
+                start.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min);
+        let flops = 2.0 * (n * n * n) as f64;
+        return Ok(measured(flops / 1e9, best, flops, format!("{n}×{n}·{n}×{n}, best of 5")));
+    }
+    let autodiff = matches!(workload, Workload::TrainLandermt | Workload::TrainLora | Workload::TrainFull | Workload::Score);
+    let model = LanguageModel::load(path, &if autodiff { device.clone().autodiff() } else { device.clone() })?;
+    let cfg = model.config.clone();
+    let flops = Flops { cfg: &cfg };
+    let pad = cfg.pad_token_id.unwrap_or(0);
+    match workload {
+        Workload::Prefill => {
+            let batch = Batch::left_padded(&inputs.train_ids, pad);
+            let run = || {
+                let mut cache = KvCache::new(cfg.num_layers);
+                let hidden = model.net.forward(&batch, Some(&mut cache), &mut Taps::none());
+                let [b, t, h] = hidden.dims();
+                sync(model.net.logits(hidden.narrow(1, t - 1, 1)).reshape([b * model.config.vocab_size]).slice(0..1));
+                let _ = h;
+            };
+            run();
+            let start = Instant::now();
+            (0..s.prefill_runs).for_each(|_| run());
+            let tokens = (s.prefill_runs * s.batch * s.seq_len) as f64;
+            Ok(measured(tokens, start.elapsed().as_secs_f64(), s.prefill_runs as f64 * flops.prefill(&s), String::new()))
+        }
+        Workload::DecodeB1 | Workload::DecodeB8 => {
+            let rows = if workload == Workload::DecodeB1 { 1 } else { s.batch };
+            let prompts = &inputs.prompt_ids[..rows];
+            // No stop ids: every row generates exactly `new_tokens`.
+            let opts = |n: usize| GreedyOptions { max_new_tokens: n, stop_ids: Vec::new(), pad_id: pad };
+            greedy(&model.net, prompts, &opts(2));
+            let start = Instant::now();
+            let out = greedy(&model.net, prompts, &opts(s.new_tokens));
+            let tokens: usize = out.iter().map(Vec::len).sum();
+            Ok(measured(tokens as f64, start.elapsed().as_secs_f64(), flops.decode(&s, rows), "includes the prompt's prefill".into()))
+        }
+        Workload::TrainLandermt | Workload::TrainLora | Workload::TrainFull => train(workload, model, inputs, &flops).map(|(count, seconds, f, note)| measured(count, seconds, f, note)),
+        Workload::Probe => {
+            landermt_probe::block_means_of_ids(&model, &inputs.sentences[..s.batch.min(inputs.sentences.len())], s.batch, &|_| {});
+            let start = Instant::now();
+            landermt_probe::block_means_of_ids(&model, &inputs.sentences, s.batch, &|_| {});
+            Ok(measured(inputs.sentences.len() as f64, start.elapsed().as_secs_f64(), flops.probe(&s), format!("batch {}", s.batch)))
+        }
+        Workload::Score => {
+            let model = landermt_score::frozen(model);
+            let sentences = &inputs.sentences[..s.score_sentences];
+            landermt_score::awareness(&model, &sentences[..s.batch.min(sentences.len())], s.batch, &|_| {});
+            let start = Instant::now();
+            landermt_score::awareness(&model, sentences, s.batch, &|_| {});
+            Ok(measured(sentences.len() as f64, start.elapsed().as_secs_f64(), flops.score(&s), format!("batch {}", s.batch)))
+        }
+        Workload::Gemm => unreachable!("handled above"),
+    }
+}
+
+/// Training steps of one method on `batch` sequences of `seq_len` ids, the last `target_len`
+/// of each being the target. Returns (tokens, seconds, flops, note) of the timed steps.
+fn train(workload: Workload, mut model: LanguageModel, inputs: &Inputs, flops: &Flops) -> Result<(f64, f64, f64, String)> {
+    use landermt_train::{Method, Trainee, UnitSet, added::AddedSettings};
+    let s = inputs.shapes;
+    let cfg = model.config.clone();
+    let (method, units) = match workload {
+        Workload::TrainFull => (Method::Full, None),
+        Workload::TrainLora => (Method::Lora, None),
+        _ => {
+            // The routed FFN (taylor CAR) of the selected layers, as stage 4 trains it.
+            let device = model.net.device();
+            for l in &inputs.units {
+                let p = Partition { general: l.general.clone(), specific: l.specific.clone(), other: l.other.clone(), gbar: vec![1e-3; cfg.intermediate_size], constant: 0.95 };
+                model.net.layers[l.layer].mlp.router = Some(landermt_model::nn::Router::new(CarMode::Taylor, &p, cfg.hidden_size, &device));
+            }
+            let mut set = UnitSet::new();
+            for l in &inputs.units {
+                for (site, u) in [(Site::AttnQ, &l.q), (Site::AttnK, &l.k), (Site::AttnV, &l.v), (Site::AttnO, &l.o), (Site::FfnAct, &l.ffn)] {
+                    set.insert((l.layer, site), u.clone());
+                }
+            }
+            (Method::Landermt, Some(set))
+        }
+    };
+    let sizes = AddedSettings { lora_rank: s.lora_rank, ..AddedSettings::default() };
+    let selected: Vec<usize> = inputs.units.iter().map(|l| l.layer).collect();
+    let mut trainee = Some(Trainee::with_added(model.net, method, units.as_ref(), &selected, &sizes, 1));
+    let trainable: usize = landermt_train::ids::trainable(trainee.as_ref().expect("set")).iter().map(|(_, t)| t.shape().num_elements()).sum();
+    let mut optim = landermt_train::adamw(0.01);
+    let direction: landermt_data::Direction = "en-fr".parse().expect("valid direction");
+    let examples: Vec<landermt_train::Example> = inputs.train_ids.iter().map(|ids| landermt_train::Example { direction, ids: ids.clone(), target_len: s.target_len }).collect();
+    let refs: Vec<&landermt_train::Example> = examples.iter().collect();
+    let pad = cfg.pad_token_id.unwrap_or(0);
+    let mut step = || {
+        let (next, loss) = landermt_train::step(trainee.take().expect("set"), &mut optim, 1e-4, &refs, pad);
+        trainee = Some(next);
+        loss
+    };
+    step();
+    let start = Instant::now();
+    (0..s.train_steps).for_each(|_| {
+        step();
+    });
+    let seconds = start.elapsed().as_secs_f64();
+    let lowest = match method {
+        Method::Landermt => selected.iter().copied().min().unwrap_or(0),
+        _ => 0,
+    };
+    // Block weights that get weight gradients (LoRA's are negligible next to the blocks').
+    let trainable_block = match method {
+        Method::Full => flops.block() * cfg.num_layers as f64,
+        _ => trainable as f64,
+    };
+    let f = s.train_steps as f64 * flops.train(&s, workload, trainable_block, lowest);
+    let note = format!("{trainable} trainable parameters");
+    Ok(((s.train_steps * s.batch * s.seq_len) as f64, seconds, f, note))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parent: models, inputs, children, table.
+
+/// The LLaMA-shaped model: 16 layers of hidden 1024, 16 heads over 4 key/value heads, SwiGLU of
+/// 2816, 32k vocabulary, untied head (about 250M parameters), random weights.
+fn llama_folder(dir: &Path) -> Result<PathBuf> {
+    let folder = dir.join("llama-250m");
+    if folder.join("model.safetensors").is_file() {
+        return Ok(folder);
+    }
+    std::fs::create_dir_all(&folder)?;
+    let (v, h, l, heads, kv, hd, ff) = (32_000usize, 1024usize, 16usize, 16usize, 4usize, 64usize, 2816usize);
+    let config = serde_json::json!({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
+        "vocab_size": v, "hidden_size": h, "intermediate_size": ff, "num_hidden_layers": l,
+        "num_attention_heads": heads, "num_key_value_heads": kv, "head_dim": hd,
+        "max_position_embeddings": 4096, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+        "attention_bias": false, "mlp_bias": false, "tie_word_embeddings": false,
+        "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0, "torch_dtype": "float32"
+    });
+    std::fs::write(folder.join("config.json"), serde_json::to_string_pretty(&config)?)?;
+    let tokenizer = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/hf-tiny/llama-tiny/tokenizer.json");
+    std::fs::copy(&tokenizer, folder.join("tokenizer.json")).with_context(|| format!("copying {}", tokenizer.display()))?;
+    let mut tensors: Vec<(String, Vec<usize>)> = vec![("model.embed_tokens.weight".into(), vec![v, h]), ("lm_head.weight".into(), vec![v, h]), ("model.norm.weight".into(), vec![h])];
+    for i in 0..l {
+        let p = format!("model.layers.{i}");
+        for (name, shape) in [
+            ("self_attn.q_proj", vec![heads * hd, h]),
+            ("self_attn.k_proj", vec![kv * hd, h]),
+            ("self_attn.v_proj", vec![kv * hd, h]),
+            ("self_attn.o_proj", vec![h, heads * hd]),
+            ("mlp.gate_proj", vec![ff, h]),
+            ("mlp.up_proj", vec![ff, h]),
+            ("mlp.down_proj", vec![h, ff]),
+            ("input_layernorm", vec![h]),
+            ("post_attention_layernorm", vec![h]),
+        ] {
+            tensors.push((format!("{p}.{name}.weight"), shape));
+        }
+    }
+    // Uniform in ±0.035 (std 0.02, transformers' initializer_range); norms at 1.
+    let data: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .into_iter()
+        .enumerate()
+        .map(|(k, (name, shape))| {
+            let n: usize = shape.iter().product();
+            let bytes: Vec<u8> = if shape.len() == 1 {
+                std::iter::repeat_n(1f32, n).flat_map(f32::to_le_bytes).collect()
+            } else {
+                landermt_train::added::uniform(7, k as u64).take(n).flat_map(|u| ((2.0 * u - 1.0) * 0.0346).to_le_bytes()).collect()
+            };
+            (name, shape, bytes)
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> =
+        data.iter().map(|(name, shape, bytes)| (name.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes).expect("consistent shape"))).collect();
+    let tmp = folder.join("model.safetensors.partial");
+    safetensors::serialize_to_file(views, None, &tmp)?;
+    std::fs::rename(&tmp, folder.join("model.safetensors"))?;
+    Ok(folder)
+}
+
+pub struct BenchArgs {
+    pub models: Vec<BenchModel>,
+    pub workloads: Vec<Workload>,
+    pub vs_torch: bool,
+    pub python: String,
+    pub out: PathBuf,
+}
+
+fn model_path(model: BenchModel, dir: &Path) -> Result<PathBuf> {
+    match model {
+        BenchModel::Gemma => Ok(landermt_model::cache::known("gemma-3-270m").expect("known model").fetch()?),
+        BenchModel::Llama => llama_folder(dir),
+    }
+}
+
+/// Runs one child and parses its last stdout line as a [`Measured`].
+fn child(mut cmd: Command, what: &str) -> Result<Measured> {
+    let out = cmd.output().with_context(|| format!("starting {what}"))?;
+    if !out.status.success() {
+        bail!("{what} failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).with_context(|| format!("{what} printed no result:\n{stdout}"))?;
+    serde_json::from_str(line).with_context(|| format!("{what} printed `{line}`"))
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+pub fn bench(args: &BenchArgs) -> Result<()> {
+    let dir = args.out.clone();
+    std::fs::create_dir_all(&dir)?;
+    let exe = std::env::current_exe()?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/torch_reference.py");
+    let mut rows: Vec<(BenchModel, Measured, Option<Measured>)> = Vec::new();
+    let mut gemm: Option<(Measured, Option<Measured>)> = None;
+    for &model in &args.models {
+        let path = model_path(model, &dir)?;
+        // The dimensions come from the loader itself, so both sides build the same model.
+        let loaded = LanguageModel::load(&path, &landermt_model::Backend::Flex.device()?)?;
+        let params = burn::module::Module::num_params(&loaded.net);
+        let inputs_path = dir.join(format!("inputs-{}.json", serde_json::to_value(model)?.as_str().unwrap_or("model")));
+        std::fs::write(&inputs_path, serde_json::to_string(&inputs(&loaded.config, params, Shapes::ISSUE))?)?;
+        drop(loaded);
+        for &w in &args.workloads {
+            if w == Workload::Gemm && gemm.is_some() {
+                continue;
+            }
+            eprintln!("bench {} {} …", model.label(), w.name());
+            let mut cmd = Command::new(&exe);
+            cmd.args(["bench-one", "--workload", w.name(), "--model"]).arg(&path).arg("--inputs").arg(&inputs_path);
+            cmd.env("RAYON_NUM_THREADS", threads().to_string());
+            let ours = child(cmd, &format!("landermt {}", w.name()))?;
+            let theirs = if args.vs_torch {
+                let mut cmd = Command::new(&args.python);
+                cmd.arg(&script).args(["--workload", w.name(), "--threads", &threads().to_string()]).arg("--inputs").arg(&inputs_path);
+                Some(child(cmd, &format!("PyTorch {}", w.name()))?)
+            } else {
+                None
+            };
+            eprintln!("  ours {:.1} {}/s{}", ours.rate(), ours.unit, theirs.as_ref().map(|t| format!(", PyTorch {:.1}", t.rate())).unwrap_or_default());
+            if w == Workload::Gemm {
+                gemm = Some((ours, theirs));
+            } else {
+                rows.push((model, ours, theirs));
+            }
+        }
+    }
+    let table = table(&rows, gemm.as_ref(), args);
+    println!("{table}");
+    let results = serde_json::json!({
+        "threads": threads(),
+        "gemm": gemm.as_ref().map(|(o, t)| serde_json::json!({ "landermt": o, "torch": t })),
+        "rows": rows.iter().map(|(m, o, t)| serde_json::json!({ "model": m, "landermt": o, "torch": t })).collect::<Vec<_>>(),
+    });
+    let json = serde_json::to_string_pretty(&results)?;
+    landermt_model::atomic::write_atomic(&dir.join("results.json"), |w| w.write_all(json.as_bytes()))?;
+    landermt_model::atomic::write_atomic(&dir.join("results.md"), |w| w.write_all(table.as_bytes()))?;
+    eprintln!("wrote {} and results.md", dir.join("results.json").display());
+    Ok(())
+}
+
+/// The markdown table: rate and peak memory per side, their ratio, and the fraction of the
+/// measured GEMM throughput (ours against our GEMM, PyTorch's against its own).
+fn table(rows: &[(BenchModel, Measured, Option<Measured>)], gemm: Option<&(Measured, Option<Measured>)>, args: &BenchArgs) -> String {
+    let mut s = String::new();
+    let peak = |m: &Measured| m.flops / m.seconds;
+    if let Some((o, t)) = gemm {
+        s += &format!("f32 GEMM ({}), {} threads: landermt (Burn flex) {:.1} GFLOP/s", o.note, threads(), peak(o) / 1e9);
+        if let Some(t) = t {
+            s += &format!(", PyTorch {:.1} GFLOP/s", peak(t) / 1e9);
+        }
+        s += "\n\n";
+    }
+    let ours_peak = gemm.map(|(o, _)| peak(o));
+    let torch_peak = gemm.and_then(|(_, t)| t.as_ref().map(peak));
+    let frac = |m: &Measured, p: Option<f64>| p.map_or("–".to_string(), |p| format!("{:.0} %", 100.0 * m.flops / m.seconds / p));
+    s += "| model | workload | unit/s | landermt | PyTorch | landermt ÷ PyTorch | landermt peak RSS | PyTorch peak RSS | landermt % of GEMM | PyTorch % of GEMM |\n";
+    s += "|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
+    for (model, o, t) in rows {
+        let (tr, ratio, trss, tf) = match t {
+            Some(t) => (format!("{:.1}", t.rate()), format!("**{:.2}×**", o.rate() / t.rate()), format!("{:.0} MB", t.peak_rss_mb), frac(t, torch_peak)),
+            None => ("–".into(), "–".into(), "–".into(), "–".into()),
+        };
+        s += &format!("| {} | {} | {} | {:.1} | {tr} | {ratio} | {:.0} MB | {trss} | {} | {tf} |\n", model.label(), o.workload, o.unit, o.rate(), o.peak_rss_mb, frac(o, ours_peak));
+    }
+    let _ = args;
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> (PathBuf, Inputs) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/hf-tiny/llama-tiny");
+        let model = LanguageModel::load(&path, &burn::tensor::Device::flex()).unwrap();
+        let params = burn::module::Module::num_params(&model.net);
+        (path, inputs(&model.config, params, Shapes::TINY))
+    }
+
+    #[test]
+    fn every_workload_runs_on_a_tiny_model_and_counts_its_work() {
+        let (path, inputs) = tiny();
+        for w in Workload::ALL {
+            let m = run_ours(w, &path, &inputs).unwrap();
+            let s = Shapes::TINY;
+            let expected = match w {
+                Workload::Gemm => 2.0 * (s.gemm_n.pow(3)) as f64 / 1e9,
+                Workload::Prefill => (s.prefill_runs * s.batch * s.seq_len) as f64,
+                Workload::DecodeB1 => s.new_tokens as f64,
+                Workload::DecodeB8 => (s.batch * s.new_tokens) as f64,
+                Workload::TrainLandermt | Workload::TrainLora | Workload::TrainFull => (s.train_steps * s.batch * s.seq_len) as f64,
+                Workload::Probe => s.probe_sentences as f64,
+                Workload::Score => s.score_sentences as f64,
+            };
+            assert_eq!(m.count, expected, "{}", w.name());
+            assert!(m.seconds > 0.0 && m.flops > 0.0 && m.peak_rss_mb > 0.0, "{m:?}");
+        }
+    }
+
+    #[test]
+    fn the_landermt_update_set_is_three_layers_two_thirds_up_and_ninety_percent_of_units() {
+        let (_, inputs) = tiny();
+        // llama-tiny: 4 layers, FFN 176 → layers 1..4 (clipped to the stack), 158 + 9 FFN units.
+        let layers: Vec<usize> = inputs.units.iter().map(|l| l.layer).collect();
+        assert_eq!(layers, vec![1, 2, 3]);
+        let l = &inputs.units[0];
+        assert_eq!(l.general.len() + l.specific.len() + l.other.len(), 176);
+        assert_eq!(l.ffn.len(), l.general.len() + l.specific.len());
+        assert!(l.general.iter().all(|u| !l.specific.contains(u) && !l.other.contains(u)));
+    }
+
+    #[test]
+    fn prefill_flops_are_two_per_weight_per_token_plus_attention() {
+        let (_, inputs) = tiny();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/hf-tiny/llama-tiny");
+        let cfg = LanguageModel::load(&path, &burn::tensor::Device::flex()).unwrap().config;
+        let f = Flops { cfg: &cfg };
+        // llama-tiny: hidden 64, 4 heads × 16, FFN 176 (SwiGLU), 4 layers, vocab 1888.
+        let block = (64 * (64 + 2 * 64) + 64 * 64 + 3 * 64 * 176) as f64;
+        assert_eq!(f.block(), block);
+        let s = inputs.shapes;
+        let t = s.seq_len as f64;
+        let expected = s.batch as f64 * t * 4.0 * (2.0 * block + 4.0 * (t + 1.0) / 2.0 * 64.0) + s.batch as f64 * 2.0 * 64.0 * 1888.0;
+        assert!((f.prefill(&s) - expected).abs() < 1e-6 * expected);
+    }
+}
