@@ -82,7 +82,7 @@ class Flops:
         prompt = self.blocks(rows * p, (p + 1) / 2) + rows * 2.0 * self.head
         return prompt + self.blocks(rows * (n - 1), p + n / 2) + rows * (n - 1) * 2.0 * self.head
 
-    def train(self, sh, full, trainable_block, lowest):
+    def train(self, sh, full, trainable, lowest):
         tokens, targets = sh["batch"] * sh["seq_len"], sh["batch"] * sh["target_len"]
         ctx = (sh["seq_len"] + 1) / 2
         fwd = self.blocks(tokens, ctx) + targets * 2.0 * self.head
@@ -90,7 +90,7 @@ class Flops:
             return 3.0 * fwd
         layers = self.s["num_layers"]
         share = (layers - lowest) / layers
-        return fwd + share * self.blocks(tokens, ctx) + targets * 2.0 * self.head + 2.0 * tokens * trainable_block
+        return fwd + share * self.blocks(tokens, ctx) + targets * 2.0 * self.head + 2.0 * tokens * trainable
 
     def probe(self, sh):
         t = sh["sentence_len"]
@@ -155,15 +155,16 @@ def landermt_masks(model, units):
     trainable = 0
     for u in units:
         block = layers[u["layer"]]
+        ffn = sorted(u["general"] + u["specific"])  # the FFN units that train: G ∪ S
         attn, mlp = block.self_attn, block.mlp
-        for lin, rows in [(attn.q_proj, u["q"]), (attn.k_proj, u["k"]), (attn.v_proj, u["v"]), (attn.o_proj, u["o"]), (mlp.gate_proj, u["ffn"]), (mlp.up_proj, u["ffn"])]:
+        for lin, rows in [(attn.q_proj, u["q"]), (attn.k_proj, u["k"]), (attn.v_proj, u["v"]), (attn.o_proj, u["o"]), (mlp.gate_proj, ffn), (mlp.up_proj, ffn)]:
             mask = torch.zeros_like(lin.weight)
             mask[rows, :] = 1
             lin.weight.requires_grad_(True)
             lin.weight.register_hook(lambda g, m=mask: g * m)
             trainable += int(mask.sum())
         mask = torch.zeros_like(mlp.down_proj.weight)
-        mask[:, u["ffn"]] = 1
+        mask[:, ffn] = 1
         mlp.down_proj.weight.requires_grad_(True)
         mlp.down_proj.weight.register_hook(lambda g, m=mask: g * m)
         trainable += int(mask.sum())
@@ -178,16 +179,13 @@ def train(method):
         lowest = 0
         if method == "full":
             trainable = sum(p.numel() for p in model.parameters())
-            trainable_block = flops.block_w * spec["num_layers"]
         elif method == "lora":
             from peft import LoraConfig, get_peft_model
 
             model = get_peft_model(model, LoraConfig(r=sh["lora_rank"], lora_alpha=2 * sh["lora_rank"], lora_dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
             trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-            trainable_block = trainable
         else:
             trainable = landermt_masks(model, inp["units"])
-            trainable_block = trainable
             lowest = min(u["layer"] for u in inp["units"])
         params = [p for p in model.parameters() if p.requires_grad]
         optim = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01, eps=1e-8)
@@ -204,7 +202,7 @@ def train(method):
         step()
         steps = sh["train_steps"]
         seconds = timed(lambda: [step() for _ in range(steps)])
-        return dict(count=steps * ids.numel(), unit="tokens", seconds=seconds, flops=steps * flops.train(sh, method == "full", trainable_block, lowest), note=f"{trainable} trainable parameters")
+        return dict(count=steps * ids.numel(), unit="tokens", seconds=seconds, flops=steps * flops.train(sh, method == "full", trainable, lowest), note=f"{trainable} trainable parameters")
 
     return workload
 

@@ -16,7 +16,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::tensor::{Distribution, Tensor};
 use landermt_model::generate::{GreedyOptions, greedy};
-use landermt_model::nn::{CarMode, Partition};
+use landermt_model::nn::CarMode;
 use landermt_model::{Batch, KvCache, LanguageModel, ModelConfig, Site, Taps};
 use serde::{Deserialize, Serialize};
 
@@ -172,11 +172,19 @@ pub struct LayerUnits {
     pub k: Vec<usize>,
     pub v: Vec<usize>,
     pub o: Vec<usize>,
-    pub ffn: Vec<usize>,
     /// The FFN's partition for the router: general, specific, other.
     pub general: Vec<usize>,
     pub specific: Vec<usize>,
     pub other: Vec<usize>,
+}
+
+impl LayerUnits {
+    /// The FFN units that train: G ∪ S.
+    pub fn ffn(&self) -> Vec<usize> {
+        let mut ffn: Vec<usize> = self.general.iter().chain(&self.specific).copied().collect();
+        ffn.sort_unstable();
+        ffn
+    }
 }
 
 /// Everything both sides read: the same token ids, update set and sizes.
@@ -230,12 +238,9 @@ fn units(cfg: &ModelConfig) -> Vec<LayerUnits> {
     (first..(first + 3).min(cfg.num_layers))
         .map(|layer| {
             let n = cfg.intermediate_size;
-            let general: Vec<usize> = (0..n).filter(|i| i % 10 != 9).collect();
             let specific: Vec<usize> = (0..n).filter(|i| i % 20 == 9).collect();
             let other: Vec<usize> = (0..n).filter(|i| i % 20 == 19).collect();
-            let mut ffn: Vec<usize> = general.iter().chain(&specific).copied().collect();
-            ffn.sort_unstable();
-            LayerUnits { layer, q: ninety(cfg.q_dim()), k: ninety(cfg.kv_dim()), v: ninety(cfg.kv_dim()), o: ninety(cfg.hidden_size), ffn, general, specific, other }
+            LayerUnits { layer, q: ninety(cfg.q_dim()), k: ninety(cfg.kv_dim()), v: ninety(cfg.kv_dim()), o: ninety(cfg.hidden_size), general: ninety(n), specific, other }
         })
         .collect()
 }
@@ -309,14 +314,14 @@ impl Flops<'_> {
     /// One training step: forward, activation gradients (as much again, down to the lowest
     /// trainable layer for the selective methods) and weight gradients of what trains. The LM
     /// head works on the target positions only.
-    fn train(&self, s: &Shapes, method: Workload, trainable_block_weights: f64, lowest_layer: usize) -> f64 {
+    fn train(&self, s: &Shapes, method: Workload, trainable: f64, lowest_layer: usize) -> f64 {
         let (tokens, targets) = ((s.batch * s.seq_len) as f64, (s.batch * s.target_len) as f64);
         let fwd = self.blocks(tokens, (s.seq_len as f64 + 1.0) / 2.0) + targets * 2.0 * self.head();
         let layers = self.cfg.num_layers as f64;
         let share = (layers - lowest_layer as f64) / layers;
         let back = match method {
             Workload::TrainFull => 2.0 * fwd,
-            _ => share * self.blocks(tokens, (s.seq_len as f64 + 1.0) / 2.0) + targets * 2.0 * self.head() + 2.0 * tokens * trainable_block_weights,
+            _ => share * self.blocks(tokens, (s.seq_len as f64 + 1.0) / 2.0) + targets * 2.0 * self.head() + 2.0 * tokens * trainable,
         };
         fwd + back
     }
@@ -338,10 +343,6 @@ impl Flops<'_> {
 fn vm_hwm_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok()).map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-fn sync(t: Tensor<1>) {
-    let _ = t.into_data();
 }
 
 /// Runs `workload` on the model at `path` with `inputs`; the timed part excludes loading and
@@ -385,9 +386,8 @@ pub fn run_ours(workload: Workload, path: &Path, inputs: &Inputs) -> Result<Meas
             let run = || {
                 let mut cache = KvCache::new(cfg.num_layers);
                 let hidden = model.net.forward(&batch, Some(&mut cache), &mut Taps::none());
-                let [b, t, h] = hidden.dims();
-                sync(model.net.logits(hidden.narrow(1, t - 1, 1)).reshape([b * model.config.vocab_size]).slice(0..1));
-                let _ = h;
+                let t = hidden.dims()[1];
+                let _ = model.net.logits(hidden.narrow(1, t - 1, 1)).into_data();
             };
             run();
             let start = Instant::now();
@@ -436,15 +436,27 @@ fn train(workload: Workload, mut model: LanguageModel, inputs: &Inputs, flops: &
         Workload::TrainLora => (Method::Lora, None),
         _ => {
             // The routed FFN (taylor CAR) of the selected layers, as stage 4 trains it.
-            let device = model.net.device();
-            for l in &inputs.units {
-                let p = Partition { general: l.general.clone(), specific: l.specific.clone(), other: l.other.clone(), gbar: vec![1e-3; cfg.intermediate_size], constant: 0.95 };
-                model.net.layers[l.layer].mlp.router = Some(landermt_model::nn::Router::new(CarMode::Taylor, &p, cfg.hidden_size, &device));
-            }
+            let layers = inputs
+                .units
+                .iter()
+                .map(|l| landermt_route::RoutedLayer {
+                    layer: l.layer,
+                    units: cfg.intermediate_size,
+                    counts: [l.general.len(), l.specific.len(), l.other.len()],
+                    general: l.general.clone(),
+                    specific: l.specific.clone(),
+                    other: l.other.clone(),
+                    gbar: vec![1e-3; cfg.intermediate_size],
+                    static_car: 0.95,
+                })
+                .collect();
+            let pair = ["en".parse().expect("known language"), "fr".parse().expect("known language")];
+            let route = landermt_route::Route { version: landermt_route::ROUTE_VERSION, model: "bench".into(), pair, car: CarMode::Taylor, layers, check: None };
+            landermt_route::apply(&mut model, &route)?;
             let mut set = UnitSet::new();
             for l in &inputs.units {
-                for (site, u) in [(Site::AttnQ, &l.q), (Site::AttnK, &l.k), (Site::AttnV, &l.v), (Site::AttnO, &l.o), (Site::FfnAct, &l.ffn)] {
-                    set.insert((l.layer, site), u.clone());
+                for (site, u) in [(Site::AttnQ, l.q.clone()), (Site::AttnK, l.k.clone()), (Site::AttnV, l.v.clone()), (Site::AttnO, l.o.clone()), (Site::FfnAct, l.ffn())] {
+                    set.insert((l.layer, site), u);
                 }
             }
             (Method::Landermt, Some(set))
@@ -474,12 +486,7 @@ fn train(workload: Workload, mut model: LanguageModel, inputs: &Inputs, flops: &
         Method::Landermt => selected.iter().copied().min().unwrap_or(0),
         _ => 0,
     };
-    // Block weights that get weight gradients (LoRA's are negligible next to the blocks').
-    let trainable_block = match method {
-        Method::Full => flops.block() * cfg.num_layers as f64,
-        _ => trainable as f64,
-    };
-    let f = s.train_steps as f64 * flops.train(&s, workload, trainable_block, lowest);
+    let f = s.train_steps as f64 * flops.train(&s, workload, trainable as f64, lowest);
     let note = format!("{trainable} trainable parameters");
     Ok(((s.train_steps * s.batch * s.seq_len) as f64, seconds, f, note))
 }
@@ -615,7 +622,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             }
         }
     }
-    let table = table(&rows, gemm.as_ref(), args);
+    let table = table(&rows, gemm.as_ref());
     println!("{table}");
     let results = serde_json::json!({
         "threads": threads(),
@@ -631,7 +638,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
 
 /// The markdown table: rate and peak memory per side, their ratio, and the fraction of the
 /// measured GEMM throughput (ours against our GEMM, PyTorch's against its own).
-fn table(rows: &[(BenchModel, Measured, Option<Measured>)], gemm: Option<&(Measured, Option<Measured>)>, args: &BenchArgs) -> String {
+fn table(rows: &[(BenchModel, Measured, Option<Measured>)], gemm: Option<&(Measured, Option<Measured>)>) -> String {
     let mut s = String::new();
     let peak = |m: &Measured| m.flops / m.seconds;
     if let Some((o, t)) = gemm {
@@ -653,7 +660,6 @@ fn table(rows: &[(BenchModel, Measured, Option<Measured>)], gemm: Option<&(Measu
         };
         s += &format!("| {} | {} | {} | {:.1} | {tr} | {ratio} | {:.0} MB | {trss} | {} | {tf} |\n", model.label(), o.workload, o.unit, o.rate(), o.peak_rss_mb, frac(o, ours_peak));
     }
-    let _ = args;
     s
 }
 
@@ -696,7 +702,7 @@ mod tests {
         assert_eq!(layers, vec![1, 2, 3]);
         let l = &inputs.units[0];
         assert_eq!(l.general.len() + l.specific.len() + l.other.len(), 176);
-        assert_eq!(l.ffn.len(), l.general.len() + l.specific.len());
+        assert_eq!(l.ffn().len(), l.general.len() + l.specific.len());
         assert!(l.general.iter().all(|u| !l.specific.contains(u) && !l.other.contains(u)));
     }
 
