@@ -12,6 +12,8 @@ pub struct RunConfig {
     pub run: RunSection,
     pub model: ModelSection,
     #[serde(default)]
+    pub prompt: PromptSection,
+    #[serde(default)]
     pub probe: ProbeSection,
     #[serde(default)]
     pub score: ScoreSection,
@@ -21,6 +23,18 @@ pub struct RunConfig {
     pub train: TrainSection,
     #[serde(default)]
     pub eval: EvalSection,
+}
+
+/// `[prompt]`: the translation template of training and evaluation (METHOD.md stages 4–5).
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromptSection {
+    /// `{Src}`, `{Tgt}` (language names), `{src}` and `{tgt}`: the prompt is the text before
+    /// `{tgt}`, the training target the text from `{tgt}` on (default: ALMA's prompt).
+    pub template: landermt_data::prompt::Template,
+    /// `single`: every training example uses `template`; `mixed`: one of the ref-code's ten
+    /// instruction templates per example. Dev loss and decoding use `template` either way.
+    pub train: landermt_data::prompt::Mixing,
 }
 
 /// `[eval]`: stage 5.
@@ -41,6 +55,9 @@ pub struct EvalSection {
     /// reported too (e.g. `landermt` against each baseline).
     pub compare: Option<landermt_train::Method>,
     pub test_sets: Vec<TestSet>,
+    /// The decoding prompt, when not `[prompt] template` (e.g. the paper's
+    /// `Translate "{src}" to {Tgt}.\n{tgt}`).
+    pub template: Option<landermt_data::prompt::Template>,
     pub max_new_tokens: usize,
     pub batch_size: usize,
     /// 1 for greedy decoding, more for beam search.
@@ -88,6 +105,7 @@ impl Default for EvalSection {
                 TestSet { name: "flores".into(), n: 200, data: landermt_data::ParallelSource::Flores { dir: "data/flores200-devtest".into(), first: 501, last: 1012 }, directions: None },
                 TestSet { name: "opus100".into(), n: 200, data: landermt_data::ParallelSource::Opus { dir: "data/opus100-test".into() }, directions: None },
             ],
+            template: None,
             max_new_tokens: 128,
             batch_size: 8,
             beams: 1,
@@ -102,8 +120,9 @@ impl Default for EvalSection {
 }
 
 /// `[train]`: stage 4 — the method, its data, and the optimisation settings
-/// ([`landermt_train::Settings`], whose fields sit in this section too).
-#[derive(Debug, Deserialize, serde::Serialize)]
+/// ([`landermt_train::Settings`], whose fields sit in this section too). `[train.methods.M]`
+/// tables override any of these keys for method `M` ([`TrainSection::for_method`]).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainSection {
     pub method: landermt_train::Method,
@@ -130,6 +149,8 @@ pub struct TrainSection {
     pub lora_targets: Vec<landermt_train::delta::Target>,
     /// Bottleneck width of the adapters, for `adapter` and `adapter-lora`.
     pub adapter_size: usize,
+    /// Per-method overrides of the keys above, e.g. `[train.methods.lora] lr = 1e-3`.
+    pub methods: std::collections::BTreeMap<landermt_train::Method, toml::Table>,
 }
 
 impl Default for TrainSection {
@@ -158,11 +179,30 @@ impl Default for TrainSection {
             seed: s.seed,
             eval_every: s.eval_every,
             checkpoint_every: s.checkpoint_every,
+            methods: Default::default(),
         }
     }
 }
 
 impl TrainSection {
+    /// The settings `method` trains with: this section with `[train.methods.{method}]`'s keys
+    /// put over it, `method` set and no overrides left. An error names the key that cannot be
+    /// overridden or does not exist.
+    pub fn for_method(&self, method: landermt_train::Method) -> std::result::Result<TrainSection, (Option<String>, String)> {
+        let plain = TrainSection { methods: Default::default(), method, ..self.clone() };
+        let Some(overrides) = self.methods.get(&method) else { return Ok(plain) };
+        let mut table = toml::Table::try_from(&plain).map_err(|e| (None, e.to_string()))?;
+        for (key, value) in overrides {
+            if key == "method" || key == "methods" || !table.contains_key(key) {
+                let known: Vec<&str> = table.keys().map(String::as_str).filter(|k| *k != "method").collect();
+                return Err((Some(key.clone()), format!("`{key}` is not a [train] key a method can override; known: {}", known.join(", "))));
+            }
+            table.insert(key.clone(), value.clone());
+        }
+        table.remove("methods");
+        table.try_into().map_err(|e: toml::de::Error| (None, e.message().to_string()))
+    }
+
     pub fn added(&self) -> landermt_train::added::AddedSettings {
         landermt_train::added::AddedSettings { lora_rank: self.lora_rank, lora_alpha: self.lora_alpha, lora_targets: self.lora_targets.clone(), adapter_size: self.adapter_size }
     }
@@ -285,9 +325,21 @@ pub struct ModelSection {
 impl RunConfig {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Self::parse(&text, path)
+    }
+
+    /// A config from its TOML `text`; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let text = text.to_string();
         // Type errors (an unknown key, a wrong type, an unknown language or method) come from
         // serde with the line and what is allowed.
-        let cfg: RunConfig = toml::from_str(&text).with_context(|| format!("{}: invalid config", path.display()))?;
+        let cfg: RunConfig = match toml::from_str(&text) {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                let line = e.span().map(|s| format!("{}:", text[..s.start].matches('\n').count() + 1)).unwrap_or_default();
+                bail!("{}:{line} invalid config: {}", path.display(), e.message().trim_end());
+            }
+        };
         // The checks serde cannot make name the file, line, section and key too.
         let at = |section: &str, key: Option<&str>| match line_of(&text, section, key) {
             Some(n) => format!("{}:{n}: [{section}]{}", path.display(), key.map(|k| format!(" {k}")).unwrap_or_default()),
@@ -317,16 +369,18 @@ impl RunConfig {
         {
             bail!("{}: `{}` is not in [eval] methods, so it is not evaluated", at("eval", Some("compare")), m.name());
         }
+        check_train(&cfg.train, "train", &at)?;
+        for &method in cfg.train.methods.keys() {
+            let section = format!("train.methods.{}", method.name());
+            let t = cfg.train.for_method(method).map_err(|(key, e)| anyhow::anyhow!("{}: {e}", at(&section, key.as_deref())))?;
+            check_train(&t, &section, &at)?;
+        }
         for (section, key, value) in [
             ("probe", "n", cfg.probe.n),
             ("probe", "k", cfg.probe.k),
             ("probe", "batch_size", cfg.probe.batch_size),
             ("score", "n", cfg.score.n),
             ("score", "batch_size", cfg.score.batch_size),
-            ("train", "pairs", cfg.train.pairs),
-            ("train", "batch_size", cfg.train.batch_size),
-            ("train", "grad_accum", cfg.train.grad_accum),
-            ("train", "epochs", cfg.train.epochs),
             ("eval", "batch_size", cfg.eval.batch_size),
             ("eval", "beams", cfg.eval.beams),
             ("eval", "max_new_tokens", cfg.eval.max_new_tokens),
@@ -334,9 +388,6 @@ impl RunConfig {
             if value == 0 {
                 bail!("{}: must be at least 1", at(section, Some(key)));
             }
-        }
-        if !(cfg.train.lr.is_finite() && cfg.train.lr > 0.0) {
-            bail!("{}: the learning rate must be a positive number, not {}", at("train", Some("lr")), cfg.train.lr);
         }
         if let Some(t) = cfg.eval.test_sets.iter().enumerate().find_map(|(i, t)| cfg.eval.test_sets[..i].iter().any(|u| u.name == t.name).then_some(t)) {
             bail!("{}: two test sets are named `{}`; names must differ (they name the hypothesis files)", at("eval", Some("test_sets")), t.name);
@@ -348,6 +399,19 @@ impl RunConfig {
         }
         Ok(cfg)
     }
+}
+
+/// The checks of a `[train]` section (or a method's effective one) that serde cannot make.
+fn check_train(t: &TrainSection, section: &str, at: &dyn Fn(&str, Option<&str>) -> String) -> Result<()> {
+    for (key, value) in [("pairs", t.pairs), ("batch_size", t.batch_size), ("grad_accum", t.grad_accum), ("epochs", t.epochs)] {
+        if value == 0 {
+            bail!("{}: must be at least 1", at(section, Some(key)));
+        }
+    }
+    if !(t.lr.is_finite() && t.lr > 0.0) {
+        bail!("{}: the learning rate must be a positive number, not {}", at(section, Some("lr")), t.lr);
+    }
+    Ok(())
 }
 
 /// The 1-based line of `key` in `[section]` of a TOML text, or of the section's header when
@@ -374,6 +438,16 @@ fn line_of(text: &str, section: &str, key: Option<&str>) -> Option<usize> {
 }
 
 impl RunConfig {
+    /// The `[train]` settings of `method`, its `[train.methods.*]` overrides applied.
+    pub fn train_for(&self, method: landermt_train::Method) -> TrainSection {
+        self.train.for_method(method).unwrap_or_else(|(_, e)| panic!("checked on load: {e}"))
+    }
+
+    /// The decoding template: `[eval] template`, else `[prompt] template`.
+    pub fn eval_template(&self) -> &landermt_data::prompt::Template {
+        self.eval.template.as_ref().unwrap_or(&self.prompt.template)
+    }
+
     /// The languages of the directions, in order of first appearance.
     pub fn directions(&self) -> Vec<landermt_data::Direction> {
         self.run.directions.clone()
@@ -470,9 +544,41 @@ mod tests {
     }
 
     #[test]
+    fn per_method_tables_override_train_keys_for_that_method_only() {
+        use landermt_train::Method;
+        let cfg = load_str(&format!("{GOOD}[train]\nlr = 2e-4\nepochs = 2\n[train.methods.lora]\nlr = 1e-3\nlora_rank = 16\n[train.methods.full]\nlr = 1e-5\nbatch_size = 2\n")).unwrap();
+        let (lora, full, landermt) = (cfg.train_for(Method::Lora), cfg.train_for(Method::Full), cfg.train_for(Method::Landermt));
+        assert_eq!((lora.lr, lora.epochs, lora.lora_rank, lora.batch_size), (1e-3, 2, 16, cfg.train.batch_size));
+        assert_eq!((full.lr, full.epochs, full.batch_size, full.lora_rank), (1e-5, 2, 2, cfg.train.lora_rank));
+        assert_eq!((landermt.lr, landermt.epochs), (2e-4, 2));
+        assert!(lora.methods.is_empty() && lora.method == Method::Lora);
+        // Only the overridden method's training step goes stale.
+        let key = |cfg: &RunConfig, m: Method| crate::plan::key(cfg, &crate::plan::train_step(cfg, crate::system::System::all(m))).unwrap();
+        let faster = load_str(&format!("{GOOD}[train]\nlr = 2e-4\nepochs = 2\n[train.methods.lora]\nlr = 3e-3\nlora_rank = 16\n[train.methods.full]\nlr = 1e-5\nbatch_size = 2\n")).unwrap();
+        assert_ne!(key(&cfg, Method::Lora), key(&faster, Method::Lora));
+        assert_eq!(key(&cfg, Method::Full), key(&faster, Method::Full));
+        assert_eq!(key(&cfg, Method::Landermt), key(&faster, Method::Landermt));
+    }
+
+    #[test]
+    fn the_prompt_template_is_checked_on_load_and_hashed() {
+        use landermt_train::Method;
+        let cfg = load_str(GOOD).unwrap();
+        assert_eq!(cfg.eval_template().as_str(), landermt_data::prompt::DEFAULT_TEMPLATE);
+        let paper = load_str(&format!("{GOOD}[prompt]\ntrain = \"mixed\"\n[eval]\ntemplate = \"Translate \\\"{{src}}\\\" to {{Tgt}}.\\n{{tgt}}\"\n")).unwrap();
+        assert_eq!(paper.eval_template().as_str(), landermt_data::prompt::PAPER_TEST_TEMPLATE);
+        assert_eq!(paper.prompt.train, landermt_data::prompt::Mixing::Mixed);
+        let key = |cfg: &RunConfig| crate::plan::key(cfg, &crate::plan::train_step(cfg, crate::system::System::all(Method::Lora))).unwrap();
+        assert_ne!(key(&cfg), key(&paper), "the training template is part of the training key");
+        let eval = |cfg: &RunConfig| crate::plan::key(cfg, crate::plan::steps(cfg).last().unwrap()).unwrap();
+        let other = load_str(&format!("{GOOD}[eval]\ntemplate = \"{{src}} = {{tgt}}\"\n")).unwrap();
+        assert_ne!(eval(&cfg), eval(&other), "the decoding template is part of the eval key");
+    }
+
+    #[test]
     fn bad_configs_are_refused_with_the_reason() {
         let cases = [
-            (GOOD.replace("en-fr\"", "en-xx\""), "line 4"),
+            (GOOD.replace("en-fr\"", "en-xx\""), "run.toml:4: invalid config"),
             (GOOD.replace("en-fr\"", "en-xx\""), "unknown language code `xx`"),
             (GOOD.replace("en-fr\"", "enfr\""), "enfr"),
             (format!("{GOOD}[eval]\nextra_directions = [\"en-xx\"]\n"), "xx"),
@@ -493,6 +599,16 @@ mod tests {
             ("[run\nname=".to_string(), "invalid config"),
             (format!("{GOOD}[train]\nbatch_size = 4\nepochs = 0\n"), "run.toml:9: [train] epochs: must be at least 1"),
             (format!("{GOOD}[train]\nlr = -1.0\n"), "run.toml:8: [train] lr"),
+            (format!("{GOOD}[prompt]\ntemplate = \"{{Src}}: {{src}}\"\n"), "run.toml:8: invalid config: the template has no `{tgt}`"),
+            (format!("{GOOD}[prompt]\ntemplate = \"{{Tgt}}: {{tgt}}\"\n"), "run.toml:8: invalid config: the template has no `{src}`"),
+            (format!("{GOOD}[eval]\nbatch_size = 2\ntemplate = \"{{Source}}: {{src}} {{tgt}}\"\n"), "run.toml:9: invalid config: unknown placeholder `{Source}`"),
+            (format!("{GOOD}[prompt]\ntrain = \"some\"\n"), "run.toml:8: invalid config"),
+            (format!("{GOOD}[train]\nlr = 1e-4\n[train.methods.lora]\nlrr = 1e-3\n"), "run.toml:10: [train.methods.lora] lrr: `lrr` is not a [train] key"),
+            (format!("{GOOD}[train.methods.lora]\nmethod = \"full\"\n"), "run.toml:8: [train.methods.lora] method"),
+            (format!("{GOOD}[train.methods.full]\nlr = 0.0\n"), "run.toml:8: [train.methods.full] lr: the learning rate must be a positive number"),
+            (format!("{GOOD}[train.methods.full]\nepochs = 0\n"), "run.toml:8: [train.methods.full] epochs: must be at least 1"),
+            (format!("{GOOD}[train.methods.qlora]\nlr = 1e-3\n"), "qlora"),
+            (format!("{GOOD}[train.methods.lora]\nlr = \"fast\"\n"), "[train.methods.lora]"),
             (GOOD.replace("[\"en-fr\", \"fr-en\"]", "[\"en-fr\", \"en-fr\"]"), "run.toml:4: [run] directions: `en-fr` is listed twice"),
             (GOOD.replace("[\"en-fr\", \"fr-en\"]", "[]"), "run.toml:4: [run] directions: no directions"),
             (format!("{GOOD}[eval]\ntest_sets = [{{ name = \"a\", n = 1, data = {{ kind = \"opus\", dir = \"d\" }} }}, {{ name = \"a\", n = 2, data = {{ kind = \"opus\", dir = \"d\" }} }}]\n"), "two test sets are named `a`"),

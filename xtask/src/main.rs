@@ -8,6 +8,7 @@ mod inspect;
 mod plan;
 mod report;
 mod stages;
+mod sweep;
 mod system;
 
 use std::path::PathBuf;
@@ -81,6 +82,24 @@ enum Cmd {
     Eval {
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Train one method at each value of one config key and score every point on the dev set:
+    /// `--set train.lr=1e-5,3e-5,1e-4`, `probe.k=2,4,6`, `score.epsilon=0.8,0.9`,
+    /// `route.car=taylor,off`, `train.pairs=100,500`. Points go to
+    /// `{run}/sweep/{method}/{key}/{value}/`, with `sweep.json`, `sweep.md` and figures beside
+    /// them; stages upstream of the key are reused, and a sweep run again resumes.
+    Sweep {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        method: String,
+        /// `section.key=value1,value2,…` (TOML values; bare words are strings).
+        #[arg(long)]
+        set: String,
+        /// Dev lines decoded per direction for dev BLEU (default: `train.dev_pairs`, the lines
+        /// of the dev loss).
+        #[arg(long)]
+        dev_lines: Option<usize>,
     },
     /// Merge the base model and a trained delta into a Hugging Face folder (config.json,
     /// model.safetensors, tokenizer.json).
@@ -207,6 +226,16 @@ fn run(command: Cmd) -> Result<()> {
             mark(&cfg, &format!("train:{system}"))
         }
         Cmd::Eval { config } => stamped(&config, "eval", stages::eval),
+        Cmd::Sweep { config, method, set, dev_lines } => {
+            let cfg = config::RunConfig::load(&config)?;
+            let method: landermt_train::Method = method.parse().map_err(anyhow::Error::msg)?;
+            let grid = sweep::Grid::parse(&set)?;
+            let out = sweep::run(&config, &cfg, method, &grid, dev_lines, None)?;
+            let dir = sweep::sweep_dir(&cfg, method, &grid.key());
+            println!("{}", std::fs::read_to_string(dir.join("sweep.md"))?);
+            println!("sweep: {} steps run; best {} = {} → {}", out.ran.len(), grid.key(), out.report.best, dir.display());
+            Ok(())
+        }
         Cmd::Export { config, method, direction, out } => {
             let cfg = config::RunConfig::load(&config)?;
             let system = system_arg(&cfg, method.as_deref(), direction.as_deref())?;
@@ -307,9 +336,14 @@ fn stamped(config: &std::path::Path, step: &str, stage: fn(&config::RunConfig) -
 }
 
 fn mark(cfg: &config::RunConfig, step: &str) -> Result<()> {
+    if let Some(system) = step.strip_prefix("train:") {
+        // Evaluated by the pipeline or not: a sweep reads the stamp too.
+        let system: system::System = system.parse().map_err(anyhow::Error::msg)?;
+        return plan::mark_done(cfg, &plan::train_step(cfg, system));
+    }
     match plan::steps(cfg).into_iter().find(|s| s.name == step) {
         Some(s) => plan::mark_done(cfg, &s),
-        None => Ok(()), // a training method the pipeline does not evaluate
+        None => Ok(()),
     }
 }
 
@@ -396,16 +430,7 @@ fn pipeline(config_path: &std::path::Path, dry_run: bool, force: bool, from: Opt
         }
         let t0 = std::time::Instant::now();
         println!("[{:>7.1}s] {:<16} running", started.elapsed().as_secs_f64(), step.name);
-        match step.stage {
-            "probe" => stages::probe(&cfg)?,
-            "score" => stages::score(&cfg)?,
-            "route" => stages::route(&cfg)?,
-            "train" => {
-                let system: system::System = step.name.trim_start_matches("train:").parse().map_err(anyhow::Error::msg)?;
-                stages::train(&cfg, system)?
-            }
-            _ => stages::eval(&cfg)?,
-        }
+        run_step(&cfg, &step)?;
         plan::mark_done(&cfg, &step)?;
         ran_any = true;
         println!("[{:>7.1}s] {:<16} done in {:.1}s", started.elapsed().as_secs_f64(), step.name, t0.elapsed().as_secs_f64());
@@ -419,6 +444,20 @@ fn pipeline(config_path: &std::path::Path, dry_run: bool, force: bool, from: Opt
         }
     }
     Ok(())
+}
+
+/// Runs one planned step (without stamping it).
+pub fn run_step(cfg: &config::RunConfig, step: &plan::Step) -> Result<()> {
+    match step.stage {
+        "probe" => stages::probe(cfg),
+        "score" => stages::score(cfg),
+        "route" => stages::route(cfg),
+        "train" => {
+            let system: system::System = step.name.trim_start_matches("train:").parse().map_err(anyhow::Error::msg)?;
+            stages::train(cfg, system)
+        }
+        _ => stages::eval(cfg),
+    }
 }
 
 fn check_gpu() -> Result<()> {

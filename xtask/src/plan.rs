@@ -40,13 +40,16 @@ pub fn steps(cfg: &RunConfig) -> Vec<Step> {
         Step { name: "score".into(), stage: "score", artifacts: vec![dir.join("neurons.json"), dir.join("neurons.safetensors")] },
         Step { name: "route".into(), stage: "route", artifacts: vec![dir.join("route.json")] },
     ];
-    for system in cfg.systems() {
-        let name = system.name();
-        let artifacts = if system.method == landermt_train::Method::None { vec![] } else { vec![dir.join("train").join(&name).join("delta.safetensors")] };
-        out.push(Step { name: format!("train:{name}"), stage: "train", artifacts });
-    }
+    out.extend(cfg.systems().into_iter().map(|system| train_step(cfg, system)));
     out.push(Step { name: "eval".into(), stage: "eval", artifacts: vec![dir.join("report.json"), dir.join("report.md")] });
     out
+}
+
+/// The training run of `system` (evaluated or not).
+pub fn train_step(cfg: &RunConfig, system: crate::system::System) -> Step {
+    let name = system.name();
+    let artifacts = if system.method == landermt_train::Method::None { vec![] } else { vec![cfg.run.dir.join("train").join(&name).join("delta.safetensors")] };
+    Step { name: format!("train:{name}"), stage: "train", artifacts }
 }
 
 /// The key of `step`: everything its result depends on, as known now.
@@ -72,13 +75,17 @@ pub fn key(cfg: &RunConfig, step: &Step) -> Result<String> {
             hash_file(&mut h, &dir.join("neurons.safetensors"));
         }
         "train" => {
-            h.update(serde_json::to_vec(&cfg.train)?);
+            // The method's own settings: overriding one method's lr retrains only that method.
+            let system: crate::system::System = step.name.trim_start_matches("train:").parse().map_err(anyhow::Error::msg)?;
+            h.update(serde_json::to_vec(&cfg.train_for(system.method))?);
+            h.update(serde_json::to_vec(&cfg.prompt)?);
             hash_file(&mut h, &dir.join("layers.json"));
             hash_file(&mut h, &dir.join("route.json"));
             hash_file(&mut h, &dir.join("neurons.json"));
         }
         _ => {
             h.update(serde_json::to_vec(&cfg.eval)?);
+            h.update(serde_json::to_vec(&cfg.prompt)?);
             for system in cfg.systems() {
                 hash_file(&mut h, &dir.join("train").join(system.name()).join("delta.safetensors"));
             }

@@ -41,6 +41,9 @@ pub struct Decoding {
     pub length_penalty: f64,
     pub max_new_tokens: usize,
     pub stop: String,
+    /// The prompt template (its text before `{tgt}` is what the model was given).
+    #[serde(default)]
+    pub template: String,
 }
 
 /// A system's training facts, from its `train.json` (absent for `none`).
@@ -53,6 +56,15 @@ pub struct SystemInfo {
     pub final_validation_loss: Option<f64>,
     /// SHA-256 of its `delta.safetensors`.
     pub delta_sha256: Option<String>,
+    /// The settings it was trained with (`[train]` with its `[train.methods.*]` overrides).
+    #[serde(default)]
+    pub settings: Option<landermt_train::Settings>,
+    /// Rank, alpha, targets and adapter width, for the methods that add weights.
+    #[serde(default)]
+    pub added: Option<landermt_train::added::AddedSettings>,
+    /// Training pairs per direction.
+    #[serde(default)]
+    pub pairs: Option<usize>,
 }
 
 /// One system on one direction and test set.
@@ -161,14 +173,15 @@ impl Report {
     /// The Markdown report.
     pub fn markdown(&self) -> String {
         let mut md = format!(
-            "# Report: {} on {}\n\nBLEU and chrF as sacreBLEU 2.6.0 defines them (landermt's implementation), 95 % bootstrap intervals ({} samples), and paired-bootstrap p-values against `{}`. Decoding: {}, at most {} new tokens, {}-shot.\n\n",
+            "# Report: {} on {}\n\nBLEU and chrF as sacreBLEU 2.6.0 defines them (landermt's implementation), 95 % bootstrap intervals ({} samples), and paired-bootstrap p-values against `{}`. Decoding: {}, at most {} new tokens, {}-shot, prompt template `{}`.\n\n",
             self.run,
             self.model,
             self.n_bootstrap,
             self.baseline,
             if self.decoding.beams > 1 { format!("beam search ({} beams, length penalty {})", self.decoding.beams, self.decoding.length_penalty) } else { "greedy".into() },
             self.decoding.max_new_tokens,
-            self.shots
+            self.shots,
+            self.decoding.template.escape_debug()
         );
         md.push_str("| system | direction | test set | BLEU | ± | p | chrF | ± | p | sent/s | tok/s |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
         let p = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{v:.3}"));
@@ -192,6 +205,7 @@ impl Report {
         for s in &self.systems {
             md.push_str(&format!("| {} | {} | {:.3} % | {} | {} |\n", s.name, s.trainable_parameters, 100.0 * s.trainable_share, opt(s.train_tokens_per_second, 1), opt(s.final_validation_loss, 4)));
         }
+        self.settings_table(&mut md);
         if !self.lm_loss.is_empty() {
             md.push_str("\nForgetting: mean next-token loss (nats) on held-out monolingual text.\n\n| system | language | sentences | LM loss |\n|---|---|---|---|\n");
             for r in &self.lm_loss {
@@ -209,6 +223,36 @@ impl Report {
         }
         md.push_str(&format!("\nInputs: model sha256 `{}`, `[eval]` sha256 `{}`.\n", &self.inputs.model_sha256[..16.min(self.inputs.model_sha256.len())], &self.inputs.eval_config_sha256[..16]));
         md
+    }
+
+    /// The effective training settings of every trained system.
+    fn settings_table(&self, md: &mut String) {
+        let trained: Vec<&SystemInfo> = self.systems.iter().filter(|s| s.settings.is_some()).collect();
+        if trained.is_empty() {
+            return;
+        }
+        md.push_str("\nTraining settings of each system (`[train]` with its `[train.methods.*]` overrides).\n\n| system | pairs/direction | lr | schedule | warm-up steps | weight decay | batch × accumulation | epochs | max length | seed | added weights |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+        for s in trained {
+            let t = s.settings.as_ref().expect("filtered");
+            let added = s.added.as_ref().map_or("–".to_string(), |a| {
+                let targets: Vec<String> = a.lora_targets.iter().map(|t| format!("{t:?}").to_lowercase()).collect();
+                format!("LoRA r {} α {} on {}; adapter {}", a.lora_rank, a.lora_alpha, targets.join(" "), a.adapter_size)
+            });
+            md.push_str(&format!(
+                "| {} | {} | {:e} | {:?} | {} | {} | {} × {} | {} | {} | {} | {added} |\n",
+                s.name,
+                s.pairs.map_or("–".to_string(), |p| p.to_string()),
+                t.lr,
+                t.schedule,
+                t.warmup_steps,
+                t.weight_decay,
+                t.batch_size,
+                t.grad_accum,
+                t.epochs,
+                t.max_len,
+                t.seed
+            ));
+        }
     }
 
     /// The transfer matrix's rows as (label, system): the untuned model, the method trained on

@@ -234,9 +234,9 @@ pub fn export(cfg: &RunConfig, system: System, out: &std::path::Path) -> Result<
 /// present), `train.json` and the loss curve.
 pub fn train(cfg: &RunConfig, system: System) -> Result<()> {
     use landermt_train::{Method, Trainee, trainer};
-    let t = &cfg.train;
-    let settings = t.settings();
     let method = system.method;
+    let t = &cfg.train_for(method);
+    let settings = t.settings();
     let name = system.name();
     let dir = cfg.run.dir.join("train").join(&name);
     let (model, units, mut upstream, selected) = prepare(cfg, method)?;
@@ -251,7 +251,7 @@ pub fn train(cfg: &RunConfig, system: System) -> Result<()> {
         pairs.truncate(t.pairs);
         let mut set = Vec::new();
         for (k, pair) in pairs.iter().enumerate() {
-            let template = landermt_train::data::template(settings.seed, i, k);
+            let template = landermt_train::data::template(&cfg.prompt.template, cfg.prompt.train, settings.seed, i, k);
             if let Some(ex) = landermt_train::example(&model, direction, pair, template, settings.max_len)? {
                 set.push(ex);
             }
@@ -261,7 +261,7 @@ pub fn train(cfg: &RunConfig, system: System) -> Result<()> {
         }
         train_sets.push(set);
         for pair in read_parallel(&t.dev, direction)?.iter().take(t.dev_pairs) {
-            if let Some(ex) = landermt_train::example(&model, direction, pair, landermt_train::TEST_TEMPLATE, settings.max_len)? {
+            if let Some(ex) = landermt_train::example(&model, direction, pair, &cfg.prompt.template, settings.max_len)? {
                 dev.push(ex);
             }
         }
@@ -280,6 +280,7 @@ pub fn train(cfg: &RunConfig, system: System) -> Result<()> {
         "directions": directions,
         "data": t.data, "pairs": t.pairs, "dev": t.dev, "dev_pairs": t.dev_pairs,
         "settings": settings,
+        "prompt": cfg.prompt,
         "upstream": upstream,
     });
     println!("train `{name}`: {trainable} trainable parameters of {total_params} ({:.3} %)", 100.0 * trainable as f64 / total_params as f64);
@@ -311,6 +312,8 @@ pub fn train(cfg: &RunConfig, system: System) -> Result<()> {
         "steps": state.step, "tokens": state.tokens, "seconds": state.seconds,
         "tokens_per_second": state.tokens as f64 / state.seconds.max(1e-9),
         "train_loss": state.losses, "validation_loss": state.validation,
+        "settings": settings, "pairs": t.pairs, "prompt": cfg.prompt,
+        "added": matches!(method, Method::Lora | Method::Adapter | Method::AdapterLora).then_some(&added),
     });
     write_json(&dir.join("train.json"), &summary)?;
     let curve = landermt_plot::LineChart::new(format!("Training loss, {name} ({})", cfg.model.describe()), "optimizer step", "target cross-entropy (nats)")
@@ -331,7 +334,7 @@ pub fn train(cfg: &RunConfig, system: System) -> Result<()> {
 
 /// The model a system evaluates: the base model for `none`, else base + its trained delta
 /// (with the routing for the LANDeRMT variants), without autodiff.
-fn trained_model(cfg: &RunConfig, system: System) -> Result<LanguageModel> {
+pub fn trained_model(cfg: &RunConfig, system: System) -> Result<LanguageModel> {
     if system.method == landermt_train::Method::None {
         return Ok(LanguageModel::load(&cfg.model.resolve(true)?, &cfg.model.backend.device()?)?);
     }
@@ -351,7 +354,8 @@ fn delta_path(cfg: &RunConfig, system: System) -> Result<std::path::PathBuf> {
 /// The base model with `delta` trained in (routed for the LANDeRMT variants), without autodiff.
 fn with_delta(cfg: &RunConfig, method: landermt_train::Method, delta: &std::path::Path) -> Result<LanguageModel> {
     let (mut model, units, _, selected) = prepare(cfg, method)?;
-    let trainee = landermt_train::Trainee::with_added(model.net.clone(), method, units.as_ref(), &selected, &cfg.train.added(), cfg.train.seed);
+    let t = cfg.train_for(method);
+    let trainee = landermt_train::Trainee::with_added(model.net.clone(), method, units.as_ref(), &selected, &t.added(), t.seed);
     let (trainee, _) = landermt_train::trainer::load_trained(delta, trainee)?;
     model.net = burn::module::Module::valid(&trainee.network());
     Ok(model)
@@ -375,7 +379,17 @@ fn lm_loss(model: &LanguageModel, text: &[String], batch_size: usize) -> Result<
 /// A system's training facts for the report, from its `train.json` and delta.
 fn system_info(cfg: &RunConfig, system: System, total_params: usize) -> Result<SystemInfo> {
     if system.method == landermt_train::Method::None {
-        return Ok(SystemInfo { name: system.name(), trainable_parameters: 0, trainable_share: 0.0, train_tokens_per_second: None, final_validation_loss: None, delta_sha256: None });
+        return Ok(SystemInfo {
+            name: system.name(),
+            trainable_parameters: 0,
+            trainable_share: 0.0,
+            train_tokens_per_second: None,
+            final_validation_loss: None,
+            delta_sha256: None,
+            settings: None,
+            added: None,
+            pairs: None,
+        });
     }
     let dir = cfg.run.dir.join("train").join(system.name());
     let path = dir.join("train.json");
@@ -389,6 +403,10 @@ fn system_info(cfg: &RunConfig, system: System, total_params: usize) -> Result<S
         train_tokens_per_second: train["tokens_per_second"].as_f64(),
         final_validation_loss: train["validation_loss"].as_array().and_then(|v| v.last()).and_then(|p| p[1].as_f64()),
         delta_sha256: Some(crate::report::sha256_path(&dir.join("delta.safetensors"))?),
+        // Absent from a train.json written before settings were recorded.
+        settings: serde_json::from_value(train["settings"].clone()).ok(),
+        added: serde_json::from_value(train["added"].clone()).ok(),
+        pairs: train["pairs"].as_u64().map(|p| p as usize),
     })
 }
 
@@ -443,7 +461,7 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
     let e = &cfg.eval;
     let systems = cfg.systems();
     let directions = cfg.eval_directions();
-    let opts = landermt_eval::decode::DecodeOptions { max_new_tokens: e.max_new_tokens, batch_size: e.batch_size, stop_at_newline: true, beams: e.beams, length_penalty: e.length_penalty };
+    let opts = landermt_eval::decode::DecodeOptions { template: cfg.eval_template().clone(), max_new_tokens: e.max_new_tokens, batch_size: e.batch_size, stop_at_newline: true, beams: e.beams, length_penalty: e.length_penalty };
     // (direction, set) → sources and references; per system the hypotheses.
     let mut refs: Vec<(Direction, String, Vec<landermt_data::Pair>)> = Vec::new();
     for &direction in &directions {
@@ -571,7 +589,7 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
         run: cfg.run.name.clone(),
         model: cfg.model.describe(),
         shots: e.shots,
-        decoding: crate::report::Decoding { beams: e.beams, length_penalty: e.length_penalty, max_new_tokens: e.max_new_tokens, stop: "EOS or newline".into() },
+        decoding: crate::report::Decoding { beams: e.beams, length_penalty: e.length_penalty, max_new_tokens: e.max_new_tokens, stop: "EOS or newline".into(), template: cfg.eval_template().to_string() },
         baseline,
         metrics: "BLEU and chrF computed by landermt following sacreBLEU 2.6.0's definitions; signatures as sacreBLEU prints them".into(),
         n_bootstrap: e.n_bootstrap,
@@ -598,11 +616,11 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// configs/quick.toml with its project-relative paths made absolute and a scratch run dir.
-    fn quick(run_dir: &std::path::Path) -> RunConfig {
+    pub(crate) fn quick(run_dir: &std::path::Path) -> RunConfig {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let mut cfg = RunConfig::load(&root.join("configs/quick.toml")).unwrap();
         cfg.model.path = cfg.model.path.map(|p| root.join(p));

@@ -1,14 +1,16 @@
-//! Decoding translations for evaluation: the test prompt, greedy continuation with the KV cache
-//! in length-sorted, left-padded batches, stopped at EOS or at the first token that contains a
-//! newline, and the output cut at that newline (METHOD.md stage 5).
+//! Decoding translations for evaluation: the template's prompt, greedy continuation with the KV
+//! cache in length-sorted, left-padded batches, stopped at EOS or at the first token that
+//! contains a newline, and the output cut at that newline (METHOD.md stage 5).
 
 use landermt_data::{Direction, Pair};
-use landermt_data::prompt::{TEST_TEMPLATE, fill};
+use landermt_data::prompt::Template;
 use landermt_model::LanguageModel;
 use landermt_model::generate::{BeamOptions, GreedyOptions, beam, greedy};
 
 #[derive(Debug, Clone)]
 pub struct DecodeOptions {
+    /// The prompt is this template's text before `{tgt}` (`[eval] template`, else `[prompt]`).
+    pub template: Template,
     pub max_new_tokens: usize,
     pub batch_size: usize,
     /// Stop at (and cut at) the first newline.
@@ -20,7 +22,7 @@ pub struct DecodeOptions {
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        Self { max_new_tokens: 128, batch_size: 8, stop_at_newline: true, beams: 1, length_penalty: 1.0 }
+        Self { template: Template::default(), max_new_tokens: 128, batch_size: 8, stop_at_newline: true, beams: 1, length_penalty: 1.0 }
     }
 }
 
@@ -30,13 +32,11 @@ pub fn newline_ids(model: &LanguageModel) -> Vec<u32> {
     (0..t.vocab_size() as u32).filter(|&id| t.decode(&[id], false).is_ok_and(|s| s.contains('\n'))).collect()
 }
 
-/// The prompt of `src` for `direction`: the test template and the newline that the training
-/// examples put between prompt and target, after the in-context examples `shots` (each written
-/// as a complete example and its line break).
-pub fn prompt(direction: Direction, src: &str, shots: &[Pair]) -> String {
-    let mut p: String = shots.iter().map(|s| format!("{}\n{}\n", fill(TEST_TEMPLATE, direction, &s.src), s.tgt)).collect();
-    p.push_str(&fill(TEST_TEMPLATE, direction, src));
-    p.push('\n');
+/// The prompt of `src` for `direction`: the template's text before `{tgt}`, after the
+/// in-context examples `shots` (each written as a complete example and a line break).
+pub fn prompt(template: &Template, direction: Direction, src: &str, shots: &[Pair]) -> String {
+    let mut p: String = shots.iter().map(|s| format!("{}{}\n", template.prompt(direction, &s.src), template.target(direction, &s.src, &s.tgt))).collect();
+    p.push_str(&template.prompt(direction, src));
     p
 }
 
@@ -62,7 +62,7 @@ impl<'a> Decoder<'a> {
     pub fn translate(&self, direction: Direction, sources: &[String], shots: &[Pair], progress: &dyn Fn(usize)) -> landermt_model::Result<Decoded> {
         let (model, opts) = (self.model, &self.opts);
         let greedy_opts = GreedyOptions { max_new_tokens: opts.max_new_tokens, stop_ids: self.stop_ids.clone(), pad_id: model.config.pad_token_id.unwrap_or(0) };
-        let ids: Vec<Vec<u32>> = sources.iter().map(|s| model.encode(&prompt(direction, s, shots))).collect::<landermt_model::Result<_>>()?;
+        let ids: Vec<Vec<u32>> = sources.iter().map(|s| model.encode(&prompt(&opts.template, direction, s, shots))).collect::<landermt_model::Result<_>>()?;
         // Similar lengths together waste less on padding; outputs go back to their lines.
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| ids[i].len());

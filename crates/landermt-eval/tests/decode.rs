@@ -36,9 +36,15 @@ fn batched_decoding_equals_sentence_by_sentence_decoding() {
 fn shots_come_before_the_test_prompt_as_complete_examples() {
     let direction = "en-fr".parse().unwrap();
     let shots = [landermt_data::Pair { src: "Hello.".into(), tgt: "Bonjour.".into() }];
+    let alma = landermt_data::prompt::Template::default();
     assert_eq!(
-        landermt_eval::decode::prompt(direction, "Good night.", &shots),
+        landermt_eval::decode::prompt(&alma, direction, "Good night.", &shots),
+        "Translate this from English to French:\nEnglish: Hello.\nFrench: Bonjour.\nTranslate this from English to French:\nEnglish: Good night.\nFrench:"
+    );
+    let paper: landermt_data::prompt::Template = landermt_data::prompt::PAPER_TEST_TEMPLATE.parse().unwrap();
+    assert_eq!(
+        landermt_eval::decode::prompt(&paper, direction, "Good night.", &shots),
         "Translate \"Hello.\" to French.\nBonjour.\nTranslate \"Good night.\" to French.\n"
     );
-    assert_eq!(landermt_eval::decode::prompt(direction, "Good night.", &[]), "Translate \"Good night.\" to French.\n");
+    assert_eq!(landermt_eval::decode::prompt(&paper, direction, "Good night.", &[]), "Translate \"Good night.\" to French.\n");
 }

@@ -25,7 +25,7 @@ use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
 use landermt_model::{Batch, Taps, Transformer};
 
-pub use data::{Example, TEMPLATES, TEST_TEMPLATE, example};
+pub use data::{Example, Mixing, Template, example};
 pub use delta::Delta;
 pub use method::{Method, UnitSet};
 pub use trainer::{Schedule, Settings};

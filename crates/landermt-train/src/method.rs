@@ -9,7 +9,7 @@ use landermt_score::Neurons;
 use serde::{Deserialize, Serialize};
 
 /// `train.method`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
     /// G ∪ S units of the selected layers (the paper's method).

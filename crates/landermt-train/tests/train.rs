@@ -12,7 +12,8 @@ use landermt_model::nn::CarMode;
 use landermt_model::{Batch, LanguageModel, Taps};
 use landermt_route::Route;
 use landermt_score::{Neurons, Settings, awareness, frozen, neurons};
-use landermt_train::{Example, Method, TEMPLATES, Trainee, adamw, example, step};
+use landermt_data::prompt::mixed;
+use landermt_train::{Example, Method, Trainee, adamw, example, step};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -42,7 +43,7 @@ fn examples(model: &LanguageModel, n: usize) -> Vec<Example> {
     let source = ParallelSource::Tsv { path: root().join("data/corpus/train.en-fr.tsv"), src_lang: "en".into(), tgt_lang: "fr".into() };
     // Short pairs: the tiny model's tokenizer spends many tokens per word.
     let pairs = read_parallel(&source, direction).unwrap();
-    let fit = pairs.iter().enumerate().filter_map(|(i, p)| example(model, direction, p, TEMPLATES[i % TEMPLATES.len()], 80).unwrap());
+    let fit = pairs.iter().enumerate().filter_map(|(i, p)| example(model, direction, p, &mixed()[i % mixed().len()], 80).unwrap());
     fit.take(n).collect()
 }
 
@@ -185,7 +186,7 @@ fn directions_examples(model: &LanguageModel, n: usize) -> Vec<Vec<Example>> {
         .map(|d| {
             let direction: Direction = d.parse().unwrap();
             let pairs = read_parallel(&source, direction).unwrap();
-            pairs.iter().enumerate().filter_map(|(i, p)| example(model, direction, p, TEMPLATES[i % TEMPLATES.len()], 80).unwrap()).take(n).collect()
+            pairs.iter().enumerate().filter_map(|(i, p)| example(model, direction, p, &mixed()[i % mixed().len()], 80).unwrap()).take(n).collect()
         })
         .collect()
 }

@@ -1,0 +1,398 @@
+//! `cargo xtask sweep`: one method trained at every value of one config key, each grid point a
+//! run of its own under `{run}/sweep/{method}/{key}/{value}/`, scored on the dev set (never a
+//! test set): the final dev loss, and BLEU/chrF of the dev lines decoded.
+//!
+//! Stages upstream of the changed key run once, in the base run's directory, and their
+//! artifacts are copied into each point; only the changed stage and those after it run per
+//! point. Every step is stamped as in the pipeline and the dev scores are kept next to the
+//! point, so a killed sweep run again resumes where it stopped.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use landermt_train::Method;
+use serde::{Deserialize, Serialize};
+
+use crate::config::RunConfig;
+use crate::plan::{self, Step};
+use crate::system::System;
+
+/// `--set section.key=v1,v2,…`: the key and each value as written and as TOML.
+#[derive(Debug, Clone)]
+pub struct Grid {
+    pub section: String,
+    pub field: String,
+    pub values: Vec<(String, toml::Value)>,
+}
+
+impl Grid {
+    /// Values are TOML literals (`1e-4`, `4`, `"taylor"`); a bare word is read as a string.
+    pub fn parse(arg: &str) -> Result<Self> {
+        let (key, values) = arg.split_once('=').with_context(|| format!("--set {arg}: expected section.key=value1,value2,…"))?;
+        let (section, field) = key.trim().split_once('.').with_context(|| format!("--set {arg}: the key needs its section, e.g. train.lr"))?;
+        if !["probe", "score", "route", "train", "prompt"].contains(&section) {
+            bail!("--set {arg}: a sweep changes [probe], [score], [route], [train] or [prompt] keys (it scores on dev, so [eval] keys change nothing)");
+        }
+        let values: Vec<(String, toml::Value)> = values
+            .split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                let parsed = toml::from_str::<toml::Table>(&format!("v = {v}")).ok().and_then(|mut t| t.remove("v"));
+                (v.trim_matches('"').to_string(), parsed.unwrap_or_else(|| toml::Value::String(v.to_string())))
+            })
+            .collect();
+        if values.is_empty() {
+            bail!("--set {arg}: no values");
+        }
+        Ok(Self { section: section.into(), field: field.into(), values })
+    }
+
+    pub fn key(&self) -> String {
+        format!("{}.{}", self.section, self.field)
+    }
+
+    /// The pipeline stage the key belongs to: the first one a change of it makes stale.
+    fn stage(&self) -> &'static str {
+        match self.section.as_str() {
+            "probe" => "probe",
+            "score" => "score",
+            "route" => "route",
+            _ => "train",
+        }
+    }
+}
+
+/// The stages `method` reads the artifacts of, in order.
+fn stages_for(method: Method) -> &'static [&'static str] {
+    match method {
+        Method::Landermt | Method::LandermtLs | Method::LandermtLg => &["probe", "score", "route", "train"],
+        // The selected layers are read by every method (`layers` trains them).
+        _ => &["probe", "train"],
+    }
+}
+
+fn stage_index(stage: &str) -> usize {
+    plan::STAGES.iter().position(|s| *s == stage).expect("known stage")
+}
+
+/// The directory of the sweep of `key` for `method`.
+pub fn sweep_dir(base: &RunConfig, method: Method, key: &str) -> PathBuf {
+    base.run.dir.join("sweep").join(method.name()).join(key)
+}
+
+/// The base config with `grid`'s key set to `value`, running in the point's own directory.
+/// `[train]` keys are set in `[train.methods.{method}]`, so they win over its overrides.
+pub fn point_config(config_path: &Path, base: &RunConfig, method: Method, grid: &Grid, value: &(String, toml::Value)) -> Result<RunConfig> {
+    let mut table = toml::Table::try_from(base).context("the config as TOML")?;
+    let section = table.entry(grid.section.clone()).or_insert_with(|| toml::Value::Table(Default::default()));
+    let target = if grid.section == "train" {
+        let methods = section.as_table_mut().expect("a section").entry("methods").or_insert_with(|| toml::Value::Table(Default::default()));
+        methods.as_table_mut().expect("a table").entry(method.name()).or_insert_with(|| toml::Value::Table(Default::default()))
+    } else {
+        section
+    };
+    target.as_table_mut().expect("a table").insert(grid.field.clone(), value.1.clone());
+    let dir = sweep_dir(base, method, &grid.key()).join(sanitize(&value.0));
+    let run = table.get_mut("run").and_then(toml::Value::as_table_mut).expect("[run]");
+    run.insert("dir".into(), toml::Value::String(dir.display().to_string()));
+    run.insert("name".into(), toml::Value::String(format!("{} {} {}={}", base.run.name, method.name(), grid.key(), value.0)));
+    let text = toml::to_string(&table).context("the grid point's config as TOML")?;
+    let label = PathBuf::from(format!("{} (--set {}={})", config_path.display(), grid.key(), value.0));
+    RunConfig::parse(&text, &label)
+}
+
+/// A value as a directory name.
+fn sanitize(value: &str) -> String {
+    value.chars().map(|c| if c.is_alphanumeric() || "-_.+".contains(c) { c } else { '_' }).collect()
+}
+
+/// A grid point's dev scores.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Point {
+    pub value: String,
+    pub dir: String,
+    /// The last validation loss of training (none for `none`).
+    pub dev_loss: Option<f64>,
+    /// Mean over the run's directions.
+    pub dev_bleu: f64,
+    pub dev_chrf: f64,
+    pub directions: Vec<DevScore>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DevScore {
+    pub direction: String,
+    pub lines: usize,
+    pub bleu: f64,
+    pub chrf: f64,
+}
+
+/// `sweep.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SweepReport {
+    pub run: String,
+    pub method: String,
+    pub key: String,
+    pub dev_lines: usize,
+    pub criterion: String,
+    pub best: String,
+    pub points: Vec<Point>,
+}
+
+/// What a sweep did: the report, and the steps it ran (`{dir} {step}`), for logs and tests.
+pub struct Outcome {
+    pub report: SweepReport,
+    pub ran: Vec<String>,
+}
+
+/// Runs the sweep; `max_points` stops after that many points (a stand-in for a kill, in tests).
+pub fn run(config_path: &Path, base: &RunConfig, method: Method, grid: &Grid, dev_lines: Option<usize>, max_points: Option<usize>) -> Result<Outcome> {
+    let changed = grid.stage();
+    let needed = stages_for(method);
+    let mut ran = Vec::new();
+    // Upstream of the changed key: once, in the base run.
+    for step in plan::steps(base).iter().filter(|s| needed.contains(&s.stage) && stage_index(s.stage) < stage_index(changed)) {
+        ensure(base, step, &mut ran)?;
+    }
+    let mut points = Vec::new();
+    for value in grid.values.iter().take(max_points.unwrap_or(usize::MAX)) {
+        let cfg = point_config(config_path, base, method, grid, value)?;
+        println!("sweep {} {}={} → {}", method.name(), grid.key(), value.0, cfg.run.dir.display());
+        let upstream = plan::steps(&cfg).into_iter().filter(|s| s.stage != "train" && needed.contains(&s.stage));
+        for step in upstream.chain([plan::train_step(&cfg, System::all(method))]) {
+            if stage_index(step.stage) < stage_index(changed) {
+                adopt(base, &cfg, &step)?;
+            } else {
+                if step.stage == "score" {
+                    // Per-language awareness does not depend on ε: reuse the base run's.
+                    copy_dir(&base.run.dir.join("score"), &cfg.run.dir.join("score"))?;
+                }
+                ensure(&cfg, &step, &mut ran)?;
+            }
+        }
+        let n = dev_lines.unwrap_or(cfg.train_for(method).dev_pairs);
+        points.push(dev_point(&cfg, method, &value.0, n)?);
+    }
+    let report = report(base, method, grid, dev_lines, points);
+    if max_points.is_none_or(|m| m >= grid.values.len()) {
+        write(&sweep_dir(base, method, &grid.key()), &report, grid)?;
+    }
+    Ok(Outcome { report, ran })
+}
+
+/// Runs `step` of `cfg` unless it is current.
+fn ensure(cfg: &RunConfig, step: &Step, ran: &mut Vec<String>) -> Result<()> {
+    if plan::is_current(cfg, step)? {
+        return Ok(());
+    }
+    crate::run_step(cfg, step)?;
+    plan::mark_done(cfg, step)?;
+    ran.push(format!("{} {}", cfg.run.dir.display(), step.name));
+    Ok(())
+}
+
+/// Copies the base run's artifacts of `step` into the point and stamps them there.
+fn adopt(base: &RunConfig, cfg: &RunConfig, step: &Step) -> Result<()> {
+    if plan::is_current(cfg, step)? {
+        return Ok(());
+    }
+    for to in &step.artifacts {
+        let from = base.run.dir.join(to.strip_prefix(&cfg.run.dir).expect("artifacts lie in the run directory"));
+        std::fs::create_dir_all(to.parent().expect("a file in a directory"))?;
+        let bytes = std::fs::read(&from).with_context(|| format!("{}: the base run's artifact", from.display()))?;
+        landermt_model::atomic::write_atomic(to, |w| w.write_all(&bytes))?;
+    }
+    plan::mark_done(cfg, step)
+}
+
+/// Copies the files of `from` (if it exists) into `to`, keeping files already there.
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(from) else { return Ok(()) };
+    std::fs::create_dir_all(to)?;
+    for entry in entries {
+        let entry = entry?;
+        let dest = to.join(entry.file_name());
+        if entry.file_type()?.is_file() && !dest.exists() {
+            std::fs::copy(entry.path(), &dest).with_context(|| format!("copying {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The point's dev scores, decoded again only when its weights or decoding inputs changed.
+fn dev_point(cfg: &RunConfig, method: Method, value: &str, n: usize) -> Result<Point> {
+    let system = System::all(method);
+    let path = cfg.run.dir.join("dev.json");
+    let delta = cfg.run.dir.join("train").join(system.name()).join("delta.safetensors");
+    let delta_sha = if method == Method::None { "-".to_string() } else { crate::report::sha256_path(&delta)? };
+    let t = cfg.train_for(method);
+    let key = crate::report::sha256(format!("{delta_sha}\n{}\n{n}\n{:?}\n{}\n{}", cfg.eval_template(), t.dev, cfg.eval.max_new_tokens, cfg.model.describe()).as_bytes());
+    #[derive(Serialize, Deserialize)]
+    struct Saved {
+        key: String,
+        point: Point,
+    }
+    if let Some(saved) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Saved>(&b).ok())
+        && saved.key == key
+    {
+        return Ok(saved.point);
+    }
+    let model = crate::stages::trained_model(cfg, system)?;
+    let opts = landermt_eval::decode::DecodeOptions { template: cfg.eval_template().clone(), max_new_tokens: cfg.eval.max_new_tokens, batch_size: cfg.eval.batch_size, ..Default::default() };
+    let decoder = landermt_eval::decode::Decoder::new(&model, &opts);
+    let mut directions = Vec::new();
+    for direction in cfg.directions() {
+        let mut pairs = landermt_data::read_parallel(&t.dev, direction)?;
+        pairs.truncate(n);
+        let sources: Vec<String> = pairs.iter().map(|p| p.src.clone()).collect();
+        let refs: Vec<String> = pairs.iter().map(|p| p.tgt.clone()).collect();
+        let hyps = decoder.translate(direction, &sources, &[], &|_| {})?.lines;
+        let bleu = landermt_eval::Bleu { tokenize: if direction.tgt.code == "zh" { landermt_eval::Tokenize::Zh } else { landermt_eval::Tokenize::Mteval13a }, ..Default::default() };
+        directions.push(DevScore { direction: direction.to_string(), lines: refs.len(), bleu: bleu.corpus(&hyps, &refs).score, chrf: landermt_eval::Chrf::CHRF.corpus(&hyps, &refs) });
+    }
+    let mean = |f: fn(&DevScore) -> f64| directions.iter().map(f).sum::<f64>() / directions.len().max(1) as f64;
+    let dev_loss = if method == Method::None { None } else { final_dev_loss(&cfg.run.dir.join("train").join(system.name()).join("train.json")) };
+    let point = Point { value: value.to_string(), dir: cfg.run.dir.display().to_string(), dev_loss, dev_bleu: mean(|d| d.bleu), dev_chrf: mean(|d| d.chrf), directions };
+    let bytes = serde_json::to_vec_pretty(&Saved { key, point: point.clone() })?;
+    landermt_model::atomic::write_atomic(&path, |w| w.write_all(&bytes))?;
+    Ok(point)
+}
+
+fn final_dev_loss(train_json: &Path) -> Option<f64> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(train_json).ok()?).ok()?;
+    v["validation_loss"].as_array()?.last()?[1].as_f64()
+}
+
+/// The report, with the best point: the highest mean dev BLEU, ties to the lower dev loss.
+fn report(base: &RunConfig, method: Method, grid: &Grid, dev_lines: Option<usize>, points: Vec<Point>) -> SweepReport {
+    let loss = |p: &Point| p.dev_loss.unwrap_or(f64::INFINITY);
+    let best = points.iter().max_by(|a, b| a.dev_bleu.total_cmp(&b.dev_bleu).then(loss(b).total_cmp(&loss(a)))).map(|p| p.value.clone()).unwrap_or_default();
+    SweepReport {
+        run: base.run.name.clone(),
+        method: method.name().to_string(),
+        key: grid.key(),
+        dev_lines: dev_lines.unwrap_or(base.train_for(method).dev_pairs),
+        criterion: "highest mean dev BLEU over the run's directions; ties go to the lower dev loss".into(),
+        best,
+        points,
+    }
+}
+
+/// `sweep.json`, `sweep.md`, and dev BLEU and dev loss against the value (`sweep-bleu`,
+/// `sweep-loss`, CSV + SVG), on a log scale when the values are positive numbers spanning more
+/// than a factor of ten, in grid order when they are not numbers.
+fn write(dir: &Path, r: &SweepReport, grid: &Grid) -> Result<()> {
+    let json = serde_json::to_vec_pretty(r)?;
+    landermt_model::atomic::write_atomic(&dir.join("sweep.json"), |w| w.write_all(&json))?;
+    let mut md = format!(
+        "# Sweep of `{}` for `{}` ({})\n\nScored on the first {} dev lines of each direction (`train.dev`), never a test set. Best: **{} = {}** ({}).\n\n| {} | dev loss | dev BLEU | dev chrF |",
+        r.key, r.method, r.run, r.dev_lines, r.key, r.best, r.criterion, r.key
+    );
+    let directions: Vec<String> = r.points.first().map(|p| p.directions.iter().map(|d| d.direction.clone()).collect()).unwrap_or_default();
+    for d in &directions {
+        md.push_str(&format!(" BLEU {d} |"));
+    }
+    md.push_str(&format!("\n|---|---|---|---|{}\n", "---|".repeat(directions.len())));
+    for p in &r.points {
+        let per: String = p.directions.iter().map(|d| format!(" {:.2} |", d.bleu)).collect();
+        md.push_str(&format!("| {} | {} | {:.2} | {:.2} |{per}\n", p.value, p.dev_loss.map_or("–".into(), |l| format!("{l:.4}")), p.dev_bleu, p.dev_chrf));
+    }
+    landermt_model::atomic::write_atomic(&dir.join("sweep.md"), |w| w.write_all(md.as_bytes()))?;
+    let (xs, label) = axis(grid, r);
+    let chart = |stem: &str, what: &str, ys: Vec<Option<f64>>| -> Result<()> {
+        let points: Vec<(f64, f64)> = xs.iter().zip(ys).filter_map(|(&x, y)| Some((x, y?))).collect();
+        landermt_plot::LineChart::new(format!("{} against {} ({})", what, r.key, r.method), label.clone(), what).series(what, points).write(dir, stem)?;
+        Ok(())
+    };
+    chart("sweep-bleu", "dev BLEU", r.points.iter().map(|p| Some(p.dev_bleu)).collect())?;
+    chart("sweep-loss", "dev loss", r.points.iter().map(|p| p.dev_loss).collect())?;
+    Ok(())
+}
+
+/// The x coordinates of the points and the axis label.
+fn axis(grid: &Grid, r: &SweepReport) -> (Vec<f64>, String) {
+    let numbers: Option<Vec<f64>> = r.points.iter().map(|p| grid.values.iter().find(|v| v.0 == p.value).and_then(|v| v.1.as_float().or(v.1.as_integer().map(|i| i as f64)))).collect();
+    match numbers {
+        Some(x) if x.iter().all(|&v| v > 0.0) && x.iter().cloned().fold(f64::MIN, f64::max) > 10.0 * x.iter().cloned().fold(f64::MAX, f64::min) => {
+            (x.iter().map(|v| v.log10()).collect(), format!("log10 {}", r.key))
+        }
+        Some(x) => (x, r.key.clone()),
+        None => ((0..r.points.len()).map(|i| i as f64).collect(), format!("{} (grid order: {})", r.key, r.points.iter().map(|p| p.value.as_str()).collect::<Vec<_>>().join(", "))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grids_parse_toml_values_and_refuse_keys_a_sweep_cannot_change() {
+        let g = Grid::parse("train.lr=1e-5, 3e-5,1e-4").unwrap();
+        assert_eq!((g.key(), g.stage()), ("train.lr".to_string(), "train"));
+        assert_eq!(g.values.iter().map(|v| v.1.as_float().unwrap()).collect::<Vec<_>>(), [1e-5, 3e-5, 1e-4]);
+        let car = Grid::parse("route.car=taylor,\"off\"").unwrap();
+        assert_eq!(car.values.iter().map(|v| (v.0.as_str(), v.1.as_str().unwrap())).collect::<Vec<_>>(), [("taylor", "taylor"), ("off", "off")]);
+        assert_eq!(Grid::parse("probe.k=2,4").unwrap().values[1].1.as_integer(), Some(4));
+        for (arg, want) in [("eval.beams=1,2", "[eval] keys change nothing"), ("lr=1e-4", "needs its section"), ("train.lr", "expected section.key="), ("train.lr=", "no values")] {
+            let err = format!("{:#}", Grid::parse(arg).unwrap_err());
+            assert!(err.contains(want), "{arg}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_point_sets_its_key_for_its_method_and_refuses_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut base = crate::stages::tests::quick(dir.path());
+        base.train.methods.insert(Method::Lora, toml::toml! { lr = 0.5 });
+        let path = Path::new("quick.toml");
+        let grid = Grid::parse("train.lr=1e-3").unwrap();
+        let point = point_config(path, &base, Method::Lora, &grid, &grid.values[0]).unwrap();
+        assert_eq!(point.train_for(Method::Lora).lr, 1e-3, "the swept value wins over the method's own override");
+        assert_eq!(point.train_for(Method::Full).lr, base.train.lr);
+        assert_eq!(point.run.dir, dir.path().join("sweep/lora/train.lr/1e-3"));
+        let car = Grid::parse("route.car=off").unwrap();
+        assert_eq!(point_config(path, &base, Method::Landermt, &car, &car.values[0]).unwrap().route.car, landermt_model::nn::CarMode::Off);
+        for arg in ["train.lrr=1", "probe.kk=2", "route.car=sometimes"] {
+            let grid = Grid::parse(arg).unwrap();
+            let err = format!("{:#}", point_config(path, &base, Method::Lora, &grid, &grid.values[0]).unwrap_err());
+            assert!(err.contains(&format!("--set {arg}")), "{arg}: {err}");
+        }
+    }
+
+    /// The steps of an outcome without the scratch directory.
+    fn ran(out: &Outcome, root: &Path) -> Vec<String> {
+        out.ran.iter().map(|r| r.replace(&format!("{}/", root.display()), "").replace(&root.display().to_string(), ".")).collect()
+    }
+
+    #[test]
+    fn an_lr_sweep_reuses_probe_and_score_and_resumes_after_a_kill() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = crate::stages::tests::quick(dir.path());
+        let grid = Grid::parse("train.lr=1e-2,3e-2").unwrap();
+        let path = Path::new("quick.toml");
+        // Killed after its first point: the upstream stages ran once, in the base run.
+        let first = run(path, &base, Method::Landermt, &grid, Some(2), Some(1)).unwrap();
+        assert_eq!(ran(&first, dir.path()), [". probe", ". score", ". route", "sweep/landermt/train.lr/1e-2 train:landermt"]);
+        let sweep = dir.path().join("sweep/landermt/train.lr");
+        assert!(!sweep.join("sweep.json").exists());
+        // Run again: only the second point trains; probe, score and route are not run again.
+        let second = run(path, &base, Method::Landermt, &grid, Some(2), None).unwrap();
+        assert_eq!(ran(&second, dir.path()), ["sweep/landermt/train.lr/3e-2 train:landermt"]);
+        let third = run(path, &base, Method::Landermt, &grid, Some(2), None).unwrap();
+        assert!(third.ran.is_empty(), "{:?}", third.ran);
+        // Each point trained at its own rate, was scored on 2 dev lines of both directions.
+        for (value, lr) in [("1e-2", 1e-2), ("3e-2", 3e-2)] {
+            let train: serde_json::Value = serde_json::from_slice(&std::fs::read(sweep.join(value).join("train/landermt/train.json")).unwrap()).unwrap();
+            assert_eq!(train["settings"]["lr"].as_f64(), Some(lr));
+        }
+        let report: SweepReport = serde_json::from_slice(&std::fs::read(sweep.join("sweep.json")).unwrap()).unwrap();
+        assert_eq!(report.points.iter().map(|p| p.value.as_str()).collect::<Vec<_>>(), ["1e-2", "3e-2"]);
+        assert!(report.points.iter().all(|p| p.dev_loss.is_some_and(f64::is_finite) && p.directions.len() == 2 && p.directions.iter().all(|d| d.lines == 2)));
+        let best = report.points.iter().find(|p| p.value == report.best).unwrap();
+        assert!(report.points.iter().all(|p| p.dev_bleu <= best.dev_bleu));
+        for f in ["sweep.md", "sweep-bleu.svg", "sweep-bleu.csv", "sweep-loss.svg"] {
+            assert!(sweep.join(f).exists(), "{f}");
+        }
+    }
+}
