@@ -62,9 +62,12 @@ pub struct EvalSection {
     pub batch_size: usize,
     /// 1 for greedy decoding, more for beam search.
     pub beams: usize,
-    /// In-context examples before each test sentence: the first `shots` pairs of `train.dev`
-    /// for the direction (0: zero-shot).
+    /// In-context examples before each test sentence, for every system: the first `shots`
+    /// pairs of `train.dev` for the direction (0: zero-shot).
     pub shots: usize,
+    /// When above 0, one more system, `icl`: the untuned model with this many examples of
+    /// `train.dev` before each test sentence (the in-context-learning baseline).
+    pub icl_shots: usize,
     pub length_penalty: f64,
     /// Forgetting: mean LM loss of each method on held-out monolingual text of these languages.
     pub lm_languages: Vec<landermt_data::Language>,
@@ -110,6 +113,7 @@ impl Default for EvalSection {
             batch_size: 8,
             beams: 1,
             shots: 0,
+            icl_shots: 0,
             length_penalty: 1.0,
             lm_languages: Vec::new(),
             lm_n: 50,
@@ -480,7 +484,10 @@ impl RunConfig {
             }
         }
         if let Some(m) = self.eval.transfer {
-            out.extend(self.directions().into_iter().map(|d| System { method: m, only: Some(d) }));
+            out.extend(self.directions().into_iter().map(|d| System { method: m, only: Some(d), icl: false }));
+        }
+        if self.eval.icl_shots > 0 {
+            out.push(System::icl());
         }
         out
     }

@@ -293,7 +293,7 @@ fn system_arg(cfg: &config::RunConfig, method: Option<&str>, direction: Option<&
             Some(d)
         }
     };
-    Ok(system::System { method, only })
+    Ok(system::System { method, only, icl: false })
 }
 
 fn read_lines(path: &std::path::Path) -> Result<Vec<String>> {

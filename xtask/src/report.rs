@@ -15,6 +15,9 @@ pub struct Report {
     pub run: String,
     pub model: String,
     pub shots: usize,
+    /// In-context examples of the `icl` system (0: no such system).
+    #[serde(default)]
+    pub icl_shots: usize,
     pub decoding: Decoding,
     /// The system the paired bootstrap compares every other with.
     pub baseline: String,
@@ -183,6 +186,9 @@ impl Report {
             self.shots,
             self.decoding.template.escape_debug()
         );
+        if self.icl_shots > 0 {
+            md.push_str(&format!("`icl` is the untuned model given the first {} dev pairs of the direction before each test sentence.\n\n", self.icl_shots));
+        }
         md.push_str("| system | direction | test set | BLEU | ± | p | chrF | ± | p | sent/s | tok/s |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
         let p = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{v:.3}"));
         for r in &self.rows {

@@ -489,8 +489,18 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
         }
         for (key, (direction, set, pairs)) in refs.iter().enumerate() {
             let sources: Vec<String> = pairs.iter().map(|p| p.src.clone()).collect();
-            let mut shots = if e.shots > 0 { read_parallel(&cfg.train.dev, *direction).context("in-context examples (train.dev)")? } else { Vec::new() };
-            shots.truncate(e.shots);
+            let n_shots = if system.icl { e.icl_shots } else { e.shots };
+            let mut shots = match read_parallel(&cfg.train.dev, *direction) {
+                _ if n_shots == 0 => Vec::new(),
+                Ok(pairs) => pairs,
+                // An untrained direction (`extra_directions`) may have no dev pairs to show.
+                Err(err) if system.icl => {
+                    tracing::warn!(%direction, "icl not decoded: no in-context examples for this direction ({err})");
+                    continue;
+                }
+                Err(err) => return Err(err).context("in-context examples (train.dev)"),
+            };
+            shots.truncate(n_shots);
             let file = cfg.run.dir.join("eval").join(&name).join(format!("{set}.{direction}.hyp"));
             // Everything the hypotheses depend on: an eval run again (a killed one, or one
             // whose metric settings changed) reuses a file decoded from the same inputs.
@@ -589,6 +599,7 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
         run: cfg.run.name.clone(),
         model: cfg.model.describe(),
         shots: e.shots,
+        icl_shots: e.icl_shots,
         decoding: crate::report::Decoding { beams: e.beams, length_penalty: e.length_penalty, max_new_tokens: e.max_new_tokens, stop: "EOS or newline".into(), template: cfg.eval_template().to_string() },
         baseline,
         metrics: "BLEU and chrF computed by landermt following sacreBLEU 2.6.0's definitions; signatures as sacreBLEU prints them".into(),
@@ -849,5 +860,21 @@ pub(crate) mod tests {
         assert_eq!(report.rows.iter().map(|r| r.sentences_per_second).collect::<Vec<_>>(), again.rows.iter().map(|r| r.sentences_per_second).collect::<Vec<_>>());
         let bleu = std::fs::read_to_string(dir.path().join("figures/forgetting-bleu.csv")).unwrap();
         assert_eq!(bleu.lines().count(), 1 + 2 * 2, "header + (en-de flores, en-de opus100) × (none, landermt):\n{bleu}");
+        // The effective training settings and the decoding template are reported.
+        assert_eq!(landermt.settings.as_ref().map(|s| s.lr), Some(cfg.train_for(landermt_train::Method::Landermt).lr));
+        assert_eq!(report.decoding.template, landermt_data::prompt::DEFAULT_TEMPLATE);
+        assert!(md.contains("Training settings of each system") && md.contains("| landermt | 4 | 1e-2 |"), "{md}");
+
+        // In-context learning adds a system: the untuned model after one dev example per sentence.
+        cfg.eval.icl_shots = 1;
+        eval(&cfg).unwrap();
+        let icl = Report::read(&dir.path().join("report.json")).unwrap();
+        // en-de has no dev pairs to show, so icl is decoded on en-fr and fr-en only.
+        assert_eq!(icl.rows.len(), 28);
+        let prompt = |r: &Report, s: &str| r.rows.iter().find(|r| r.system == s && r.direction == "en-fr" && r.test_set == "flores").unwrap().hypotheses.clone();
+        assert!(prompt(&icl, "icl").ends_with("eval/icl/flores.en-fr.hyp"));
+        let record = |hyp: &str| serde_json::from_slice::<serde_json::Value>(&std::fs::read(format!("{hyp}.json")).unwrap()).unwrap()["key"].clone();
+        assert_ne!(record(&prompt(&icl, "icl")), record(&prompt(&icl, "none")), "icl was decoded from the same inputs as none");
+        assert_eq!(before, icl.rows.iter().filter(|r| r.system != "icl").map(|r| std::fs::metadata(&r.hypotheses).unwrap().modified().unwrap()).collect::<Vec<_>>());
     }
 }

@@ -12,16 +12,24 @@ pub struct System {
     pub method: Method,
     /// The one direction it was trained on; `None`: every direction of the run.
     pub only: Option<Direction>,
+    /// In-context learning (`icl`): the untuned model given `[eval] icl_shots` dev examples
+    /// before each test sentence.
+    pub icl: bool,
 }
 
 impl System {
     pub fn all(method: Method) -> Self {
-        Self { method, only: None }
+        Self { method, only: None, icl: false }
+    }
+
+    pub fn icl() -> Self {
+        Self { method: Method::None, only: None, icl: true }
     }
 
     /// Its name in paths (`{run}/train/{name}/`), step names and reports.
     pub fn name(&self) -> String {
         match self.only {
+            _ if self.icl => "icl".to_string(),
             None => self.method.name().to_string(),
             Some(d) => format!("{}@{d}", self.method.name()),
         }
@@ -45,11 +53,14 @@ impl fmt::Display for System {
 impl FromStr for System {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
+        if s == "icl" {
+            return Ok(Self::icl());
+        }
         let (m, d) = match s.split_once('@') {
             Some((m, d)) => (m, Some(d.parse::<Direction>().map_err(|e| format!("`{s}`: {e}"))?)),
             None => (s, None),
         };
-        Ok(Self { method: m.parse()?, only: d })
+        Ok(Self { method: m.parse()?, only: d, icl: false })
     }
 }
 
@@ -59,7 +70,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for s in ["landermt", "lora", "landermt@en-fr", "full@fr-en"] {
+        for s in ["landermt", "lora", "landermt@en-fr", "full@fr-en", "icl"] {
             assert_eq!(s.parse::<System>().unwrap().name(), s);
         }
         assert!("landermt@en-xx".parse::<System>().unwrap_err().contains("xx"));
