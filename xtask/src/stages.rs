@@ -632,8 +632,14 @@ pub(crate) mod tests {
 
     /// configs/quick.toml with its project-relative paths made absolute and a scratch run dir.
     pub(crate) fn quick(run_dir: &std::path::Path) -> RunConfig {
+        fixture_config("configs/quick.toml", run_dir)
+    }
+
+    /// A config of the project (`path` from its root) with its paths made absolute and a
+    /// scratch run dir.
+    fn fixture_config(path: &str, run_dir: &std::path::Path) -> RunConfig {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let mut cfg = RunConfig::load(&root.join("configs/quick.toml")).unwrap();
+        let mut cfg = RunConfig::load(&root.join(path)).unwrap();
         cfg.model.path = cfg.model.path.map(|p| root.join(p));
         if let landermt_data::ParallelSource::Flores { dir, .. } = &mut cfg.probe.data {
             *dir = root.join(&*dir);
@@ -792,6 +798,35 @@ pub(crate) mod tests {
         route(&cfg).unwrap();
         let err = format!("{:#}", export(&cfg, System::all(cfg.train.method), &dir.path().join("x")).unwrap_err());
         assert!(err.contains("CAR routing"), "{err}");
+    }
+
+    /// Our trainer and transformers + PEFT (bench/train_reference.py) on one protocol: the same
+    /// examples, batch order, loss, AdamW and schedule give the same step and dev losses.
+    #[test]
+    fn training_matches_pytorch_and_peft_step_by_step() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/train-torch");
+        let reference: serde_json::Value = serde_json::from_slice(&std::fs::read(root.join("reference.json")).unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = fixture_config("tests/fixtures/train-torch/tiny.toml", dir.path());
+        probe(&cfg).unwrap();
+        for method in [landermt_train::Method::Lora, landermt_train::Method::Full] {
+            train(&cfg, System::all(method)).unwrap();
+            let ours: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("train").join(method.name()).join("train.json")).unwrap()).unwrap();
+            let theirs = &reference[method.name()];
+            for key in ["trainable_parameters", "steps", "tokens"] {
+                assert_eq!(ours[key], theirs[key], "{} {key}", method.name());
+            }
+            let close = |a: f64, b: f64, what: String| assert!((a - b).abs() <= 1e-5 * b.abs(), "{what}: ours {a}, PyTorch {b}");
+            for (k, (a, b)) in ours["train_loss"].as_array().unwrap().iter().zip(theirs["train_loss"].as_array().unwrap()).enumerate() {
+                close(a.as_f64().unwrap(), b.as_f64().unwrap(), format!("{} step {}", method.name(), k + 1));
+            }
+            let (dev, their_dev) = (ours["validation_loss"].as_array().unwrap(), theirs["validation_loss"].as_array().unwrap());
+            assert_eq!(dev.len(), their_dev.len());
+            for (a, b) in dev.iter().zip(their_dev) {
+                assert_eq!(a[0], b[0]);
+                close(a[1].as_f64().unwrap(), b[1].as_f64().unwrap(), format!("{} dev loss at step {}", method.name(), a[0]));
+            }
+        }
     }
 
     #[test]
