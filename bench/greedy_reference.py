@@ -27,7 +27,6 @@ prompt's ids and the generated ids, the stopping token included).
 
 import argparse
 import json
-import os
 import re
 import sys
 import time
@@ -35,43 +34,15 @@ from pathlib import Path
 
 import torch
 
-DEFAULT_TEMPLATE = "Translate this from {Src} to {Tgt}:\n{Src}: {src}\n{Tgt}: {tgt}"
-
-# Language code -> (English name, FLORES-200 file stem).
-LANGUAGES = {
-    "en": ("English", "eng_Latn"),
-    "fr": ("French", "fra_Latn"),
-    "de": ("German", "deu_Latn"),
-    "it": ("Italian", "ita_Latn"),
-    "zh": ("Chinese", "zho_Hans"),
-    "ar": ("Arabic", "arb_Arab"),
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from landermt_common import DEFAULT_TEMPLATE, LANGUAGES, cached_model, split_template  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def default_model() -> Path:
-    """The model file where landermt's cache puts it (same rules as `cache.rs`)."""
-    if os.environ.get("LANDERMT_CACHE"):
-        cache = Path(os.environ["LANDERMT_CACHE"])
-    elif os.environ.get("XDG_CACHE_HOME"):
-        cache = Path(os.environ["XDG_CACHE_HOME"]) / "landermt"
-    else:
-        cache = Path.home() / ".cache" / "landermt"
-    return cache / "models" / "gemma-3-270m" / "gemma-3-270m-q4_k_m.gguf"
-
-
-# A placeholder is `{name}` with a name of ASCII letters and underscores; other braces are text.
-PLACEHOLDER = re.compile(r"\{([A-Za-z_]+)\}")
-
-
-def make_prompt(template: str, src_name: str, tgt_name: str, src: str) -> str:
-    """The filled template before `{tgt}`, trailing whitespace removed.
-
-    Placeholders are found in the template only, so braces inside the sentence are kept as
-    they are.
-    """
-    names = PLACEHOLDER.findall(template)
+def check_template(template: str) -> None:
+    """Refuses what `Template::from_str` refuses."""
+    names = re.findall(r"\{([A-Za-z_]+)\}", template)
     for required in ("src", "tgt"):
         if names.count(required) != 1:
             raise SystemExit(f"--template must contain {{{required}}} exactly once")
@@ -80,10 +51,6 @@ def make_prompt(template: str, src_name: str, tgt_name: str, src: str) -> str:
         raise SystemExit(f"--template: unknown placeholder(s) {unknown}; use {{Src}} {{Tgt}} {{src}} {{tgt}}")
     if names.index("src") > names.index("tgt"):
         raise SystemExit("--template: {tgt} comes before {src}")
-    tgt = next(m for m in PLACEHOLDER.finditer(template) if m.group(1) == "tgt")
-    before = template[: tgt.start()]
-    values = {"Src": src_name, "Tgt": tgt_name, "src": src}
-    return PLACEHOLDER.sub(lambda m: values[m.group(1)], before).rstrip(" \t")
 
 
 def read_lines(path: Path, first: int, last: int) -> list[str]:
@@ -102,7 +69,7 @@ def main() -> None:
     ap.add_argument("--last", type=int, required=True, help="last devtest line, inclusive")
     ap.add_argument("--out", type=Path, required=True, help="hypotheses, one per line")
     ap.add_argument("--template", default=DEFAULT_TEMPLATE, help="prompt template; a typed `\\n` means a newline (default: %(default)r)")
-    ap.add_argument("--model", type=Path, default=default_model(), help="GGUF file (default: %(default)s)")
+    ap.add_argument("--model", type=Path, default=cached_model("gemma-3-270m"), help="GGUF file (default: %(default)s)")
     ap.add_argument("--data", type=Path, default=REPO / "data" / "flores200-devtest", help="FLORES-200 devtest folder")
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
@@ -111,12 +78,14 @@ def main() -> None:
 
     try:
         src_code, tgt_code = args.direction.split("-")
-        (src_name, src_stem), (tgt_name, _) = LANGUAGES[src_code], LANGUAGES[tgt_code]
+        src_stem = LANGUAGES[src_code][1]
+        LANGUAGES[tgt_code]
     except (ValueError, KeyError):
         raise SystemExit(f"--direction {args.direction!r}: expected SRC-TGT with codes from {sorted(LANGUAGES)}")
     if not args.model.is_file():
         raise SystemExit(f"{args.model} not found (cargo xtask fetch-model gemma-3-270m)")
     template = args.template.replace("\\n", "\n")  # a literal `\n` typed in the shell is a newline
+    check_template(template)
 
     torch.set_num_threads(args.threads)
     from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
@@ -152,7 +121,7 @@ def main() -> None:
     hyps, records = [], []
     start = time.perf_counter()
     for k, src in enumerate(sources):
-        prompt = make_prompt(template, src_name, tgt_name, src)
+        prompt, _ = split_template(template, (src_code, tgt_code), src, "")
         ids = tokenizer(prompt, return_tensors="pt")["input_ids"]  # default special tokens: BOS
         with torch.no_grad():
             out = model.generate(

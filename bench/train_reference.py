@@ -57,7 +57,6 @@ import argparse
 import csv
 import json
 import math
-import os
 import shutil
 import sys
 import time
@@ -67,40 +66,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from landermt_common import DEFAULT_TEMPLATE, LANGUAGES, MIXED_TEMPLATES, cached_model, split_template  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 MASK64 = (1 << 64) - 1
 
-# Language code -> (English name, FLORES-200 file stem): crates/landermt-data/src/lang.rs.
-LANGUAGES = {
-    "en": ("English", "eng_Latn"),
-    "fr": ("French", "fra_Latn"),
-    "de": ("German", "deu_Latn"),
-    "it": ("Italian", "ita_Latn"),
-    "zh": ("Chinese", "zho_Hans"),
-    "ar": ("Arabic", "arb_Arab"),
-    "es": ("Spanish", "spa_Latn"),
-    "ja": ("Japanese", "jpn_Jpan"),
-    "ru": ("Russian", "rus_Cyrl"),
-}
-
-DEFAULT_TEMPLATE = "Translate this from {Src} to {Tgt}:\n{Src}: {src}\n{Tgt}: {tgt}"
-
-# The ref-code's ten templates of `[prompt] train = "mixed"` (landermt-data/src/prompt.rs).
-MIXED_TEMPLATES = [
-    "Translate the following text from {Src} to {Tgt}.\n{Src}: {src}\n{Tgt}:\n{tgt}",
-    "Translate this {Src} sentence into {Tgt}:\n{src}\n{tgt}",
-    "{Src}: {src}\n{Tgt}:\n{tgt}",
-    'Translate "{src}" to {Tgt}.\n{tgt}',
-    "Please translate the sentence below from {Src} into {Tgt}.\n{src}\n{tgt}",
-    'What is the {Tgt} translation of the {Src} sentence "{src}"?\n{tgt}',
-    "{src}\nTranslate the sentence above into {Tgt}.\n{tgt}",
-    "Source ({Src}): {src}\nTarget ({Tgt}):\n{tgt}",
-    "Render the following {Src} text in {Tgt}:\n{src}\n{tgt}",
-    "Give the {Tgt} version of this {Src} sentence:\n{src}\n{tgt}",
-]
-
-# `[train]` defaults (xtask/src/config.rs TrainSection::default, landermt_train::Settings and
-# AddedSettings defaults).
 TRAIN_DEFAULTS = {
     "method": "landermt",
     "pairs": 500,
@@ -130,7 +101,7 @@ TARGETS = {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj", "gate": "
 TARGET_INDEX = {t: i for i, t in enumerate(TARGETS)}
 
 # Known model names -> file in the model cache (crates/landermt-model/src/cache.rs).
-KNOWN_MODELS = {"gemma-3-270m": "gemma-3-270m-q4_k_m.gguf"}
+
 
 
 # ---------------------------------------------------------------- the deterministic parts
@@ -218,15 +189,7 @@ def load_config(path: Path, method: str, overrides: list[str]) -> dict:
 
 def model_path(cfg: dict) -> Path:
     m = cfg["model"]
-    if "path" in m:
-        return Path(m["path"])
-    if os.environ.get("LANDERMT_CACHE"):
-        cache = Path(os.environ["LANDERMT_CACHE"])
-    elif os.environ.get("XDG_CACHE_HOME"):
-        cache = Path(os.environ["XDG_CACHE_HOME"]) / "landermt"
-    else:
-        cache = Path.home() / ".cache" / "landermt"
-    return cache / "models" / m["name"] / KNOWN_MODELS[m["name"]]
+    return Path(m["path"]) if "path" in m else cached_model(m["name"])
 
 
 def read_lines(path: Path) -> list[str]:
@@ -270,34 +233,6 @@ def read_parallel(source: dict, direction: tuple[str, str]) -> list[tuple[str, s
     if kind == "files":
         return [(a, b, k + 1) for k, (a, b) in enumerate(zip(read_lines(source["src"]), read_lines(source["tgt"])))]
     raise SystemExit(f"data kind {kind!r} is not supported here")
-
-
-def split_template(template: str, direction: tuple[str, str], src: str, tgt: str) -> tuple[str, str]:
-    """(prompt, target) as `Template::prompt`/`Template::target`: placeholders are `{name}` with
-    ASCII letters and underscores, found in the template only; the spaces and tabs that end the
-    text before `{tgt}` move to the target."""
-    values = {"Src": LANGUAGES[direction[0]][0], "Tgt": LANGUAGES[direction[1]][0], "src": src}
-    before, after, k = [], [], 0
-    out = before
-    while k < len(template):
-        if template[k] == "{":
-            j = k + 1
-            while j < len(template) and (template[j].isascii() and (template[j].isalpha() or template[j] == "_")):
-                j += 1
-            name = template[k + 1 : j]
-            if name and j < len(template) and template[j] == "}":
-                if name == "tgt":
-                    out = after
-                    out.append(tgt)
-                else:
-                    out.append(values[name])
-                k = j + 1
-                continue
-        out.append(template[k])
-        k += 1
-    b, a = "".join(before), "".join(after)
-    kept = b.rstrip(" \t")
-    return kept, b[len(kept) :] + a
 
 
 class Tokenizer:
