@@ -100,6 +100,9 @@ enum Cmd {
         /// of the dev loss).
         #[arg(long)]
         dev_lines: Option<usize>,
+        /// How the best value is chosen: `bleu` (mean dev BLEU) or `loss` (final dev loss).
+        #[arg(long, value_enum, default_value = "bleu")]
+        by: sweep::By,
     },
     /// Merge the base model and a trained delta into a Hugging Face folder (config.json,
     /// model.safetensors, tokenizer.json).
@@ -226,11 +229,11 @@ fn run(command: Cmd) -> Result<()> {
             mark(&cfg, &format!("train:{system}"))
         }
         Cmd::Eval { config } => stamped(&config, "eval", stages::eval),
-        Cmd::Sweep { config, method, set, dev_lines } => {
+        Cmd::Sweep { config, method, set, dev_lines, by } => {
             let cfg = config::RunConfig::load(&config)?;
             let method: landermt_train::Method = method.parse().map_err(anyhow::Error::msg)?;
             let grid = sweep::Grid::parse(&set)?;
-            let out = sweep::run(&config, &cfg, method, &grid, dev_lines, None)?;
+            let out = sweep::run(&config, &cfg, method, &grid, dev_lines, by, None)?;
             let dir = sweep::sweep_dir(&cfg, method, &grid.key());
             println!("{}", std::fs::read_to_string(dir.join("sweep.md"))?);
             println!("sweep: {} steps run; best {} = {} → {}", out.ran.len(), grid.key(), out.report.best, dir.display());

@@ -140,6 +140,16 @@ pub struct SweepReport {
     pub points: Vec<Point>,
 }
 
+/// How the best point is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum By {
+    /// Highest mean dev BLEU over the run's directions; ties go to the lower dev loss.
+    #[default]
+    Bleu,
+    /// Lowest final dev loss (less noisy than BLEU on a few dev lines); ties go to higher BLEU.
+    Loss,
+}
+
 /// What a sweep did: the report, and the steps it ran (`{dir} {step}`), for logs and tests.
 pub struct Outcome {
     pub report: SweepReport,
@@ -147,7 +157,7 @@ pub struct Outcome {
 }
 
 /// Runs the sweep; `max_points` stops after that many points (a stand-in for a kill, in tests).
-pub fn run(config_path: &Path, base: &RunConfig, method: Method, grid: &Grid, dev_lines: Option<usize>, max_points: Option<usize>) -> Result<Outcome> {
+pub fn run(config_path: &Path, base: &RunConfig, method: Method, grid: &Grid, dev_lines: Option<usize>, by: By, max_points: Option<usize>) -> Result<Outcome> {
     let changed = grid.stage();
     let needed = stages_for(method);
     let mut ran = Vec::new();
@@ -174,7 +184,7 @@ pub fn run(config_path: &Path, base: &RunConfig, method: Method, grid: &Grid, de
         let n = dev_lines.unwrap_or(cfg.train_for(method).dev_pairs);
         points.push(dev_point(&cfg, method, &value.0, n)?);
     }
-    let report = report(base, method, grid, dev_lines, points);
+    let report = report(base, method, grid, dev_lines, by, points);
     if max_points.is_none_or(|m| m >= grid.values.len()) {
         write(&sweep_dir(base, method, &grid.key()), &report, grid)?;
     }
@@ -264,24 +274,33 @@ fn final_dev_loss(train_json: &Path) -> Option<f64> {
     v["validation_loss"].as_array()?.last()?[1].as_f64()
 }
 
-/// The report, with the best point: the highest mean dev BLEU, ties to the lower dev loss.
-fn report(base: &RunConfig, method: Method, grid: &Grid, dev_lines: Option<usize>, points: Vec<Point>) -> SweepReport {
+/// The report, with the best point by `by`.
+fn report(base: &RunConfig, method: Method, grid: &Grid, dev_lines: Option<usize>, by: By, points: Vec<Point>) -> SweepReport {
     let loss = |p: &Point| p.dev_loss.unwrap_or(f64::INFINITY);
-    let best = points.iter().max_by(|a, b| a.dev_bleu.total_cmp(&b.dev_bleu).then(loss(b).total_cmp(&loss(a)))).map(|p| p.value.clone()).unwrap_or_default();
+    let bleu_first = |a: &&Point, b: &&Point| a.dev_bleu.total_cmp(&b.dev_bleu).then(loss(b).total_cmp(&loss(a)));
+    let loss_first = |a: &&Point, b: &&Point| loss(b).total_cmp(&loss(a)).then(a.dev_bleu.total_cmp(&b.dev_bleu));
+    let best = match by {
+        By::Bleu => points.iter().max_by(bleu_first),
+        By::Loss => points.iter().max_by(loss_first),
+    };
+    let criterion = match by {
+        By::Bleu => "highest mean dev BLEU over the run's directions; ties go to the lower dev loss",
+        By::Loss => "lowest final dev loss; ties go to the higher mean dev BLEU",
+    };
     SweepReport {
         run: base.run.name.clone(),
         method: method.name().to_string(),
         key: grid.key(),
         dev_lines: dev_lines.unwrap_or(base.train_for(method).dev_pairs),
-        criterion: "highest mean dev BLEU over the run's directions; ties go to the lower dev loss".into(),
-        best,
+        criterion: criterion.into(),
+        best: best.map(|p| p.value.clone()).unwrap_or_default(),
         points,
     }
 }
 
 /// `sweep.json`, `sweep.md`, and dev BLEU and dev loss against the value (`sweep-bleu`,
-/// `sweep-loss`, CSV + SVG), on a log scale when the values are positive numbers spanning more
-/// than a factor of ten, in grid order when they are not numbers.
+/// `sweep-loss`, CSV + SVG), on a log scale when the values are positive numbers spanning a
+/// factor of ten or more, in grid order when they are not numbers.
 fn write(dir: &Path, r: &SweepReport, grid: &Grid) -> Result<()> {
     let json = serde_json::to_vec_pretty(r)?;
     landermt_model::atomic::write_atomic(&dir.join("sweep.json"), |w| w.write_all(&json))?;
@@ -314,7 +333,7 @@ fn write(dir: &Path, r: &SweepReport, grid: &Grid) -> Result<()> {
 fn axis(grid: &Grid, r: &SweepReport) -> (Vec<f64>, String) {
     let numbers: Option<Vec<f64>> = r.points.iter().map(|p| grid.values.iter().find(|v| v.0 == p.value).and_then(|v| v.1.as_float().or(v.1.as_integer().map(|i| i as f64)))).collect();
     match numbers {
-        Some(x) if x.iter().all(|&v| v > 0.0) && x.iter().cloned().fold(f64::MIN, f64::max) > 10.0 * x.iter().cloned().fold(f64::MAX, f64::min) => {
+        Some(x) if x.iter().all(|&v| v > 0.0) && x.iter().cloned().fold(f64::MIN, f64::max) >= 9.99 * x.iter().cloned().fold(f64::MAX, f64::min) => {
             (x.iter().map(|v| v.log10()).collect(), format!("log10 {}", r.key))
         }
         Some(x) => (x, r.key.clone()),
@@ -372,14 +391,14 @@ mod tests {
         let grid = Grid::parse("train.lr=1e-2,3e-2").unwrap();
         let path = Path::new("quick.toml");
         // Killed after its first point: the upstream stages ran once, in the base run.
-        let first = run(path, &base, Method::Landermt, &grid, Some(2), Some(1)).unwrap();
+        let first = run(path, &base, Method::Landermt, &grid, Some(2), By::Bleu, Some(1)).unwrap();
         assert_eq!(ran(&first, dir.path()), [". probe", ". score", ". route", "sweep/landermt/train.lr/1e-2 train:landermt"]);
         let sweep = dir.path().join("sweep/landermt/train.lr");
         assert!(!sweep.join("sweep.json").exists());
         // Run again: only the second point trains; probe, score and route are not run again.
-        let second = run(path, &base, Method::Landermt, &grid, Some(2), None).unwrap();
+        let second = run(path, &base, Method::Landermt, &grid, Some(2), By::Bleu, None).unwrap();
         assert_eq!(ran(&second, dir.path()), ["sweep/landermt/train.lr/3e-2 train:landermt"]);
-        let third = run(path, &base, Method::Landermt, &grid, Some(2), None).unwrap();
+        let third = run(path, &base, Method::Landermt, &grid, Some(2), By::Bleu, None).unwrap();
         assert!(third.ran.is_empty(), "{:?}", third.ran);
         // Each point trained at its own rate, was scored on 2 dev lines of both directions.
         for (value, lr) in [("1e-2", 1e-2), ("3e-2", 3e-2)] {
@@ -391,6 +410,11 @@ mod tests {
         assert!(report.points.iter().all(|p| p.dev_loss.is_some_and(f64::is_finite) && p.directions.len() == 2 && p.directions.iter().all(|d| d.lines == 2)));
         let best = report.points.iter().find(|p| p.value == report.best).unwrap();
         assert!(report.points.iter().all(|p| p.dev_bleu <= best.dev_bleu));
+        // By dev loss instead: every point is reused, and the lowest loss is named.
+        let by_loss = run(path, &base, Method::Landermt, &grid, Some(2), By::Loss, None).unwrap();
+        assert!(by_loss.ran.is_empty());
+        let best = by_loss.report.points.iter().find(|p| p.value == by_loss.report.best).unwrap();
+        assert!(by_loss.report.points.iter().all(|p| p.dev_loss >= best.dev_loss));
         for f in ["sweep.md", "sweep-bleu.svg", "sweep-bleu.csv", "sweep-loss.svg"] {
             assert!(sweep.join(f).exists(), "{f}");
         }
