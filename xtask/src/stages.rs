@@ -410,6 +410,14 @@ fn system_info(cfg: &RunConfig, system: System, total_params: usize) -> Result<S
     })
 }
 
+/// The in-context examples of `direction`: none when `n` is 0 (without reading `train.dev`).
+fn read_shots(cfg: &RunConfig, direction: Direction, n: usize) -> std::result::Result<Vec<landermt_data::Pair>, landermt_data::CorpusError> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    read_parallel(&cfg.train.dev, direction)
+}
+
 /// What a hypothesis file was decoded from and how long it took, kept next to it as
 /// `{file}.json`.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -490,8 +498,7 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
         for (key, (direction, set, pairs)) in refs.iter().enumerate() {
             let sources: Vec<String> = pairs.iter().map(|p| p.src.clone()).collect();
             let n_shots = if system.icl { e.icl_shots } else { e.shots };
-            let mut shots = match read_parallel(&cfg.train.dev, *direction) {
-                _ if n_shots == 0 => Vec::new(),
+            let mut shots = match read_shots(cfg, *direction, n_shots) {
                 Ok(pairs) => pairs,
                 // An untrained direction (`extra_directions`) may have no dev pairs to show.
                 Err(err) if system.icl => {
