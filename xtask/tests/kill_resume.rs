@@ -68,3 +68,36 @@ fn a_killed_training_run_resumes_to_the_same_weights() {
     assert!(!x.is_empty());
     assert!(x == y, "the resumed run ends with other weights");
 }
+
+#[test]
+fn a_killed_sweep_resumes_without_redoing_finished_points() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let cfg = config(tmp.path(), &run);
+    let cfg = cfg.to_str().unwrap();
+    let args = ["sweep", "--config", cfg, "--method", "landermt", "--set", "train.lr=1e-2,3e-2", "--dev-lines", "1"];
+    let sweep = run.join("sweep/landermt/train.lr");
+    let (first, second) = (sweep.join("1e-2/train/landermt/delta.safetensors"), sweep.join("3e-2/train/landermt/delta.safetensors"));
+
+    // Killed once the first point has trained (its stamp is written after its delta).
+    let stamp = sweep.join("1e-2/.stamps/train-landermt");
+    let mut child = xtask(&args).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let start = Instant::now();
+    while !stamp.exists() && start.elapsed() < Duration::from_secs(300) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(first.exists() && !second.exists(), "the sweep was not killed between its points");
+    let (upstream, trained) = (std::fs::metadata(run.join("neurons.json")).unwrap().modified().unwrap(), std::fs::metadata(&first).unwrap().modified().unwrap());
+
+    // The same command again trains only the second point.
+    let out = xtask(&args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("sweep: 1 steps run"), "{stdout}");
+    assert_eq!(std::fs::metadata(run.join("neurons.json")).unwrap().modified().unwrap(), upstream, "score ran again");
+    assert_eq!(std::fs::metadata(&first).unwrap().modified().unwrap(), trained, "the first point was trained again");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(sweep.join("sweep.json")).unwrap()).unwrap();
+    assert_eq!(report["points"].as_array().unwrap().len(), 2);
+}
