@@ -401,13 +401,25 @@ fn system_info(cfg: &RunConfig, system: System, total_params: usize) -> Result<S
         trainable_parameters: trainable,
         trainable_share: trainable as f64 / total_params.max(1) as f64,
         train_tokens_per_second: train["tokens_per_second"].as_f64(),
-        final_validation_loss: train["validation_loss"].as_array().and_then(|v| v.last()).and_then(|p| p[1].as_f64()),
+        final_validation_loss: final_validation_loss(&train),
         delta_sha256: Some(crate::report::sha256_path(&dir.join("delta.safetensors"))?),
         // Absent from a train.json written before settings were recorded.
         settings: serde_json::from_value(train["settings"].clone()).ok(),
         added: serde_json::from_value(train["added"].clone()).ok(),
         pairs: train["pairs"].as_u64().map(|p| p as usize),
     })
+}
+
+/// The last validation loss of a `train.json`.
+pub fn final_validation_loss(train: &serde_json::Value) -> Option<f64> {
+    train["validation_loss"].as_array()?.last()?[1].as_f64()
+}
+
+/// BLEU as the report computes it for `direction`: sacreBLEU's `zh` tokenizer for Chinese
+/// targets, 13a otherwise.
+pub fn bleu_for(direction: Direction) -> landermt_eval::Bleu {
+    let tokenize = if direction.tgt.code == "zh" { landermt_eval::Tokenize::Zh } else { landermt_eval::Tokenize::Mteval13a };
+    landermt_eval::Bleu { tokenize, ..Default::default() }
 }
 
 /// The in-context examples of `direction`: none when `n` is 0 (without reading `train.dev`).
@@ -534,7 +546,7 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
     let (mut rows, mut comparisons) = (Vec::new(), Vec::new());
     for (key, (direction, set, pairs)) in refs.iter().enumerate() {
         let reference: Vec<String> = pairs.iter().map(|p| p.tgt.clone()).collect();
-        let bleu = landermt_eval::Bleu { tokenize: if direction.tgt.code == "zh" { landermt_eval::Tokenize::Zh } else { landermt_eval::Tokenize::Mteval13a }, ..Default::default() };
+        let bleu = bleu_for(*direction);
         let chrf = landermt_eval::Chrf::CHRF;
         let idx = sample_indices(reference.len(), e.n_bootstrap, 12345);
         // Per system: corpus scores from the segment statistics, and the bootstrap samples.

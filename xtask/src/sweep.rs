@@ -258,8 +258,7 @@ fn dev_point(cfg: &RunConfig, method: Method, value: &str, n: usize) -> Result<P
         let sources: Vec<String> = pairs.iter().map(|p| p.src.clone()).collect();
         let refs: Vec<String> = pairs.iter().map(|p| p.tgt.clone()).collect();
         let hyps = decoder.translate(direction, &sources, &[], &|_| {})?.lines;
-        let bleu = landermt_eval::Bleu { tokenize: if direction.tgt.code == "zh" { landermt_eval::Tokenize::Zh } else { landermt_eval::Tokenize::Mteval13a }, ..Default::default() };
-        directions.push(DevScore { direction: direction.to_string(), lines: refs.len(), bleu: bleu.corpus(&hyps, &refs).score, chrf: landermt_eval::Chrf::CHRF.corpus(&hyps, &refs) });
+        directions.push(DevScore { direction: direction.to_string(), lines: refs.len(), bleu: crate::stages::bleu_for(direction).corpus(&hyps, &refs).score, chrf: landermt_eval::Chrf::CHRF.corpus(&hyps, &refs) });
     }
     let mean = |f: fn(&DevScore) -> f64| directions.iter().map(f).sum::<f64>() / directions.len().max(1) as f64;
     let dev_loss = if method == Method::None { None } else { final_dev_loss(&cfg.run.dir.join("train").join(system.name()).join("train.json")) };
@@ -270,8 +269,7 @@ fn dev_point(cfg: &RunConfig, method: Method, value: &str, n: usize) -> Result<P
 }
 
 fn final_dev_loss(train_json: &Path) -> Option<f64> {
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(train_json).ok()?).ok()?;
-    v["validation_loss"].as_array()?.last()?[1].as_f64()
+    crate::stages::final_validation_loss(&serde_json::from_slice(&std::fs::read(train_json).ok()?).ok()?)
 }
 
 /// The report, with the best point by `by`.

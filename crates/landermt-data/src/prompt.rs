@@ -162,8 +162,8 @@ impl Template {
         &self.text
     }
 
-    /// The filled template before `{tgt}` without its trailing spaces, and the rest.
-    fn fill(&self, direction: Direction, src: &str, tgt: &str) -> (String, String) {
+    /// The prompt and the target of one example (see [`Self::prompt`], [`Self::target`]).
+    pub fn split(&self, direction: Direction, src: &str, tgt: &str) -> (String, String) {
         let (mut before, mut after) = (String::new(), String::new());
         let mut out = &mut before;
         for piece in &self.pieces {
@@ -185,14 +185,14 @@ impl Template {
 
     /// What the model is given: the filled text before `{tgt}`, trailing spaces removed.
     pub fn prompt(&self, direction: Direction, src: &str) -> String {
-        self.fill(direction, src, "").0
+        self.split(direction, src, "").0
     }
 
     /// What the model is trained to continue the prompt with: the spaces removed from the
     /// prompt's end, the translation, and any template text after `{tgt}` (EOS is added by the
     /// tokenizing code).
     pub fn target(&self, direction: Direction, src: &str, tgt: &str) -> String {
-        self.fill(direction, src, tgt).1
+        self.split(direction, src, tgt).1
     }
 }
 

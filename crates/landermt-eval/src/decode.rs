@@ -35,7 +35,13 @@ pub fn newline_ids(model: &LanguageModel) -> Vec<u32> {
 /// The prompt of `src` for `direction`: the template's text before `{tgt}`, after the
 /// in-context examples `shots` (each written as a complete example and a line break).
 pub fn prompt(template: &Template, direction: Direction, src: &str, shots: &[Pair]) -> String {
-    let mut p: String = shots.iter().map(|s| format!("{}{}\n", template.prompt(direction, &s.src), template.target(direction, &s.src, &s.tgt))).collect();
+    let mut p: String = shots
+        .iter()
+        .map(|s| {
+            let (prompt, target) = template.split(direction, &s.src, &s.tgt);
+            format!("{prompt}{target}\n")
+        })
+        .collect();
     p.push_str(&template.prompt(direction, src));
     p
 }

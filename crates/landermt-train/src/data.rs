@@ -37,8 +37,7 @@ pub struct Example {
 /// a space gets the word-initial tokens (`▁Le`) the model reads in running text; a tokenizer
 /// that merges across the boundary gets the target tokenized alone instead.
 pub fn example(model: &LanguageModel, direction: Direction, pair: &Pair, template: &Template, max_len: usize) -> landermt_model::Result<Option<Example>> {
-    let prompt_text = template.prompt(direction, &pair.src);
-    let target_text = template.target(direction, &pair.src, &pair.tgt);
+    let (prompt_text, target_text) = template.split(direction, &pair.src, &pair.tgt);
     let mut prompt = model.encode(&prompt_text)?;
     let whole = model.encode(&format!("{prompt_text}{target_text}"))?;
     let mut target = match whole.strip_prefix(prompt.as_slice()) {
