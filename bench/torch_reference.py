@@ -96,6 +96,10 @@ class Flops:
         t = sh["sentence_len"]
         return self.blocks(sh["probe_sentences"] * t, (t + 1) / 2)
 
+    def translate(self, prompt_tokens, generated):
+        # Every prompt and generated token through the blocks and the head; attention left out.
+        return (prompt_tokens + generated) * (self.s["num_layers"] * 2.0 * self.block_w + 2.0 * self.head)
+
     def score(self, sh):
         t = sh["sentence_len"]
         tokens = sh["score_sentences"] * t
@@ -267,6 +271,60 @@ def score(inp):
     return dict(count=len(ids), unit="sentences", seconds=seconds, flops=Flops(inp["model"]).score(sh), note=f"batch {b}")
 
 
+def translate(inp):
+    """100 FLORES lines en→fr with the eval stage's prompts (given as text in the inputs), the
+    real model loaded from its GGUF, greedy with left padding, batches in our order (sorted by
+    prompt length), stopped per row at EOS or a newline, cut at the first newline."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
+
+    tr, path = inp["translate"], inp["translate"]["model_file"]
+    model_dir, model_file = path.rsplit("/", 1)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, gguf_file=model_file)
+    tokenizer.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(model_dir, gguf_file=model_file, dtype=torch.float32, attn_implementation="sdpa")
+    model.eval()
+    eos = model.generation_config.eos_token_id
+    eos_ids = sorted({eos} if isinstance(eos, int) else set(eos or [])) or [tokenizer.eos_token_id]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
+    newline = torch.zeros(model.get_output_embeddings().weight.shape[0], dtype=torch.bool)
+    newline[[i for i in range(len(tokenizer)) if "\n" in tokenizer.decode([i])]] = True
+
+    class StopAtNewline(StoppingCriteria):
+        def __init__(self, prompt_len):
+            self.prompt_len = prompt_len
+
+        def __call__(self, input_ids, scores, **kwargs):
+            if input_ids.shape[1] <= self.prompt_len:
+                return torch.zeros(input_ids.shape[0], dtype=torch.bool)
+            return newline[input_ids[:, -1]]
+
+    prompts = tr["prompts"]
+    lengths = [len(tokenizer(p)["input_ids"]) for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: lengths[i])  # stable, like our sort_by_key
+    hyps, generated = [""] * len(prompts), 0
+
+    def run(rows):
+        nonlocal generated
+        enc = tokenizer([prompts[i] for i in rows], return_tensors="pt", padding=True)
+        width = enc["input_ids"].shape[1]
+        with torch.inference_mode():
+            out = model.generate(**enc, do_sample=False, num_beams=1, max_new_tokens=tr["max_new_tokens"], eos_token_id=eos_ids,
+                                 pad_token_id=pad, stopping_criteria=StoppingCriteriaList([StopAtNewline(width)]),
+                                 temperature=None, top_p=None, top_k=None)
+        for r, i in enumerate(rows):
+            gen = out[r, width:].tolist()
+            stop = next((k for k, t in enumerate(gen) if t in eos_ids or newline[t]), len(gen) - 1)
+            generated += stop + 1
+            hyps[i] = tokenizer.decode(gen[: stop + 1], skip_special_tokens=True).split("\n", 1)[0].strip()
+
+    run(order[:2])
+    generated = 0
+    b = tr["batch"]
+    seconds = timed(lambda: [run(order[k : k + b]) for k in range(0, len(order), b)])
+    return dict(count=len(prompts), unit="sentences", seconds=seconds, flops=Flops(inp["model"]).translate(sum(lengths), generated),
+                note=f"batch {b}, {generated} tokens generated", hypotheses=hyps)
+
+
 WORKLOADS = {
     "gemm": gemm,
     "prefill": prefill,
@@ -277,6 +335,7 @@ WORKLOADS = {
     "train-full": train("full"),
     "probe": probe,
     "score": score,
+    "translate": translate,
 }
 
 

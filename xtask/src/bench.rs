@@ -58,10 +58,13 @@ pub enum Workload {
     Probe,
     /// Stage 2: Taylor awareness (forward and backward with probes at every scored site).
     Score,
+    /// Stage 5's decoding: FLORES lines en→fr with the eval prompt, greedy in batches, stopped
+    /// per row at EOS or a newline (real weights: Gemma only).
+    Translate,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 9] = [
+    pub const ALL: [Workload; 10] = [
         Workload::Gemm,
         Workload::Prefill,
         Workload::DecodeB1,
@@ -71,6 +74,7 @@ impl Workload {
         Workload::TrainFull,
         Workload::Probe,
         Workload::Score,
+        Workload::Translate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -84,13 +88,14 @@ impl Workload {
             Workload::TrainFull => "train-full",
             Workload::Probe => "probe",
             Workload::Score => "score",
+            Workload::Translate => "translate",
         }
     }
 
     fn unit(self) -> &'static str {
         match self {
             Workload::Gemm => "GFLOP",
-            Workload::Probe | Workload::Score => "sentences",
+            Workload::Probe | Workload::Score | Workload::Translate => "sentences",
             _ => "tokens",
         }
     }
@@ -199,6 +204,36 @@ pub struct Inputs {
     /// `probe_sentences` sequences of `sentence_len` ids (score uses the first `score_sentences`).
     pub sentences: Vec<Vec<u32>>,
     pub units: Vec<LayerUnits>,
+    /// The `translate` workload's sentences, for models with real weights and a tokenizer.
+    #[serde(default)]
+    pub translate: Option<TranslateInputs>,
+}
+
+/// What both sides of `translate` decode: the eval stage's prompts as text (each side tokenizes
+/// them with the model's tokenizer), in batches of `batch` after sorting by prompt length.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranslateInputs {
+    /// The GGUF file both sides load.
+    pub model_file: PathBuf,
+    pub sources: Vec<String>,
+    pub prompts: Vec<String>,
+    pub batch: usize,
+    pub max_new_tokens: usize,
+}
+
+/// `translate`'s sizes (issue 14): FLORES-200 devtest lines 1–100, en→fr, batch 16, 64 tokens.
+const TRANSLATE_LINES: usize = 100;
+
+/// The `translate` inputs for `model_file`: the first FLORES devtest lines with the default
+/// template's prompts.
+pub fn translate_inputs(model_file: &Path, lines: usize, batch: usize, max_new_tokens: usize) -> Result<TranslateInputs> {
+    let direction: landermt_data::Direction = "en-fr".parse().map_err(anyhow::Error::msg)?;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/flores200-devtest");
+    let source = landermt_data::ParallelSource::Flores { dir, first: 1, last: lines };
+    let pairs = landermt_data::corpus::read_parallel(&source, direction).context("reading FLORES for the translate workload")?;
+    let template = landermt_data::prompt::Template::default();
+    let prompts = pairs.iter().map(|p| landermt_eval::decode::prompt(&template, direction, &p.src, &[])).collect();
+    Ok(TranslateInputs { model_file: model_file.into(), sources: pairs.into_iter().map(|p| p.src).collect(), prompts, batch, max_new_tokens })
 }
 
 /// One workload's measurement on one side.
@@ -215,6 +250,9 @@ pub struct Measured {
     pub peak_rss_mb: f64,
     #[serde(default)]
     pub note: String,
+    /// `translate`: the hypotheses, one per source line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hypotheses: Vec<String>,
 }
 
 impl Measured {
@@ -274,6 +312,7 @@ pub fn inputs(cfg: &ModelConfig, parameters: usize, shapes: Shapes) -> Inputs {
         prompt_ids: rows(2, shapes.batch, shapes.prompt_len),
         sentences: rows(3, shapes.probe_sentences, shapes.sentence_len),
         units: units(cfg),
+        translate: None,
     }
 }
 
@@ -329,6 +368,10 @@ impl Flops<'_> {
         let t = s.sentence_len as f64;
         self.blocks(s.probe_sentences as f64 * t, (t + 1.0) / 2.0)
     }
+    /// Every prompt and generated token through the blocks and the head; attention left out.
+    fn translate(&self, prompt_tokens: usize, generated: usize) -> f64 {
+        (prompt_tokens + generated) as f64 * (self.cfg.num_layers as f64 * 2.0 * self.block() + 2.0 * self.head())
+    }
     /// Forward with logits at every position, and activation gradients all the way down.
     fn score(&self, s: &Shapes) -> f64 {
         let t = s.sentence_len as f64;
@@ -349,7 +392,7 @@ fn vm_hwm_mb() -> f64 {
 /// one warm-up round.
 pub fn run_ours(workload: Workload, path: &Path, inputs: &Inputs) -> Result<Measured> {
     let s = inputs.shapes;
-    let device = landermt_model::Backend::Flex.device()?;
+    let device = crate::gemm_device(landermt_model::Backend::Flex, &Default::default())?;
     let measured = |count: f64, seconds: f64, flops: f64, note: String| Measured {
         workload: workload.name().into(),
         side: "landermt".into(),
@@ -359,6 +402,7 @@ pub fn run_ours(workload: Workload, path: &Path, inputs: &Inputs) -> Result<Meas
         flops,
         peak_rss_mb: vm_hwm_mb(),
         note,
+        hypotheses: Vec::new(),
     };
     if workload == Workload::Gemm {
         let n = s.gemm_n;
@@ -421,8 +465,25 @@ pub fn run_ours(workload: Workload, path: &Path, inputs: &Inputs) -> Result<Meas
             landermt_score::awareness(&model, sentences, s.batch, &|_| {});
             Ok(measured(sentences.len() as f64, start.elapsed().as_secs_f64(), flops.score(&s), format!("batch {}", s.batch)))
         }
+        Workload::Translate => translate(&model, inputs, &flops).map(|(n, seconds, f, note, hyps)| Measured { hypotheses: hyps, ..measured(n, seconds, f, note) }),
         Workload::Gemm => unreachable!("handled above"),
     }
+}
+
+/// `translate` on our side: the eval stage's decoder, after one warm-up batch of two lines.
+/// Returns (sentences, seconds, flops, note, hypotheses).
+fn translate(model: &LanguageModel, inputs: &Inputs, flops: &Flops) -> Result<(f64, f64, f64, String, Vec<String>)> {
+    let tr = inputs.translate.as_ref().context("the translate workload needs a model with real weights (Gemma)")?;
+    let direction: landermt_data::Direction = "en-fr".parse().map_err(anyhow::Error::msg)?;
+    let opts = landermt_eval::decode::DecodeOptions { max_new_tokens: tr.max_new_tokens, batch_size: tr.batch, ..Default::default() };
+    let decoder = landermt_eval::decode::Decoder::new(model, &opts);
+    decoder.translate(direction, &tr.sources[..2.min(tr.sources.len())], &[], &|_| {})?;
+    let start = Instant::now();
+    let out = decoder.translate(direction, &tr.sources, &[], &|_| {})?;
+    let seconds = start.elapsed().as_secs_f64();
+    let prompt_tokens: usize = tr.prompts.iter().map(|p| model.encode(p).map(|ids| ids.len())).sum::<landermt_model::Result<usize>>()?;
+    let note = format!("batch {}, {} tokens generated", tr.batch, out.generated_tokens);
+    Ok((tr.sources.len() as f64, seconds, flops.translate(prompt_tokens, out.generated_tokens), note, out.lines))
 }
 
 /// Training steps of one method on `batch` sequences of `seq_len` ids, the last `target_len`
@@ -593,13 +654,17 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     for &model in &args.models {
         let path = model_path(model, &dir)?;
         // The dimensions come from the loader itself, so both sides build the same model.
-        let loaded = LanguageModel::load(&path, &landermt_model::Backend::Flex.device()?)?;
+        let loaded = LanguageModel::load(&path, &crate::gemm_device(landermt_model::Backend::Flex, &Default::default())?)?;
         let params = burn::module::Module::num_params(&loaded.net);
         let inputs_path = dir.join(format!("inputs-{}.json", serde_json::to_value(model)?.as_str().unwrap_or("model")));
-        std::fs::write(&inputs_path, serde_json::to_string(&inputs(&loaded.config, params, Shapes::ISSUE))?)?;
+        let mut model_inputs = inputs(&loaded.config, params, Shapes::ISSUE);
+        if model == BenchModel::Gemma {
+            model_inputs.translate = Some(translate_inputs(&path, TRANSLATE_LINES, 16, 64)?);
+        }
+        std::fs::write(&inputs_path, serde_json::to_string(&model_inputs)?)?;
         drop(loaded);
         for &w in &args.workloads {
-            if w == Workload::Gemm && gemm.is_some() {
+            if (w == Workload::Gemm && gemm.is_some()) || (w == Workload::Translate && model_inputs.translate.is_none()) {
                 continue;
             }
             eprintln!("bench {} {} …", model.label(), w.name());
@@ -614,6 +679,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             } else {
                 None
             };
+            let (ours, theirs) = compare_hypotheses(ours, theirs, &dir)?;
             eprintln!("  ours {:.1} {}/s{}", ours.rate(), ours.unit, theirs.as_ref().map(|t| format!(", PyTorch {:.1}", t.rate())).unwrap_or_default());
             if w == Workload::Gemm {
                 gemm = Some((ours, theirs));
@@ -634,6 +700,25 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     landermt_model::atomic::write_atomic(&dir.join("results.md"), |w| w.write_all(table.as_bytes()))?;
     eprintln!("wrote {} and results.md", dir.join("results.json").display());
     Ok(())
+}
+
+/// For `translate`: writes both sides' hypotheses next to the results and says in our note on
+/// how many lines they agree.
+fn compare_hypotheses(mut ours: Measured, theirs: Option<Measured>, dir: &Path) -> Result<(Measured, Option<Measured>)> {
+    if ours.hypotheses.is_empty() {
+        return Ok((ours, theirs));
+    }
+    let write = |side: &str, hyps: &[String]| -> Result<()> {
+        let text: String = hyps.iter().map(|h| format!("{h}\n")).collect();
+        Ok(landermt_model::atomic::write_atomic(&dir.join(format!("translate-{side}.hyp")), |w| w.write_all(text.as_bytes()))?)
+    };
+    write("landermt", &ours.hypotheses)?;
+    if let Some(t) = &theirs {
+        write("torch", &t.hypotheses)?;
+        let same = ours.hypotheses.iter().zip(&t.hypotheses).filter(|(a, b)| a == b).count();
+        ours.note += &format!("; same hypothesis as PyTorch on {same}/{} lines", ours.hypotheses.len());
+    }
+    Ok((ours, theirs))
 }
 
 /// The markdown table: rate and peak memory per side, their ratio, and the fraction of the
@@ -671,7 +756,9 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/hf-tiny/llama-tiny");
         let model = LanguageModel::load(&path, &burn::tensor::Device::flex()).unwrap();
         let params = burn::module::Module::num_params(&model.net);
-        (path, inputs(&model.config, params, Shapes::TINY))
+        let mut inputs = inputs(&model.config, params, Shapes::TINY);
+        inputs.translate = Some(translate_inputs(&path, 3, 2, 3).unwrap());
+        (path, inputs)
     }
 
     #[test]
@@ -688,8 +775,12 @@ mod tests {
                 Workload::TrainLandermt | Workload::TrainLora | Workload::TrainFull => (s.train_steps * s.batch * s.seq_len) as f64,
                 Workload::Probe => s.probe_sentences as f64,
                 Workload::Score => s.score_sentences as f64,
+                Workload::Translate => 3.0,
             };
             assert_eq!(m.count, expected, "{}", w.name());
+            if w == Workload::Translate {
+                assert_eq!(m.hypotheses.len(), 3, "one hypothesis per source line");
+            }
             assert!(m.seconds > 0.0 && m.flops > 0.0 && m.peak_rss_mb > 0.0, "{m:?}");
         }
     }

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use landermt_model::blas::GemmChoice;
 use landermt_model::{Backend, cache};
 use serde::Deserialize;
 
@@ -324,6 +325,10 @@ pub struct ModelSection {
     pub path: Option<PathBuf>,
     #[serde(default)]
     pub backend: Backend,
+    /// The f32 GEMM of the `flex` backend: `auto` (OpenBLAS fetched into the cache, else the
+    /// pure-Rust kernel), `openblas` or `rust`. `$LANDERMT_GEMM` overrides it.
+    #[serde(default)]
+    pub gemm: GemmChoice,
 }
 
 impl RunConfig {
@@ -511,6 +516,11 @@ impl ModelSection {
             (_, Some(p)) => p.display().to_string(),
             _ => unreachable!("validated on load"),
         }
+    }
+
+    /// The backend's device, with the f32 GEMM kernel selected for `flex`.
+    pub fn device(&self) -> Result<burn::tensor::Device> {
+        crate::gemm_device(self.backend, &self.gemm)
     }
 
     /// The model's path, fetching a known model into the cache if `fetch` and it is missing.

@@ -11,7 +11,7 @@ use safetensors::{Dtype, tensor::TensorView};
 
 fn load(model: &str, backend: Backend) -> Result<LanguageModel> {
     let path = crate::resolve_model(model)?;
-    Ok(LanguageModel::load(&path, &backend.device()?)?)
+    Ok(LanguageModel::load(&path, &crate::gemm_device(backend, &Default::default())?)?)
 }
 
 fn floats(t: Tensor<3>) -> Vec<f32> {

@@ -169,6 +169,9 @@ enum Cmd {
     },
     /// Put a known model (e.g. gemma-3-270m) into the local model cache.
     FetchModel { name: String },
+    /// Download OpenBLAS (the PyPI wheel `scipy-openblas32`) into the cache for the f32 GEMM.
+    /// Runs with `model.gemm = "auto"` (the default) do this themselves when it is missing.
+    FetchBlas,
     /// Measure prefill, decoding, training, probe and score throughput and peak memory on
     /// Gemma 3 270M and a LLaMA-shaped model of similar size (see BENCHMARKS.md).
     Bench {
@@ -262,6 +265,12 @@ fn run(command: Cmd) -> Result<()> {
             let m = cache::known(&name).with_context(|| format!("unknown model `{name}`; known: {}", known_names()))?;
             let path = m.fetch()?;
             println!("{}", path.display());
+            Ok(())
+        }
+        Cmd::FetchBlas => {
+            let path = landermt_model::blas::fetch()?;
+            let kernel = landermt_model::blas::use_openblas(&path, false)?;
+            println!("{}\n{kernel}", path.display());
             Ok(())
         }
         Cmd::Bench { model, workload, vs_torch, python, out } => {
@@ -367,6 +376,21 @@ fn init_logs(cli: &Cli) {
         _ => None,
     };
     tracing_subscriber::registry().with(console).with(file).init();
+}
+
+/// `backend`'s device; for `flex`, the f32 GEMM kernel is selected first (once per process)
+/// and logged.
+pub fn gemm_device(backend: Backend, gemm: &landermt_model::blas::GemmChoice) -> Result<burn::tensor::Device> {
+    if backend == Backend::Flex {
+        static SELECTED: std::sync::Once = std::sync::Once::new();
+        let mut result = Ok(());
+        SELECTED.call_once(|| match landermt_model::blas::select(gemm) {
+            Ok(kernel) => tracing::info!(%kernel, "f32 GEMM"),
+            Err(e) => result = Err(e),
+        });
+        result?;
+    }
+    Ok(backend.device()?)
 }
 
 fn known_names() -> String {

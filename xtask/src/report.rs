@@ -124,6 +124,9 @@ pub struct Inputs {
     pub eval_config_sha256: String,
     /// Per test set and direction, SHA-256 of its sources and references (`src\ttgt\n` lines).
     pub data_sha256: Vec<(String, String, String)>,
+    /// The f32 GEMM kernel that ran (absent in reports from before it was recorded).
+    #[serde(default)]
+    pub gemm: Option<landermt_model::blas::Kernel>,
 }
 
 pub fn sha256(bytes: &[u8]) -> String {

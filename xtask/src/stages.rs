@@ -28,7 +28,7 @@ fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> Result<(
 pub fn probe(cfg: &RunConfig) -> Result<()> {
     let p = &cfg.probe;
     let path = cfg.model.resolve(true)?;
-    let model = LanguageModel::load(&path, &cfg.model.backend.device()?)?;
+    let model = LanguageModel::load(&path, &cfg.model.device()?)?;
     let _span = tracing::info_span!("probe").entered();
     let start = std::time::Instant::now();
     let mut curves = Vec::new();
@@ -84,7 +84,7 @@ pub fn score(cfg: &RunConfig) -> Result<()> {
     let layers = read_layers(cfg)?;
     let languages = cfg.score_languages();
     let path = cfg.model.resolve(true)?;
-    let model = landermt_score::frozen(LanguageModel::load(&path, &cfg.model.backend.device()?.autodiff())?);
+    let model = landermt_score::frozen(LanguageModel::load(&path, &cfg.model.device()?.autodiff())?);
     if layers.num_layers != model.config.num_layers {
         bail!("layers.json was measured on a {}-layer model, but {} has {}; run the probe again", layers.num_layers, path.display(), model.config.num_layers);
     }
@@ -153,7 +153,7 @@ pub fn route(cfg: &RunConfig) -> Result<()> {
     let mut route = landermt_route::build(&neurons, &scores, pair, cfg.route.car)?;
 
     let path = cfg.model.resolve(true)?;
-    let base = LanguageModel::load(&path, &cfg.model.backend.device()?)?;
+    let base = LanguageModel::load(&path, &cfg.model.device()?)?;
     let mut routed = base.clone();
     landermt_route::apply(&mut routed, &route)?;
     route.check = Some(check(&base, &routed, &cfg.route.check, pair)?);
@@ -202,7 +202,7 @@ fn check(base: &LanguageModel, routed: &LanguageModel, data: &landermt_data::Mon
 fn prepare(cfg: &RunConfig, method: landermt_train::Method) -> Result<(LanguageModel, Option<landermt_train::UnitSet>, serde_json::Value, Vec<usize>)> {
     use landermt_train::Method;
     let path = cfg.model.resolve(true)?;
-    let mut model = LanguageModel::load(&path, &cfg.model.backend.device()?.autodiff())?;
+    let mut model = LanguageModel::load(&path, &cfg.model.device()?.autodiff())?;
     let layers = read_layers(cfg)?;
     let mut upstream = serde_json::json!({ "layers": layers.selected });
     let units = if matches!(method, Method::Landermt | Method::LandermtLs | Method::LandermtLg) {
@@ -336,7 +336,7 @@ pub fn train(cfg: &RunConfig, system: System) -> Result<()> {
 /// (with the routing for the LANDeRMT variants), without autodiff.
 pub fn trained_model(cfg: &RunConfig, system: System) -> Result<LanguageModel> {
     if system.method == landermt_train::Method::None {
-        return Ok(LanguageModel::load(&cfg.model.resolve(true)?, &cfg.model.backend.device()?)?);
+        return Ok(LanguageModel::load(&cfg.model.resolve(true)?, &cfg.model.device()?)?);
     }
     with_delta(cfg, system.method, &delta_path(cfg, system)?)
 }
@@ -634,6 +634,7 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
             model_sha256,
             eval_config_sha256: crate::report::sha256(&serde_json::to_vec(e)?),
             data_sha256,
+            gemm: Some(landermt_model::blas::current()),
         },
     };
     write_json(&cfg.run.dir.join("report.json"), &report)?;

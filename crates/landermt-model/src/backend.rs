@@ -25,7 +25,10 @@ impl Backend {
     /// The device of this backend, or an error saying which cargo feature it needs.
     pub fn device(self) -> crate::Result<Device> {
         match self {
-            Backend::Flex => Ok(Device::flex()),
+            Backend::Flex => {
+                crate::blas::apply_env_once()?;
+                Ok(Device::flex())
+            }
             #[allow(deprecated)]
             Backend::Ndarray => Ok(Device::ndarray()),
             #[cfg(feature = "wgpu")]

@@ -16,6 +16,7 @@
 pub mod arch;
 pub mod atomic;
 pub mod backend;
+pub mod blas;
 pub mod cache;
 pub mod config;
 pub mod error;

@@ -195,7 +195,8 @@ impl Transformer {
     pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
         let [b, t, h] = hidden.dims();
         match &self.lm_head {
-            Some(w) => hidden.matmul(w.val().unsqueeze::<3>()),
+            // One `[B·T, h]` product, multi-threaded (see `nn::project`).
+            Some(w) => hidden.reshape([b * t, h]).matmul(w.val()).reshape([b, t, self.config.vocab_size]),
             // Tied head: `hidden · Eᵀ` would materialise the transpose of the (often largest)
             // embedding matrix on every call; `(E · hiddenᵀ)ᵀ` only transposes the small operands.
             None => {

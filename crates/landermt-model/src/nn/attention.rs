@@ -81,9 +81,9 @@ impl Attention {
         taps: &mut Taps,
     ) -> Tensor<3> {
         let [b, t, _] = x.dims();
-        let q = taps.tap(layer, Site::AttnQ, self.q_proj.forward(x.clone()));
-        let k = taps.tap(layer, Site::AttnK, self.k_proj.forward(x.clone()));
-        let v = taps.tap(layer, Site::AttnV, self.v_proj.forward(x));
+        let q = taps.tap(layer, Site::AttnQ, super::project(&self.q_proj, x.clone()));
+        let k = taps.tap(layer, Site::AttnK, super::project(&self.k_proj, x.clone()));
+        let v = taps.tap(layer, Site::AttnV, super::project(&self.v_proj, x));
         let mut q = self.heads(q, self.num_heads);
         let mut k = self.heads(k, self.num_kv_heads);
         let mut v = self.heads(v, self.num_kv_heads);
@@ -108,7 +108,7 @@ impl Attention {
         let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(self.scale).add(ctx.bias.clone());
         let probs = softmax(scores, 3);
         let out = probs.matmul(v).swap_dims(1, 2).reshape([b, t, self.num_heads * self.head_dim]);
-        taps.tap(layer, Site::AttnO, self.o_proj.forward(out))
+        taps.tap(layer, Site::AttnO, super::project(&self.o_proj, out))
     }
 
     /// Expands `[B, kv_heads, T, d]` to `[B, heads, T, d]`: query head h reads kv head

@@ -36,11 +36,11 @@ impl Mlp {
     /// The intermediate units `h(x)`: the activation of the up projection, times the gate
     /// for gated FFNs.
     pub fn act(&self, x: Tensor<3>) -> Tensor<3> {
-        let up = self.up_proj.forward(x.clone());
+        let up = super::project(&self.up_proj, x.clone());
         match (self.activation, &self.gate_proj) {
             (Activation::GeluTanh, _) => gelu_tanh(up),
-            (Activation::SwiGlu, Some(g)) => silu(g.forward(x)).mul(up),
-            (Activation::GeGluTanh, Some(g)) => gelu_tanh(g.forward(x)).mul(up),
+            (Activation::SwiGlu, Some(g)) => silu(super::project(g, x)).mul(up),
+            (Activation::GeGluTanh, Some(g)) => gelu_tanh(super::project(g, x)).mul(up),
             (_, None) => unreachable!("gated activations are built with a gate projection"),
         }
     }
@@ -51,7 +51,7 @@ impl Mlp {
             _ => self.act(x),
         };
         let h = taps.tap(layer, Site::FfnAct, h);
-        let y = taps.tap(layer, Site::FfnDown, self.down_proj.forward(h));
+        let y = taps.tap(layer, Site::FfnDown, super::project(&self.down_proj, h));
         match &self.adapter {
             Some(a) => a.forward(y),
             None => y,

@@ -23,6 +23,17 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::weights::HostTensor;
 
+/// `linear.forward(x)` for `[B, T, d]` as one `[B·T, d]` product. Burn keeps a batched
+/// matmul against the broadcast weight when T fills its row tiles, and flex then runs B
+/// single-threaded products; one large product is multi-threaded, and goes to OpenBLAS where
+/// it is loaded (see `crate::blas`).
+pub fn project(linear: &Linear, x: Tensor<3>) -> Tensor<3> {
+    let [b, t, d] = x.dims();
+    let y = linear.forward(x.reshape([b * t, d]));
+    let out = y.dims()[1];
+    y.reshape([b, t, out])
+}
+
 pub(crate) fn tensor1(t: HostTensor, device: &Device) -> Tensor<1> {
     Tensor::from_data(TensorData::new(t.data, [t.shape.iter().product::<usize>()]), device)
 }

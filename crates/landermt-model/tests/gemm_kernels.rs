@@ -1,0 +1,122 @@
+//! Both f32 GEMM kernels of the flex backend, OpenBLAS (loaded at run time, `landermt_model::blas`)
+//! and the pure-Rust `gemm`, checked against independent references: strided and transposed
+//! products against an f64 triple loop, and the tiny fixture models against transformers'
+//! logits (tests/fixtures/hf-tiny). The kernel is process-global, so everything runs in one
+//! test, in order. OpenBLAS is fetched into the cache when missing (pip, PyPI); where it cannot
+//! be had, the test says so and fails only with `LANDERMT_REQUIRE_BLAS=1` (set by `.ci/run`).
+
+mod common;
+
+use burn::tensor::{Device, Distribution, Tensor};
+use common::{Reference, assert_close, fixtures};
+use landermt_model::blas::{self, Kernel};
+use landermt_model::{Backend, Batch, LanguageModel, Taps};
+
+/// `a · b` in f64, from row-major data.
+fn reference_product(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+    let mut out = vec![0f32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            out[i * n + j] = (0..k).map(|p| a[i * k + p] as f64 * b[p * n + j] as f64).sum::<f64>() as f32;
+        }
+    }
+    out
+}
+
+fn data<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_into_vec::<f32>().unwrap()
+}
+
+/// Products in every layout flex hands over: plain, either operand transposed (a strided view),
+/// a column slice, a broadcast batch, and sizes large enough to run multi-threaded.
+fn check_products(device: &Device, kernel: &str) {
+    for &(m, k, n) in &[(3, 5, 7), (64, 96, 80), (256, 320, 288), (1, 640, 200)] {
+        let a = Tensor::<2>::random([m, k], Distribution::Normal(0.0, 1.0), device);
+        let b = Tensor::<2>::random([k, n], Distribution::Normal(0.0, 1.0), device);
+        let (av, bv) = (data(a.clone()), data(b.clone()));
+        let want = reference_product(&av, &bv, m, k, n);
+        let tol = 1e-4 * (k as f32).sqrt();
+        assert_close(&format!("{kernel} {m}x{k}x{n}"), &data(a.clone().matmul(b.clone())), &want, tol);
+        // Transposed views: (aᵀ)ᵀ · (bᵀ)ᵀ with the transposes materialised first.
+        let at = Tensor::<2>::from_data(a.clone().transpose().into_data(), device).transpose();
+        let bt = Tensor::<2>::from_data(b.clone().transpose().into_data(), device).transpose();
+        assert_close(&format!("{kernel} {m}x{k}x{n} transposed"), &data(at.matmul(bt)), &want, tol);
+        // A column slice of a wider rhs (row stride > n).
+        let wide = Tensor::cat(vec![b.clone(), b.clone()], 1).slice([0..k, 0..n]);
+        assert_close(&format!("{kernel} {m}x{k}x{n} sliced"), &data(a.clone().matmul(wide)), &want, tol);
+        // A batch of 3 against one broadcast weight.
+        let batched = Tensor::stack::<3>(vec![a.clone(), a.clone(), a], 0).matmul(b.unsqueeze::<3>());
+        let want3: Vec<f32> = want.iter().cycle().take(3 * m * n).copied().collect();
+        assert_close(&format!("{kernel} {m}x{k}x{n} batched"), &data(batched), &want3, tol);
+    }
+}
+
+/// Logits of every tiny fixture against transformers', single prompts and a padded batch.
+fn check_fixtures(device: &Device, kernel: &str) -> Vec<Vec<f32>> {
+    let mut all = Vec::new();
+    for name in ["bloom-tiny", "llama-tiny", "gemma3-tiny", "qwen2-tiny"] {
+        let dir = fixtures().join("hf-tiny").join(name);
+        let model = LanguageModel::load(&dir, device).unwrap();
+        let reference = Reference::open(dir.join("reference.safetensors"));
+        let (ids, shape) = reference.i64("batch_ids");
+        let (mask, _) = reference.i64("batch_mask");
+        let batch = Batch {
+            ids: ids.iter().map(|&i| i as u32).collect(),
+            mask: mask.iter().map(|&m| m != 0).collect(),
+            rows: shape[0],
+            len: shape[1],
+        };
+        let logits = data(model.net.logits(model.net.forward(&batch, None, &mut Taps::none())));
+        let vocab = model.config.vocab_size;
+        let real = |v: &[f32]| -> Vec<f32> {
+            v.chunks_exact(vocab).zip(&batch.mask).filter(|(_, m)| **m).flat_map(|(row, _)| row.to_vec()).collect()
+        };
+        let (want, _) = reference.f32("batch_logits");
+        assert_close(&format!("{name}/{kernel} batch logits"), &real(&logits), &real(&want), 1e-4);
+        all.push(real(&logits));
+    }
+    all
+}
+
+#[test]
+fn openblas_and_pure_rust_gemm_match_references() {
+    let device = Backend::Flex.device().unwrap();
+    assert_eq!(blas::use_rust(), Kernel::Rust);
+    check_products(&device, "rust");
+    let rust_logits = check_fixtures(&device, "rust");
+
+    let path = match blas::fetch() {
+        Ok(p) => p,
+        Err(e) if std::env::var_os("LANDERMT_REQUIRE_BLAS").is_none() => {
+            eprintln!("SKIPPED the OpenBLAS half: it cannot be had here ({e}); the pure-Rust half passed");
+            return;
+        }
+        Err(e) => panic!("LANDERMT_REQUIRE_BLAS is set but OpenBLAS cannot be had: {e}"),
+    };
+    let kernel = blas::use_openblas(&path, false).unwrap();
+    assert!(matches!(kernel, Kernel::Openblas { .. }), "{kernel:?}");
+    assert_eq!(blas::current(), kernel);
+    // The fixtures are too small for multi-threaded products: send them all to OpenBLAS.
+    blas::route_all_products(true);
+    let before = blas::openblas_products();
+    check_products(&device, "openblas");
+    let blas_logits = check_fixtures(&device, "openblas");
+    assert!(blas::openblas_products() > before + 100, "the products did not reach OpenBLAS");
+    for (r, b) in rust_logits.iter().zip(&blas_logits) {
+        assert_close("openblas vs rust logits", b, r, 1e-4);
+    }
+    // The default routing: tiny products stay on gemm, larger ones go to OpenBLAS.
+    blas::route_all_products(false);
+    let on_openblas = |m: usize, k: usize, n: usize| {
+        let before = blas::openblas_products();
+        let a = Tensor::<2>::random([m, k], Distribution::Normal(0.0, 1.0), &device);
+        let _ = data(a.matmul(Tensor::<2>::random([k, n], Distribution::Normal(0.0, 1.0), &device)));
+        blas::openblas_products() - before
+    };
+    assert_eq!(on_openblas(3, 5, 7), 0, "a tiny product went to OpenBLAS");
+    assert_eq!(on_openblas(64, 96, 80), 1, "a single-threaded product outside rayon stayed on gemm");
+    assert_eq!(on_openblas(256, 320, 288), 1, "a multi-threaded product stayed on gemm");
+    check_products(&device, "openblas-default");
+    assert_eq!(blas::use_rust(), Kernel::Rust);
+    assert_eq!(blas::current(), Kernel::Rust);
+}
