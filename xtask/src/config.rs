@@ -326,8 +326,9 @@ pub struct ModelSection {
     #[serde(default)]
     pub backend: Backend,
     /// The f32 GEMM of the `flex` backend: `auto` (OpenBLAS fetched into the cache, else the
-    /// pure-Rust kernel), `openblas` or `rust`. `$LANDERMT_GEMM` overrides it.
-    #[serde(default)]
+    /// pure-Rust kernel), `openblas` or `rust`. `$LANDERMT_GEMM` overrides it. Not part of the
+    /// stage keys (serialising skips it): like the thread count, it changes only rounding.
+    #[serde(default, skip_serializing)]
     pub gemm: GemmChoice,
 }
 
@@ -575,6 +576,18 @@ mod tests {
         assert_ne!(key(&cfg, Method::Lora), key(&faster, Method::Lora));
         assert_eq!(key(&cfg, Method::Full), key(&faster, Method::Full));
         assert_eq!(key(&cfg, Method::Landermt), key(&faster, Method::Landermt));
+    }
+
+    #[test]
+    fn the_gemm_kernel_is_parsed_but_no_part_of_any_stage_key() {
+        let auto = load_str(GOOD).unwrap();
+        let rust = load_str(&GOOD.replace("[model]\n", "[model]\ngemm = \"rust\"\n")).unwrap();
+        assert_eq!((&auto.model.gemm, &rust.model.gemm), (&GemmChoice::Auto, &GemmChoice::Rust));
+        for (a, b) in crate::plan::steps(&auto).iter().zip(crate::plan::steps(&rust).iter()) {
+            assert_eq!(crate::plan::key(&auto, a).unwrap(), crate::plan::key(&rust, b).unwrap(), "{}", a.name);
+        }
+        let err = load_str(&GOOD.replace("[model]\n", "[model]\ngemm = \"mkl\"\n")).unwrap_err().to_string();
+        assert!(err.contains("run.toml:6: invalid config") && err.contains("mkl"), "{err}");
     }
 
     #[test]

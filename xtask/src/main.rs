@@ -420,6 +420,10 @@ fn pipeline(config_path: &std::path::Path, dry_run: bool, force: bool, from: Opt
     let stage_index = |s: &str| plan::STAGES.iter().position(|x| *x == s).expect("known stage");
     println!("run `{}` → {}", cfg.run.name, cfg.run.dir.display());
     println!("  model: {} on {}", cfg.model.describe(), cfg.model.backend);
+    if cfg.model.backend == Backend::Flex && !dry_run {
+        cfg.model.device()?;
+        println!("  f32 GEMM: {}", landermt_model::blas::current());
+    }
     println!("  directions: {}", cfg.run.directions.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "));
     // Routing handles one language pair per run: say so before hours of probing and scoring.
     let route_runs = |stage: &str| only.is_none_or(|o| o == stage) && from.is_none_or(|f| stage_index(f) <= stage_index(stage));

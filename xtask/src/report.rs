@@ -189,6 +189,9 @@ impl Report {
             self.shots,
             self.decoding.template.escape_debug()
         );
+        if let Some(kernel) = &self.inputs.gemm {
+            md.push_str(&format!("f32 GEMM in the process that wrote this report: {kernel}.\n\n"));
+        }
         if self.icl_shots > 0 {
             md.push_str(&format!("`icl` is the untuned model given the first {} dev pairs of the direction before each test sentence.\n\n", self.icl_shots));
         }
