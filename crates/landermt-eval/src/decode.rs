@@ -1,11 +1,12 @@
 //! Decoding translations for evaluation: the template's prompt, greedy continuation with the KV
-//! cache in length-sorted, left-padded batches, stopped at EOS or at the first token that
+//! cache over length-sorted sentences, `batch_size` rows at a time with finished rows replaced by
+//! the next sentences (continuous batching), stopped at EOS or at the first token that
 //! contains a newline, and the output cut at that newline (METHOD.md stage 5).
 
 use landermt_data::{Direction, Pair};
 use landermt_data::prompt::Template;
 use landermt_model::LanguageModel;
-use landermt_model::generate::{BeamOptions, GreedyOptions, beam, greedy};
+use landermt_model::generate::{BeamOptions, GreedyOptions, beam, greedy_stream};
 
 #[derive(Debug, Clone)]
 pub struct DecodeOptions {
@@ -72,23 +73,21 @@ impl<'a> Decoder<'a> {
         // Similar lengths together waste less on padding; outputs go back to their lines.
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| ids[i].len());
+        let sorted: Vec<Vec<u32>> = order.iter().map(|&i| ids[i].clone()).collect();
+        let generated: Vec<Vec<u32>> = if opts.beams > 1 {
+            let b = BeamOptions { beams: opts.beams, length_penalty: opts.length_penalty, max_new_tokens: opts.max_new_tokens, stop_ids: self.stop_ids.clone() };
+            sorted.iter().map(|p| { let g = beam(&model.net, p, &b).0; progress(1); g }).collect()
+        } else {
+            // Continuous batching: finished rows make room for the next sentences.
+            greedy_stream(&model.net, &sorted, opts.batch_size, &greedy_opts, &mut |_| progress(1))
+        };
         let mut out = vec![String::new(); ids.len()];
         let mut generated_tokens = 0;
-        for chunk in order.chunks(opts.batch_size.max(1)) {
-            let prompts: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
-            let outputs = if opts.beams > 1 {
-                let b = BeamOptions { beams: opts.beams, length_penalty: opts.length_penalty, max_new_tokens: opts.max_new_tokens, stop_ids: self.stop_ids.clone() };
-                prompts.iter().map(|p| beam(&model.net, p, &b).0).collect()
-            } else {
-                greedy(&model.net, &prompts, &greedy_opts)
-            };
-            for (&i, generated) in chunk.iter().zip(outputs) {
-                generated_tokens += generated.len();
-                let text = model.tokenizer.decode(&generated, true)?;
-                let line = if opts.stop_at_newline { text.split('\n').next().unwrap_or("") } else { text.as_str() };
-                out[i] = line.trim().to_string();
-            }
-            progress(chunk.len());
+        for (&i, generated) in order.iter().zip(generated) {
+            generated_tokens += generated.len();
+            let text = model.tokenizer.decode(&generated, true)?;
+            let line = if opts.stop_at_newline { text.split('\n').next().unwrap_or("") } else { text.as_str() };
+            out[i] = line.trim().to_string();
         }
         Ok(Decoded { lines: out, generated_tokens })
     }

@@ -54,6 +54,79 @@ pub fn greedy(model: &Transformer, prompts: &[Vec<u32>], opts: &GreedyOptions) -
     out
 }
 
+/// Greedy continuations of many `prompts` with at most `batch` rows decoding at a time
+/// (continuous batching): when rows stop, the next prompts are prefilled and join the batch,
+/// so each step reads the weights for a full batch instead of a batch's last stragglers.
+/// Returns what [`greedy`] returns for each prompt, in order; `done(i)` is called as prompt i
+/// finishes.
+pub fn greedy_stream(model: &Transformer, prompts: &[Vec<u32>], batch: usize, opts: &GreedyOptions, done: &mut dyn FnMut(usize)) -> Vec<Vec<u32>> {
+    let mut out = vec![Vec::new(); prompts.len()];
+    let batch = batch.max(1);
+    // Refill once a quarter of the rows are free: a prefill costs about one step.
+    let refill_at = batch.div_ceil(4);
+    let mut rows = Rows { cache: KvCache::new(model.config.num_layers), live: Vec::new(), feed: Vec::new() };
+    let mut next = 0;
+    while next < prompts.len() || !rows.live.is_empty() {
+        let free = batch - rows.live.len();
+        if next < prompts.len() && (rows.live.is_empty() || free >= refill_at) {
+            let joining: Vec<usize> = (next..prompts.len().min(next + free)).collect();
+            next += joining.len();
+            let seqs: Vec<Vec<u32>> = joining.iter().map(|&p| prompts[p].clone()).collect();
+            let mut fresh = Rows { cache: KvCache::new(model.config.num_layers), live: joining, feed: Vec::new() };
+            fresh.step(model, &Batch::left_padded(&seqs, opts.pad_id), opts, &mut out, done);
+            rows = rows.merge(fresh);
+            continue;
+        }
+        let step = Batch { mask: vec![true; rows.feed.len()], rows: rows.feed.len(), ids: rows.feed.clone(), len: 1 };
+        rows.step(model, &step, opts, &mut out, done);
+    }
+    out
+}
+
+/// The rows decoding in [`greedy_stream`]: their cache, prompt index and next input token.
+struct Rows {
+    cache: KvCache,
+    live: Vec<usize>,
+    feed: Vec<u32>,
+}
+
+impl Rows {
+    /// Runs `batch` (one row per live prompt), appends each row's argmax to its output and
+    /// drops the rows that stopped or reached `max_new_tokens`.
+    fn step(&mut self, model: &Transformer, batch: &Batch, opts: &GreedyOptions, out: &mut [Vec<u32>], done: &mut dyn FnMut(usize)) {
+        if opts.max_new_tokens == 0 {
+            self.live.drain(..).for_each(|p| done(p));
+            return;
+        }
+        let hidden = model.forward(batch, Some(&mut self.cache), &mut Taps::none());
+        let [b, t, h] = hidden.dims();
+        let next = argmax_last(model.logits(hidden.narrow(1, t - 1, 1).reshape([b, 1, h])));
+        let mut keep = Vec::with_capacity(self.live.len());
+        for (row, (&p, &tok)) in self.live.iter().zip(&next).enumerate() {
+            out[p].push(tok);
+            if opts.stop_ids.contains(&tok) || out[p].len() >= opts.max_new_tokens {
+                done(p);
+            } else {
+                keep.push(row);
+            }
+        }
+        if keep.is_empty() {
+            self.cache = KvCache::new(model.config.num_layers);
+        } else if keep.len() < self.live.len() {
+            self.cache.select(&keep);
+        }
+        self.feed = keep.iter().map(|&row| next[row]).collect();
+        self.live = keep.iter().map(|&row| self.live[row]).collect();
+    }
+
+    fn merge(self, other: Rows) -> Rows {
+        let (mut live, mut feed) = (self.live, self.feed);
+        live.extend(other.live);
+        feed.extend(other.feed);
+        Rows { cache: self.cache.merge(other.cache), live, feed }
+    }
+}
+
 /// Options for [`beam`].
 #[derive(Debug, Clone)]
 pub struct BeamOptions {

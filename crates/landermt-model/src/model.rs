@@ -89,6 +89,43 @@ impl KvCache {
         }
         self.key_mask = rows.iter().map(|&r| self.key_mask[r].clone()).collect();
     }
+
+    /// The rows of `self` followed by those of `other`, the shorter cache padded on the left
+    /// with masked positions. Positions count real tokens only, so padding shifts nothing:
+    /// continuous batching adds freshly prefilled rows to a batch this way.
+    pub fn merge(self, other: KvCache) -> KvCache {
+        if self.key_mask.is_empty() {
+            return other;
+        }
+        if other.key_mask.is_empty() {
+            return self;
+        }
+        let len = self.len().max(other.len());
+        let pad = |c: KvCache| -> (Vec<Option<LayerCache>>, Vec<Vec<bool>>) {
+            let extra = len - c.len();
+            let mask = c.key_mask.into_iter().map(|row| std::iter::repeat_n(false, extra).chain(row).collect()).collect();
+            let pad4 = |t: Tensor<4>| {
+                if extra == 0 {
+                    return t;
+                }
+                let [b, h, _, d] = t.dims();
+                Tensor::cat(vec![Tensor::zeros([b, h, extra, d], &t.device()), t], 2)
+            };
+            let layers = c.layers.into_iter().map(|l| l.map(|l| LayerCache { k: pad4(l.k), v: pad4(l.v) })).collect();
+            (layers, mask)
+        };
+        let ((a, mut mask), (b, other_mask)) = (pad(self), pad(other));
+        mask.extend(other_mask);
+        let layers = a
+            .into_iter()
+            .zip(b)
+            .map(|(x, y)| match (x, y) {
+                (Some(x), Some(y)) => Some(LayerCache { k: Tensor::cat(vec![x.k, y.k], 0), v: Tensor::cat(vec![x.v, y.v], 0) }),
+                (x, y) => x.or(y),
+            })
+            .collect();
+        KvCache { layers, key_mask: mask }
+    }
 }
 
 /// Additive score bias value for masked positions (transformers uses the dtype's minimum too,

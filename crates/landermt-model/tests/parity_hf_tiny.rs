@@ -6,7 +6,7 @@ mod common;
 
 use burn::tensor::Tensor;
 use common::{Reference, assert_close, fixtures};
-use landermt_model::generate::{GreedyOptions, greedy};
+use landermt_model::generate::{GreedyOptions, greedy, greedy_stream};
 use landermt_model::{Backend, Batch, LanguageModel, Taps};
 
 const TOL: f32 = 1e-4;
@@ -71,6 +71,21 @@ fn check_model(name: &str, backend: Backend) {
     for (k, row) in batched.iter().enumerate() {
         assert_eq!(row, &reference.ids(&format!("greedy_{k}")), "{name}/{backend}: batched greedy row {k}");
     }
+
+    // Continuous batching, one row fewer than prompts, with a stop token that ends the first row
+    // early: the last prompt joins the batch mid-way (its cache shorter than the others', padded
+    // on merge), and every row must still decode as alone, up to its first stop token.
+    let stop = reference.ids("greedy_0")[3];
+    let opts = GreedyOptions { max_new_tokens: 16, stop_ids: vec![stop], pad_id: pad };
+    let mut finished = Vec::new();
+    let streamed = greedy_stream(&model.net, &seqs, (seqs.len() - 1).max(1), &opts, &mut |p| finished.push(p));
+    for (k, row) in streamed.iter().enumerate() {
+        let want = reference.ids(&format!("greedy_{k}"));
+        let cut = want.iter().position(|&t| t == stop).map_or(want.len(), |i| i + 1);
+        assert_eq!(row, &want[..cut], "{name}/{backend}: streamed greedy row {k}");
+    }
+    finished.sort_unstable();
+    assert_eq!(finished, (0..seqs.len()).collect::<Vec<_>>(), "{name}: every prompt reported done once");
 }
 
 #[test]
