@@ -30,7 +30,7 @@ fn data<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 /// Products in every layout flex hands over: plain, either operand transposed (a strided view),
 /// a column slice, a broadcast batch, and sizes large enough to run multi-threaded.
 fn check_products(device: &Device, kernel: &str) {
-    for &(m, k, n) in &[(3, 5, 7), (64, 96, 80), (256, 320, 288), (1, 640, 200)] {
+    for &(m, k, n) in &[(3, 5, 7), (64, 96, 80), (256, 320, 288), (1, 640, 200), (300, 64, 1)] {
         let a = Tensor::<2>::random([m, k], Distribution::Normal(0.0, 1.0), device);
         let b = Tensor::<2>::random([k, n], Distribution::Normal(0.0, 1.0), device);
         let (av, bv) = (data(a.clone()), data(b.clone()));
