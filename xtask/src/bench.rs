@@ -688,10 +688,11 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             }
         }
     }
-    let table = table(&rows, gemm.as_ref());
+    let table = format!("Our f32 GEMM: {}.\n\n{}", landermt_model::blas::current(), table(&rows, gemm.as_ref()));
     println!("{table}");
     let results = serde_json::json!({
         "threads": threads(),
+        "gemm_kernel": landermt_model::blas::current(),
         "gemm": gemm.as_ref().map(|(o, t)| serde_json::json!({ "landermt": o, "torch": t })),
         "rows": rows.iter().map(|(m, o, t)| serde_json::json!({ "model": m, "landermt": o, "torch": t })).collect::<Vec<_>>(),
     });
