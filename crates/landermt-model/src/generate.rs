@@ -21,37 +21,8 @@ pub struct GreedyOptions {
 /// A row that stops leaves the batch (its cache rows are dropped), so a batch costs the sum of
 /// its rows' lengths, not its longest row's length times its rows.
 pub fn greedy(model: &Transformer, prompts: &[Vec<u32>], opts: &GreedyOptions) -> Vec<Vec<u32>> {
-    let mut out = vec![Vec::new(); prompts.len()];
-    if prompts.is_empty() || opts.max_new_tokens == 0 {
-        return out;
-    }
-    let mut cache = KvCache::new(model.config.num_layers);
-    let mut batch = Batch::left_padded(prompts, opts.pad_id);
-    // The prompts still decoding, in the order of the batch's rows.
-    let mut live: Vec<usize> = (0..prompts.len()).collect();
-    for _ in 0..opts.max_new_tokens {
-        let hidden = model.forward(&batch, Some(&mut cache), &mut Taps::none());
-        let [b, t, h] = hidden.dims();
-        let last = hidden.narrow(1, t - 1, 1).reshape([b, 1, h]);
-        let next = argmax_last(model.logits(last));
-        let mut keep = Vec::with_capacity(live.len());
-        for (row, (&p, &tok)) in live.iter().zip(&next).enumerate() {
-            out[p].push(tok);
-            if !opts.stop_ids.contains(&tok) {
-                keep.push(row);
-            }
-        }
-        if keep.is_empty() {
-            break;
-        }
-        if keep.len() < live.len() {
-            cache.select(&keep);
-        }
-        let ids: Vec<u32> = keep.iter().map(|&row| next[row]).collect();
-        live = keep.iter().map(|&row| live[row]).collect();
-        batch = Batch { mask: vec![true; ids.len()], rows: ids.len(), ids, len: 1 };
-    }
-    out
+    // All prompts in one batch: nothing waits to join, so this is one left-padded batch.
+    greedy_stream(model, prompts, prompts.len(), opts, &mut |_| {})
 }
 
 /// Greedy continuations of many `prompts` with at most `batch` rows decoding at a time

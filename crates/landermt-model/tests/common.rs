@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use landermt_model::Batch;
 use safetensors::{Dtype, SafeTensors};
 
 pub fn fixtures() -> PathBuf {
@@ -44,6 +45,19 @@ impl Reference {
     pub fn ids(&self, name: &str) -> Vec<u32> {
         self.i64(name).0.into_iter().map(|x| x as u32).collect()
     }
+
+    /// The left-padded batch the reference was computed on (`batch_ids`, `batch_mask`).
+    pub fn batch(&self) -> Batch {
+        let (ids, shape) = self.i64("batch_ids");
+        let (mask, _) = self.i64("batch_mask");
+        Batch { ids: ids.iter().map(|&i| i as u32).collect(), mask: mask.iter().map(|&m| m != 0).collect(), rows: shape[0], len: shape[1] }
+    }
+}
+
+/// The rows of `values` (`width` floats per position) at the batch's real tokens: padding
+/// positions are masked queries whose outputs nobody reads.
+pub fn real_positions(values: &[f32], batch: &Batch, width: usize) -> Vec<f32> {
+    values.chunks_exact(width).zip(&batch.mask).filter(|(_, m)| **m).flat_map(|(row, _)| row.to_vec()).collect()
 }
 
 /// Largest absolute difference, with the index where it occurs.

@@ -8,9 +8,9 @@
 mod common;
 
 use burn::tensor::{Device, Distribution, Tensor};
-use common::{Reference, assert_close, fixtures};
+use common::{Reference, assert_close, fixtures, real_positions};
 use landermt_model::blas::{self, Kernel};
-use landermt_model::{Backend, Batch, LanguageModel, Taps};
+use landermt_model::{Backend, LanguageModel, Taps};
 
 /// `a · b` in f64, from row-major data.
 fn reference_product(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
@@ -58,19 +58,9 @@ fn check_fixtures(device: &Device, kernel: &str) -> Vec<Vec<f32>> {
         let dir = fixtures().join("hf-tiny").join(name);
         let model = LanguageModel::load(&dir, device).unwrap();
         let reference = Reference::open(dir.join("reference.safetensors"));
-        let (ids, shape) = reference.i64("batch_ids");
-        let (mask, _) = reference.i64("batch_mask");
-        let batch = Batch {
-            ids: ids.iter().map(|&i| i as u32).collect(),
-            mask: mask.iter().map(|&m| m != 0).collect(),
-            rows: shape[0],
-            len: shape[1],
-        };
+        let batch = reference.batch();
         let logits = data(model.net.logits(model.net.forward(&batch, None, &mut Taps::none())));
-        let vocab = model.config.vocab_size;
-        let real = |v: &[f32]| -> Vec<f32> {
-            v.chunks_exact(vocab).zip(&batch.mask).filter(|(_, m)| **m).flat_map(|(row, _)| row.to_vec()).collect()
-        };
+        let real = |v: &[f32]| real_positions(v, &batch, model.config.vocab_size);
         let (want, _) = reference.f32("batch_logits");
         assert_close(&format!("{name}/{kernel} batch logits"), &real(&logits), &real(&want), 1e-4);
         all.push(real(&logits));

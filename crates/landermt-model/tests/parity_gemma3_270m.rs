@@ -100,14 +100,7 @@ fn gemma3_hidden_states_top_logits_and_greedy_match_transformers() {
 fn gemma3_left_padded_batch_matches_transformers() {
     let Some(m) = model() else { return };
     let reference = Reference::open(dir().join("reference.safetensors"));
-    let (ids, shape) = reference.i64("batch_ids");
-    let (mask, _) = reference.i64("batch_mask");
-    let batch = Batch {
-        ids: ids.iter().map(|&i| i as u32).collect(),
-        mask: mask.iter().map(|&x| x != 0).collect(),
-        rows: shape[0],
-        len: shape[1],
-    };
+    let batch = reference.batch();
     let hidden = m.net.forward(&batch, None, &mut Taps::none());
     let h = m.config.hidden_size;
     let last = hidden.narrow(1, batch.len - 1, 1).reshape([batch.rows, 1, h]);

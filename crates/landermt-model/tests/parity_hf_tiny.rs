@@ -5,7 +5,7 @@
 mod common;
 
 use burn::tensor::Tensor;
-use common::{Reference, assert_close, fixtures};
+use common::{Reference, assert_close, fixtures, real_positions};
 use landermt_model::generate::{GreedyOptions, greedy, greedy_stream};
 use landermt_model::{Backend, Batch, LanguageModel, Taps};
 
@@ -46,23 +46,12 @@ fn check_model(name: &str, backend: Backend) {
     }
 
     // The prompts left-padded into one batch, with the reference's own ids and mask.
-    let (ids, shape) = reference.i64("batch_ids");
-    let (mask, _) = reference.i64("batch_mask");
-    let batch = Batch {
-        ids: ids.iter().map(|&i| i as u32).collect(),
-        mask: mask.iter().map(|&m| m != 0).collect(),
-        rows: shape[0],
-        len: shape[1],
-    };
+    let batch = reference.batch();
     let pad = model.config.pad_token_id.expect("fixtures set pad_token_id");
     assert!(batch == Batch::left_padded(&seqs, pad), "{name}: our left padding differs from the reference's");
     let logits = flat3(model.net.logits(model.net.forward(&batch, None, &mut Taps::none())));
     let (want, _) = reference.f32("batch_logits");
-    // Padding positions are masked queries whose outputs nobody reads; compare real tokens.
-    let vocab = model.config.vocab_size;
-    let real = |v: &[f32]| -> Vec<f32> {
-        v.chunks_exact(vocab).zip(&batch.mask).filter(|(_, m)| **m).flat_map(|(row, _)| row.to_vec()).collect()
-    };
+    let real = |v: &[f32]| real_positions(v, &batch, model.config.vocab_size);
     assert_close(&format!("{name}/{backend} batch logits"), &real(&logits), &real(&want), TOL);
 
     // Batched greedy decoding must give each row what it gets alone.
