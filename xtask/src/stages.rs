@@ -321,12 +321,17 @@ pub fn train(cfg: &RunConfig, system: System) -> Result<()> {
         .series("validation", state.validation.iter().map(|&(s, l)| (s as f64, l)).collect());
     curve.write(&dir, "loss")?;
     println!(
-        "  {} steps, {:.1} tokens/s, loss {:.4} → {:.4}, validation {:?} → {}",
+        "  {} steps, {:.1} tokens/s, loss {:.4} → {:.4}, validation {} → {}",
         state.step,
         state.tokens as f64 / state.seconds.max(1e-9),
         state.losses.first().copied().unwrap_or(f64::NAN),
         state.losses.last().copied().unwrap_or(f64::NAN),
-        state.validation.first().map(|v| v.1),
+        // The last validation is the trained model's (the sweep's dev loss); the first shows the trend.
+        match (state.validation.first(), state.validation.last()) {
+            (Some(a), Some(b)) if a.0 != b.0 => format!("{:.4} (step {}) → {:.4} (step {})", a.1, a.0, b.1, b.0),
+            (_, Some(b)) => format!("{:.4} (step {})", b.1, b.0),
+            _ => "not measured".into(),
+        },
         dir.display()
     );
     Ok(())
