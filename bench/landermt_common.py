@@ -37,7 +37,7 @@ MIXED_TEMPLATES = [
     "Give the {Tgt} version of this {Src} sentence:\n{src}\n{tgt}",
 ]
 
-# `[train]` defaults (xtask/src/config.rs TrainSection::default, landermt_train::Settings and
+# `[train]` defaults (crates/landermt-pipeline/src/config.rs TrainSection::default, landermt_train::Settings and
 # AddedSettings defaults).
 KNOWN_MODELS = {"gemma-3-270m": "gemma-3-270m-q4_k_m.gguf"}
 

@@ -3,7 +3,7 @@
 
 Reads one of our run configs (`[run] directions`, `[model]`, `[prompt]`, `[train]` with its
 `[train.methods.M]` overrides) and trains method M (`full` or `lora`) the way
-`cargo xtask train --config F --method M` does (crates/landermt-train, xtask/src/stages.rs):
+`cargo xtask train --config F --method M` does (crates/landermt-train, crates/landermt-pipeline/src/stages/train.rs):
 
 * data: per direction, the first `train.pairs` pairs of `train.data` (TSV `a<TAB>b`, the columns
   swapped for the reverse direction; blank lines skipped), each made an example; dev: the first

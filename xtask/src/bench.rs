@@ -392,7 +392,7 @@ fn vm_hwm_mb() -> f64 {
 /// one warm-up round.
 pub fn run_ours(workload: Workload, path: &Path, inputs: &Inputs) -> Result<Measured> {
     let s = inputs.shapes;
-    let device = crate::gemm_device(landermt_model::Backend::Flex, &Default::default())?;
+    let device = landermt_pipeline::gemm_device(landermt_model::Backend::Flex, &Default::default())?;
     let measured = |count: f64, seconds: f64, flops: f64, note: String| Measured {
         workload: workload.name().into(),
         side: "landermt".into(),
@@ -654,7 +654,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     for &model in &args.models {
         let path = model_path(model, &dir)?;
         // The dimensions come from the loader itself, so both sides build the same model.
-        let loaded = LanguageModel::load(&path, &crate::gemm_device(landermt_model::Backend::Flex, &Default::default())?)?;
+        let loaded = LanguageModel::load(&path, &landermt_pipeline::gemm_device(landermt_model::Backend::Flex, &Default::default())?)?;
         let params = burn::module::Module::num_params(&loaded.net);
         let inputs_path = dir.join(format!("inputs-{}.json", serde_json::to_value(model)?.as_str().unwrap_or("model")));
         let mut model_inputs = inputs(&loaded.config, params, Shapes::ISSUE);

@@ -10,8 +10,8 @@ use landermt_model::{Backend, Batch, LanguageModel, Taps};
 use safetensors::{Dtype, tensor::TensorView};
 
 fn load(model: &str, backend: Backend) -> Result<LanguageModel> {
-    let path = crate::resolve_model(model)?;
-    Ok(LanguageModel::load(&path, &crate::gemm_device(backend, &Default::default())?)?)
+    let path = landermt_pipeline::resolve_model(model)?;
+    Ok(LanguageModel::load(&path, &landermt_pipeline::gemm_device(backend, &Default::default())?)?)
 }
 
 fn floats(t: Tensor<3>) -> Vec<f32> {

@@ -2,14 +2,7 @@
 //! orders stages and reports progress; the work itself is in the libraries.
 
 mod bench;
-mod config;
-mod figures;
 mod inspect;
-mod plan;
-mod report;
-mod stages;
-mod sweep;
-mod system;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -17,6 +10,8 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use landermt_model::{Backend, cache};
+use landermt_pipeline::run::{self, mark, system_arg};
+use landermt_pipeline::{RunConfig, device, figures, stages, sweep};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "landermt: language-aware neurons for machine translation")]
@@ -221,19 +216,22 @@ fn main() -> std::process::ExitCode {
 
 fn run(command: Cmd) -> Result<()> {
     match command {
-        Cmd::Pipeline { config, dry_run, force, from, only } => pipeline(&config, dry_run, force, from.as_deref(), only.as_deref()),
+        Cmd::Pipeline { config, dry_run, force, from, only } => {
+            let cfg = RunConfig::load(&config)?;
+            run::run(&cfg, &run::Options { dry_run, force, from, only }, &mut |event| println!("{event}"))
+        }
         Cmd::Probe { config } => stamped(&config, "probe", stages::probe),
         Cmd::Score { config } => stamped(&config, "score", stages::score),
         Cmd::Route { config } => stamped(&config, "route", stages::route),
         Cmd::Train { config, method, direction } => {
-            let cfg = config::RunConfig::load(&config)?;
+            let cfg = RunConfig::load(&config)?;
             let system = system_arg(&cfg, method.as_deref(), direction.as_deref())?;
             stages::train(&cfg, system)?;
             mark(&cfg, &format!("train:{system}"))
         }
         Cmd::Eval { config } => stamped(&config, "eval", stages::eval),
         Cmd::Sweep { config, method, set, dev_lines, by } => {
-            let cfg = config::RunConfig::load(&config)?;
+            let cfg = RunConfig::load(&config)?;
             let method: landermt_train::Method = method.parse().map_err(anyhow::Error::msg)?;
             let grid = sweep::Grid::parse(&set)?;
             let out = sweep::run(&config, &cfg, method, &grid, dev_lines, by, None)?;
@@ -243,7 +241,7 @@ fn run(command: Cmd) -> Result<()> {
             Ok(())
         }
         Cmd::Export { config, method, direction, out } => {
-            let cfg = config::RunConfig::load(&config)?;
+            let cfg = RunConfig::load(&config)?;
             let system = system_arg(&cfg, method.as_deref(), direction.as_deref())?;
             stages::export(&cfg, system, &out)
         }
@@ -262,7 +260,7 @@ fn run(command: Cmd) -> Result<()> {
         Cmd::Forward { model, text, out, hidden, backend } => inspect::forward(&model, &text, &out, hidden, backend),
         Cmd::Generate { model, text, max_new_tokens, backend } => inspect::generate(&model, &text, max_new_tokens, backend),
         Cmd::FetchModel { name } => {
-            let m = cache::known(&name).with_context(|| format!("unknown model `{name}`; known: {}", known_names()))?;
+            let m = cache::known(&name).with_context(|| format!("unknown model `{name}`; known: {}", device::known_names()))?;
             let path = m.fetch()?;
             println!("{}", path.display());
             Ok(())
@@ -288,25 +286,6 @@ fn run(command: Cmd) -> Result<()> {
     }
 }
 
-/// The system named by `--method` (default `train.method`) and `--direction`, which must be
-/// one of the run's.
-fn system_arg(cfg: &config::RunConfig, method: Option<&str>, direction: Option<&str>) -> Result<system::System> {
-    let method = match method {
-        Some(m) => m.parse::<landermt_train::Method>().map_err(anyhow::Error::msg)?,
-        None => cfg.train.method,
-    };
-    let only = match direction {
-        None => None,
-        Some(d) => {
-            let d: landermt_data::Direction = d.parse().map_err(|e| anyhow::anyhow!("--direction {d}: {e}"))?;
-            if !cfg.directions().contains(&d) {
-                bail!("--direction {d}: not one of the run's directions ({})", cfg.run.directions.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "));
-            }
-            Some(d)
-        }
-    };
-    Ok(system::System { method, only, icl: false })
-}
 
 fn read_lines(path: &std::path::Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -341,23 +320,12 @@ fn bleu(reference: &std::path::Path, hyp: &std::path::Path, tokenize: &str, metr
 }
 
 /// Runs a stage alone and stamps it, so that the pipeline finds it current.
-fn stamped(config: &std::path::Path, step: &str, stage: fn(&config::RunConfig) -> Result<()>) -> Result<()> {
-    let cfg = config::RunConfig::load(config)?;
+fn stamped(config: &std::path::Path, step: &str, stage: fn(&RunConfig) -> Result<()>) -> Result<()> {
+    let cfg = RunConfig::load(config)?;
     stage(&cfg)?;
     mark(&cfg, step)
 }
 
-fn mark(cfg: &config::RunConfig, step: &str) -> Result<()> {
-    if let Some(system) = step.strip_prefix("train:") {
-        // Evaluated by the pipeline or not: a sweep reads the stamp too.
-        let system: system::System = system.parse().map_err(anyhow::Error::msg)?;
-        return plan::mark_done(cfg, &plan::train_step(cfg, system));
-    }
-    match plan::steps(cfg).into_iter().find(|s| s.name == step) {
-        Some(s) => plan::mark_done(cfg, &s),
-        None => Ok(()),
-    }
-}
 
 /// Logs: on the terminal at `info` with `-v` (or as `RUST_LOG` says), else warnings only; for
 /// `pipeline`, also everything at `info` into `{run}/pipeline.log`.
@@ -368,7 +336,7 @@ fn init_logs(cli: &Cli) {
         .with_writer(std::io::stderr)
         .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()));
     let file = match &cli.command {
-        Cmd::Pipeline { config, .. } => config::RunConfig::load(config).ok().and_then(|cfg| {
+        Cmd::Pipeline { config, .. } => RunConfig::load(config).ok().and_then(|cfg| {
             std::fs::create_dir_all(&cfg.run.dir).ok()?;
             let f = std::fs::OpenOptions::new().create(true).append(true).open(cfg.run.dir.join("pipeline.log")).ok()?;
             Some(tracing_subscriber::fmt::layer().with_ansi(false).with_writer(std::sync::Mutex::new(f)).with_filter(EnvFilter::new("info")))
@@ -378,118 +346,10 @@ fn init_logs(cli: &Cli) {
     tracing_subscriber::registry().with(console).with(file).init();
 }
 
-/// `backend`'s device; for `flex`, the f32 GEMM kernel is selected first (once per process)
-/// and logged.
-pub fn gemm_device(backend: Backend, gemm: &landermt_model::blas::GemmChoice) -> Result<burn::tensor::Device> {
-    if backend == Backend::Flex {
-        static SELECTED: std::sync::Once = std::sync::Once::new();
-        let mut result = Ok(());
-        SELECTED.call_once(|| match landermt_model::blas::select(gemm) {
-            Ok(kernel) => tracing::info!(%kernel, "f32 GEMM"),
-            Err(e) => result = Err(e),
-        });
-        result?;
-    }
-    Ok(backend.device()?)
-}
 
-fn known_names() -> String {
-    cache::KNOWN_MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
-}
 
-/// A model argument: an existing path, or the name of a known model that must be cached.
-pub fn resolve_model(arg: &str) -> Result<PathBuf> {
-    let path = PathBuf::from(arg);
-    if path.exists() {
-        return Ok(path);
-    }
-    match cache::known(arg) {
-        Some(m) if m.is_cached() => Ok(m.path()),
-        Some(m) => bail!("model `{arg}` is not in the cache ({}); run `cargo xtask fetch-model {arg}`", m.path().display()),
-        None => bail!("`{arg}` is neither a file or folder nor a known model ({})", known_names()),
-    }
-}
 
-fn pipeline(config_path: &std::path::Path, dry_run: bool, force: bool, from: Option<&str>, only: Option<&str>) -> Result<()> {
-    let cfg = config::RunConfig::load(config_path)?;
-    for s in [from, only].into_iter().flatten() {
-        if !plan::STAGES.contains(&s) {
-            bail!("unknown stage `{s}` (stages: {})", plan::STAGES.join(", "));
-        }
-    }
-    let stage_index = |s: &str| plan::STAGES.iter().position(|x| *x == s).expect("known stage");
-    println!("run `{}` → {}", cfg.run.name, cfg.run.dir.display());
-    println!("  model: {} on {}", cfg.model.describe(), cfg.model.backend);
-    if cfg.model.backend == Backend::Flex && !dry_run {
-        cfg.model.device()?;
-        println!("  f32 GEMM: {}", landermt_model::blas::current());
-    }
-    println!("  directions: {}", cfg.run.directions.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "));
-    // Routing handles one language pair per run: say so before hours of probing and scoring.
-    let route_runs = |stage: &str| only.is_none_or(|o| o == stage) && from.is_none_or(|f| stage_index(f) <= stage_index(stage));
-    if let Err(e) = landermt_route::pair_of(&cfg.directions())
-        && (route_runs("route") || route_runs("train"))
-    {
-        let msg = format!("{}: {e}. Stages 1–2 run on any directions (`--only probe`, `--only score`); for route and train, write one config per language pair", config_path.display());
-        if !dry_run {
-            bail!(msg);
-        }
-        println!("  note: {msg}");
-    }
-    let started = std::time::Instant::now();
-    let mut ran_any = false;
-    for step in plan::steps(&cfg) {
-        let selected = match (only, from) {
-            (Some(o), _) => step.stage == o,
-            (None, Some(f)) => stage_index(step.stage) >= stage_index(f),
-            (None, None) => true,
-        };
-        let forced = force || only.is_some() || from.is_some_and(|f| stage_index(step.stage) >= stage_index(f));
-        // A stage after one that ran is re-checked: its key includes the upstream artifacts.
-        let current = !forced && plan::is_current(&cfg, &step)?;
-        if dry_run {
-            let what = if !selected { "skip (not selected)" } else if current { "current, skip" } else { "run" };
-            println!("  {:<16} {what}", step.name);
-            continue;
-        }
-        if !selected {
-            continue;
-        }
-        if current {
-            println!("[{:>7.1}s] {:<16} current, skipped", started.elapsed().as_secs_f64(), step.name);
-            continue;
-        }
-        let t0 = std::time::Instant::now();
-        println!("[{:>7.1}s] {:<16} running", started.elapsed().as_secs_f64(), step.name);
-        run_step(&cfg, &step)?;
-        plan::mark_done(&cfg, &step)?;
-        ran_any = true;
-        println!("[{:>7.1}s] {:<16} done in {:.1}s", started.elapsed().as_secs_f64(), step.name, t0.elapsed().as_secs_f64());
-    }
-    if !dry_run {
-        let report = cfg.run.dir.join("report.md");
-        if !ran_any {
-            println!("every stage is current; the report is {}", report.display());
-        } else {
-            println!("pipeline finished in {:.1}s; the report is {}", started.elapsed().as_secs_f64(), report.display());
-        }
-    }
-    Ok(())
-}
 
-/// Runs one planned step (without stamping it).
-pub fn run_step(cfg: &config::RunConfig, step: &plan::Step) -> Result<()> {
-    match step.stage {
-        "probe" => stages::probe(cfg),
-        "score" => stages::score(cfg),
-        "route" => stages::route(cfg),
-        "train" => {
-            let system: system::System = step.name.trim_start_matches("train:").parse().map_err(anyhow::Error::msg)?;
-            stages::train(cfg, system)
-        }
-        _ => stages::eval(cfg),
-    }
-}
 
 fn check_gpu() -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

@@ -141,13 +141,24 @@ pub struct SweepReport {
 }
 
 /// How the best point is chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum By {
     /// Highest mean dev BLEU over the run's directions; ties go to the lower dev loss.
     #[default]
     Bleu,
     /// Lowest final dev loss (less noisy than BLEU on a few dev lines); ties go to higher BLEU.
     Loss,
+}
+
+impl std::str::FromStr for By {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "bleu" => Ok(By::Bleu),
+            "loss" => Ok(By::Loss),
+            other => Err(format!("unknown criterion `{other}` (bleu, loss)")),
+        }
+    }
 }
 
 /// What a sweep did: the report, and the steps it ran (`{dir} {step}`), for logs and tests.
@@ -196,7 +207,7 @@ fn ensure(cfg: &RunConfig, step: &Step, ran: &mut Vec<String>) -> Result<()> {
     if plan::is_current(cfg, step)? {
         return Ok(());
     }
-    crate::run_step(cfg, step)?;
+    crate::run::run_step(cfg, step)?;
     plan::mark_done(cfg, step)?;
     ran.push(format!("{} {}", cfg.run.dir.display(), step.name));
     Ok(())

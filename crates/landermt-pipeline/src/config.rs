@@ -10,6 +10,9 @@ use serde::Deserialize;
 
 #[derive(Debug, Deserialize, serde::Serialize)]
 pub struct RunConfig {
+    /// The file the config was read from (what errors name); not part of any stage key.
+    #[serde(skip)]
+    pub source: std::path::PathBuf,
     pub run: RunSection,
     pub model: ModelSection,
     #[serde(default)]
@@ -343,7 +346,7 @@ impl RunConfig {
         let text = text.to_string();
         // Type errors (an unknown key, a wrong type, an unknown language or method) come from
         // serde with the line and what is allowed.
-        let cfg: RunConfig = match toml::from_str(&text) {
+        let mut cfg: RunConfig = match toml::from_str(&text) {
             Ok(cfg) => cfg,
             Err(e) => {
                 let line = e.span().map(|s| format!("{}:", text[..s.start].matches('\n').count() + 1)).unwrap_or_default();
@@ -403,10 +406,11 @@ impl RunConfig {
             bail!("{}: two test sets are named `{}`; names must differ (they name the hypothesis files)", at("eval", Some("test_sets")), t.name);
         }
         match (&cfg.model.name, &cfg.model.path) {
-            (Some(_), Some(_)) | (None, None) => bail!("{}: needs exactly one of `name` (a known model: {}) or `path`", at("model", None), crate::known_names()),
-            (Some(n), None) if cache::known(n).is_none() => bail!("{}: unknown model name `{n}`; known: {}, or give `path` instead", at("model", Some("name")), crate::known_names()),
+            (Some(_), Some(_)) | (None, None) => bail!("{}: needs exactly one of `name` (a known model: {}) or `path`", at("model", None), crate::device::known_names()),
+            (Some(n), None) if cache::known(n).is_none() => bail!("{}: unknown model name `{n}`; known: {}, or give `path` instead", at("model", Some("name")), crate::device::known_names()),
             _ => {}
         }
+        cfg.source = path.to_path_buf();
         Ok(cfg)
     }
 }
@@ -521,7 +525,7 @@ impl ModelSection {
 
     /// The backend's device, with the f32 GEMM kernel selected for `flex`.
     pub fn device(&self) -> Result<burn::tensor::Device> {
-        crate::gemm_device(self.backend, &self.gemm)
+        crate::device::gemm_device(self.backend, &self.gemm)
     }
 
     /// The model's path, fetching a known model into the cache if `fetch` and it is missing.
@@ -530,7 +534,7 @@ impl ModelSection {
             (_, Some(p)) => Ok(p.clone()),
             (Some(n), None) => {
                 let m = cache::known(n).expect("validated on load");
-                if fetch { Ok(m.fetch()?) } else { crate::resolve_model(n) }
+                if fetch { Ok(m.fetch()?) } else { crate::device::resolve_model(n) }
             }
             _ => unreachable!("validated on load"),
         }
@@ -552,7 +556,7 @@ mod tests {
 
     #[test]
     fn shipped_configs_parse() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
         for entry in std::fs::read_dir(root).unwrap() {
             let p = entry.unwrap().path();
             RunConfig::load(&p).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));

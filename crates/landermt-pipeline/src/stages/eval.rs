@@ -1,0 +1,333 @@
+//! Stage 5, `eval/` and `report.*`: every system decoded on every test set, scored, compared.
+
+use super::*;
+use crate::report::{Comparison, LmRow, Report, Row, SystemInfo};
+
+/// Mean over sentences of the next-token loss (each sentence's mean over its predicted tokens).
+fn lm_loss(model: &LanguageModel, text: &[String], batch_size: usize) -> Result<f64> {
+    let pad = model.config.pad_token_id.unwrap_or(0);
+    let (mut sum, mut n) = (0f64, 0usize);
+    for chunk in text.chunks(batch_size.max(1)) {
+        let ids = chunk.iter().map(|s| model.encode(s)).collect::<landermt_model::Result<Vec<_>>>()?;
+        let batch = landermt_model::Batch::left_padded(&ids, pad);
+        let hidden = model.net.forward(&batch, None, &mut landermt_model::Taps::none());
+        let losses: Vec<f32> = landermt_model::loss::sequence_losses(&model.net, &batch, hidden).into_data().try_into_vec().expect("f32");
+        sum += losses.iter().map(|&l| l as f64).sum::<f64>();
+        n += losses.len();
+    }
+    Ok(sum / n.max(1) as f64)
+}
+
+/// A system's training facts for the report, from its `train.json` and delta.
+fn system_info(cfg: &RunConfig, system: System, total_params: usize) -> Result<SystemInfo> {
+    if system.method == landermt_train::Method::None {
+        return Ok(SystemInfo {
+            name: system.name(),
+            trainable_parameters: 0,
+            trainable_share: 0.0,
+            train_tokens_per_second: None,
+            final_validation_loss: None,
+            delta_sha256: None,
+            settings: None,
+            added: None,
+            pairs: None,
+        });
+    }
+    let dir = cfg.run.dir.join("train").join(system.name());
+    let path = dir.join("train.json");
+    let train: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
+        .with_context(|| format!("{}: not a train.json", path.display()))?;
+    let trainable = train["trainable_parameters"].as_u64().unwrap_or(0) as usize;
+    Ok(SystemInfo {
+        name: system.name(),
+        trainable_parameters: trainable,
+        trainable_share: trainable as f64 / total_params.max(1) as f64,
+        train_tokens_per_second: train["tokens_per_second"].as_f64(),
+        final_validation_loss: final_validation_loss(&train),
+        delta_sha256: Some(crate::report::sha256_path(&dir.join("delta.safetensors"))?),
+        // Absent from a train.json written before settings were recorded.
+        settings: serde_json::from_value(train["settings"].clone()).ok(),
+        added: serde_json::from_value(train["added"].clone()).ok(),
+        pairs: train["pairs"].as_u64().map(|p| p as usize),
+    })
+}
+
+/// The in-context examples of `direction`: none when `n` is 0 (without reading `train.dev`).
+fn read_shots(cfg: &RunConfig, direction: Direction, n: usize) -> std::result::Result<Vec<landermt_data::Pair>, landermt_data::CorpusError> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    read_parallel(&cfg.train.dev, direction)
+}
+
+/// What a hypothesis file was decoded from and how long it took, kept next to it as
+/// `{file}.json`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DecodedFile {
+    key: String,
+    seconds: f64,
+    generated_tokens: usize,
+}
+
+impl DecodedFile {
+    fn sidecar(hyp: &std::path::Path) -> std::path::PathBuf {
+        let mut name = hyp.as_os_str().to_owned();
+        name.push(".json");
+        name.into()
+    }
+
+    /// The file's lines and record when both exist and were decoded from `key`.
+    fn reuse(hyp: &std::path::Path, key: &str) -> Option<(Vec<String>, DecodedFile)> {
+        let record: DecodedFile = serde_json::from_slice(&std::fs::read(Self::sidecar(hyp)).ok()?).ok()?;
+        let text = std::fs::read_to_string(hyp).ok()?;
+        (record.key == key).then(|| (text.lines().map(str::to_string).collect(), record))
+    }
+
+    /// Written after the hypotheses, so a record never describes a file not yet written.
+    fn write(&self, hyp: &std::path::Path) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(self)?;
+        landermt_model::atomic::write_atomic(&Self::sidecar(hyp), |w| w.write_all(&bytes))?;
+        Ok(())
+    }
+}
+
+/// One system's decoding of one (direction, test set).
+struct Hypotheses {
+    system: String,
+    /// Index into the references.
+    key: usize,
+    lines: Vec<String>,
+    seconds: f64,
+    generated_tokens: usize,
+    file: String,
+}
+
+/// One (direction, test set) of the evaluation: its sentence pairs.
+struct TestSet {
+    direction: Direction,
+    name: String,
+    pairs: Vec<landermt_data::Pair>,
+}
+
+/// Every evaluated direction's test sets, each cut to its `n` lines.
+fn test_sets(cfg: &RunConfig, directions: &[Direction]) -> Result<Vec<TestSet>> {
+    let mut sets = Vec::new();
+    for &direction in directions {
+        for set in cfg.eval.test_sets.iter().filter(|s| s.covers(direction)) {
+            let mut pairs = read_parallel(&set.data, direction).with_context(|| format!("test set `{}`, direction {direction}", set.name))?;
+            pairs.truncate(set.n);
+            sets.push(TestSet { direction, name: set.name.clone(), pairs });
+        }
+    }
+    Ok(sets)
+}
+
+/// What decoding one system produced: its training facts, LM losses and hypotheses.
+struct Decoded {
+    info: SystemInfo,
+    lm_rows: Vec<LmRow>,
+    hyps: Vec<Hypotheses>,
+}
+
+/// Decodes every test set with `system` (reusing hypothesis files decoded from the same
+/// inputs) and measures its LM loss on held-out text.
+fn decode_system(cfg: &RunConfig, system: System, sets: &[TestSet], opts: &landermt_eval::decode::DecodeOptions, model_sha256: &str) -> Result<Decoded> {
+    let e = &cfg.eval;
+    let name = system.name();
+    let model = trained_model(cfg, system)?;
+    let info = system_info(cfg, system, burn::module::Module::num_params(&model.net))?;
+    let weights = format!("{model_sha256} {}", info.delta_sha256.as_deref().unwrap_or("-"));
+    let decoder = landermt_eval::decode::Decoder::new(&model, opts);
+    let mut lm_rows = Vec::new();
+    for &lang in &e.lm_languages {
+        let mut text = read_monolingual(&e.lm_data, lang)?;
+        text.truncate(e.lm_n);
+        let loss = lm_loss(&model, &text, e.batch_size)?;
+        lm_rows.push(LmRow { system: name.clone(), language: lang.code.to_string(), sentences: text.len(), loss });
+    }
+    let mut hyps = Vec::new();
+    for (key, set) in sets.iter().enumerate() {
+        let n_shots = if system.icl { e.icl_shots } else { e.shots };
+        let mut shots = match read_shots(cfg, set.direction, n_shots) {
+            Ok(pairs) => pairs,
+            // An untrained direction (`extra_directions`) may have no dev pairs to show.
+            Err(err) if system.icl => {
+                tracing::warn!(direction = %set.direction, "icl not decoded: no in-context examples for this direction ({err})");
+                continue;
+            }
+            Err(err) => return Err(err).context("in-context examples (train.dev)"),
+        };
+        shots.truncate(n_shots);
+        hyps.push(decode_set(cfg, &name, &decoder, key, set, &shots, &weights, opts)?);
+    }
+    Ok(Decoded { info, lm_rows, hyps })
+}
+
+/// One system's hypotheses for one test set, decoded or reused.
+#[allow(clippy::too_many_arguments)]
+fn decode_set(
+    cfg: &RunConfig,
+    name: &str,
+    decoder: &landermt_eval::decode::Decoder,
+    key: usize,
+    set: &TestSet,
+    shots: &[landermt_data::Pair],
+    weights: &str,
+    opts: &landermt_eval::decode::DecodeOptions,
+) -> Result<Hypotheses> {
+    let (direction, set_name) = (set.direction, &set.name);
+    let sources: Vec<String> = set.pairs.iter().map(|p| p.src.clone()).collect();
+    let file = cfg.run.dir.join("eval").join(name).join(format!("{set_name}.{direction}.hyp"));
+    // Everything the hypotheses depend on: an eval run again (a killed one, or one whose
+    // metric settings changed) reuses a file decoded from the same inputs.
+    let decode_key = crate::report::sha256(format!("{weights}\n{opts:?}\n{direction}\n{shots:?}\n{sources:?}").as_bytes());
+    if let Some((lines, done)) = DecodedFile::reuse(&file, &decode_key) {
+        tracing::info!(system = %name, %direction, set = set_name, "hypotheses current, reused");
+        return Ok(Hypotheses { system: name.to_string(), key, lines, seconds: done.seconds, generated_tokens: done.generated_tokens, file: file.display().to_string() });
+    }
+    let pb = bar(sources.len(), &format!("{name} {direction} {set_name}"));
+    let start = std::time::Instant::now();
+    let out = decoder.translate(direction, &sources, shots, &|n| pb.inc(n as u64))?;
+    pb.finish();
+    let seconds = start.elapsed().as_secs_f64();
+    let text = out.lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+    landermt_model::atomic::write_atomic(&file, |w| w.write_all(text.as_bytes()))?;
+    DecodedFile { key: decode_key, seconds, generated_tokens: out.generated_tokens }.write(&file)?;
+    tracing::info!(system = %name, %direction, set = set_name, seconds, tokens = out.generated_tokens, "decoded");
+    Ok(Hypotheses { system: name.to_string(), key, lines: out.lines, seconds, generated_tokens: out.generated_tokens, file: file.display().to_string() })
+}
+
+/// A system's hypotheses on one test set, scored: corpus BLEU and chrF from the segment
+/// statistics, and their bootstrap samples.
+struct Scored<'a> {
+    h: &'a Hypotheses,
+    bleu: f64,
+    chrf: f64,
+    bleu_samples: Vec<f64>,
+    chrf_samples: Vec<f64>,
+}
+
+/// The report's rows for test set `key`: every system against the baseline, and `eval.compare`
+/// against every other system, all on the same resamplings.
+fn score_set(cfg: &RunConfig, key: usize, set: &TestSet, hyps: &[Hypotheses], rows: &mut Vec<Row>, comparisons: &mut Vec<Comparison>) {
+    use landermt_eval::bootstrap::{bleu_samples, chrf_samples, estimate, paired_p_value, sample_indices};
+    let e = &cfg.eval;
+    let reference: Vec<String> = set.pairs.iter().map(|p| p.tgt.clone()).collect();
+    let (bleu, chrf) = (bleu_for(set.direction), landermt_eval::Chrf::CHRF);
+    let idx = sample_indices(reference.len(), e.n_bootstrap, 12345);
+    let scored: Vec<Scored> = hyps
+        .iter()
+        .filter(|h| h.key == key)
+        .map(|h| {
+            let (bs, cs) = (bleu.all_stats(&h.lines, &reference), chrf.all_stats(&h.lines, &reference));
+            Scored {
+                h,
+                bleu: bleu.score_stats(&landermt_eval::bleu::sum(&bs)).score,
+                chrf: chrf.score_stats(&landermt_eval::chrf::sum(&cs)),
+                bleu_samples: bleu_samples(&bs, &idx),
+                chrf_samples: chrf_samples(&cs, &idx),
+            }
+        })
+        .collect();
+    let (direction, test_set) = (set.direction.to_string(), set.name.clone());
+    let baseline = e.baseline.name();
+    let base = scored.iter().find(|s| s.h.system == baseline).expect("the baseline is evaluated");
+    if let Some(focus) = e.compare.and_then(|m| scored.iter().find(|s| s.h.system == m.name())) {
+        for other in scored.iter().filter(|s| s.h.system != focus.h.system) {
+            comparisons.push(Comparison {
+                system: focus.h.system.clone(),
+                against: other.h.system.clone(),
+                direction: direction.clone(),
+                test_set: test_set.clone(),
+                bleu_delta: focus.bleu - other.bleu,
+                bleu_p: paired_p_value(&other.bleu_samples, &focus.bleu_samples, other.bleu, focus.bleu, false),
+                chrf_delta: focus.chrf - other.chrf,
+                chrf_p: paired_p_value(&other.chrf_samples, &focus.chrf_samples, other.chrf, focus.chrf, true),
+            });
+        }
+    }
+    for s in &scored {
+        let is_base = s.h.system == baseline;
+        rows.push(Row {
+            system: s.h.system.clone(),
+            direction: direction.clone(),
+            test_set: test_set.clone(),
+            sentences: reference.len(),
+            bleu: s.bleu,
+            bleu_signature: bleu.signature(),
+            bleu_ci: estimate(&s.bleu_samples, true, false),
+            chrf: s.chrf,
+            chrf_signature: chrf.signature(),
+            chrf_ci: estimate(&s.chrf_samples, false, true),
+            bleu_p: (!is_base).then(|| paired_p_value(&base.bleu_samples, &s.bleu_samples, base.bleu, s.bleu, false)),
+            chrf_p: (!is_base).then(|| paired_p_value(&base.chrf_samples, &s.chrf_samples, base.chrf, s.chrf, true)),
+            sentences_per_second: reference.len() as f64 / s.h.seconds.max(1e-9),
+            tokens_per_second: s.h.generated_tokens as f64 / s.h.seconds.max(1e-9),
+            generated_tokens: s.h.generated_tokens,
+            hypotheses: s.h.file.clone(),
+        });
+    }
+}
+
+/// Stage 5: decodes every test set in every evaluated direction with every system, scores it
+/// as sacreBLEU would, measures the LM loss on held-out text, and writes
+/// `eval/{system}/{set}.{direction}.hyp`, `report.json`, `report.md` and the transfer and
+/// forgetting figures.
+pub fn eval(cfg: &RunConfig) -> Result<()> {
+    let e = &cfg.eval;
+    let directions = cfg.eval_directions();
+    let opts = landermt_eval::decode::DecodeOptions { template: cfg.eval_template().clone(), max_new_tokens: e.max_new_tokens, batch_size: e.batch_size, stop_at_newline: true, beams: e.beams, length_penalty: e.length_penalty };
+    let sets = test_sets(cfg, &directions)?;
+    let model_sha256 = crate::report::sha256_path(&cfg.model.resolve(true)?)?;
+    let (mut infos, mut lm_rows, mut hyps) = (Vec::new(), Vec::new(), Vec::new());
+    for system in cfg.systems() {
+        let d = decode_system(cfg, system, &sets, &opts, &model_sha256)?;
+        infos.push(d.info);
+        lm_rows.extend(d.lm_rows);
+        hyps.extend(d.hyps);
+    }
+    let (mut rows, mut comparisons) = (Vec::new(), Vec::new());
+    for (key, set) in sets.iter().enumerate() {
+        score_set(cfg, key, set, &hyps, &mut rows, &mut comparisons);
+    }
+    let data_sha256 = sets
+        .iter()
+        .map(|s| (s.name.clone(), s.direction.to_string(), crate::report::sha256(s.pairs.iter().map(|p| format!("{}\t{}\n", p.src, p.tgt)).collect::<String>().as_bytes())))
+        .collect();
+    let report = Report {
+        version: crate::report::REPORT_VERSION,
+        run: cfg.run.name.clone(),
+        model: cfg.model.describe(),
+        shots: e.shots,
+        icl_shots: e.icl_shots,
+        decoding: crate::report::Decoding { beams: e.beams, length_penalty: e.length_penalty, max_new_tokens: e.max_new_tokens, stop: "EOS or newline".into(), template: cfg.eval_template().to_string() },
+        baseline: e.baseline.name().to_string(),
+        metrics: "BLEU and chrF computed by landermt following sacreBLEU 2.6.0's definitions; signatures as sacreBLEU prints them".into(),
+        n_bootstrap: e.n_bootstrap,
+        trained_directions: cfg.run.directions.iter().map(|d| d.to_string()).collect(),
+        evaluated_directions: directions.iter().map(|d| d.to_string()).collect(),
+        transfer: e.transfer.map(|m| m.name().to_string()),
+        systems: infos,
+        rows,
+        comparisons,
+        lm_loss: lm_rows,
+        inputs: crate::report::Inputs {
+            model_sha256,
+            eval_config_sha256: crate::report::sha256(&serde_json::to_vec(e)?),
+            data_sha256,
+            gemm: Some(landermt_model::blas::current()),
+        },
+    };
+    write_report(cfg, &report)
+}
+
+/// `report.json`, `report.md` and the figures; the report is printed too.
+fn write_report(cfg: &RunConfig, report: &Report) -> Result<()> {
+    write_json(&cfg.run.dir.join("report.json"), report)?;
+    let md = report.markdown();
+    let md_path = cfg.run.dir.join("report.md");
+    landermt_model::atomic::write_atomic(&md_path, |w| w.write_all(md.as_bytes()))?;
+    figures(cfg);
+    println!("eval: {} → {}\n\n{md}", cfg.run.dir.join("report.json").display(), md_path.display());
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! Running the stages from a run config: read inputs, call the stage's library, write its
+//! artifact atomically into the run directory.
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use landermt_data::{Direction, read_monolingual, read_parallel};
+use landermt_model::LanguageModel;
+use landermt_score::{Partial, Settings};
+
+use crate::config::RunConfig;
+use crate::system::System;
+
+mod eval;
+mod probe;
+mod route;
+mod score;
+mod train;
+#[cfg(test)]
+pub(crate) mod tests;
+
+pub use eval::eval;
+pub use probe::probe;
+pub use route::route;
+pub use score::score;
+pub use train::{export, train, trained_model};
+
+fn bar(len: usize, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len as u64);
+    pb.set_style(ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} {per_sec} eta {eta}").expect("valid template").progress_chars("=> "));
+    pb.set_message(what.to_string());
+    pb
+}
+
+fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> Result<()> {
+    let json = serde_json::to_vec_pretty(value)?;
+    landermt_model::atomic::write_atomic(path, |w| w.write_all(&json))?;
+    Ok(())
+}
+
+/// Redraws the run's figures; a figure that cannot be drawn is not worth failing a stage.
+fn figures(cfg: &RunConfig) {
+    match crate::figures::write_all(&cfg.run.dir) {
+        Ok(_) => println!("  figures: {}", cfg.run.dir.join("figures").display()),
+        Err(e) => tracing::warn!("figures not drawn: {e:#}"),
+    }
+}
+
+/// Reads `layers.json` of the run, naming the command that makes it when it is missing.
+pub fn read_layers(cfg: &RunConfig) -> Result<landermt_probe::Layers> {
+    let layers: landermt_probe::Layers = read_artifact(cfg, "layers.json", "probe")?;
+    if layers.version != landermt_probe::LAYERS_VERSION {
+        bail!("{}: schema version {}, this build reads {}; run the probe again", cfg.run.dir.join("layers.json").display(), layers.version, landermt_probe::LAYERS_VERSION);
+    }
+    Ok(layers)
+}
+
+/// Reads a JSON artifact of the run, naming the command that makes it when it is missing.
+fn read_artifact<T: serde::de::DeserializeOwned>(cfg: &RunConfig, file: &str, stage: &str) -> Result<T> {
+    let path = cfg.run.dir.join(file);
+    let bytes = std::fs::read(&path).with_context(|| format!("{}: missing; run `cargo xtask {stage} --config …` first", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{}: not a valid {file}", path.display()))
+}
+
+/// The last validation loss of a `train.json`.
+pub fn final_validation_loss(train: &serde_json::Value) -> Option<f64> {
+    train["validation_loss"].as_array()?.last()?[1].as_f64()
+}
+
+/// BLEU as the report computes it for `direction`: sacreBLEU's `zh` tokenizer for Chinese
+/// targets, 13a otherwise.
+pub fn bleu_for(direction: Direction) -> landermt_eval::Bleu {
+    let tokenize = if direction.tgt.code == "zh" { landermt_eval::Tokenize::Zh } else { landermt_eval::Tokenize::Mteval13a };
+    landermt_eval::Bleu { tokenize, ..Default::default() }
+}

@@ -1,0 +1,61 @@
+//! Stage 2, `neurons.safetensors` and `neurons.json`: every FFN unit's language awareness.
+
+use super::*;
+
+/// Stage 2: `neurons.safetensors` and `neurons.json`. Each language's scores are saved under
+/// `score/` as soon as they are done, so a killed run resumes at the next language.
+pub fn score(cfg: &RunConfig) -> Result<()> {
+    let sc = &cfg.score;
+    let layers = read_layers(cfg)?;
+    let languages = cfg.score_languages();
+    let path = cfg.model.resolve(true)?;
+    let model = landermt_score::frozen(LanguageModel::load(&path, &cfg.model.device()?.autodiff())?);
+    if layers.num_layers != model.config.num_layers {
+        bail!("layers.json was measured on a {}-layer model, but {} has {}; run the probe again", layers.num_layers, path.display(), model.config.num_layers);
+    }
+    let _span = tracing::info_span!("score").entered();
+    let start = std::time::Instant::now();
+    let mut per_language = Vec::new();
+    for lang in &languages {
+        let key = format!("model {}; data {:?}; n {}; language {lang}; version {}", cfg.model.describe(), sc.data, sc.n, landermt_score::NEURONS_VERSION);
+        let partial = cfg.run.dir.join("score").join(format!("{lang}.json"));
+        if let Some(done) = Partial::load(&partial, &key) {
+            tracing::info!(%lang, path = %partial.display(), "scores of this language were already computed; reusing them");
+            per_language.push(done);
+            continue;
+        }
+        let mut sentences = read_monolingual(&sc.data, *lang)?;
+        if sentences.len() < sc.n {
+            tracing::warn!(%lang, available = sentences.len(), wanted = sc.n, "fewer sentences than score.n; using what there is");
+        }
+        sentences.truncate(sc.n);
+        let ids = sentences.iter().map(|s| model.encode(s)).collect::<landermt_model::Result<Vec<_>>>()?;
+        let pb = bar(ids.len(), lang.code);
+        let t0 = std::time::Instant::now();
+        let a = landermt_score::awareness(&model, &ids, sc.batch_size, &|n| pb.inc(n as u64));
+        pb.finish();
+        tracing::info!(%lang, sentences = a.sentences, tokens = a.positions, tokens_per_s = a.positions as f64 / t0.elapsed().as_secs_f64(), "scored");
+        Partial::new(key, &a).save(&partial)?;
+        per_language.push(a);
+    }
+    let settings = Settings {
+        model: cfg.model.describe(),
+        languages: languages.clone(),
+        data: sc.data.clone(),
+        epsilon: sc.epsilon,
+        num_layers: model.config.num_layers,
+        selected: layers.selected.clone(),
+    };
+    let (scores, neurons) = landermt_score::neurons(&settings, &per_language)?;
+    scores.write(&cfg.run.dir.join("neurons.safetensors"))?;
+    let out = cfg.run.dir.join("neurons.json");
+    write_json(&out, &neurons)?;
+    println!("score: {} languages in {:.1}s → {}", languages.len(), start.elapsed().as_secs_f64(), out.display());
+    for l in &neurons.layers {
+        let ffn = &l.modules["ffn_act"];
+        let specific: Vec<String> = languages.iter().map(|lang| format!("{lang} {}", ffn.counts[lang.code])).collect();
+        println!("  layer {:>2} ffn_act: {} general, specific {}", l.layer, ffn.counts["general"], specific.join(", "));
+    }
+    figures(cfg);
+    Ok(())
+}

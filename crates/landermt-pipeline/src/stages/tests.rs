@@ -1,0 +1,286 @@
+use super::*;
+use super::train::prepare;
+use crate::report::Report;
+
+/// configs/quick.toml with its project-relative paths made absolute and a scratch run dir.
+pub(crate) fn quick(run_dir: &std::path::Path) -> RunConfig {
+    fixture_config("configs/quick.toml", run_dir)
+}
+
+/// A config of the project (`path` from its root) with its paths made absolute and a
+/// scratch run dir.
+fn fixture_config(path: &str, run_dir: &std::path::Path) -> RunConfig {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut cfg = RunConfig::load(&root.join(path)).unwrap();
+    cfg.model.path = cfg.model.path.map(|p| root.join(p));
+    if let landermt_data::ParallelSource::Flores { dir, .. } = &mut cfg.probe.data {
+        *dir = root.join(&*dir);
+    }
+    for set in &mut cfg.eval.test_sets {
+        if let landermt_data::ParallelSource::Flores { dir, .. } | landermt_data::ParallelSource::Opus { dir } = &mut set.data {
+            *dir = root.join(&*dir);
+        }
+    }
+    for source in [&mut cfg.train.data, &mut cfg.train.dev] {
+        if let landermt_data::ParallelSource::Tsv { path, .. } = source {
+            *path = root.join(&*path);
+        }
+    }
+    for source in [&mut cfg.score.data, &mut cfg.route.check, &mut cfg.eval.lm_data] {
+        if let landermt_data::MonoSource::Flores { dir, .. } = source {
+            *dir = root.join(&*dir);
+        }
+    }
+    cfg.run.dir = run_dir.to_path_buf();
+    cfg
+}
+
+#[test]
+fn probe_writes_layers_json_for_the_quick_config() {
+    let dir = tempfile::tempdir().unwrap();
+    probe(&quick(dir.path())).unwrap();
+    let layers: landermt_probe::Layers = serde_json::from_slice(&std::fs::read(dir.path().join("layers.json")).unwrap()).unwrap();
+    assert_eq!(layers.version, landermt_probe::LAYERS_VERSION);
+    assert_eq!(layers.directions.iter().map(|d| (d.direction.to_string(), d.n)).collect::<Vec<_>>(), [("en-fr".into(), 6), ("fr-en".into(), 6)]);
+    // transformers' selection on the same model and lines (tests/fixtures/probe/reference.json).
+    assert_eq!(layers.selected, vec![2, 3]);
+}
+
+#[test]
+fn probe_refuses_k_larger_than_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = quick(dir.path());
+    cfg.probe.k = 6;
+    let err = format!("{:#}", probe(&cfg).unwrap_err());
+    assert!(err.contains("k = 6") && err.contains("has 4"), "{err}");
+    assert!(!dir.path().join("layers.json").exists());
+}
+
+#[test]
+fn score_writes_neurons_for_the_selected_layers_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = quick(dir.path());
+    let err = format!("{:#}", score(&cfg).unwrap_err());
+    assert!(err.contains("layers.json") && err.contains("cargo xtask probe"), "{err}");
+    probe(&cfg).unwrap();
+    score(&cfg).unwrap();
+    let neurons: landermt_score::Neurons = serde_json::from_slice(&std::fs::read(dir.path().join("neurons.json")).unwrap()).unwrap();
+    assert_eq!(neurons.selected, vec![2, 3]);
+    assert_eq!(neurons.languages.iter().map(|l| l.code).collect::<Vec<_>>(), ["en", "fr", "de"]);
+    let ffn = &neurons.layers[0].modules["ffn_act"];
+    // llama-tiny has 176 FFN units: ⌊0.9·176⌋ = 158, so 176 − 158 − 1 = 17 are specific.
+    assert_eq!(ffn.counts.values().sum::<usize>(), 176);
+    assert_eq!(176 - ffn.counts["general"], 17);
+    let scores = landermt_score::Scores::read(&dir.path().join("neurons.safetensors")).unwrap();
+    assert_eq!(scores.num_layers(), 4);
+
+    // A second run reuses every language's saved scores and writes the same artifacts.
+    let before = std::fs::read(dir.path().join("neurons.safetensors")).unwrap();
+    std::fs::remove_file(dir.path().join("neurons.safetensors")).unwrap();
+    score(&cfg).unwrap();
+    assert!(std::fs::read(dir.path().join("neurons.safetensors")).unwrap() == before, "the resumed run wrote different scores");
+
+    // Figures 4–7 and the counts, each as CSV and SVG.
+    for stem in ["activation", "delta", "awareness-general", "awareness-specific", "specific-counts"] {
+        let csv = std::fs::read_to_string(dir.path().join(format!("figures/{stem}.csv"))).unwrap();
+        assert!(csv.lines().count() > 4, "{stem}.csv: {csv}");
+        assert!(dir.path().join(format!("figures/{stem}.svg")).exists());
+    }
+}
+
+#[test]
+fn route_writes_route_json_and_measures_the_routed_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = quick(dir.path());
+    let err = format!("{:#}", route(&cfg).unwrap_err());
+    assert!(err.contains("neurons.json") && err.contains("cargo xtask score"), "{err}");
+    probe(&cfg).unwrap();
+    score(&cfg).unwrap();
+    for (car, moves) in [(landermt_model::nn::CarMode::Off, false), (landermt_model::nn::CarMode::Taylor, true)] {
+        cfg.route.car = car;
+        route(&cfg).unwrap();
+        let r: landermt_route::Route = serde_json::from_slice(&std::fs::read(dir.path().join("route.json")).unwrap()).unwrap();
+        assert_eq!(r.layers.iter().map(|l| l.layer).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(r.layers[0].counts.iter().sum::<usize>(), 176);
+        let c = r.check.unwrap();
+        assert_eq!(c.sentences, 12, "lines 201–206 of en and fr");
+        assert_eq!(c.max_abs_logit_diff > 0.0, moves, "{car:?}: {c:?}");
+    }
+}
+
+#[test]
+fn train_runs_landermt_and_full_on_the_quick_config_and_resumes_when_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = quick(dir.path());
+    probe(&cfg).unwrap();
+    score(&cfg).unwrap();
+    route(&cfg).unwrap();
+    for method in [landermt_train::Method::Landermt, landermt_train::Method::Full, landermt_train::Method::Lora, landermt_train::Method::AdapterLora] {
+        train(&cfg, System::all(method)).unwrap();
+        let name = method.name();
+        let out = dir.path().join("train").join(&name);
+        let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("train.json")).unwrap()).unwrap();
+        let losses: Vec<f64> = serde_json::from_value(summary["train_loss"].clone()).unwrap();
+        assert!(losses.len() >= 2 && losses.last() < losses.first(), "{name}: {losses:?}");
+        assert!(out.join("delta.safetensors").exists() && out.join("loss.svg").exists());
+    }
+    let share = |m: &str| -> f64 {
+        let s: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("train").join(m).join("train.json")).unwrap()).unwrap();
+        s["trainable_share"].as_f64().unwrap()
+    };
+    assert!(share("landermt") < 0.5 && share("full") == 1.0, "{} {}", share("landermt"), share("full"));
+    // Started again, the finished run is found in its checkpoint and not trained twice.
+    train(&cfg, System::all(landermt_train::Method::Landermt)).unwrap();
+    assert!(share("lora") < share("landermt") && share("adapter-lora") > share("lora"));
+}
+
+#[test]
+fn export_writes_a_folder_that_loads_with_the_trained_logits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = quick(dir.path());
+    cfg.route.car = landermt_model::nn::CarMode::Off;
+    probe(&cfg).unwrap();
+    score(&cfg).unwrap();
+    route(&cfg).unwrap();
+    train(&cfg, System::all(cfg.train.method)).unwrap();
+    let out = dir.path().join("export");
+    export(&cfg, System::all(cfg.train.method), &out).unwrap();
+
+    // The routed-and-trained model (CAR off), rebuilt here, against the exported folder.
+    let method = landermt_train::Method::Landermt;
+    let (model, units, _, selected) = prepare(&cfg, method).unwrap();
+    let trainee = landermt_train::Trainee::with_added(model.net.clone(), method, units.as_ref(), &selected, &cfg.train.added(), cfg.train.seed);
+    let delta = dir.path().join("train/landermt/delta.safetensors");
+    let (trainee, _) = landermt_train::trainer::load_trained(&delta, trainee).unwrap();
+    let exported = LanguageModel::load(&out, &landermt_model::Backend::Flex.device().unwrap()).unwrap();
+    let ids = exported.encode("Le chat dort.").unwrap();
+    let logits = |net: &landermt_model::Transformer| -> Vec<f32> {
+        let batch = landermt_model::Batch::single(&ids);
+        net.logits(net.forward(&batch, None, &mut landermt_model::Taps::none())).inner().into_data().try_into_vec().unwrap()
+    };
+    let (a, b) = (logits(&trainee.network()), logits(&exported.net));
+    let base = logits(&model.net);
+    assert!(a != base, "training changed nothing");
+    let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    // Same weights; only the matmul layouts differ (transposed on write and on load).
+    assert!(worst < 1e-5, "the exported model's logits differ from the trained model's by up to {worst}");
+
+    // Routed models and adapters cannot be written as plain checkpoints.
+    cfg.route.car = landermt_model::nn::CarMode::Taylor;
+    route(&cfg).unwrap();
+    let err = format!("{:#}", export(&cfg, System::all(cfg.train.method), &dir.path().join("x")).unwrap_err());
+    assert!(err.contains("CAR routing"), "{err}");
+}
+
+/// Our trainer and transformers + PEFT (bench/train_reference.py) on one protocol: the same
+/// examples, batch order, loss, AdamW and schedule give the same step and dev losses.
+#[test]
+fn training_matches_pytorch_and_peft_step_by_step() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/train-torch");
+    let reference: serde_json::Value = serde_json::from_slice(&std::fs::read(root.join("reference.json")).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = fixture_config("tests/fixtures/train-torch/tiny.toml", dir.path());
+    probe(&cfg).unwrap();
+    for method in [landermt_train::Method::Lora, landermt_train::Method::Full] {
+        train(&cfg, System::all(method)).unwrap();
+        let ours: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("train").join(method.name()).join("train.json")).unwrap()).unwrap();
+        let theirs = &reference[method.name()];
+        for key in ["trainable_parameters", "steps", "tokens"] {
+            assert_eq!(ours[key], theirs[key], "{} {key}", method.name());
+        }
+        let close = |a: f64, b: f64, what: String| assert!((a - b).abs() <= 1e-5 * b.abs(), "{what}: ours {a}, PyTorch {b}");
+        for (k, (a, b)) in ours["train_loss"].as_array().unwrap().iter().zip(theirs["train_loss"].as_array().unwrap()).enumerate() {
+            close(a.as_f64().unwrap(), b.as_f64().unwrap(), format!("{} step {}", method.name(), k + 1));
+        }
+        let (dev, their_dev) = (ours["validation_loss"].as_array().unwrap(), theirs["validation_loss"].as_array().unwrap());
+        assert_eq!(dev.len(), their_dev.len());
+        for (a, b) in dev.iter().zip(their_dev) {
+            assert_eq!(a[0], b[0]);
+            close(a[1].as_f64().unwrap(), b[1].as_f64().unwrap(), format!("{} dev loss at step {}", method.name(), a[0]));
+        }
+    }
+}
+
+#[test]
+fn eval_writes_hypotheses_a_report_and_the_transfer_and_forgetting_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = quick(dir.path());
+    assert_eq!(cfg.eval.extra_directions.len(), 1, "quick.toml evaluates one untrained direction");
+    assert_eq!(cfg.eval.transfer, Some(landermt_train::Method::Landermt));
+    probe(&cfg).unwrap();
+    score(&cfg).unwrap();
+    route(&cfg).unwrap();
+    let systems = cfg.systems();
+    assert_eq!(systems.iter().map(|s| s.name()).collect::<Vec<_>>(), ["none", "landermt", "landermt@en-fr", "landermt@fr-en"]);
+    for &s in &systems[1..] {
+        train(&cfg, s).unwrap();
+    }
+    // A transfer system trains on its one direction: half the examples of the full run.
+    let tokens = |s: &str| -> u64 {
+        let t: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("train").join(s).join("train.json")).unwrap()).unwrap();
+        t["tokens"].as_u64().unwrap()
+    };
+    assert!(tokens("landermt@fr-en") < tokens("landermt") && tokens("landermt@en-fr") < tokens("landermt"));
+    eval(&cfg).unwrap();
+    let report = Report::read(&dir.path().join("report.json")).unwrap();
+    // 4 systems × 3 directions (en-fr, fr-en and the untrained en-de) × 2 test sets.
+    assert_eq!(report.rows.len(), 24);
+    assert_eq!(report.evaluated_directions, ["en-fr", "fr-en", "en-de"]);
+    for r in &report.rows {
+        assert!(r.bleu_signature.starts_with("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp"));
+        assert_eq!(r.bleu_p.is_none(), r.system == "none");
+        let hyp = std::fs::read_to_string(&r.hypotheses).unwrap();
+        assert_eq!(hyp.lines().count(), r.sentences);
+        assert!(r.generated_tokens >= r.sentences && r.tokens_per_second > 0.0, "{r:?}");
+    }
+    // The report's systems carry their trainable counts from train.json.
+    let landermt = report.systems.iter().find(|s| s.name == "landermt").unwrap();
+    assert!(landermt.trainable_parameters > 0 && landermt.trainable_share < 0.5 && landermt.delta_sha256.is_some());
+    assert_eq!(report.inputs.data_sha256.len(), 6);
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(md.contains("| landermt | fr-en |") && md.contains("| en-fr | ") && md.contains("Transfer (flores, BLEU)"), "{md}");
+    // Forgetting: LM loss on German, which the run does not train, per system.
+    assert_eq!(report.lm_loss.len(), 4);
+    assert!(report.lm_loss.iter().all(|r| r.language == "de" && r.loss > 0.0));
+    assert_ne!(report.lm_loss[0].loss, report.lm_loss[1].loss, "training left the LM loss exactly unchanged");
+    // The figures: a transfer matrix per test set whose cells are the report's BLEU.
+    let csv = std::fs::read_to_string(dir.path().join("figures/transfer-flores.csv")).unwrap();
+    let cell = format!("en-fr,en-de,{}", report.bleu("landermt@en-fr", "en-de", "flores").unwrap());
+    assert!(csv.lines().any(|l| l == cell), "{cell} not in\n{csv}");
+    assert_eq!(csv.lines().count(), 1 + 4 * 3, "header + (none, en-fr, fr-en, all) × 3 directions");
+    for f in ["transfer-flores.svg", "transfer-opus100.svg", "forgetting-lm.svg", "forgetting-bleu.svg"] {
+        assert!(dir.path().join("figures").join(f).exists(), "{f}");
+    }
+    // landermt against each other system: 3 others × 6 (direction, set), on shared resamplings.
+    assert_eq!(report.comparisons.len(), 18);
+    let c = report.comparisons.iter().find(|c| c.against == "none" && c.direction == "fr-en" && c.test_set == "flores").unwrap();
+    let row = report.rows.iter().find(|r| r.system == "landermt" && r.direction == "fr-en" && r.test_set == "flores").unwrap();
+    assert_eq!((c.bleu_delta + report.bleu("none", "fr-en", "flores").unwrap(), c.bleu_p), (row.bleu, row.bleu_p.unwrap()));
+    // Run again with another metric setting: the hypotheses are reused, not decoded again.
+    let before: Vec<_> = report.rows.iter().map(|r| std::fs::metadata(&r.hypotheses).unwrap().modified().unwrap()).collect();
+    let mut cfg = cfg;
+    cfg.eval.n_bootstrap = 50;
+    eval(&cfg).unwrap();
+    let again = Report::read(&dir.path().join("report.json")).unwrap();
+    let after: Vec<_> = again.rows.iter().map(|r| std::fs::metadata(&r.hypotheses).unwrap().modified().unwrap()).collect();
+    assert_eq!(before, after, "hypothesis files were rewritten");
+    assert_eq!(report.rows.iter().map(|r| r.sentences_per_second).collect::<Vec<_>>(), again.rows.iter().map(|r| r.sentences_per_second).collect::<Vec<_>>());
+    let bleu = std::fs::read_to_string(dir.path().join("figures/forgetting-bleu.csv")).unwrap();
+    assert_eq!(bleu.lines().count(), 1 + 2 * 2, "header + (en-de flores, en-de opus100) × (none, landermt):\n{bleu}");
+    // The effective training settings and the decoding template are reported.
+    assert_eq!(landermt.settings.as_ref().map(|s| s.lr), Some(cfg.train_for(landermt_train::Method::Landermt).lr));
+    assert_eq!(report.decoding.template, landermt_data::prompt::DEFAULT_TEMPLATE);
+    assert!(md.contains("Training settings of each system") && md.contains("| landermt | 4 | 1e-2 |"), "{md}");
+
+    // In-context learning adds a system: the untuned model after one dev example per sentence.
+    cfg.eval.icl_shots = 1;
+    eval(&cfg).unwrap();
+    let icl = Report::read(&dir.path().join("report.json")).unwrap();
+    // en-de has no dev pairs to show, so icl is decoded on en-fr and fr-en only.
+    assert_eq!(icl.rows.len(), 28);
+    let prompt = |r: &Report, s: &str| r.rows.iter().find(|r| r.system == s && r.direction == "en-fr" && r.test_set == "flores").unwrap().hypotheses.clone();
+    assert!(prompt(&icl, "icl").ends_with("eval/icl/flores.en-fr.hyp"));
+    let record = |hyp: &str| serde_json::from_slice::<serde_json::Value>(&std::fs::read(format!("{hyp}.json")).unwrap()).unwrap()["key"].clone();
+    assert_ne!(record(&prompt(&icl, "icl")), record(&prompt(&icl, "none")), "icl was decoded from the same inputs as none");
+    assert_eq!(before, icl.rows.iter().filter(|r| r.system != "icl").map(|r| std::fs::metadata(&r.hypotheses).unwrap().modified().unwrap()).collect::<Vec<_>>());
+}

@@ -1,0 +1,203 @@
+//! Stage 4, `train/{system}/`: a method fine-tuned into a delta, and the models built from one.
+
+use super::*;
+
+/// The model on an autodiff device (routed for the LANDeRMT variants), the unit set, the
+/// upstream facts a checkpoint records, and the selected layers.
+pub(super) fn prepare(cfg: &RunConfig, method: landermt_train::Method) -> Result<(LanguageModel, Option<landermt_train::UnitSet>, serde_json::Value, Vec<usize>)> {
+    use landermt_train::Method;
+    let path = cfg.model.resolve(true)?;
+    let mut model = LanguageModel::load(&path, &cfg.model.device()?.autodiff())?;
+    let layers = read_layers(cfg)?;
+    let mut upstream = serde_json::json!({ "layers": layers.selected });
+    let units = if matches!(method, Method::Landermt | Method::LandermtLs | Method::LandermtLg) {
+        let route: landermt_route::Route = read_artifact(cfg, "route.json", "route")?;
+        let neurons: landermt_score::Neurons = read_artifact(cfg, "neurons.json", "score")?;
+        landermt_route::apply(&mut model, &route)?;
+        upstream["route"] = serde_json::to_value(route.layers.iter().map(|l| (l.layer, &l.counts, l.static_car)).collect::<Vec<_>>())?;
+        upstream["car"] = serde_json::to_value(route.car)?;
+        method.units(&route, &neurons)
+    } else {
+        None
+    };
+    Ok((model, units, upstream, layers.selected))
+}
+
+/// Merges the base model and `{run}/train/{method}/delta.safetensors` into a Hugging Face
+/// folder `out`. Refused for adapters and CAR-routed models (`route.car` other than `off`),
+/// whose computation a plain transformers checkpoint cannot express.
+pub fn export(cfg: &RunConfig, system: System, out: &std::path::Path) -> Result<()> {
+    let delta = delta_path(cfg, system)?;
+    let model = with_delta(cfg, system.method, &delta)?;
+    landermt_model::export::write_hf_folder(&model, &model.net, out).with_context(|| format!("exporting `{system}` to {}", out.display()))?;
+    println!("export: {} + {} → {}", cfg.model.describe(), delta.display(), out.display());
+    Ok(())
+}
+
+/// Stage 4: trains `system` (a method, on every direction of the run or on one) into
+/// `{run}/train/{system}/`: `delta.safetensors`, `checkpoint.safetensors` (resumed when
+/// present), `train.json` and the loss curve.
+pub fn train(cfg: &RunConfig, system: System) -> Result<()> {
+    use landermt_train::{Method, Trainee, trainer};
+    let method = system.method;
+    let t = &cfg.train_for(method);
+    let settings = t.settings();
+    let name = system.name();
+    let dir = cfg.run.dir.join("train").join(&name);
+    let (model, units, mut upstream, selected) = prepare(cfg, method)?;
+    let pad = model.config.pad_token_id.unwrap_or(0);
+    let directions = system.directions(&cfg.directions());
+    let (train_sets, dev) = examples(cfg, &model, t, &settings, &directions)?;
+
+    let total_params = burn::module::Module::num_params(&model.net);
+    let added = t.added();
+    if matches!(method, Method::Lora | Method::Adapter | Method::AdapterLora) {
+        upstream["added"] = serde_json::to_value(&added)?;
+    }
+    let trainee = Trainee::with_added(model.net.clone(), method, units.as_ref(), &selected, &added, settings.seed);
+    let trainable: usize = landermt_train::ids::trainable(&trainee).iter().map(|(_, t)| t.shape().num_elements()).sum();
+    let setup = serde_json::json!({
+        "model": cfg.model.describe(),
+        "method": name,
+        "directions": directions,
+        "data": t.data, "pairs": t.pairs, "dev": t.dev, "dev_pairs": t.dev_pairs,
+        "settings": settings,
+        "prompt": cfg.prompt,
+        "upstream": upstream,
+    });
+    println!("train `{name}`: {trainable} trainable parameters of {total_params} ({:.3} %)", 100.0 * trainable as f64 / total_params as f64);
+    if method == Method::None {
+        println!("  nothing to train");
+        return Ok(());
+    }
+    let pb = bar(0, &name);
+    let run = trainer::Run {
+        settings: &settings,
+        train: &train_sets,
+        dev: &dev,
+        pad_id: pad,
+        setup,
+        dir: &dir,
+        stop_after: None,
+        progress: &|step, total, loss| {
+            pb.set_length(total as u64);
+            pb.set_position(step as u64);
+            pb.set_message(format!("{name} {loss:.3}"));
+        },
+    };
+    let (_, state) = trainer::run(trainee, &run)?;
+    pb.finish();
+
+    write_summary(cfg, &dir, system, &state, &settings, t, trainable, total_params, &added)
+}
+
+/// `train.json` (what the report and sweeps read), the loss curve, and a summary line.
+#[allow(clippy::too_many_arguments)]
+fn write_summary(
+    cfg: &RunConfig,
+    dir: &std::path::Path,
+    system: System,
+    state: &landermt_train::trainer::State,
+    settings: &landermt_train::trainer::Settings,
+    t: &crate::config::TrainSection,
+    trainable: usize,
+    total_params: usize,
+    added: &landermt_train::added::AddedSettings,
+) -> Result<()> {
+    use landermt_train::Method;
+    let (method, name) = (system.method, system.name());
+    let summary = serde_json::json!({
+        "method": name, "trainable_parameters": trainable, "model_parameters": total_params,
+        "trainable_share": trainable as f64 / total_params as f64,
+        "steps": state.step, "tokens": state.tokens, "seconds": state.seconds,
+        "tokens_per_second": state.tokens as f64 / state.seconds.max(1e-9),
+        "train_loss": state.losses, "validation_loss": state.validation,
+        "settings": settings, "pairs": t.pairs, "prompt": cfg.prompt,
+        "added": matches!(method, Method::Lora | Method::Adapter | Method::AdapterLora).then_some(added),
+    });
+    write_json(&dir.join("train.json"), &summary)?;
+    let curve = landermt_plot::LineChart::new(format!("Training loss, {name} ({})", cfg.model.describe()), "optimizer step", "target cross-entropy (nats)")
+        .series("train", state.losses.iter().enumerate().map(|(i, &l)| ((i + 1) as f64, l)).collect())
+        .series("validation", state.validation.iter().map(|&(s, l)| (s as f64, l)).collect());
+    curve.write(&dir, "loss")?;
+    println!(
+        "  {} steps, {:.1} tokens/s, loss {:.4} → {:.4}, validation {} → {}",
+        state.step,
+        state.tokens as f64 / state.seconds.max(1e-9),
+        state.losses.first().copied().unwrap_or(f64::NAN),
+        state.losses.last().copied().unwrap_or(f64::NAN),
+        // The last validation is the trained model's (the sweep's dev loss); the first shows the trend.
+        match (state.validation.first(), state.validation.last()) {
+            (Some(a), Some(b)) if a.0 != b.0 => format!("{:.4} (step {}) → {:.4} (step {})", a.1, a.0, b.1, b.0),
+            (_, Some(b)) => format!("{:.4} (step {})", b.1, b.0),
+            _ => "not measured".into(),
+        },
+        dir.display()
+    );
+    Ok(())
+}
+
+/// The training examples of each direction (the first `train.pairs` pairs of `train.data`, in
+/// the templates `[prompt] train` picks) and the dev examples (always `[prompt] template`).
+fn examples(
+    cfg: &RunConfig,
+    model: &LanguageModel,
+    t: &crate::config::TrainSection,
+    settings: &landermt_train::trainer::Settings,
+    directions: &[Direction],
+) -> Result<(Vec<Vec<landermt_train::Example>>, Vec<landermt_train::Example>)> {
+    let (mut train_sets, mut dev) = (Vec::new(), Vec::new());
+    for (i, &direction) in directions.iter().enumerate() {
+        let mut pairs = read_parallel(&t.data, direction)?;
+        if pairs.len() < t.pairs {
+            tracing::warn!(%direction, available = pairs.len(), wanted = t.pairs, "fewer training pairs than train.pairs; using what there is");
+        }
+        pairs.truncate(t.pairs);
+        let mut set = Vec::new();
+        for (k, pair) in pairs.iter().enumerate() {
+            let template = landermt_train::data::template(&cfg.prompt.template, cfg.prompt.train, settings.seed, i, k);
+            if let Some(ex) = landermt_train::example(model, direction, pair, template, settings.max_len)? {
+                set.push(ex);
+            }
+        }
+        if set.len() < pairs.len() {
+            tracing::warn!(%direction, skipped = pairs.len() - set.len(), max_len = settings.max_len, "targets longer than max_len were skipped");
+        }
+        train_sets.push(set);
+        for pair in read_parallel(&t.dev, direction)?.iter().take(t.dev_pairs) {
+            if let Some(ex) = landermt_train::example(model, direction, pair, &cfg.prompt.template, settings.max_len)? {
+                dev.push(ex);
+            }
+        }
+    }
+    Ok((train_sets, dev))
+}
+
+/// The model a system evaluates: the base model for `none`, else base + its trained delta
+/// (with the routing for the LANDeRMT variants), without autodiff.
+pub fn trained_model(cfg: &RunConfig, system: System) -> Result<LanguageModel> {
+    if system.method == landermt_train::Method::None {
+        return Ok(LanguageModel::load(&cfg.model.resolve(true)?, &cfg.model.device()?)?);
+    }
+    with_delta(cfg, system.method, &delta_path(cfg, system)?)
+}
+
+/// `{run}/train/{system}/delta.safetensors`, or an error naming the command that makes it.
+fn delta_path(cfg: &RunConfig, system: System) -> Result<std::path::PathBuf> {
+    let delta = cfg.run.dir.join("train").join(system.name()).join("delta.safetensors");
+    if !delta.exists() {
+        let only = system.only.map(|d| format!(" --direction {d}")).unwrap_or_default();
+        bail!("{}: missing; run `cargo xtask train --config … --method {}{only}` first", delta.display(), system.method.name());
+    }
+    Ok(delta)
+}
+
+/// The base model with `delta` trained in (routed for the LANDeRMT variants), without autodiff.
+fn with_delta(cfg: &RunConfig, method: landermt_train::Method, delta: &std::path::Path) -> Result<LanguageModel> {
+    let (mut model, units, _, selected) = prepare(cfg, method)?;
+    let t = cfg.train_for(method);
+    let trainee = landermt_train::Trainee::with_added(model.net.clone(), method, units.as_ref(), &selected, &t.added(), t.seed);
+    let (trainee, _) = landermt_train::trainer::load_trained(delta, trainee)?;
+    model.net = burn::module::Module::valid(&trainee.network());
+    Ok(model)
+}
