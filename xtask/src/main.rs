@@ -41,6 +41,10 @@ enum Cmd {
         /// Run only this stage.
         #[arg(long)]
         only: Option<String>,
+        /// In a run over several language pairs, only these pairs (e.g. `en-de,en-fr`), with
+        /// the shared score stage and the joint report.
+        #[arg(long, value_delimiter = ',')]
+        pairs: Option<Vec<String>>,
     },
     /// Stage 1: find the language-pair-relevant layers and write `layers.json` in the run directory.
     Probe {
@@ -71,6 +75,10 @@ enum Cmd {
         /// `{run}/train/{method}@{direction}/`.
         #[arg(long)]
         direction: Option<String>,
+        /// In a run over several language pairs, the pair (e.g. `en-de`; default: the pair of
+        /// `--direction`).
+        #[arg(long)]
+        pair: Option<String>,
     },
     /// Stage 5: decode the test sets with every configured method, score them, and write
     /// `report.json` and `report.md`.
@@ -109,6 +117,10 @@ enum Cmd {
         /// The system trained on this direction alone (`train/{method}@{direction}`).
         #[arg(long)]
         direction: Option<String>,
+        /// In a run over several language pairs, the pair (e.g. `en-de`; default: the pair of
+        /// `--direction`).
+        #[arg(long)]
+        pair: Option<String>,
         #[arg(long)]
         out: PathBuf,
     },
@@ -216,15 +228,15 @@ fn main() -> std::process::ExitCode {
 
 fn run(command: Cmd) -> Result<()> {
     match command {
-        Cmd::Pipeline { config, dry_run, force, from, only } => {
+        Cmd::Pipeline { config, dry_run, force, from, only, pairs } => {
             let cfg = RunConfig::load(&config)?;
-            run::run(&cfg, &run::Options { dry_run, force, from, only }, &mut |event| println!("{event}"))
+            run::run(&cfg, &run::Options { dry_run, force, from, only, pairs }, &mut |event| println!("{event}"))
         }
         Cmd::Probe { config } => stamped(&config, "probe", stages::probe),
         Cmd::Score { config } => stamped(&config, "score", stages::score),
         Cmd::Route { config } => stamped(&config, "route", stages::route),
-        Cmd::Train { config, method, direction } => {
-            let cfg = RunConfig::load(&config)?;
+        Cmd::Train { config, method, direction, pair } => {
+            let cfg = pair_view(RunConfig::load(&config)?, pair.as_deref().or(direction.as_deref()))?;
             let system = system_arg(&cfg, method.as_deref(), direction.as_deref())?;
             stages::train(&cfg, system)?;
             mark(&cfg, &format!("train:{system}"))
@@ -232,6 +244,9 @@ fn run(command: Cmd) -> Result<()> {
         Cmd::Eval { config } => stamped(&config, "eval", stages::eval),
         Cmd::Sweep { config, method, set, dev_lines, by } => {
             let cfg = RunConfig::load(&config)?;
+            if cfg.is_multi_pair() {
+                bail!("{}: a sweep runs on one language pair; sweep a config with that pair's directions", config.display());
+            }
             let method: landermt_train::Method = method.parse().map_err(anyhow::Error::msg)?;
             let grid = sweep::Grid::parse(&set)?;
             let out = sweep::run(&config, &cfg, method, &grid, dev_lines, by, None)?;
@@ -240,8 +255,8 @@ fn run(command: Cmd) -> Result<()> {
             println!("sweep: {} steps run; best {} = {} → {}", out.ran.len(), grid.key(), out.report.best, dir.display());
             Ok(())
         }
-        Cmd::Export { config, method, direction, out } => {
-            let cfg = RunConfig::load(&config)?;
+        Cmd::Export { config, method, direction, pair, out } => {
+            let cfg = pair_view(RunConfig::load(&config)?, pair.as_deref().or(direction.as_deref()))?;
             let system = system_arg(&cfg, method.as_deref(), direction.as_deref())?;
             stages::export(&cfg, system, &out)
         }
@@ -319,9 +334,27 @@ fn bleu(reference: &std::path::Path, hyp: &std::path::Path, tokenize: &str, metr
     Ok(())
 }
 
-/// Runs a stage alone and stamps it, so that the pipeline finds it current.
+/// The config a command on one pair works with: over several pairs, the view of the pair
+/// named (by `--pair`, or the pair of `--direction`), which must be given.
+fn pair_view(cfg: RunConfig, pair: Option<&str>) -> Result<RunConfig> {
+    if !cfg.is_multi_pair() {
+        return Ok(cfg);
+    }
+    let Some(name) = pair else {
+        let pairs: Vec<String> = cfg.pairs().into_iter().map(|p| p.name).collect();
+        bail!("{}: the run has several language pairs ({}); name one with --pair", cfg.source.display(), pairs.join(", "));
+    };
+    Ok(cfg.for_pair(&cfg.pair(name)?))
+}
+
+/// Runs a stage alone and stamps it, so that the pipeline finds it current. Over several
+/// language pairs, the stage runs for every pair (`pipeline --only {step}`).
 fn stamped(config: &std::path::Path, step: &str, stage: fn(&RunConfig) -> Result<()>) -> Result<()> {
     let cfg = RunConfig::load(config)?;
+    if cfg.is_multi_pair() {
+        let options = run::Options { only: Some(step.to_string()), force: true, ..Default::default() };
+        return run::run(&cfg, &options, &mut |event| println!("{event}"));
+    }
     stage(&cfg)?;
     mark(&cfg, step)
 }

@@ -48,24 +48,66 @@ fn the_quick_pipeline_runs_end_to_end() {
     assert!(only.lines().any(|l| l.contains("route") && l.contains("done")) && !only.contains("probe"), "{only}");
 }
 
-/// Routing handles one language pair per run: a run over several pairs is refused before any
-/// stage runs (not after hours of probing), and `--dry-run` says so.
+/// A run over two language pairs: each pair probes, routes, trains and evaluates in
+/// `pairs/{pair}/` with its own stamps around one shared score stage; `--pairs` runs some
+/// pairs, adding a pair later runs only that pair's steps, and the joint report has every
+/// direction as a column.
 #[test]
-fn a_run_over_several_language_pairs_is_refused_before_it_starts() {
+fn a_run_over_two_language_pairs_keeps_per_pair_artifacts_and_stamps() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
     let text = std::fs::read_to_string(root.join("configs/quick.toml"))
         .unwrap()
         .replace("dir = \"runs/quick\"", &format!("dir = {:?}", run.display().to_string()))
-        .replace("directions = [\"en-fr\", \"fr-en\"]", "directions = [\"en-fr\", \"fr-en\", \"en-de\"]");
-    let cfg = tmp.path().join("multi.toml");
+        .replace("directions = [\"en-fr\", \"fr-en\"]", "directions = [\"en-fr\", \"fr-en\", \"en-de\", \"de-en\"]")
+        .replace("{ kind = \"tsv\", path = \"data/corpus/train.en-fr.tsv\", src_lang = \"en\", tgt_lang = \"fr\" }", "{ kind = \"corpus\", dir = \"data/corpus\", split = \"train\" }")
+        .replace("{ kind = \"tsv\", path = \"data/corpus/dev.en-fr.tsv\", src_lang = \"en\", tgt_lang = \"fr\" }", "{ kind = \"corpus\", dir = \"data/corpus\", split = \"dev\" }")
+        .replace("extra_directions = [\"en-de\"]", "extra_directions = []")
+        .replace("transfer = \"landermt\"", "")
+        .replace("directions = [\"en-fr\", \"fr-en\"] },", "},");
+    let cfg = tmp.path().join("pairs.toml");
     std::fs::write(&cfg, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask")).args(["pipeline", "--config", cfg.to_str().unwrap()]).current_dir(&root).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("several language pairs (en–fr, de–en)") && err.contains("one config per language pair"), "{err}");
-    assert!(!run.join("layers.json").exists(), "probe ran before the refusal");
+    let pipeline = |extra: &[&str]| {
+        let mut args = vec!["pipeline", "--config", cfg.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = Command::new(env!("CARGO_BIN_EXE_xtask")).args(&args).current_dir(&root).env("RUST_LOG", "warn").output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+
+    let plan = pipeline(&["--dry-run"]);
+    for step in ["en-fr/probe", "en-de/probe", "score", "en-fr/route", "en-de/train:landermt", "en-de/eval", "report"] {
+        assert!(plan.lines().any(|l| l.split_whitespace().next() == Some(step) && l.trim_end().ends_with("run")), "{step} not planned:\n{plan}");
+    }
+
+    let first = pipeline(&["--pairs", "en-fr"]);
+    for file in ["neurons.json", "pairs/en-fr/layers.json", "pairs/en-fr/route.json", "pairs/en-fr/train/landermt/delta.safetensors", "pairs/en-fr/report.json", "report.json", "report.md"] {
+        assert!(run.join(file).exists(), "{file} is missing:\n{first}");
+    }
+    assert!(!run.join("pairs/en-de").exists() && !first.contains("en-de/"), "--pairs en-fr ran en-de:\n{first}");
+    let md = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(md.contains("Not evaluated yet: en-de"), "{md}");
+
+    // The second pair: only its steps run; en-fr's and the shared score stage are current.
+    let second = pipeline(&[]);
+    for step in ["en-fr/probe", "score", "en-fr/route", "en-fr/train:landermt", "en-fr/eval"] {
+        assert!(second.lines().any(|l| l.contains(&format!(" {step} ")) && l.contains("current, skipped")), "{step} ran again:\n{second}");
+    }
+    for step in ["en-de/probe", "en-de/route", "en-de/train:landermt", "en-de/eval", "report"] {
+        assert!(second.lines().any(|l| l.contains(&format!(" {step} ")) && l.contains("done")), "{step} did not run:\n{second}");
+    }
+    // Table 1: into English first, then out of it; a mean where every column has a score.
+    let md = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(md.contains("| system | fr-en | de-en | en-fr | en-de | mean |"), "{md}");
+    let row = md.lines().find(|l| l.starts_with("| landermt |")).unwrap_or_else(|| panic!("{md}"));
+    assert_eq!(row.matches(" | ").count(), 5, "{row}");
+    assert!(!row.contains('–'), "every cell and the mean are filled: {row}");
+    let pair_report = std::fs::read_to_string(run.join("pairs/en-de/report.md")).unwrap();
+    assert!(pair_report.contains("| landermt | de-en | flores |"), "{pair_report}");
+
+    // The paper's config plans per pair without its model or GPU.
     let plan = Command::new(env!("CARGO_BIN_EXE_xtask")).args(["pipeline", "--config", "configs/paper.toml", "--dry-run"]).current_dir(&root).output().unwrap();
     let plan = String::from_utf8_lossy(&plan.stdout);
-    assert!(plan.contains("note:") && plan.contains("train:landermt"), "{plan}");
+    assert!(plan.contains("en-zh/train:landermt") && plan.contains("pairs: en-ar, en-de, en-fr, en-it, en-zh"), "{plan}");
 }

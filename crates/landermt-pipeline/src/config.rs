@@ -8,11 +8,15 @@ use landermt_model::blas::GemmChoice;
 use landermt_model::{Backend, cache};
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 pub struct RunConfig {
     /// The file the config was read from (what errors name); not part of any stage key.
     #[serde(skip)]
     pub source: std::path::PathBuf,
+    /// For one pair of a run over several pairs ([`RunConfig::for_pair`]): the run's own
+    /// folder, which holds the artifacts the pairs share (the score stage's `neurons.*`).
+    #[serde(skip)]
+    pub joint_dir: Option<std::path::PathBuf>,
     pub run: RunSection,
     pub model: ModelSection,
     #[serde(default)]
@@ -42,7 +46,7 @@ pub struct PromptSection {
 }
 
 /// `[eval]`: stage 5.
-#[derive(Debug, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EvalSection {
     /// Methods to evaluate (each needs its `train/{method}/delta.safetensors`, except `none`).
@@ -233,7 +237,7 @@ impl TrainSection {
 }
 
 /// `[route]`: stage 3 (METHOD.md eq. 4–5).
-#[derive(Debug, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RouteSection {
     /// `taylor` (default) | `static` | `learned` | `off`.
@@ -251,7 +255,7 @@ impl Default for RouteSection {
 }
 
 /// `[score]`: stage 2 (METHOD.md eq. 2–3).
-#[derive(Debug, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScoreSection {
     /// The languages compared (default: the languages of the run's directions, then
@@ -283,7 +287,7 @@ impl Default for ScoreSection {
 }
 
 /// `[probe]`: stage 1 (METHOD.md eq. 1).
-#[derive(Debug, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProbeSection {
     /// Parallel sentences per direction.
@@ -309,7 +313,7 @@ impl Default for ProbeSection {
     }
 }
 
-#[derive(Debug, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunSection {
     pub name: String,
@@ -319,7 +323,7 @@ pub struct RunSection {
     pub directions: Vec<landermt_data::Direction>,
 }
 
-#[derive(Debug, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
     /// A known model fetched into the cache (e.g. `gemma-3-270m`)…

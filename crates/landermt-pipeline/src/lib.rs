@@ -20,12 +20,14 @@
 pub mod config;
 pub mod device;
 pub mod figures;
+pub mod pairs;
 pub mod plan;
 pub mod report;
 pub mod run;
 pub mod stages;
 pub mod sweep;
 pub mod system;
+pub mod table;
 
 pub use config::RunConfig;
 pub use device::{gemm_device, resolve_model};

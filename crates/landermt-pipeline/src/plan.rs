@@ -2,7 +2,12 @@
 //! run's directions, and the upstream artifacts' bytes) are hashed into a key; when the stage
 //! finishes, the key is stamped in `{run}/.stamps/{stage}`. A stage whose artifacts exist and
 //! whose stamp matches its key is skipped.
+//!
+//! A run over several language pairs ([`crate::pairs`]) plans each pair's probe, route,
+//! training and eval in the pair's folder, stamped there, around one score stage and a joint
+//! report (`report`) in the run's folder.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -16,12 +21,37 @@ pub const STAGES: [&str; 5] = ["probe", "score", "route", "train", "eval"];
 /// One planned unit of work.
 #[derive(Debug, Clone)]
 pub struct Step {
-    /// `probe`, `score`, `route`, `train:{method}` or `eval`.
+    /// `probe`, `score`, `route`, `train:{method}`, `eval`, or `report` (the joint report of a
+    /// run over several pairs).
     pub name: String,
     /// The stage it belongs to (one of [`STAGES`]).
     pub stage: &'static str,
     /// Files the step writes; all must exist for it to be current.
     pub artifacts: Vec<PathBuf>,
+    /// The language pair it runs for, in a run over several pairs.
+    pub pair: Option<String>,
+}
+
+impl Step {
+    fn new(name: impl Into<String>, stage: &'static str, artifacts: Vec<PathBuf>) -> Self {
+        Step { name: name.into(), stage, artifacts, pair: None }
+    }
+
+    /// `{pair}/{name}` for a pair's step, else its name: what logs and `--dry-run` show.
+    pub fn label(&self) -> String {
+        match &self.pair {
+            Some(p) => format!("{p}/{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+/// The config a step runs with: the pair's view for a pair's step.
+pub fn scope<'a>(cfg: &'a RunConfig, step: &Step) -> Result<Cow<'a, RunConfig>> {
+    match &step.pair {
+        None => Ok(Cow::Borrowed(cfg)),
+        Some(p) => Ok(Cow::Owned(cfg.for_pair(&cfg.pair(p)?))),
+    }
 }
 
 fn hash_file(h: &mut Sha256, path: &Path) {
@@ -32,30 +62,69 @@ fn hash_file(h: &mut Sha256, path: &Path) {
     }
 }
 
-/// The steps of a pipeline run: probe, score, route, a training run per evaluated system, eval.
+/// The steps of a pipeline run: probe, score, route, a training run per evaluated system, eval;
+/// for a run over several pairs, see [`steps_of_pairs`].
 pub fn steps(cfg: &RunConfig) -> Vec<Step> {
-    let dir = &cfg.run.dir;
-    let mut out = vec![
-        Step { name: "probe".into(), stage: "probe", artifacts: vec![dir.join("layers.json")] },
-        Step { name: "score".into(), stage: "score", artifacts: vec![dir.join("neurons.json"), dir.join("neurons.safetensors")] },
-        Step { name: "route".into(), stage: "route", artifacts: vec![dir.join("route.json")] },
-    ];
+    if cfg.is_multi_pair() {
+        return steps_of_pairs(cfg, None);
+    }
+    let mut out = vec![probe_step(cfg), score_step(cfg), route_step(cfg)];
     out.extend(cfg.systems().into_iter().map(|system| train_step(cfg, system)));
-    out.push(Step { name: "eval".into(), stage: "eval", artifacts: vec![dir.join("report.json"), dir.join("report.md")] });
+    out.push(eval_step(cfg));
     out
 }
 
-/// The training run of `system` (evaluated or not).
+/// A run over several pairs: every pair's probe, the score stage, then per pair its route,
+/// training runs and eval, then the joint report. `only` keeps the steps of those pairs (and
+/// the joint ones).
+pub fn steps_of_pairs(cfg: &RunConfig, only: Option<&[String]>) -> Vec<Step> {
+    let pairs: Vec<_> = cfg.pairs().into_iter().filter(|p| only.is_none_or(|o| o.contains(&p.name))).collect();
+    let of_pair = |name: &str, steps: Vec<Step>| -> Vec<Step> { steps.into_iter().map(|s| Step { pair: Some(name.to_string()), ..s }).collect() };
+    let mut out: Vec<Step> = pairs.iter().flat_map(|p| of_pair(&p.name, vec![probe_step(&cfg.for_pair(p))])).collect();
+    out.push(score_step(cfg));
+    for p in &pairs {
+        let view = cfg.for_pair(p);
+        let mut steps = vec![route_step(&view)];
+        steps.extend(view.systems().into_iter().map(|system| train_step(&view, system)));
+        steps.push(eval_step(&view));
+        out.extend(of_pair(&p.name, steps));
+    }
+    let dir = &cfg.run.dir;
+    out.push(Step::new("report", "eval", vec![dir.join("report.json"), dir.join("report.md")]));
+    out
+}
+
+fn probe_step(cfg: &RunConfig) -> Step {
+    Step::new("probe", "probe", vec![cfg.run.dir.join("layers.json")])
+}
+
+fn score_step(cfg: &RunConfig) -> Step {
+    let dir = cfg.neurons_dir();
+    Step::new("score", "score", vec![dir.join("neurons.json"), dir.join("neurons.safetensors")])
+}
+
+fn route_step(cfg: &RunConfig) -> Step {
+    Step::new("route", "route", vec![cfg.run.dir.join("route.json")])
+}
+
+fn eval_step(cfg: &RunConfig) -> Step {
+    let dir = &cfg.run.dir;
+    Step::new("eval", "eval", vec![dir.join("report.json"), dir.join("report.md")])
+}
+
+/// The training run of `system` (evaluated or not), in `cfg`'s folder.
 pub fn train_step(cfg: &RunConfig, system: crate::system::System) -> Step {
     let name = system.name();
     let artifacts = if system.method == landermt_train::Method::None { vec![] } else { vec![cfg.run.dir.join("train").join(&name).join("delta.safetensors")] };
-    Step { name: format!("train:{name}"), stage: "train", artifacts }
+    Step::new(format!("train:{name}"), "train", artifacts)
 }
 
 /// The key of `step`: everything its result depends on, as known now.
 pub fn key(cfg: &RunConfig, step: &Step) -> Result<String> {
+    let cfg = &*scope(cfg, step)?;
     let mut h = Sha256::new();
     let dir = &cfg.run.dir;
+    let neurons = cfg.neurons_dir();
     h.update(serde_json::to_vec(&cfg.model)?);
     h.update(serde_json::to_vec(&cfg.run.directions)?);
     // A cached model is identified by its name; a path by its size too.
@@ -67,12 +136,16 @@ pub fn key(cfg: &RunConfig, step: &Step) -> Result<String> {
         "probe" => h.update(serde_json::to_vec(&cfg.probe)?),
         "score" => {
             h.update(serde_json::to_vec(&cfg.score)?);
-            hash_file(&mut h, &dir.join("layers.json"));
+            // Over several pairs it scores every layer, whatever the pairs selected.
+            if !cfg.is_multi_pair() {
+                hash_file(&mut h, &dir.join("layers.json"));
+            }
         }
         "route" => {
             h.update(serde_json::to_vec(&cfg.route)?);
-            hash_file(&mut h, &dir.join("neurons.json"));
-            hash_file(&mut h, &dir.join("neurons.safetensors"));
+            hash_file(&mut h, &dir.join("layers.json"));
+            hash_file(&mut h, &neurons.join("neurons.json"));
+            hash_file(&mut h, &neurons.join("neurons.safetensors"));
         }
         "train" => {
             // The method's own settings: overriding one method's lr retrains only that method.
@@ -81,7 +154,12 @@ pub fn key(cfg: &RunConfig, step: &Step) -> Result<String> {
             h.update(serde_json::to_vec(&cfg.prompt)?);
             hash_file(&mut h, &dir.join("layers.json"));
             hash_file(&mut h, &dir.join("route.json"));
-            hash_file(&mut h, &dir.join("neurons.json"));
+            hash_file(&mut h, &neurons.join("neurons.json"));
+        }
+        _ if step.name == "report" => {
+            for p in cfg.pairs() {
+                hash_file(&mut h, &crate::pairs::pair_dir(cfg, &p.name).join("report.json"));
+            }
         }
         _ => {
             h.update(serde_json::to_vec(&cfg.eval)?);
@@ -94,8 +172,9 @@ pub fn key(cfg: &RunConfig, step: &Step) -> Result<String> {
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn stamp(cfg: &RunConfig, step: &Step) -> PathBuf {
-    cfg.run.dir.join(".stamps").join(step.name.replace(':', "-"))
+/// `.stamps/{step}` in the step's folder (the pair's, for a pair's step).
+fn stamp(cfg: &RunConfig, step: &Step) -> Result<PathBuf> {
+    Ok(scope(cfg, step)?.run.dir.join(".stamps").join(step.name.replace(':', "-")))
 }
 
 /// Whether `step`'s artifacts exist and were made from the inputs it would use now.
@@ -103,12 +182,12 @@ pub fn is_current(cfg: &RunConfig, step: &Step) -> Result<bool> {
     if !step.artifacts.iter().all(|a| a.exists()) {
         return Ok(false);
     }
-    Ok(std::fs::read_to_string(stamp(cfg, step)).is_ok_and(|s| s.trim() == key(cfg, step).unwrap_or_default()))
+    Ok(std::fs::read_to_string(stamp(cfg, step)?).is_ok_and(|s| s.trim() == key(cfg, step).unwrap_or_default()))
 }
 
 /// Records that `step` finished with its current inputs.
 pub fn mark_done(cfg: &RunConfig, step: &Step) -> Result<()> {
     let k = key(cfg, step)?;
-    landermt_model::atomic::write_atomic(&stamp(cfg, step), |w| w.write_all(k.as_bytes()))?;
+    landermt_model::atomic::write_atomic(&stamp(cfg, step)?, |w| w.write_all(k.as_bytes()))?;
     Ok(())
 }

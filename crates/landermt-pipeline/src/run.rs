@@ -24,6 +24,9 @@ pub struct Options {
     pub from: Option<String>,
     /// Run only this stage.
     pub only: Option<String>,
+    /// In a run over several language pairs, run only these pairs' steps (and the shared
+    /// score stage and joint report).
+    pub pairs: Option<Vec<String>>,
 }
 
 /// What a run reports as it goes; its `Display` is the line `cargo xtask pipeline` prints.
@@ -91,31 +94,38 @@ impl Options {
 pub fn run(cfg: &RunConfig, options: &Options, on_event: &mut dyn FnMut(Event)) -> Result<()> {
     options.check()?;
     header(cfg, options, on_event)?;
+    let steps = match &options.pairs {
+        Some(names) => {
+            let pairs: Vec<String> = cfg.select_pairs(names)?.into_iter().map(|p| p.name).collect();
+            if cfg.is_multi_pair() { plan::steps_of_pairs(cfg, Some(&pairs)) } else { plan::steps(cfg) }
+        }
+        None => plan::steps(cfg),
+    };
     let started = Instant::now();
     let mut ran_any = false;
-    for step in plan::steps(cfg) {
+    for step in steps {
         let selected = options.selects(step.stage);
         // A stage after one that ran is re-checked: its key includes the upstream artifacts.
         let current = !options.forces(step.stage) && plan::is_current(cfg, &step)?;
         let at = started.elapsed().as_secs_f64();
         if options.dry_run {
             let what = if !selected { "skip (not selected)" } else if current { "current, skip" } else { "run" };
-            on_event(Event::Planned { step: step.name.clone(), what });
+            on_event(Event::Planned { step: step.label(), what });
             continue;
         }
         if !selected {
             continue;
         }
         if current {
-            on_event(Event::Skipped { step: step.name.clone(), at });
+            on_event(Event::Skipped { step: step.label(), at });
             continue;
         }
         let t0 = Instant::now();
-        on_event(Event::Running { step: step.name.clone(), at });
+        on_event(Event::Running { step: step.label(), at });
         run_step(cfg, &step)?;
         plan::mark_done(cfg, &step)?;
         ran_any = true;
-        on_event(Event::Done { step: step.name.clone(), at: started.elapsed().as_secs_f64(), seconds: t0.elapsed().as_secs_f64() });
+        on_event(Event::Done { step: step.label(), at: started.elapsed().as_secs_f64(), seconds: t0.elapsed().as_secs_f64() });
     }
     if !options.dry_run {
         on_event(Event::Finished { ran_any, seconds: started.elapsed().as_secs_f64(), report: cfg.run.dir.join("report.md") });
@@ -123,8 +133,7 @@ pub fn run(cfg: &RunConfig, options: &Options, on_event: &mut dyn FnMut(Event)) 
     Ok(())
 }
 
-/// The run's header, and the check that routing can run: it handles one language pair per run,
-/// which is better said before hours of probing and scoring.
+/// The run's header: model, GEMM kernel, directions and pairs.
 fn header(cfg: &RunConfig, options: &Options, on_event: &mut dyn FnMut(Event)) -> Result<()> {
     on_event(Event::Header(format!("run `{}` → {}", cfg.run.name, cfg.run.dir.display())));
     on_event(Event::Header(format!("  model: {} on {}", cfg.model.describe(), cfg.model.backend)));
@@ -133,21 +142,16 @@ fn header(cfg: &RunConfig, options: &Options, on_event: &mut dyn FnMut(Event)) -
         on_event(Event::Header(format!("  f32 GEMM: {}", landermt_model::blas::current())));
     }
     on_event(Event::Header(format!("  directions: {}", cfg.run.directions.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))));
-    let runs = |stage: &str| options.only.as_deref().is_none_or(|o| o == stage) && options.from.as_deref().is_none_or(|f| stage_index(f) <= stage_index(stage));
-    if let Err(e) = landermt_route::pair_of(&cfg.directions())
-        && (runs("route") || runs("train"))
-    {
-        let msg = format!("{}: {e}. Stages 1–2 run on any directions (`--only probe`, `--only score`); for route and train, write one config per language pair", cfg.source.display());
-        if !options.dry_run {
-            bail!(msg);
-        }
-        on_event(Event::Note(msg));
+    if cfg.is_multi_pair() {
+        let pairs: Vec<String> = cfg.pairs().into_iter().map(|p| p.name).collect();
+        on_event(Event::Header(format!("  pairs: {} (each in {}/pairs/{{pair}}/)", pairs.join(", "), cfg.run.dir.display())));
     }
     Ok(())
 }
 
 /// Runs one planned step (without stamping it).
 pub fn run_step(cfg: &RunConfig, step: &Step) -> Result<()> {
+    let cfg = &*plan::scope(cfg, step)?;
     match step.stage {
         "probe" => stages::probe(cfg),
         "score" => stages::score(cfg),
@@ -156,6 +160,7 @@ pub fn run_step(cfg: &RunConfig, step: &Step) -> Result<()> {
             let system: System = step.name.trim_start_matches("train:").parse().map_err(anyhow::Error::msg)?;
             stages::train(cfg, system)
         }
+        _ if step.name == "report" => crate::table::write(cfg),
         _ => stages::eval(cfg),
     }
 }

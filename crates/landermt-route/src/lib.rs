@@ -111,10 +111,10 @@ pub fn partition(neurons: &Neurons, scores: &Scores, layer: usize, pair: [Langua
     Ok(Partition { general: ffn.general.clone(), specific, other, gbar, constant })
 }
 
-/// Builds `route.json`'s content for the selected layers of `neurons`.
-pub fn build(neurons: &Neurons, scores: &Scores, pair: [Language; 2], car: CarMode) -> Result<Route, RouteError> {
-    let layers = neurons
-        .selected
+/// Builds `route.json`'s content for `layers` (the pair's selected layers; each must be
+/// among those `neurons` splits).
+pub fn build(neurons: &Neurons, scores: &Scores, pair: [Language; 2], layers: &[usize], car: CarMode) -> Result<Route, RouteError> {
+    let layers = layers
         .iter()
         .map(|&layer| {
             let p = partition(neurons, scores, layer, pair)?;

@@ -50,7 +50,7 @@ fn car_off_is_the_base_model_bit_for_bit_and_other_modes_are_not() {
     let base = logits(&load(), text);
     for (car, same) in [(CarMode::Off, true), (CarMode::Static, false), (CarMode::Taylor, false), (CarMode::Learned, false)] {
         let mut model = load();
-        apply(&mut model, &build(&neurons, &scores, pair, car).unwrap()).unwrap();
+        apply(&mut model, &build(&neurons, &scores, pair, &neurons.selected, car).unwrap()).unwrap();
         let routed = logits(&model, text);
         assert_eq!(routed == base, same, "car = {car:?}");
     }
@@ -62,9 +62,9 @@ fn learned_car_starts_at_the_static_constant() {
     let pair = [Language::try_from("en".to_string()).unwrap(), "fr".parse().unwrap()];
     let text = "Il pleut depuis trois jours.";
     let mut a = load();
-    apply(&mut a, &build(&neurons, &scores, pair, CarMode::Static).unwrap()).unwrap();
+    apply(&mut a, &build(&neurons, &scores, pair, &neurons.selected, CarMode::Static).unwrap()).unwrap();
     let mut b = load();
-    apply(&mut b, &build(&neurons, &scores, pair, CarMode::Learned).unwrap()).unwrap();
+    apply(&mut b, &build(&neurons, &scores, pair, &neurons.selected, CarMode::Learned).unwrap()).unwrap();
     let (x, y) = (logits(&a, text), logits(&b, text));
     let worst = x.iter().zip(&y).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
     assert!(worst < 1e-4, "learned at start differs from static by {worst}");
@@ -76,7 +76,7 @@ fn learned_car_starts_at_the_static_constant() {
 fn routed_ffn_equals_eq_4_and_5_with_gathered_weights() {
     let (scores, neurons) = stage2();
     let pair = langs(&["en", "fr"]).try_into().unwrap();
-    let route = build(&neurons, &scores, pair, CarMode::Taylor).unwrap();
+    let route = build(&neurons, &scores, pair, &neurons.selected, CarMode::Taylor).unwrap();
     let mut model = load();
     apply(&mut model, &route).unwrap();
     let layer = &route.layers[0];

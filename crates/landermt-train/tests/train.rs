@@ -34,7 +34,7 @@ fn artifacts() -> (Neurons, Route) {
         .collect();
     let settings = Settings { model: "llama-tiny".into(), languages: languages.clone(), data, epsilon: 0.9, num_layers: 4, selected: vec![2, 3] };
     let (scores, neurons) = neurons(&settings, &per).unwrap();
-    let route = landermt_route::build(&neurons, &scores, [languages[0], languages[1]], CarMode::Off).unwrap();
+    let route = landermt_route::build(&neurons, &scores, [languages[0], languages[1]], &neurons.selected, CarMode::Off).unwrap();
     (neurons, route)
 }
 

@@ -55,8 +55,11 @@ pub fn read_layers(cfg: &RunConfig) -> Result<landermt_probe::Layers> {
 }
 
 /// Reads a JSON artifact of the run, naming the command that makes it when it is missing.
+/// `neurons.json` is read from the folder that holds it (the run's, for a pair of a run over
+/// several pairs).
 fn read_artifact<T: serde::de::DeserializeOwned>(cfg: &RunConfig, file: &str, stage: &str) -> Result<T> {
-    let path = cfg.run.dir.join(file);
+    let dir = if file.starts_with("neurons.") { cfg.neurons_dir() } else { &cfg.run.dir };
+    let path = dir.join(file);
     let bytes = std::fs::read(&path).with_context(|| format!("{}: missing; run `cargo xtask {stage} --config …` first", path.display()))?;
     serde_json::from_slice(&bytes).with_context(|| format!("{}: not a valid {file}", path.display()))
 }

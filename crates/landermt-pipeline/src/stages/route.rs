@@ -8,9 +8,11 @@ pub fn route(cfg: &RunConfig) -> Result<()> {
     if neurons.version != landermt_score::NEURONS_VERSION {
         bail!("neurons.json: schema version {}, this build reads {}; run the score stage again", neurons.version, landermt_score::NEURONS_VERSION);
     }
-    let scores = landermt_score::Scores::read(&cfg.run.dir.join("neurons.safetensors"))?;
+    let scores = landermt_score::Scores::read(&cfg.neurons_dir().join("neurons.safetensors"))?;
     let pair = landermt_route::pair_of(&cfg.directions())?;
-    let mut route = landermt_route::build(&neurons, &scores, pair, cfg.route.car)?;
+    // The pair's own layers: over several pairs, neurons.* covers every layer.
+    let layers = read_layers(cfg)?;
+    let mut route = landermt_route::build(&neurons, &scores, pair, &layers.selected, cfg.route.car)?;
 
     let path = cfg.model.resolve(true)?;
     let base = LanguageModel::load(&path, &cfg.model.device()?)?;

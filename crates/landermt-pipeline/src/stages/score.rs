@@ -6,13 +6,20 @@ use super::*;
 /// `score/` as soon as they are done, so a killed run resumes at the next language.
 pub fn score(cfg: &RunConfig) -> Result<()> {
     let sc = &cfg.score;
-    let layers = read_layers(cfg)?;
     let languages = cfg.score_languages();
     let path = cfg.model.resolve(true)?;
     let model = landermt_score::frozen(LanguageModel::load(&path, &cfg.model.device()?.autodiff())?);
-    if layers.num_layers != model.config.num_layers {
-        bail!("layers.json was measured on a {}-layer model, but {} has {}; run the probe again", layers.num_layers, path.display(), model.config.num_layers);
-    }
+    // One pair: the probe's layers. Several: every layer, so that neurons.* does not change
+    // with the pairs that ran (each pair's route takes its own layers from it).
+    let selected = if cfg.is_multi_pair() {
+        (0..model.config.num_layers).collect()
+    } else {
+        let layers = read_layers(cfg)?;
+        if layers.num_layers != model.config.num_layers {
+            bail!("layers.json was measured on a {}-layer model, but {} has {}; run the probe again", layers.num_layers, path.display(), model.config.num_layers);
+        }
+        layers.selected
+    };
     let _span = tracing::info_span!("score").entered();
     let start = std::time::Instant::now();
     let mut per_language = Vec::new();
@@ -44,7 +51,7 @@ pub fn score(cfg: &RunConfig) -> Result<()> {
         data: sc.data.clone(),
         epsilon: sc.epsilon,
         num_layers: model.config.num_layers,
-        selected: layers.selected.clone(),
+        selected,
     };
     let (scores, neurons) = landermt_score::neurons(&settings, &per_language)?;
     scores.write(&cfg.run.dir.join("neurons.safetensors"))?;

@@ -1,0 +1,210 @@
+//! The joint report of a run over several language pairs (the paper's Table 1): every
+//! direction as a column, every system as a row, the mean, and each pair's layers, routes and
+//! forgetting side by side. Built from the pairs' own `report.json`, `layers.json` and
+//! `route.json`; written as `{run}/report.json` and `{run}/report.md`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::config::RunConfig;
+use crate::pairs::pair_dir;
+use crate::report::{LmRow, Report};
+
+/// Bumped when a field changes meaning or goes away.
+pub const JOINT_REPORT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JointReport {
+    pub version: u32,
+    /// Always `pairs`: tells this report from a one-pair `report.json`.
+    pub kind: String,
+    pub run: String,
+    pub model: String,
+    pub baseline: String,
+    /// The columns: directions into the pairs' shared language first (xx→en), then out of it.
+    pub directions: Vec<String>,
+    pub pairs: Vec<PairEntry>,
+    /// One table per test set.
+    pub tables: Vec<Table>,
+}
+
+/// One pair: where its artifacts are, its layers and routed units, its forgetting.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PairEntry {
+    pub pair: String,
+    pub dir: String,
+    /// Whether its eval has written a report (a pair not yet evaluated has empty cells).
+    pub evaluated: bool,
+    pub layers: Option<Vec<usize>>,
+    /// Per routed layer: (layer, general, pair-specific, other-specific units).
+    pub route: Vec<(usize, [usize; 3])>,
+    pub lm_loss: Vec<LmRow>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Table {
+    pub test_set: String,
+    pub rows: Vec<TableRow>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TableRow {
+    pub system: String,
+    /// One per column of [`JointReport::directions`]; `None` where not evaluated.
+    pub cells: Vec<Option<Cell>>,
+    /// Mean BLEU over the columns, when every column has a cell.
+    pub mean_bleu: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cell {
+    pub bleu: f64,
+    pub chrf: f64,
+    /// Paired bootstrap p-value of BLEU against the baseline (absent for the baseline).
+    pub bleu_p: Option<f64>,
+    pub sentences: usize,
+}
+
+/// The columns: the run's directions whose target is the most common language first (the
+/// paper's X⇒En before En⇒X), each group in the run's order.
+fn columns(cfg: &RunConfig) -> Vec<String> {
+    let dirs = cfg.directions();
+    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+    for d in &dirs {
+        *count.entry(d.src.code).or_default() += 1;
+        *count.entry(d.tgt.code).or_default() += 1;
+    }
+    let hub = count.iter().max_by_key(|(_, n)| **n).map(|(l, _)| *l).unwrap_or("en");
+    let (into, rest): (Vec<&landermt_data::Direction>, Vec<_>) = dirs.iter().partition(|d| d.tgt.code == hub);
+    into.into_iter().chain(rest).map(|d| d.to_string()).collect()
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Option<T> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// Builds the joint report from whatever the pairs have written so far.
+pub fn build(cfg: &RunConfig) -> Result<JointReport> {
+    let directions = columns(cfg);
+    let mut pairs = Vec::new();
+    let mut reports: Vec<Report> = Vec::new();
+    for p in cfg.pairs() {
+        let dir = pair_dir(cfg, &p.name);
+        let report: Option<Report> = match std::fs::read(dir.join("report.json")) {
+            Ok(bytes) => Some(serde_json::from_slice(&bytes).with_context(|| format!("{}: not a report.json", dir.join("report.json").display()))?),
+            Err(_) => None,
+        };
+        let layers: Option<landermt_probe::Layers> = read_json(&dir.join("layers.json"));
+        let route: Option<landermt_route::Route> = read_json(&dir.join("route.json"));
+        pairs.push(PairEntry {
+            pair: p.name.clone(),
+            dir: dir.display().to_string(),
+            evaluated: report.is_some(),
+            layers: layers.map(|l| l.selected),
+            route: route.map(|r| r.layers.iter().map(|l| (l.layer, l.counts)).collect()).unwrap_or_default(),
+            lm_loss: report.as_ref().map(|r| r.lm_loss.clone()).unwrap_or_default(),
+        });
+        reports.extend(report);
+    }
+    let tables = tables(cfg, &directions, &reports);
+    Ok(JointReport {
+        version: JOINT_REPORT_VERSION,
+        kind: "pairs".into(),
+        run: cfg.run.name.clone(),
+        model: cfg.model.describe(),
+        baseline: cfg.eval.baseline.name().to_string(),
+        directions,
+        pairs,
+        tables,
+    })
+}
+
+/// One table per test set: each system's cell in each column, from the pair that trains the
+/// column's direction.
+fn tables(cfg: &RunConfig, directions: &[String], reports: &[Report]) -> Vec<Table> {
+    let mut systems: Vec<String> = Vec::new();
+    for r in reports {
+        for s in &r.systems {
+            if !systems.contains(&s.name) {
+                systems.push(s.name.clone());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for set in &cfg.eval.test_sets {
+        let cell = |system: &str, direction: &str| {
+            let report = reports.iter().find(|r| r.trained_directions.iter().any(|d| d == direction))?;
+            let row = report.rows.iter().find(|r| r.system == system && r.direction == direction && r.test_set == set.name)?;
+            Some(Cell { bleu: row.bleu, chrf: row.chrf, bleu_p: row.bleu_p, sentences: row.sentences })
+        };
+        let rows: Vec<TableRow> = systems
+            .iter()
+            .map(|s| {
+                let cells: Vec<Option<Cell>> = directions.iter().map(|d| cell(s, d)).collect();
+                let mean_bleu = cells.iter().all(Option::is_some).then(|| cells.iter().flatten().map(|c| c.bleu).sum::<f64>() / cells.len().max(1) as f64);
+                TableRow { system: s.clone(), cells, mean_bleu }
+            })
+            .filter(|r| r.cells.iter().any(Option::is_some))
+            .collect();
+        if !rows.is_empty() {
+            out.push(Table { test_set: set.name.clone(), rows });
+        }
+    }
+    out
+}
+
+impl JointReport {
+    pub fn markdown(&self) -> String {
+        let mut md = format!("# {}: {} pairs, {}\n\n", self.run, self.pairs.len(), self.model);
+        let waiting: Vec<&str> = self.pairs.iter().filter(|p| !p.evaluated).map(|p| p.pair.as_str()).collect();
+        if !waiting.is_empty() {
+            let _ = writeln!(md, "Not evaluated yet: {} (their cells are empty).\n", waiting.join(", "));
+        }
+        for t in &self.tables {
+            let _ = writeln!(md, "## BLEU on `{}` (p: paired bootstrap against `{}`; * below 0.05)\n", t.test_set, self.baseline);
+            let _ = writeln!(md, "| system | {} | mean |", self.directions.join(" | "));
+            let _ = writeln!(md, "|---|{}---:|", "---:|".repeat(self.directions.len()));
+            for r in &t.rows {
+                let cells: Vec<String> = r.cells.iter().map(|c| c.as_ref().map_or("–".into(), format_cell)).collect();
+                let _ = writeln!(md, "| {} | {} | {} |", r.system, cells.join(" | "), r.mean_bleu.map_or("–".into(), |m| format!("{m:.2}")));
+            }
+            md.push('\n');
+        }
+        md.push_str("## Layers and routed units per pair\n\n| pair | selected layers | units per routed layer (general / pair-specific / other) |\n|---|---|---|\n");
+        for p in &self.pairs {
+            let layers = p.layers.as_ref().map_or("–".into(), |l| format!("{l:?}"));
+            let route: Vec<String> = p.route.iter().map(|(l, c)| format!("{l}: {}/{}/{}", c[0], c[1], c[2])).collect();
+            let _ = writeln!(md, "| {} | {layers} | {} |", p.pair, if route.is_empty() { "–".into() } else { route.join(", ") });
+        }
+        if self.pairs.iter().any(|p| !p.lm_loss.is_empty()) {
+            md.push_str("\n## Forgetting: LM loss on held-out text, per pair's systems\n\n| pair | system | language | loss |\n|---|---|---|---:|\n");
+            for p in &self.pairs {
+                for r in &p.lm_loss {
+                    let _ = writeln!(md, "| {} | {} | {} | {:.4} |", p.pair, r.system, r.language, r.loss);
+                }
+            }
+        }
+        md
+    }
+}
+
+fn format_cell(c: &Cell) -> String {
+    match c.bleu_p {
+        Some(p) => format!("{:.2} (p {p:.3}{})", c.bleu, if p < 0.05 { "*" } else { "" }),
+        None => format!("{:.2}", c.bleu),
+    }
+}
+
+/// The `report` step of a run over several pairs: `{run}/report.json` and `{run}/report.md`.
+pub fn write(cfg: &RunConfig) -> Result<()> {
+    let report = build(cfg)?;
+    let json = serde_json::to_vec_pretty(&report)?;
+    landermt_model::atomic::write_atomic(&cfg.run.dir.join("report.json"), |w| w.write_all(&json))?;
+    let md = report.markdown();
+    landermt_model::atomic::write_atomic(&cfg.run.dir.join("report.md"), |w| w.write_all(md.as_bytes()))?;
+    println!("report: {} pairs → {}\n\n{md}", report.pairs.len(), cfg.run.dir.join("report.md").display());
+    Ok(())
+}
