@@ -110,4 +110,9 @@ fn a_run_over_two_language_pairs_keeps_per_pair_artifacts_and_stamps() {
     let plan = Command::new(env!("CARGO_BIN_EXE_xtask")).args(["pipeline", "--config", "configs/paper.toml", "--dry-run"]).current_dir(&root).output().unwrap();
     let plan = String::from_utf8_lossy(&plan.stdout);
     assert!(plan.contains("en-zh/train:landermt") && plan.contains("pairs: en-ar, en-de, en-fr, en-it, en-zh"), "{plan}");
+    // Run for real, it is refused before any step for what this machine lacks.
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask")).args(["pipeline", "--config", "configs/paper.toml"]).current_dir(&root).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("configs/paper.toml: [model] path: /models/Llama-2-7b-hf does not exist"), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("running"), "a step started");
 }

@@ -137,15 +137,29 @@ pub fn run(cfg: &RunConfig, options: &Options, on_event: &mut dyn FnMut(Event)) 
 fn header(cfg: &RunConfig, options: &Options, on_event: &mut dyn FnMut(Event)) -> Result<()> {
     on_event(Event::Header(format!("run `{}` → {}", cfg.run.name, cfg.run.dir.display())));
     on_event(Event::Header(format!("  model: {} on {}", cfg.model.describe(), cfg.model.backend)));
-    if cfg.model.backend == Backend::Flex && !options.dry_run {
-        cfg.model.device()?;
-        on_event(Event::Header(format!("  f32 GEMM: {}", landermt_model::blas::current())));
+    if !options.dry_run {
+        preflight(cfg)?;
+        if cfg.model.backend == Backend::Flex {
+            on_event(Event::Header(format!("  f32 GEMM: {}", landermt_model::blas::current())));
+        }
     }
     on_event(Event::Header(format!("  directions: {}", cfg.run.directions.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))));
     if cfg.is_multi_pair() {
         let pairs: Vec<String> = cfg.pairs().into_iter().map(|p| p.name).collect();
         on_event(Event::Header(format!("  pairs: {} (each in {}/pairs/{{pair}}/)", pairs.join(", "), cfg.run.dir.display())));
     }
+    Ok(())
+}
+
+/// What the machine must have before any step runs: the model's file or folder, and the
+/// backend (compiled in, with a device).
+fn preflight(cfg: &RunConfig) -> Result<()> {
+    if let Some(p) = &cfg.model.path
+        && !p.exists()
+    {
+        bail!("{}: [model] path: {} does not exist on this machine", cfg.source.display(), p.display());
+    }
+    cfg.model.device().map_err(|e| anyhow::anyhow!("{}: [model] backend = \"{}\": {e:#}", cfg.source.display(), cfg.model.backend))?;
     Ok(())
 }
 
