@@ -51,7 +51,8 @@ fn the_quick_pipeline_runs_end_to_end() {
 /// A run over two language pairs: each pair probes, routes, trains and evaluates in
 /// `pairs/{pair}/` with its own stamps around one shared score stage; `--pairs` runs some
 /// pairs, adding a pair later runs only that pair's steps, and the joint report has every
-/// direction as a column.
+/// direction as a column; `transfer` decodes each pair's landermt on the other pair's
+/// directions (the transfer matrix across pairs).
 #[test]
 fn a_run_over_two_language_pairs_keeps_per_pair_artifacts_and_stamps() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -64,7 +65,6 @@ fn a_run_over_two_language_pairs_keeps_per_pair_artifacts_and_stamps() {
         .replace("{ kind = \"tsv\", path = \"data/corpus/train.en-fr.tsv\", src_lang = \"en\", tgt_lang = \"fr\" }", "{ kind = \"corpus\", dir = \"data/corpus\", split = \"train\" }")
         .replace("{ kind = \"tsv\", path = \"data/corpus/dev.en-fr.tsv\", src_lang = \"en\", tgt_lang = \"fr\" }", "{ kind = \"corpus\", dir = \"data/corpus\", split = \"dev\" }")
         .replace("extra_directions = [\"en-de\"]", "extra_directions = []")
-        .replace("transfer = \"landermt\"", "")
         .replace("directions = [\"en-fr\", \"fr-en\"] },", "},");
     let cfg = tmp.path().join("pairs.toml");
     std::fs::write(&cfg, text).unwrap();
@@ -105,6 +105,16 @@ fn a_run_over_two_language_pairs_keeps_per_pair_artifacts_and_stamps() {
     assert!(!row.contains('–'), "every cell and the mean are filled: {row}");
     let pair_report = std::fs::read_to_string(run.join("pairs/en-de/report.md")).unwrap();
     assert!(pair_report.contains("| landermt | de-en | flores |"), "{pair_report}");
+    // Transfer across pairs: landermt trained on en-fr decoded on de-en, the baseline not;
+    // no per-direction training as in a one-pair run.
+    assert!(run.join("pairs/en-fr/eval/landermt/flores.de-en.hyp").exists() && !run.join("pairs/en-fr/eval/none/flores.de-en.hyp").exists());
+    assert!(!run.join("pairs/en-fr/train/landermt@en-fr").exists());
+    assert!(md.contains("## Transfer across pairs: `landermt`"), "{md}");
+    for row in ["| none |", "| landermt on en-fr |", "| landermt on en-de |"] {
+        let line = md.lines().filter(|l| l.starts_with(row)).last().unwrap_or_else(|| panic!("{row} missing:\n{md}"));
+        assert!(!line.contains('–'), "{line}");
+    }
+    assert!(run.join("figures/transfer-pairs-flores.svg").exists());
 
     // The paper's config plans per pair without its model or GPU.
     let plan = Command::new(env!("CARGO_BIN_EXE_xtask")).args(["pipeline", "--config", "configs/paper.toml", "--dry-run"]).current_dir(&root).output().unwrap();

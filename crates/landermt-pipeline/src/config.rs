@@ -84,6 +84,10 @@ pub struct EvalSection {
     pub lm_data: landermt_data::MonoSource,
     /// Bootstrap samples for confidence intervals and paired tests (seed 12345, as sacreBLEU).
     pub n_bootstrap: usize,
+    /// In one pair's view of a run over several pairs with `transfer = M`: M (trained on the
+    /// pair) is also decoded on these directions, the other pairs' (the transfer across pairs).
+    #[serde(skip)]
+    pub cross: Option<(landermt_train::Method, Vec<landermt_data::Direction>)>,
 }
 
 /// A named test set: the first `n` pairs of `data` for each direction.
@@ -126,6 +130,7 @@ impl Default for EvalSection {
             lm_languages: Vec::new(),
             lm_n: 50,
             lm_data: landermt_data::MonoSource::Flores { dir: "data/flores200-devtest".into(), first: 901, last: 1012 },
+            cross: None,
             n_bootstrap: 1000,
         }
     }

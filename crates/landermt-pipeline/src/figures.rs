@@ -43,8 +43,11 @@ pub fn write_all(run: &Path) -> Result<Vec<PathBuf>> {
     }
     let report_path = run.join("report.json");
     if report_path.exists() {
-        let report = crate::report::Report::read(&report_path)?;
-        written.extend(eval_figures(&report, &out)?);
+        // A run over several pairs has the joint report there; each pair has its own.
+        match serde_json::from_slice::<crate::table::JointReport>(&std::fs::read(&report_path)?) {
+            Ok(joint) if joint.kind == "pairs" => written.extend(joint.figures(&out)?),
+            _ => written.extend(eval_figures(&crate::report::Report::read(&report_path)?, &out)?),
+        }
     }
     Ok(written)
 }

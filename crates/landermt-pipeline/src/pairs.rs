@@ -57,7 +57,9 @@ impl RunConfig {
     }
 
     /// The run as one pair sees it: its directions only, in `{run}/pairs/{pair}/`, reading the
-    /// shared `neurons.*` from the run's folder. Test sets that list directions keep the pair's.
+    /// shared `neurons.*` from the run's folder. Test sets that list directions keep the ones
+    /// the pair decodes. With `[eval] transfer = M`, M is decoded on the other pairs'
+    /// directions too ([`crate::config::EvalSection::cross`]).
     pub fn for_pair(&self, pair: &LangPair) -> RunConfig {
         let mut cfg = self.clone();
         cfg.run.name = format!("{}/{}", self.run.name, pair.name);
@@ -65,7 +67,17 @@ impl RunConfig {
         cfg.run.directions = pair.directions.clone();
         cfg.joint_dir = Some(self.run.dir.clone());
         cfg.eval.extra_directions.retain(|d| !pair.directions.contains(d));
-        let evaluated = cfg.eval_directions();
+        // `transfer` across pairs: the method trained on this pair, decoded on the others'
+        // directions too (not trained on each direction alone, as in a one-pair run).
+        if let Some(m) = cfg.eval.transfer.take() {
+            if !cfg.eval.methods.contains(&m) {
+                cfg.eval.methods.push(m);
+            }
+            let others: Vec<Direction> = self.run.directions.iter().copied().filter(|d| !pair.directions.contains(d) && !cfg.eval.extra_directions.contains(d)).collect();
+            cfg.eval.cross = Some((m, others));
+        }
+        let mut evaluated = cfg.eval_directions();
+        evaluated.extend(cfg.eval.cross.iter().flat_map(|(_, ds)| ds.iter().copied()));
         for t in &mut cfg.eval.test_sets {
             if let Some(ds) = &mut t.directions {
                 ds.retain(|d| evaluated.contains(d));

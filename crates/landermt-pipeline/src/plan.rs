@@ -163,6 +163,7 @@ pub fn key(cfg: &RunConfig, step: &Step) -> Result<String> {
         }
         _ => {
             h.update(serde_json::to_vec(&cfg.eval)?);
+            h.update(serde_json::to_vec(&cfg.eval.cross)?);
             h.update(serde_json::to_vec(&cfg.prompt)?);
             for system in cfg.systems() {
                 hash_file(&mut h, &dir.join("train").join(system.name()).join("delta.safetensors"));

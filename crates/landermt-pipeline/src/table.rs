@@ -29,6 +29,20 @@ pub struct JointReport {
     pub pairs: Vec<PairEntry>,
     /// One table per test set.
     pub tables: Vec<Table>,
+    /// With `[eval] transfer = M`: M trained on each pair, BLEU on every direction (paper
+    /// fig. 3), one matrix per test set.
+    #[serde(default)]
+    pub transfer: Vec<Transfer>,
+}
+
+/// The transfer across pairs on one test set: a row per pair M was trained on (and the
+/// baseline's row for reference), a column per direction.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Transfer {
+    pub method: String,
+    pub test_set: String,
+    /// (trained on, BLEU per column of [`JointReport::directions`]).
+    pub rows: Vec<(String, Vec<Option<f64>>)>,
 }
 
 /// One pair: where its artifacts are, its layers and routed units, its forgetting.
@@ -110,6 +124,10 @@ pub fn build(cfg: &RunConfig) -> Result<JointReport> {
         reports.extend(report);
     }
     let tables = tables(cfg, &directions, &reports);
+    let transfer = match cfg.eval.transfer {
+        Some(m) => transfer(cfg, m.name(), &directions, &reports, &tables),
+        None => Vec::new(),
+    };
     Ok(JointReport {
         version: JOINT_REPORT_VERSION,
         kind: "pairs".into(),
@@ -119,7 +137,26 @@ pub fn build(cfg: &RunConfig) -> Result<JointReport> {
         directions,
         pairs,
         tables,
+        transfer,
     })
+}
+
+/// Per test set: `method` as trained on each pair, decoded on every direction; the baseline's
+/// row (the same base model on every direction) from the main table.
+fn transfer(cfg: &RunConfig, method: &str, directions: &[String], reports: &[Report], tables: &[Table]) -> Vec<Transfer> {
+    let mut out = Vec::new();
+    for t in tables {
+        let mut rows: Vec<(String, Vec<Option<f64>>)> = Vec::new();
+        if let Some(base) = t.rows.iter().find(|r| r.system == cfg.eval.baseline.name()) {
+            rows.push((base.system.clone(), base.cells.iter().map(|c| c.as_ref().map(|c| c.bleu)).collect()));
+        }
+        for (p, r) in cfg.pairs().iter().filter_map(|p| Some((p, reports.iter().find(|r| r.trained_directions.iter().any(|d| p.directions.iter().any(|x| x.to_string() == *d)))?))) {
+            let bleu = |d: &String| r.rows.iter().find(|x| x.system == method && x.direction == *d && x.test_set == t.test_set).map(|x| x.bleu);
+            rows.push((format!("{method} on {}", p.name), directions.iter().map(bleu).collect()));
+        }
+        out.push(Transfer { method: method.to_string(), test_set: t.test_set.clone(), rows });
+    }
+    out
 }
 
 /// One table per test set: each system's cell in each column, from the pair that trains the
@@ -173,6 +210,16 @@ impl JointReport {
             }
             md.push('\n');
         }
+        for t in &self.transfer {
+            let _ = writeln!(md, "## Transfer across pairs: `{}` trained on one pair, BLEU on every direction (`{}`)\n", t.method, t.test_set);
+            let _ = writeln!(md, "| trained on | {} |", self.directions.join(" | "));
+            let _ = writeln!(md, "|---|{}", "---:|".repeat(self.directions.len()));
+            for (label, cells) in &t.rows {
+                let cells: Vec<String> = cells.iter().map(|c| c.map_or("–".into(), |b| format!("{b:.2}"))).collect();
+                let _ = writeln!(md, "| {label} | {} |", cells.join(" | "));
+            }
+            md.push('\n');
+        }
         md.push_str("## Layers and routed units per pair\n\n| pair | selected layers | units per routed layer (general / pair-specific / other) |\n|---|---|---|\n");
         for p in &self.pairs {
             let layers = p.layers.as_ref().map_or("–".into(), |l| format!("{l:?}"));
@@ -191,6 +238,27 @@ impl JointReport {
     }
 }
 
+impl JointReport {
+    /// `transfer-pairs-{set}.svg` (and `.csv`) per test set; returns what it wrote.
+    pub fn figures(&self, out: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
+        let mut written = Vec::new();
+        for t in &self.transfer {
+            let map = landermt_plot::Heatmap {
+                title: format!("Transfer across pairs: BLEU of `{}` ({}, {})", t.method, t.test_set, self.model),
+                row_label: "fine-tuned on".into(),
+                column_label: "evaluated on".into(),
+                rows: t.rows.iter().map(|(l, _)| l.clone()).collect(),
+                columns: self.directions.clone(),
+                values: t.rows.iter().map(|(_, c)| c.iter().map(|v| v.unwrap_or(f64::NAN)).collect()).collect(),
+            };
+            let stem = format!("transfer-pairs-{}", t.test_set);
+            map.write(out, &stem)?;
+            written.push(out.join(format!("{stem}.svg")));
+        }
+        Ok(written)
+    }
+}
+
 fn format_cell(c: &Cell) -> String {
     match c.bleu_p {
         Some(p) => format!("{:.2} (p {p:.3}{})", c.bleu, if p < 0.05 { "*" } else { "" }),
@@ -205,6 +273,7 @@ pub fn write(cfg: &RunConfig) -> Result<()> {
     landermt_model::atomic::write_atomic(&cfg.run.dir.join("report.json"), |w| w.write_all(&json))?;
     let md = report.markdown();
     landermt_model::atomic::write_atomic(&cfg.run.dir.join("report.md"), |w| w.write_all(md.as_bytes()))?;
+    report.figures(&cfg.run.dir.join("figures"))?;
     println!("report: {} pairs → {}\n\n{md}", report.pairs.len(), cfg.run.dir.join("report.md").display());
     Ok(())
 }

@@ -147,6 +147,10 @@ fn decode_system(cfg: &RunConfig, system: System, sets: &[TestSet], opts: &lande
     }
     let mut hyps = Vec::new();
     for (key, set) in sets.iter().enumerate() {
+        // Another pair's direction: decoded by the transfer method only.
+        if e.cross.as_ref().is_some_and(|(m, ds)| ds.contains(&set.direction) && system != System::all(*m)) {
+            continue;
+        }
         let n_shots = if system.icl { e.icl_shots } else { e.shots };
         let mut shots = match read_shots(cfg, set.direction, n_shots) {
             Ok(pairs) => pairs,
@@ -231,7 +235,8 @@ fn score_set(cfg: &RunConfig, key: usize, set: &TestSet, hyps: &[Hypotheses], ro
         .collect();
     let (direction, test_set) = (set.direction.to_string(), set.name.clone());
     let baseline = e.baseline.name();
-    let base = scored.iter().find(|s| s.h.system == baseline).expect("the baseline is evaluated");
+    // Absent on another pair's direction (the transfer across pairs decodes one system there).
+    let base = scored.iter().find(|s| s.h.system == baseline);
     if let Some(focus) = e.compare.and_then(|m| scored.iter().find(|s| s.h.system == m.name())) {
         for other in scored.iter().filter(|s| s.h.system != focus.h.system) {
             comparisons.push(Comparison {
@@ -259,8 +264,8 @@ fn score_set(cfg: &RunConfig, key: usize, set: &TestSet, hyps: &[Hypotheses], ro
             chrf: s.chrf,
             chrf_signature: chrf.signature(),
             chrf_ci: estimate(&s.chrf_samples, false, true),
-            bleu_p: (!is_base).then(|| paired_p_value(&base.bleu_samples, &s.bleu_samples, base.bleu, s.bleu, false)),
-            chrf_p: (!is_base).then(|| paired_p_value(&base.chrf_samples, &s.chrf_samples, base.chrf, s.chrf, true)),
+            bleu_p: base.filter(|_| !is_base).map(|b| paired_p_value(&b.bleu_samples, &s.bleu_samples, b.bleu, s.bleu, false)),
+            chrf_p: base.filter(|_| !is_base).map(|b| paired_p_value(&b.chrf_samples, &s.chrf_samples, b.chrf, s.chrf, true)),
             sentences_per_second: reference.len() as f64 / s.h.seconds.max(1e-9),
             tokens_per_second: s.h.generated_tokens as f64 / s.h.seconds.max(1e-9),
             generated_tokens: s.h.generated_tokens,
@@ -277,7 +282,9 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
     let e = &cfg.eval;
     let directions = cfg.eval_directions();
     let opts = landermt_eval::decode::DecodeOptions { template: cfg.eval_template().clone(), max_new_tokens: e.max_new_tokens, batch_size: e.batch_size, stop_at_newline: true, beams: e.beams, length_penalty: e.length_penalty };
-    let sets = test_sets(cfg, &directions)?;
+    // With the other pairs' directions the transfer method is decoded on, if any.
+    let evaluated: Vec<Direction> = directions.iter().copied().chain(e.cross.iter().flat_map(|(_, ds)| ds.iter().copied())).collect();
+    let sets = test_sets(cfg, &evaluated)?;
     let model_sha256 = crate::report::sha256_path(&cfg.model.resolve(true)?)?;
     let (mut infos, mut lm_rows, mut hyps) = (Vec::new(), Vec::new(), Vec::new());
     for system in cfg.systems() {
@@ -305,7 +312,7 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
         metrics: "BLEU and chrF computed by landermt following sacreBLEU 2.6.0's definitions; signatures as sacreBLEU prints them".into(),
         n_bootstrap: e.n_bootstrap,
         trained_directions: cfg.run.directions.iter().map(|d| d.to_string()).collect(),
-        evaluated_directions: directions.iter().map(|d| d.to_string()).collect(),
+        evaluated_directions: evaluated.iter().map(|d| d.to_string()).collect(),
         transfer: e.transfer.map(|m| m.name().to_string()),
         systems: infos,
         rows,
