@@ -53,10 +53,10 @@ impl fmt::Display for Event {
         match self {
             Event::Header(line) => write!(f, "{line}"),
             Event::Note(msg) => write!(f, "  note: {msg}"),
-            Event::Planned { step, what } => write!(f, "  {step:<16} {what}"),
-            Event::Skipped { step, at } => write!(f, "[{at:>7.1}s] {step:<16} current, skipped"),
-            Event::Running { step, at } => write!(f, "[{at:>7.1}s] {step:<16} running"),
-            Event::Done { step, at, seconds } => write!(f, "[{at:>7.1}s] {step:<16} done in {seconds:.1}s"),
+            Event::Planned { step, what } => write!(f, "  {step:<22} {what}"),
+            Event::Skipped { step, at } => write!(f, "[{at:>7.1}s] {step:<22} current, skipped"),
+            Event::Running { step, at } => write!(f, "[{at:>7.1}s] {step:<22} running"),
+            Event::Done { step, at, seconds } => write!(f, "[{at:>7.1}s] {step:<22} done in {seconds:.1}s"),
             Event::Finished { ran_any: false, report, .. } => write!(f, "every stage is current; the report is {}", report.display()),
             Event::Finished { seconds, report, .. } => write!(f, "pipeline finished in {seconds:.1}s; the report is {}", report.display()),
         }
