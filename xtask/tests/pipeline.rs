@@ -114,7 +114,9 @@ fn a_run_over_two_language_pairs_keeps_per_pair_artifacts_and_stamps() {
         let line = md.lines().filter(|l| l.starts_with(row)).last().unwrap_or_else(|| panic!("{row} missing:\n{md}"));
         assert!(!line.contains('–'), "{line}");
     }
-    assert!(run.join("figures/transfer-pairs-flores.svg").exists());
+    for figure in ["transfer-pairs-flores.svg", "pairs-delta.svg", "pairs-activation.svg"] {
+        assert!(run.join("figures").join(figure).exists(), "{figure}");
+    }
 
     // The paper's config plans per pair without its model or GPU.
     let plan = Command::new(env!("CARGO_BIN_EXE_xtask")).args(["pipeline", "--config", "configs/paper.toml", "--dry-run"]).current_dir(&root).output().unwrap();

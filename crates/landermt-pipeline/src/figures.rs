@@ -31,6 +31,10 @@ pub fn write_all(run: &Path) -> Result<Vec<PathBuf>> {
             save(chart.1, stem)?;
         }
     }
+    if let Some((activation, delta)) = pair_probe_charts(run)? {
+        save(activation, "pairs-activation")?;
+        save(delta, "pairs-delta")?;
+    }
     let (scores_path, neurons_path) = (run.join("neurons.safetensors"), run.join("neurons.json"));
     if scores_path.exists() && neurons_path.exists() {
         let scores = Scores::read(&scores_path)?;
@@ -127,6 +131,35 @@ fn probe_charts(layers: &landermt_probe::Layers) -> Vec<(&'static str, LineChart
     vec![("activation", activation.markers(note.clone(), selected(&layers.selected))), ("delta", delta.markers(note, selected(&layers.selected)))]
 }
 
+/// A run over several pairs: every pair's directions in one activation and one D figure (the
+/// paper's figs. 4–5), each labelled with its pair's selected blocks.
+fn pair_probe_charts(run: &Path) -> Result<Option<(LineChart, LineChart)>> {
+    let Ok(entries) = std::fs::read_dir(run.join("pairs")) else { return Ok(None) };
+    let mut found: Vec<(String, landermt_probe::Layers)> = Vec::new();
+    for entry in entries {
+        let path = entry?.path().join("layers.json");
+        if let Ok(bytes) = std::fs::read(&path) {
+            let layers = serde_json::from_slice(&bytes).with_context(|| format!("{}: not a layers.json", path.display()))?;
+            found.push((path.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), layers));
+        }
+    }
+    if found.is_empty() {
+        return Ok(None);
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    let model = &found[0].1.model;
+    let mut activation = LineChart::new(format!("Mean block output on translation prompts, every pair ({model})"), "block (0-based)", "mean activation A");
+    let mut delta = LineChart::new(format!("D_i = |A_i − A_i+1|, every pair ({model})"), "block i (0-based)", "D_i");
+    for (pair, layers) in &found {
+        for d in &layers.directions {
+            let label = format!("{} (pair {pair}: blocks {:?})", d.direction, layers.selected);
+            activation = activation.series(label.clone(), points(&d.a));
+            delta = delta.series(label, points(&d.d));
+        }
+    }
+    Ok(Some((activation, delta)))
+}
+
 /// Per-layer mean awareness (S per sentence) of the general units and of each language's
 /// specific units (figs. 6–7), and the number of specific units per language.
 fn score_charts(scores: &Scores, neurons: &Neurons) -> Vec<(&'static str, LineChart)> {
@@ -149,10 +182,12 @@ fn score_charts(scores: &Scores, neurons: &Neurons) -> Vec<(&'static str, LineCh
         specific = specific.series(format!("{}-specific", lang.name), per_layer(&|l| splits[l].specific[li].clone()));
         counts = counts.series(lang.name, (0..num_layers).map(|l| (l as f64, splits[l].specific[li].len() as f64)).collect());
     }
+    // Over several pairs every block is scored; each pair's selection is in pairs-delta.
+    let marked = if neurons.selected.len() == num_layers { Vec::new() } else { selected(&neurons.selected) };
     let note = "selected blocks";
     vec![
-        ("awareness-general", general.markers(note, selected(&neurons.selected))),
-        ("awareness-specific", specific.markers(note, selected(&neurons.selected))),
-        ("specific-counts", counts.markers(note, selected(&neurons.selected))),
+        ("awareness-general", general.markers(note, marked.clone())),
+        ("awareness-specific", specific.markers(note, marked.clone())),
+        ("specific-counts", counts.markers(note, marked)),
     ]
 }

@@ -273,7 +273,9 @@ pub fn write(cfg: &RunConfig) -> Result<()> {
     landermt_model::atomic::write_atomic(&cfg.run.dir.join("report.json"), |w| w.write_all(&json))?;
     let md = report.markdown();
     landermt_model::atomic::write_atomic(&cfg.run.dir.join("report.md"), |w| w.write_all(md.as_bytes()))?;
-    report.figures(&cfg.run.dir.join("figures"))?;
+    if let Err(e) = crate::figures::write_all(&cfg.run.dir) {
+        tracing::warn!("figures not drawn: {e:#}");
+    }
     println!("report: {} pairs → {}\n\n{md}", report.pairs.len(), cfg.run.dir.join("report.md").display());
     Ok(())
 }
