@@ -237,6 +237,7 @@ fn run(command: Cmd) -> Result<()> {
         Cmd::Route { config } => stamped(&config, "route", stages::route),
         Cmd::Train { config, method, direction, pair } => {
             let cfg = pair_view(RunConfig::load(&config)?, pair.as_deref().or(direction.as_deref()))?;
+            let _lock = landermt_pipeline::RunLock::acquire(cfg.lock_dir())?;
             let system = system_arg(&cfg, method.as_deref(), direction.as_deref())?;
             stages::train(&cfg, system)?;
             mark(&cfg, &format!("train:{system}"))
@@ -355,6 +356,7 @@ fn stamped(config: &std::path::Path, step: &str, stage: fn(&RunConfig) -> Result
         let options = run::Options { only: Some(step.to_string()), force: true, ..Default::default() };
         return run::run(&cfg, &options, &mut |event| println!("{event}"));
     }
+    let _lock = landermt_pipeline::RunLock::acquire(cfg.lock_dir())?;
     stage(&cfg)?;
     mark(&cfg, step)
 }

@@ -101,3 +101,37 @@ fn a_killed_sweep_resumes_without_redoing_finished_points() {
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(sweep.join("sweep.json")).unwrap()).unwrap();
     assert_eq!(report["points"].as_array().unwrap().len(), 2);
 }
+
+/// Two commands on one run folder: the second is refused, naming the first's PID, while the
+/// first runs; once the first is killed, its lock is stale and the next run takes it over.
+#[test]
+fn a_second_run_on_the_same_folder_is_refused_and_a_killed_runs_lock_is_taken_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let cfg = config(tmp.path(), &run);
+    let cfg = cfg.to_str().unwrap();
+    for stage in ["probe", "score", "route"] {
+        assert!(xtask(&[stage, "--config", cfg]).status().unwrap().success(), "{stage}");
+    }
+    let mut child = xtask(&["train", "--config", cfg]).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let ckpt = run.join("train/landermt/checkpoint.safetensors");
+    let start = Instant::now();
+    while !ckpt.exists() && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(std::fs::read_to_string(run.join(".lock")).unwrap(), child.id().to_string());
+    for args in [vec!["pipeline", "--config", cfg], vec!["eval", "--config", cfg], vec!["sweep", "--config", cfg, "--method", "landermt", "--set", "train.lr=1e-2"]] {
+        let out = xtask(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(&format!("in use by process {}", child.id())), "{args:?}: {err}");
+    }
+    assert!(!run.join("report.json").exists(), "the refused pipeline wrote its report");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = xtask(&["pipeline", "--config", cfg]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("stale lock"), "{err}");
+    assert!(run.join("report.json").exists());
+    assert_eq!(std::fs::read_to_string(run.join(".lock")).unwrap(), "", "released at exit");
+}

@@ -20,6 +20,7 @@
 pub mod config;
 pub mod device;
 pub mod figures;
+pub mod lock;
 pub mod pairs;
 pub mod plan;
 pub mod report;
@@ -30,6 +31,7 @@ pub mod system;
 pub mod table;
 
 pub use config::RunConfig;
+pub use lock::RunLock;
 pub use device::{gemm_device, resolve_model};
 pub use report::Report;
 pub use run::{Event, Options, run, run_step};

@@ -47,6 +47,12 @@ impl RunConfig {
         self.joint_dir.as_deref().unwrap_or(&self.run.dir)
     }
 
+    /// The folder whose lock a command on this config takes: the run's, also for a pair's view
+    /// (a pipeline over every pair and a command on one pair must not interleave).
+    pub fn lock_dir(&self) -> &Path {
+        self.neurons_dir()
+    }
+
     /// The pair named `name` (e.g. `en-de`, or `de-en` for the same pair).
     pub fn pair(&self, name: &str) -> Result<LangPair> {
         let wanted: Direction = name.parse().map_err(|e| anyhow::anyhow!("pair `{name}`: {e}"))?;

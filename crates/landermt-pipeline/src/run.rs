@@ -94,6 +94,7 @@ impl Options {
 pub fn run(cfg: &RunConfig, options: &Options, on_event: &mut dyn FnMut(Event)) -> Result<()> {
     options.check()?;
     header(cfg, options, on_event)?;
+    let _lock = if options.dry_run { None } else { Some(crate::lock::RunLock::acquire(cfg.lock_dir())?) };
     let steps = match &options.pairs {
         Some(names) => {
             let pairs: Vec<String> = cfg.select_pairs(names)?.into_iter().map(|p| p.name).collect();

@@ -169,6 +169,7 @@ pub struct Outcome {
 
 /// Runs the sweep; `max_points` stops after that many points (a stand-in for a kill, in tests).
 pub fn run(config_path: &Path, base: &RunConfig, method: Method, grid: &Grid, dev_lines: Option<usize>, by: By, max_points: Option<usize>) -> Result<Outcome> {
+    let _lock = crate::lock::RunLock::acquire(base.lock_dir())?;
     let changed = grid.stage();
     let needed = stages_for(method);
     let mut ran = Vec::new();
