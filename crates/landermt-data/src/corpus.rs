@@ -57,6 +57,8 @@ pub enum CorpusError {
 
 fn read_lines(path: &Path) -> Result<Vec<String>, CorpusError> {
     let text = std::fs::read_to_string(path).map_err(|source| CorpusError::Io { path: path.into(), source })?;
+    // Windows line ends and a UTF-8 byte-order mark are read as if absent.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let lines: Vec<String> = text.lines().map(|l| l.trim_end_matches('\r').to_string()).collect();
     if lines.iter().all(|l| l.trim().is_empty()) {
         return Err(CorpusError::File { path: path.into(), msg: "the file is empty".into() });
@@ -125,11 +127,14 @@ pub fn read_parallel(source: &ParallelSource, direction: Direction) -> Result<Ve
                 if line.trim().is_empty() {
                     continue;
                 }
-                let (a, b) = line.split_once('\t').ok_or_else(|| CorpusError::Line {
-                    path: path.clone(),
-                    line: i + 1,
-                    msg: "no tab between source and target".into(),
-                })?;
+                let bad = |msg: &str| CorpusError::Line { path: path.clone(), line: i + 1, msg: msg.into() };
+                let (a, b) = line.split_once('\t').ok_or_else(|| bad("no tab between source and target"))?;
+                if b.contains('\t') {
+                    return Err(bad("more than two tab-separated columns (expected source<TAB>target)"));
+                }
+                if a.trim().is_empty() || b.trim().is_empty() {
+                    return Err(bad("an empty side (blank lines are skipped, half-empty ones are not)"));
+                }
                 let (src, tgt) = if swap { (b, a) } else { (a, b) };
                 pairs.push(Pair { src: src.to_string(), tgt: tgt.to_string() });
             }
@@ -175,6 +180,27 @@ mod tests {
         std::fs::write(&p, text).unwrap();
         p
     }
+    #[test]
+    fn crlf_line_ends_and_a_byte_order_mark_read_as_plain_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let d: Direction = "en-fr".parse().unwrap();
+        let source = |p: PathBuf| ParallelSource::Tsv { path: p, src_lang: "en".into(), tgt_lang: "fr".into() };
+        let clean = read_parallel(&source(write(dir.path(), "clean.tsv", "Hello\tBonjour\nYes\tOui\n")), d).unwrap();
+        let windows = read_parallel(&source(write(dir.path(), "crlf.tsv", "\u{feff}Hello\tBonjour\r\nYes\tOui\r\n")), d).unwrap();
+        assert_eq!(clean, windows);
+        assert_eq!(windows[0].src, "Hello");
+    }
+
+    #[test]
+    fn half_empty_lines_and_extra_columns_name_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let d: Direction = "en-fr".parse().unwrap();
+        for (name, text, what) in [("half.tsv", "Hello\tBonjour\n\tOui\n", "empty side"), ("three.tsv", "Hello\tBonjour\nYes\tOui\tJa\n", "columns")] {
+            let err = read_parallel(&ParallelSource::Tsv { path: write(dir.path(), name, text), src_lang: "en".into(), tgt_lang: "fr".into() }, d).unwrap_err().to_string();
+            assert!(err.contains(&format!("{name}:2")) && err.contains(what), "{err}");
+        }
+    }
+
 
     #[test]
     fn tsv_reads_both_directions_and_names_bad_lines() {

@@ -78,6 +78,13 @@ fn map_file(path: &Path) -> Result<memmap2::Mmap> {
 impl SafetensorsFile {
     fn open(path: &Path) -> Result<Self> {
         let map = map_file(path)?;
+        // A header cut short reads as "invalid header length": say what happened instead.
+        if let Some(declared) = map.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+            && declared < (1 << 27)
+            && 8 + declared > map.len() as u64
+        {
+            return Err(ModelError::format(path, format!("truncated: the header declares {declared} bytes but the file has only {}", map.len())));
+        }
         let (header_len, metadata) = safetensors::SafeTensors::read_metadata(&map).map_err(|e| {
             let hint = match e {
                 safetensors::SafeTensorError::MetadataIncompleteBuffer => " (truncated or padded file)",

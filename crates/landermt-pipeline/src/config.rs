@@ -9,6 +9,7 @@ use landermt_model::{Backend, cache};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct RunConfig {
     /// The file the config was read from (what errors name); not part of any stage key.
     #[serde(skip)]

@@ -97,7 +97,7 @@ pub fn run(cfg: &RunConfig, options: &Options, on_event: &mut dyn FnMut(Event)) 
     let _lock = if options.dry_run { None } else { Some(crate::lock::RunLock::acquire(cfg.lock_dir())?) };
     let steps = match &options.pairs {
         Some(names) => {
-            let pairs: Vec<String> = cfg.select_pairs(names)?.into_iter().map(|p| p.name).collect();
+            let pairs: Vec<String> = cfg.select_pairs(names).map_err(|e| anyhow::anyhow!("{}: --pairs: {e}", cfg.source.display()))?.into_iter().map(|p| p.name).collect();
             if cfg.is_multi_pair() { plan::steps_of_pairs(cfg, Some(&pairs)) } else { plan::steps(cfg) }
         }
         None => plan::steps(cfg),
