@@ -152,3 +152,61 @@ fn bloom_weights_without_the_transformer_prefix_load_the_same() {
     };
     assert_eq!(run(&original), run(&stripped));
 }
+
+/// A GGUF header as bytes: version 3, then `kv` (key, type id, value bytes) and tensor infos
+/// (name, dims, type id, offset).
+fn gguf_header(kv: &[(&str, u32, Vec<u8>)], tensors: &[(&str, Vec<u64>, u32, u64)]) -> Vec<u8> {
+    let s = |out: &mut Vec<u8>, text: &str| {
+        out.extend((text.len() as u64).to_le_bytes());
+        out.extend(text.as_bytes());
+    };
+    let mut out = b"GGUF".to_vec();
+    out.extend(3u32.to_le_bytes());
+    out.extend((tensors.len() as u64).to_le_bytes());
+    out.extend((kv.len() as u64).to_le_bytes());
+    for (key, ty, value) in kv {
+        s(&mut out, key);
+        out.extend(ty.to_le_bytes());
+        out.extend(value);
+    }
+    for (name, dims, ty, offset) in tensors {
+        s(&mut out, name);
+        out.extend((dims.len() as u32).to_le_bytes());
+        dims.iter().for_each(|d| out.extend(d.to_le_bytes()));
+        out.extend(ty.to_le_bytes());
+        out.extend(offset.to_le_bytes());
+    }
+    out.resize(out.len() + 64, 0);
+    out
+}
+
+/// Headers that declare what no file can hold are refused with a format error naming the
+/// file, before anything is allocated for them, and without overflowing or recursing.
+#[test]
+fn gguf_headers_declaring_impossible_sizes_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = {
+        // An array of arrays of arrays …: 12 bytes a level.
+        let mut v = Vec::new();
+        for _ in 0..10_000 {
+            v.extend(9u32.to_le_bytes());
+            v.extend(1u64.to_le_bytes());
+        }
+        v
+    };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("dims-overflow.gguf", gguf_header(&[], &[("t", vec![1 << 40, 1 << 40], 0, 0)]), "overflow"),
+        ("huge-tensor.gguf", gguf_header(&[], &[("t", vec![1 << 31, 1 << 30], 0, 0)]), "truncated"),
+        ("offset-overflow.gguf", gguf_header(&[], &[("t", vec![4], 0, u64::MAX - 2)]), "truncated"),
+        ("alignment.gguf", gguf_header(&[("general.alignment", 10, (u64::MAX - 3).to_le_bytes().to_vec())], &[]), "alignment"),
+        ("nested.gguf", gguf_header(&[("a", 9, nested)], &[]), "nested metadata array"),
+        ("long-array.gguf", gguf_header(&[("a", 9, [4u32.to_le_bytes().to_vec(), (u64::MAX / 2).to_le_bytes().to_vec()].concat())], &[]), "exceeds the file"),
+        ("long-string.gguf", gguf_header(&[("a", 8, (u64::MAX - 7).to_le_bytes().to_vec())], &[]), "truncated"),
+    ];
+    for (name, bytes, what) in cases {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let err = landermt_model::gguf::GgufFile::open(&p).expect_err(name).to_string();
+        assert!(err.contains(name) && err.contains(what), "{name}: {err}");
+    }
+}

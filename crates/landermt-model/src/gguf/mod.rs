@@ -150,6 +150,10 @@ impl GgufFile {
                 return Err(ModelError::format(&path, format!("tensor `{name}` has {n_dims} dims")));
             }
             let dims = (0..n_dims).map(|_| r.u64().map(|d| d as usize)).collect::<Result<Vec<_>>>()?;
+            // A header may declare anything: sizes that overflow cannot be in the file.
+            if dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).is_none_or(|n| n > isize::MAX as usize) {
+                return Err(ModelError::format(&path, format!("tensor `{name}`: dims {dims:?} overflow")));
+            }
             let type_id = r.u32()?;
             let ggml_type = GgmlType::from_id(type_id).ok_or_else(|| {
                 ModelError::unsupported(&path, format!("quantisation type id {type_id} of tensor `{name}`"))
@@ -158,10 +162,10 @@ impl GgufFile {
             infos.push((name, dims, ggml_type, rel));
         }
         let alignment = metadata.get("general.alignment").and_then(Value::as_u64).unwrap_or(32) as usize;
-        if alignment == 0 {
-            return Err(ModelError::format(&path, "general.alignment is 0"));
+        if !alignment.is_power_of_two() {
+            return Err(ModelError::format(&path, format!("general.alignment {alignment} is not a power of two")));
         }
-        let data_start = r.pos.div_ceil(alignment) * alignment;
+        let data_start = r.pos.checked_next_multiple_of(alignment).ok_or_else(|| ModelError::format(&path, format!("general.alignment {alignment} is out of range")))?;
         let mut tensors = BTreeMap::new();
         for (name, dims, ggml_type, rel) in infos {
             let n: usize = dims.iter().product();
@@ -171,14 +175,14 @@ impl GgufFile {
                     format!("tensor `{name}`: row length {} is not a multiple of the {ggml_type:?} block", dims[0]),
                 ));
             }
-            let n_bytes = n / ggml_type.block_len() * ggml_type.block_bytes();
-            let offset = data_start + rel;
-            if offset + n_bytes > map.len() {
+            let n_bytes = (n / ggml_type.block_len()).saturating_mul(ggml_type.block_bytes());
+            let offset = data_start.saturating_add(rel);
+            if offset.saturating_add(n_bytes) > map.len() {
                 return Err(ModelError::format(
                     &path,
                     format!(
                         "tensor `{name}` needs bytes {offset}..{} but the file has {} (truncated?)",
-                        offset + n_bytes,
+                        offset.saturating_add(n_bytes),
                         map.len()
                     ),
                 ));
@@ -275,6 +279,11 @@ impl<'a> Reader<'a> {
             8 => Value::String(self.string()?),
             9 => {
                 let elem = self.u32()?;
+                // Arrays of arrays are not part of any model's metadata; nesting without bound
+                // would recurse once per 12 bytes of the file.
+                if elem == 9 {
+                    return Err(ModelError::format(self.path, format!("nested metadata array at offset {}", self.pos)));
+                }
                 let len = self.u64()? as usize;
                 // Each element takes at least one byte: refuse lengths the file cannot hold.
                 if len > self.bytes.len() - self.pos {
