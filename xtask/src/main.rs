@@ -13,6 +13,11 @@ use landermt_model::{Backend, cache};
 use landermt_pipeline::run::{self, mark, system_arg};
 use landermt_pipeline::{RunConfig, device, figures, stages, sweep};
 
+// Records the largest allocation while `cargo xtask fuzz` runs a target; a relaxed atomic load
+// per allocation otherwise.
+#[global_allocator]
+static ALLOC: landermt_fuzz::Tracking = landermt_fuzz::Tracking;
+
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "landermt: language-aware neurons for machine translation")]
 struct Cli {
@@ -210,6 +215,22 @@ enum Cmd {
     },
     /// Type-check the `cuda` feature and build the `wgpu` feature (neither is in the default build).
     CheckGpu,
+    /// Fuzz a parser with mutated valid files (see RELIABILITY.md): counts executions, panics
+    /// (inputs saved under `target/fuzz/{target}/`), hangs and over-sized allocations.
+    Fuzz {
+        /// gguf, safetensors, safetensors-index, hf-config, tokenizer-json, run-config, corpus,
+        /// artifacts, or `all`.
+        #[arg(long, default_value = "all")]
+        target: String,
+        /// Seconds per target.
+        #[arg(long)]
+        secs: Option<f64>,
+        /// Executions per target (default: 1,000,000 when --secs is not given).
+        #[arg(long)]
+        execs: Option<u64>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -299,6 +320,7 @@ fn run(command: Cmd) -> Result<()> {
             Ok(())
         }
         Cmd::CheckGpu => check_gpu(),
+        Cmd::Fuzz { target, secs, execs, seed } => fuzz(&target, secs, execs, seed),
     }
 }
 
@@ -366,7 +388,8 @@ fn stamped(config: &std::path::Path, step: &str, stage: fn(&RunConfig) -> Result
 /// `pipeline`, also everything at `info` into `{run}/pipeline.log`.
 fn init_logs(cli: &Cli) {
     use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
-    let level = if cli.verbose { "info" } else { "warn" };
+    // The fuzzer feeds warnings by the million (short files, clipped ranges): errors only.
+    let level = if cli.verbose { "info" } else if matches!(cli.command, Cmd::Fuzz { .. }) { "error" } else { "warn" };
     let console = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()));
@@ -385,6 +408,34 @@ fn init_logs(cli: &Cli) {
 
 
 
+
+fn fuzz(target: &str, secs: Option<f64>, execs: Option<u64>, seed: u64) -> Result<()> {
+    let all = landermt_fuzz::targets();
+    let names: Vec<&str> = all.iter().map(|t| t.name).collect();
+    let chosen: Vec<_> = all.iter().filter(|t| target == "all" || t.name == target).collect();
+    if chosen.is_empty() {
+        bail!("unknown fuzz target `{target}` ({}, or all)", names.join(", "));
+    }
+    let budget = landermt_fuzz::Budget { execs: execs.or(if secs.is_none() { Some(1_000_000) } else { None }), seconds: secs };
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    println!("| target | executions | seconds | exec/s | panics | hangs (> 1 s) | over-allocations | largest allocation / input | slowest |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---|---:|");
+    let mut clean = true;
+    for t in chosen {
+        let s = landermt_fuzz::run(t, &root, budget, seed, &root.join("target/fuzz").join(t.name))?;
+        let (big, len) = s.largest_allocation;
+        println!(
+            "| {} | {} | {:.0} | {:.0} | {} | {} | {} | {} B / {} B | {:.1} ms |",
+            t.name, s.execs, s.seconds, s.execs as f64 / s.seconds.max(1e-9), s.panics.len(), s.hangs, s.over_allocations, big, len, s.slowest.as_secs_f64() * 1e3
+        );
+        s.panics.iter().for_each(|p| eprintln!("  panic: {}", p.display()));
+        clean &= s.clean();
+    }
+    if !clean {
+        bail!("the fuzzer found failures; their inputs are under target/fuzz/");
+    }
+    Ok(())
+}
 
 fn check_gpu() -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

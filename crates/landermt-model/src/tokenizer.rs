@@ -23,8 +23,14 @@ impl Tokenizer {
         if !path.is_file() {
             return Err(ModelError::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "tokenizer.json not found")));
         }
-        let inner = tokenizers::Tokenizer::from_file(path)
-            .map_err(|e| ModelError::Tokenizer { path: path.into(), msg: e.to_string() })?;
+        let bad = |msg: String| ModelError::Tokenizer { path: path.into(), msg };
+        let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
+        // tokenizers panics on some malformed files (a syntax error inside `decoder`, found by
+        // fuzzing): check the JSON first, and turn any panic left into an error.
+        serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+        let inner = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_bytes(&bytes))
+            .map_err(|p| bad(format!("the tokenizers crate could not read it ({})", panic_message(&p))))?
+            .map_err(|e| bad(e.to_string()))?;
         Ok(Self { inner, origin: path.into() })
     }
 
@@ -63,4 +69,9 @@ impl Tokenizer {
     fn error(&self, e: impl std::fmt::Display) -> ModelError {
         ModelError::Tokenizer { path: self.origin.clone(), msg: e.to_string() }
     }
+}
+
+/// The text of a caught panic.
+fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
+    payload.downcast_ref::<String>().cloned().or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "a panic".into())
 }

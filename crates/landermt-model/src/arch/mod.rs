@@ -80,9 +80,10 @@ impl HfConfig<'_> {
     pub fn opt_usize(&self, keys: &[&str]) -> Result<Option<usize>> {
         match self.value(keys) {
             None => Ok(None),
-            Some(v) => v.as_u64().map(|v| Some(v as usize)).ok_or_else(|| {
-                ModelError::config(self.path, format!("`{}` should be a non-negative integer, found {v}", keys[0]))
-            }),
+            Some(v) => match v.as_u64() {
+                Some(n) => bounded(self.path, keys[0], n).map(Some),
+                None => Err(ModelError::config(self.path, format!("`{}` should be a non-negative integer, found {v}", keys[0]))),
+            },
         }
     }
     pub fn f64(&self, keys: &[&str], default: Option<f64>) -> Result<f64> {
@@ -122,8 +123,21 @@ impl HfConfig<'_> {
     }
 }
 
+/// The largest size a config may declare: far beyond any model, small enough that nothing
+/// sized by it is allocated for a header that lies (found by fuzzing: 2³² layers).
+fn most(key: &str) -> u64 {
+    if key.contains("layer") || key.ends_with("block_count") { 1 << 12 } else { 1 << 24 }
+}
+
+fn bounded(origin: &Path, key: &str, v: u64) -> Result<usize> {
+    if v > most(key) {
+        return Err(ModelError::config(origin, format!("`{key}` = {v} is beyond any model this toolkit loads (at most {})", most(key))));
+    }
+    Ok(v as usize)
+}
+
 pub(crate) fn gguf_usize(g: &GgufFile, key: &str) -> Result<usize> {
-    Ok(g.require_u64(key)? as usize)
+    bounded(g.path(), key, g.require_u64(key)?)
 }
 
 pub(crate) fn gguf_opt_f64(g: &GgufFile, key: &str) -> Option<f64> {

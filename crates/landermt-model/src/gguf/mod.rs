@@ -99,9 +99,25 @@ impl TensorInfo {
     }
 }
 
+/// The file's bytes: memory-mapped from disk, or owned (parsed from memory).
+enum Bytes {
+    Map(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Map(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
 pub struct GgufFile {
     path: PathBuf,
-    map: memmap2::Mmap,
+    map: Bytes,
     pub version: u32,
     pub metadata: BTreeMap<String, Value>,
     pub tensors: BTreeMap<String, TensorInfo>,
@@ -125,6 +141,15 @@ impl GgufFile {
         // SAFETY: the file is opened read-only; a concurrent writer truncating it would be a
         // user error that we cannot guard against with any file API.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| ModelError::io(&path, e))?;
+        Self::parse(path, Bytes::Map(map))
+    }
+
+    /// A GGUF file held in memory; `path` names it in errors.
+    pub fn from_bytes(path: impl Into<PathBuf>, bytes: Vec<u8>) -> Result<Self> {
+        Self::parse(path.into(), Bytes::Owned(bytes))
+    }
+
+    fn parse(path: PathBuf, map: Bytes) -> Result<Self> {
         let mut r = Reader { bytes: &map, pos: 0, path: &path };
         if r.take(4)? != b"GGUF" {
             return Err(ModelError::format(&path, "not a GGUF file (magic is not `GGUF`)"));
