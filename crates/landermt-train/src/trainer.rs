@@ -168,7 +168,10 @@ pub fn save(path: &Path, trainee: &Trainee, optim: Option<&ModuleOptimizer>, sta
     if let Some(o) = &optim_bytes {
         views.push(("optimizer".into(), TensorView::new(Dtype::U8, vec![o.len()], o).expect("bytes")));
     }
-    let meta = HashMap::from([("landermt".to_string(), serde_json::to_string(&state).expect("plain data"))]);
+    let meta = HashMap::from([
+        ("landermt".to_string(), serde_json::to_string(&state).expect("plain data")),
+        (CHECKSUM_KEY.to_string(), checksum(views.iter().map(|(n, v)| (n.as_str(), v.data())))),
+    ]);
     let file = safetensors::serialize(views, Some(meta)).map_err(|e| TrainError::Checkpoint { path: path.into(), msg: e.to_string() })?;
     landermt_model::atomic::write_atomic(path, |w| w.write_all(&file))?;
     Ok(())
@@ -216,15 +219,41 @@ pub fn load_trained(path: &Path, trainee: Trainee) -> Result<(Trainee, State), T
     Ok((ids::restore(trainee, values), state))
 }
 
-/// The [`State`] in the metadata of a delta or checkpoint file read into `file`.
+/// The metadata key of the SHA-256 over every tensor's name and bytes, in file order.
+const CHECKSUM_KEY: &str = "landermt.sha256";
+
+fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, &'a [u8])>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (name, data) in tensors {
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update((data.len() as u64).to_le_bytes());
+        h.update(data);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The [`State`] in the metadata of a delta or checkpoint file read into `file`, after its
+/// checksum (absent from files written before checksums) is verified: a flipped bit or a
+/// partial copy is refused here, not trained on.
 fn read_state(path: &Path, file: &[u8], not_ours: &str, hint: &str) -> Result<State, TrainError> {
     let bad = |msg: String| TrainError::Checkpoint { path: path.into(), msg };
     let (_, meta) = SafeTensors::read_metadata(file).map_err(|e| bad(format!("{not_ours} ({e}){hint}")))?;
-    meta.metadata()
-        .as_ref()
-        .and_then(|m| m.get("landermt"))
-        .and_then(|s| serde_json::from_str(s).ok())
-        .ok_or_else(|| bad("no landermt state in the metadata".into()))
+    let meta = meta.metadata().clone().unwrap_or_default();
+    let state: State = meta.get("landermt").and_then(|s| serde_json::from_str(s).ok()).ok_or_else(|| bad("no landermt state in the metadata".into()))?;
+    if let Some(expected) = meta.get(CHECKSUM_KEY) {
+        let st = SafeTensors::deserialize(file).map_err(|e| bad(format!("{e}{hint}")))?;
+        let mut names: Vec<String> = (0..state.names.len()).map(|k| format!("trainable.{k}")).collect();
+        if st.names().iter().any(|n| *n == "optimizer") {
+            names.push("optimizer".into());
+        }
+        let views = names.iter().map(|n| st.tensor(n)).collect::<Result<Vec<_>, _>>().map_err(|e| bad(e.to_string()))?;
+        if checksum(names.iter().zip(&views).map(|(n, v)| (n.as_str(), v.data()))) != *expected {
+            return Err(bad(format!("checksum mismatch: the file is corrupted (a flipped bit or a partial copy){hint}")));
+        }
+    }
+    Ok(state)
 }
 
 /// The saved `trainable.{k}` tensors, checked against the shapes of `current` (the trainee's

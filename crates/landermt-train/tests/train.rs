@@ -234,6 +234,20 @@ fn a_killed_run_resumes_to_the_same_weights_and_refuses_a_changed_setup() {
     let (x, y) = (delta_tensors(a.path()), delta_tensors(b.path()));
     assert_eq!(x.len(), whole.names.len());
     assert!(x == y, "the resumed run ends with other weights");
+
+    // One flipped bit in the tensor data of a delta or a checkpoint is refused by checksum.
+    let ckpt = b.path().join("checkpoint.safetensors");
+    for (file, load) in [("delta.safetensors", true), ("checkpoint.safetensors", false)] {
+        let path = b.path().join(file);
+        let mut bytes = std::fs::read(if load { &path } else { &ckpt }).unwrap();
+        let last = bytes.len() - 3;
+        bytes[last] ^= 0x10;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = if load { landermt_train::trainer::load_trained(&path, fresh()).map(|_| ()) } else { go(b.path(), serde_json::json!({ "method": "landermt", "lr": settings.lr }), None).map(|_| ()) }
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(file) && err.contains("checksum mismatch"), "{err}");
+    }
 }
 
 
