@@ -135,3 +135,99 @@ fn a_second_run_on_the_same_folder_is_refused_and_a_killed_runs_lock_is_taken_ov
     assert!(run.join("report.json").exists());
     assert_eq!(std::fs::read_to_string(run.join(".lock")).unwrap(), "", "released at exit");
 }
+
+/// The artifacts of a run that must not depend on being interrupted: every JSON and hypothesis
+/// file with its timing fields removed, and the tensors of every safetensors file.
+fn outcome(run: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                // Timings, and hashes of delta files (whose metadata records the training's
+                // seconds: their tensors are compared below).
+                m.retain(|k, _| !(k.contains("seconds") || k.contains("per_second") || k == "delta_sha256" || k == "key"));
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![run.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(run).unwrap().display().to_string();
+            if p.is_dir() {
+                if !rel.starts_with("figures") {
+                    stack.push(p);
+                }
+                continue;
+            }
+            let bytes = std::fs::read(&p).unwrap();
+            let value = if rel.ends_with(".json") {
+                // Paths inside name the run folder, which differs between the two runs.
+                let text = String::from_utf8(bytes).unwrap().replace(&run.display().to_string(), "RUN");
+                let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                strip(&mut v);
+                serde_json::to_vec(&v).unwrap()
+            } else if rel.ends_with(".safetensors") && !rel.ends_with("checkpoint.safetensors") {
+                // (A checkpoint is the means, not an artifact: Burn serialises its optimizer
+                // state in an order that varies; the training it resumes is compared through
+                // the deltas.)
+                let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+                let mut t: Vec<(String, Vec<u8>)> = st.tensors().into_iter().map(|(n, v)| (n, v.data().to_vec())).collect();
+                t.sort();
+                t.into_iter().flat_map(|(n, d)| [n.into_bytes(), d]).flatten().collect()
+            } else if rel.ends_with(".hyp") || rel.ends_with(".csv") {
+                bytes
+            } else {
+                continue; // logs, stamps, report.md (timings), the lock
+            };
+            out.insert(rel, value);
+        }
+    }
+    out
+}
+
+/// SIGKILL at ten moments spread over a whole pipeline run (probe, score, route, training with
+/// its checkpoints, eval): after the last restart every artifact equals an uninterrupted run's.
+#[test]
+fn a_pipeline_killed_ten_times_ends_with_the_artifacts_of_an_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    std::fs::create_dir_all(tmp.path().join("cb")).unwrap();
+    let (cfg_a, cfg_b) = (config(tmp.path(), &a), config(&tmp.path().join("cb"), &b));
+    let start = Instant::now();
+    assert!(xtask(&["pipeline", "--config", cfg_a.to_str().unwrap()]).output().unwrap().status.success());
+    let whole = start.elapsed();
+
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut kills = 0;
+    for _ in 0..10 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        // Short waits, so that ten of them fall across the stages however busy the machine is
+        // (the uninterrupted run took `whole`): each restart makes some progress, then dies.
+        let wait = Duration::from_millis(250 + rng % 1000).min(whole / 4);
+        let mut child = xtask(&["pipeline", "--config", cfg_b.to_str().unwrap()]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        std::thread::sleep(wait);
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    let out = xtask(&["pipeline", "--config", cfg_b.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(kills >= 6, "only {kills} of 10 runs were killed before they finished");
+    let (x, y) = (outcome(&a), outcome(&b));
+    assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>());
+    for (k, v) in &x {
+        if y[k] != *v {
+            let at = v.iter().zip(&y[k]).position(|(p, q)| p != q).unwrap_or(v.len().min(y[k].len()));
+            let show = |b: &[u8]| String::from_utf8_lossy(&b[at.saturating_sub(200)..(at + 200).min(b.len())]).to_string();
+            panic!("{k} differs after {kills} kills:\n{}\n---\n{}", show(v), show(&y[k]));
+        }
+    }
+}
