@@ -111,7 +111,7 @@ fn a_run_over_two_language_pairs_keeps_per_pair_artifacts_and_stamps() {
     assert!(!run.join("pairs/en-fr/train/landermt@en-fr").exists());
     assert!(md.contains("## Transfer across pairs: `landermt`"), "{md}");
     for row in ["| none |", "| landermt on en-fr |", "| landermt on en-de |"] {
-        let line = md.lines().filter(|l| l.starts_with(row)).last().unwrap_or_else(|| panic!("{row} missing:\n{md}"));
+        let line = md.lines().rfind(|l| l.starts_with(row)).unwrap_or_else(|| panic!("{row} missing:\n{md}"));
         assert!(!line.contains('–'), "{line}");
     }
     for figure in ["transfer-pairs-flores.svg", "pairs-delta.svg", "pairs-activation.svg"] {

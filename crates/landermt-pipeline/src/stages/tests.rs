@@ -118,7 +118,7 @@ fn train_runs_landermt_and_full_on_the_quick_config_and_resumes_when_complete() 
     for method in [landermt_train::Method::Landermt, landermt_train::Method::Full, landermt_train::Method::Lora, landermt_train::Method::AdapterLora] {
         train(&cfg, System::all(method)).unwrap();
         let name = method.name();
-        let out = dir.path().join("train").join(&name);
+        let out = dir.path().join("train").join(name);
         let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("train.json")).unwrap()).unwrap();
         let losses: Vec<f64> = serde_json::from_value(summary["train_loss"].clone()).unwrap();
         assert!(losses.len() >= 2 && losses.last() < losses.first(), "{name}: {losses:?}");

@@ -119,7 +119,7 @@ fn write_summary(
     let curve = landermt_plot::LineChart::new(format!("Training loss, {name} ({})", cfg.model.describe()), "optimizer step", "target cross-entropy (nats)")
         .series("train", state.losses.iter().enumerate().map(|(i, &l)| ((i + 1) as f64, l)).collect())
         .series("validation", state.validation.iter().map(|&(s, l)| (s as f64, l)).collect());
-    curve.write(&dir, "loss")?;
+    curve.write(dir, "loss")?;
     println!(
         "  {} steps, {:.1} tokens/s, loss {:.4} → {:.4}, validation {} → {}",
         state.step,
