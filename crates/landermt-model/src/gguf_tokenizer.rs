@@ -78,6 +78,9 @@ pub(crate) fn build(g: &GgufFile) -> Result<tokenizers::Tokenizer> {
                 None if gemma => generate_merges(&spelled, |_, i| -(i as f64)),
                 None => {
                     let scores = m.numbers("tokenizer.ggml.scores").ok_or_else(|| m.err("neither merges nor scores"))?;
+                    if scores.len() != spelled.len() {
+                        return Err(m.err(format!("tokenizer.ggml.scores has {} entries for {} tokens", scores.len(), spelled.len())));
+                    }
                     generate_merges(&spelled, |_, i| scores[i])
                 }
             };

@@ -50,7 +50,7 @@ pub(crate) fn config_from_hf(c: &HfConfig) -> Result<ModelConfig> {
     }
     let hidden = c.usize(&["hidden_size", "n_embed"])?;
     let heads = c.usize(&["n_head", "num_attention_heads"])?;
-    if hidden % heads != 0 {
+    if heads == 0 || hidden % heads != 0 {
         return Err(ModelError::config(c.path, format!("hidden_size {hidden} is not a multiple of n_head {heads}")));
     }
     let mut cfg = config(hidden, heads, c.usize(&["n_layer", "num_hidden_layers"])?, c.usize(&["vocab_size"])?, c.f64(&["layer_norm_epsilon"], Some(1e-5))?);
