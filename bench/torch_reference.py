@@ -12,6 +12,9 @@ fixed number of tokens (min_new_tokens = max_new_tokens), so no run ends early.
 
     pip install torch transformers peft      # CPU wheels are enough
     python bench/torch_reference.py --inputs target/bench/inputs-gemma.json --workload prefill
+
+`--device cuda` runs it on the GPU (what `cargo xtask device-check` compares the GPU backends
+with); the timings then wait for the GPU, and the peak memory is the GPU's.
 """
 
 import argparse
@@ -20,6 +23,8 @@ import resource
 import time
 
 import torch
+
+DEVICE = torch.device("cpu")
 
 
 def build(spec, train):
@@ -50,12 +55,19 @@ def build(spec, train):
         raise SystemExit(f"torch_reference.py: no PyTorch counterpart for architecture {spec['architecture']!r}")
     model = AutoModelForCausalLM.from_config(cfg, attn_implementation="sdpa", dtype=torch.float32)
     model.train(train)
-    return model
+    return model.to(DEVICE)
+
+
+def sync():
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def timed(fn):
+    sync()
     start = time.perf_counter()
     fn()
+    sync()
     return time.perf_counter() - start
 
 
@@ -108,7 +120,7 @@ class Flops:
 
 def gemm(inp):
     n = inp["shapes"]["gemm_n"]
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n, device=DEVICE), torch.randn(n, n, device=DEVICE)
     a @ b
     best = min(timed(lambda: a @ b) for _ in range(5))
     flops = 2.0 * n**3
@@ -117,7 +129,7 @@ def gemm(inp):
 
 def prefill(inp):
     sh, model = inp["shapes"], build(inp["model"], train=False)
-    ids = torch.tensor(inp["train_ids"])
+    ids = torch.tensor(inp["train_ids"], device=DEVICE)
 
     def run():
         with torch.inference_mode():
@@ -132,7 +144,7 @@ def prefill(inp):
 def decode(rows):
     def workload(inp):
         sh, model = inp["shapes"], build(inp["model"], train=False)
-        ids = torch.tensor(inp["prompt_ids"][:rows])
+        ids = torch.tensor(inp["prompt_ids"][:rows], device=DEVICE)
         n = sh["new_tokens"]
 
         def run(k):
@@ -140,8 +152,10 @@ def decode(rows):
                 return model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=k, min_new_tokens=k, do_sample=False, use_cache=True, pad_token_id=0)
 
         run(2)
+        sync()
         start = time.perf_counter()
         out = run(n)
+        sync()
         seconds = time.perf_counter() - start
         tokens = (out.shape[1] - ids.shape[1]) * rows
         return dict(count=tokens, unit="tokens", seconds=seconds, flops=Flops(inp["model"]).decode(sh, rows), note="includes the prompt's prefill")
@@ -193,7 +207,7 @@ def train(method):
             lowest = min(u["layer"] for u in inp["units"])
         params = [p for p in model.parameters() if p.requires_grad]
         optim = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01, eps=1e-8)
-        ids = torch.tensor(inp["train_ids"])
+        ids = torch.tensor(inp["train_ids"], device=DEVICE)
         labels = ids.clone()
         labels[:, : sh["seq_len"] - sh["target_len"]] = -100  # loss on the target only
 
@@ -213,7 +227,7 @@ def train(method):
 
 def probe(inp):
     sh, model = inp["shapes"], build(inp["model"], train=False)
-    ids = torch.tensor(inp["sentences"])
+    ids = torch.tensor(inp["sentences"], device=DEVICE)
     b = sh["batch"]
 
     def run(x):
@@ -233,7 +247,7 @@ def score(inp):
     sh, model = inp["shapes"], build(inp["model"], train=False)
     for p in model.parameters():
         p.requires_grad_(False)
-    ids = torch.tensor(inp["sentences"][: sh["score_sentences"]])
+    ids = torch.tensor(inp["sentences"][: sh["score_sentences"]], device=DEVICE)
     b = sh["batch"]
     captured = []
 
@@ -344,7 +358,10 @@ def main():
     ap.add_argument("--inputs", required=True, help="inputs-{model}.json written by cargo xtask bench")
     ap.add_argument("--workload", required=True, choices=sorted(WORKLOADS))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda for the GPU")
     args = ap.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     with open(args.inputs) as f:
@@ -353,6 +370,8 @@ def main():
     result.setdefault("note", "")
     result["note"] = f"torch {torch.__version__}; " + result["note"]
     result.update(workload=args.workload, side="torch", peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    if DEVICE.type == "cuda":
+        result.update(side="torch-cuda", peak_gpu_mb=torch.cuda.max_memory_allocated() / 2**20)
     print(json.dumps(result))
 
 

@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::{Distribution, Tensor};
 use landermt_model::generate::{GreedyOptions, greedy};
 use landermt_model::nn::CarMode;
-use landermt_model::{Batch, KvCache, LanguageModel, ModelConfig, Site, Taps};
+use landermt_model::{Backend, Batch, KvCache, LanguageModel, ModelConfig, Site, Taps};
 use serde::{Deserialize, Serialize};
 
 /// The two models of the issue: the real Gemma 3 270M, and a LLaMA of similar size with
@@ -228,7 +228,7 @@ const TRANSLATE_LINES: usize = 100;
 /// template's prompts.
 pub fn translate_inputs(model_file: &Path, lines: usize, batch: usize, max_new_tokens: usize) -> Result<TranslateInputs> {
     let direction: landermt_data::Direction = "en-fr".parse().map_err(anyhow::Error::msg)?;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/flores200-devtest");
+    let dir = repo_file("data/flores200-devtest");
     let source = landermt_data::ParallelSource::Flores { dir, first: 1, last: lines };
     let pairs = landermt_data::corpus::read_parallel(&source, direction).context("reading FLORES for the translate workload")?;
     let template = landermt_data::prompt::Template::default();
@@ -390,12 +390,12 @@ fn vm_hwm_mb() -> f64 {
 
 /// Runs `workload` on the model at `path` with `inputs`; the timed part excludes loading and
 /// one warm-up round.
-pub fn run_ours(workload: Workload, path: &Path, inputs: &Inputs) -> Result<Measured> {
+pub fn run_ours(workload: Workload, path: &Path, inputs: &Inputs, backend: Backend) -> Result<Measured> {
     let s = inputs.shapes;
-    let device = landermt_pipeline::gemm_device(landermt_model::Backend::Flex, &Default::default())?;
+    let device = landermt_pipeline::gemm_device(backend, &Default::default())?;
     let measured = |count: f64, seconds: f64, flops: f64, note: String| Measured {
         workload: workload.name().into(),
-        side: "landermt".into(),
+        side: if backend == Backend::Flex { "landermt".into() } else { format!("landermt-{backend}") },
         count,
         unit: workload.unit().into(),
         seconds,
@@ -620,6 +620,23 @@ pub struct BenchArgs {
     pub vs_torch: bool,
     pub python: String,
     pub out: PathBuf,
+    /// Our side's backend (`flex` unless a GPU build asks for another).
+    pub backend: Backend,
+    /// PyTorch's device: `cpu`, or `cuda` beside a GPU backend.
+    pub torch_device: String,
+}
+
+/// What one `bench` measured: the GEMM pair, and one row per model and workload.
+pub struct BenchResults {
+    pub gemm: Option<(Measured, Option<Measured>)>,
+    pub rows: Vec<(BenchModel, Measured, Option<Measured>)>,
+}
+
+/// A file of this repository: where the binary was built, or else (a prebuilt binary carried to
+/// another machine, as `device-check` is) relative to the current folder, the repository root.
+pub fn repo_file(relative: &str) -> PathBuf {
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(relative);
+    if built.exists() { built } else { PathBuf::from(relative) }
 }
 
 fn model_path(model: BenchModel, dir: &Path) -> Result<PathBuf> {
@@ -644,11 +661,11 @@ fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-pub fn bench(args: &BenchArgs) -> Result<()> {
+pub fn bench(args: &BenchArgs) -> Result<BenchResults> {
     let dir = args.out.clone();
     std::fs::create_dir_all(&dir)?;
     let exe = std::env::current_exe()?;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/torch_reference.py");
+    let script = repo_file("bench/torch_reference.py");
     let mut rows: Vec<(BenchModel, Measured, Option<Measured>)> = Vec::new();
     let mut gemm: Option<(Measured, Option<Measured>)> = None;
     for &model in &args.models {
@@ -669,12 +686,12 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             }
             eprintln!("bench {} {} …", model.label(), w.name());
             let mut cmd = Command::new(&exe);
-            cmd.args(["bench-one", "--workload", w.name(), "--model"]).arg(&path).arg("--inputs").arg(&inputs_path);
+            cmd.args(["bench-one", "--workload", w.name(), "--backend", args.backend.name(), "--model"]).arg(&path).arg("--inputs").arg(&inputs_path);
             cmd.env("RAYON_NUM_THREADS", threads().to_string());
             let ours = child(cmd, &format!("landermt {}", w.name()))?;
             let theirs = if args.vs_torch {
                 let mut cmd = Command::new(&args.python);
-                cmd.arg(&script).args(["--workload", w.name(), "--threads", &threads().to_string()]).arg("--inputs").arg(&inputs_path);
+                cmd.arg(&script).args(["--workload", w.name(), "--threads", &threads().to_string(), "--device", &args.torch_device]).arg("--inputs").arg(&inputs_path);
                 Some(child(cmd, &format!("PyTorch {}", w.name()))?)
             } else {
                 None
@@ -700,7 +717,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     landermt_model::atomic::write_atomic(&dir.join("results.json"), |w| w.write_all(json.as_bytes()))?;
     landermt_model::atomic::write_atomic(&dir.join("results.md"), |w| w.write_all(table.as_bytes()))?;
     eprintln!("wrote {} and results.md", dir.join("results.json").display());
-    Ok(())
+    Ok(BenchResults { gemm, rows })
 }
 
 /// For `translate`: writes both sides' hypotheses next to the results and says in our note on
@@ -728,7 +745,7 @@ fn table(rows: &[(BenchModel, Measured, Option<Measured>)], gemm: Option<&(Measu
     let mut s = String::new();
     let peak = |m: &Measured| m.flops / m.seconds;
     if let Some((o, t)) = gemm {
-        s += &format!("f32 GEMM ({}), {} threads: landermt (Burn flex) {:.1} GFLOP/s", o.note, threads(), peak(o) / 1e9);
+        s += &format!("f32 GEMM ({}), {} threads: {} {:.1} GFLOP/s", o.note, threads(), o.side, peak(o) / 1e9);
         if let Some(t) = t {
             s += &format!(", PyTorch {:.1} GFLOP/s", peak(t) / 1e9);
         }
@@ -766,7 +783,7 @@ mod tests {
     fn every_workload_runs_on_a_tiny_model_and_counts_its_work() {
         let (path, inputs) = tiny();
         for w in Workload::ALL {
-            let m = run_ours(w, &path, &inputs).unwrap();
+            let m = run_ours(w, &path, &inputs, Backend::Flex).unwrap();
             let s = Shapes::TINY;
             let expected = match w {
                 Workload::Gemm => 2.0 * (s.gemm_n.pow(3)) as f64 / 1e9,

@@ -3,10 +3,12 @@
 //! no backtrace (even with `RUST_BACKTRACE=1`), and nothing written or changed in the run
 //! folder by the failing command.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use common::root;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -27,30 +29,15 @@ struct Case {
     expect: Vec<String>,
 }
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
+/// With backtraces on, so that the test sees one if a panic prints it.
 fn xtask(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).current_dir(root()).env("RUST_LOG", "warn").env("RUST_BACKTRACE", "1").output().unwrap()
+    common::xtask_command(args).env("RUST_BACKTRACE", "1").output().unwrap()
 }
 
 /// Every file under `dir` but logs and the lock, with its bytes.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
-        for e in entries {
-            let p = e.unwrap().path();
-            let name = p.file_name().unwrap().to_string_lossy().to_string();
-            if p.is_dir() {
-                stack.push(p);
-            } else if name != "pipeline.log" && name != ".lock" {
-                out.insert(p.clone(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = common::files(dir, &|_| false);
+    out.retain(|rel, _| !(rel.ends_with("pipeline.log") || rel.ends_with(".lock")));
     out
 }
 

@@ -3,16 +3,12 @@
 //! temporary file left behind. Both need a small tmpfs, so they need `mount` (root, as in CI);
 //! where it is refused they say SKIPPED and why.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn xtask(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).current_dir(root()).env("RUST_LOG", "warn").output().unwrap()
-}
+use common::xtask;
 
 /// A tmpfs of `size` at `dir`, unmounted on drop; `None` where mounting is not allowed.
 struct Tmpfs(PathBuf);
@@ -33,10 +29,7 @@ impl Drop for Tmpfs {
 
 /// configs/quick.toml writing into `run`.
 fn config(dir: &Path, run: &Path) -> String {
-    let text = std::fs::read_to_string(root().join("configs/quick.toml")).unwrap().replace("dir = \"runs/quick\"", &format!("dir = {:?}", run.display().to_string()));
-    let path = dir.join("run.toml");
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
+    common::quick_config(dir, run, &[]).display().to_string()
 }
 
 fn leftovers(dir: &Path) -> Vec<String> {

@@ -1,31 +1,16 @@
 //! A training run killed (SIGKILL) after its first checkpoint, started again with the same
 //! command, ends with the same trained tensors as a run that was never interrupted.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn xtask(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    c.args(args).current_dir(root()).env("RUST_LOG", "warn");
-    c
-}
+use common::xtask_command as xtask;
 
 /// configs/quick.toml writing into `run`, with a longer training run checkpointed every step.
 fn config(dir: &Path, run: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(root().join("configs/quick.toml")).unwrap();
-    let text = text
-        .replace("dir = \"runs/quick\"", &format!("dir = {:?}", run.display().to_string()))
-        .replace("pairs = 4 ", "pairs = 24 ")
-        .replace("batch_size = 2\n", "batch_size = 1\n")
-        .replace("checkpoint_every = 2", "checkpoint_every = 1");
-    let path = dir.join("run.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    common::quick_config(dir, run, &[("pairs = 4 ", "pairs = 24 "), ("batch_size = 2\n", "batch_size = 1\n"), ("checkpoint_every = 2", "checkpoint_every = 1")])
 }
 
 fn trained(run: &Path) -> Vec<(String, Vec<u8>)> {
@@ -152,39 +137,27 @@ fn outcome(run: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
         }
     }
     let mut out = std::collections::BTreeMap::new();
-    let mut stack = vec![run.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(run).unwrap().display().to_string();
-            if p.is_dir() {
-                if !rel.starts_with("figures") {
-                    stack.push(p);
-                }
-                continue;
-            }
-            let bytes = std::fs::read(&p).unwrap();
-            let value = if rel.ends_with(".json") {
-                // Paths inside name the run folder, which differs between the two runs.
-                let text = String::from_utf8(bytes).unwrap().replace(&run.display().to_string(), "RUN");
-                let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-                strip(&mut v);
-                serde_json::to_vec(&v).unwrap()
-            } else if rel.ends_with(".safetensors") && !rel.ends_with("checkpoint.safetensors") {
-                // (A checkpoint is the means, not an artifact: Burn serialises its optimizer
-                // state in an order that varies; the training it resumes is compared through
-                // the deltas.)
-                let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-                let mut t: Vec<(String, Vec<u8>)> = st.tensors().into_iter().map(|(n, v)| (n, v.data().to_vec())).collect();
-                t.sort();
-                t.into_iter().flat_map(|(n, d)| [n.into_bytes(), d]).flatten().collect()
-            } else if rel.ends_with(".hyp") || rel.ends_with(".csv") {
-                bytes
-            } else {
-                continue; // logs, stamps, report.md (timings), the lock
-            };
-            out.insert(rel, value);
-        }
+    for (rel, bytes) in common::files(run, &|rel| rel.starts_with("figures")) {
+        let value = if rel.ends_with(".json") {
+            // Paths inside name the run folder, which differs between the two runs.
+            let text = String::from_utf8(bytes).unwrap().replace(&run.display().to_string(), "RUN");
+            let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            strip(&mut v);
+            serde_json::to_vec(&v).unwrap()
+        } else if rel.ends_with(".safetensors") && !rel.ends_with("checkpoint.safetensors") {
+            // (A checkpoint is the means, not an artifact: Burn serialises its optimizer
+            // state in an order that varies; the training it resumes is compared through
+            // the deltas.)
+            let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+            let mut t: Vec<(String, Vec<u8>)> = st.tensors().into_iter().map(|(n, v)| (n, v.data().to_vec())).collect();
+            t.sort();
+            t.into_iter().flat_map(|(n, d)| [n.into_bytes(), d]).flatten().collect()
+        } else if rel.ends_with(".hyp") || rel.ends_with(".csv") {
+            bytes
+        } else {
+            continue; // logs, stamps, report.md (timings), the lock
+        };
+        out.insert(rel, value);
     }
     out
 }

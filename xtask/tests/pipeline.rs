@@ -1,21 +1,19 @@
 //! `cargo xtask pipeline` on configs/quick.toml, as a user runs it: every stage's artifact and
 //! the report are written.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
+
+use common::{quick_config, xtask};
 
 #[test]
 fn the_quick_pipeline_runs_end_to_end() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
-    let text = std::fs::read_to_string(root.join("configs/quick.toml")).unwrap().replace("dir = \"runs/quick\"", &format!("dir = {:?}", run.display().to_string()));
-    let cfg = tmp.path().join("quick.toml");
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = quick_config(tmp.path(), &run, &[]);
     let run_pipeline = |extra: &[&str]| {
         let mut args = vec!["pipeline", "--config", cfg.to_str().unwrap()];
         args.extend_from_slice(extra);
-        let out = Command::new(env!("CARGO_BIN_EXE_xtask")).args(&args).current_dir(&root).env("RUST_LOG", "warn").output().unwrap();
+        let out = xtask(&args);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).to_string()
     };
@@ -40,7 +38,7 @@ fn the_quick_pipeline_runs_end_to_end() {
     assert!(plan.lines().any(|l| l.contains("eval") && l.trim_end().ends_with("run")), "{plan}");
     assert!(plan.lines().any(|l| l.contains("probe") && l.contains("current, skip")), "{plan}");
     // A stage run alone is stamped too: the pipeline then finds it current.
-    let status = Command::new(env!("CARGO_BIN_EXE_xtask")).args(["eval", "--config", cfg.to_str().unwrap()]).current_dir(&root).env("RUST_LOG", "warn").output().unwrap();
+    let status = xtask(&["eval", "--config", cfg.to_str().unwrap()]);
     assert!(status.status.success());
     let plan = run_pipeline(&["--dry-run"]);
     assert!(plan.lines().any(|l| l.contains("eval") && l.contains("current, skip")), "{plan}");
@@ -55,23 +53,22 @@ fn the_quick_pipeline_runs_end_to_end() {
 /// directions (the transfer matrix across pairs).
 #[test]
 fn a_run_over_two_language_pairs_keeps_per_pair_artifacts_and_stamps() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
-    let text = std::fs::read_to_string(root.join("configs/quick.toml"))
-        .unwrap()
-        .replace("dir = \"runs/quick\"", &format!("dir = {:?}", run.display().to_string()))
-        .replace("directions = [\"en-fr\", \"fr-en\"]", "directions = [\"en-fr\", \"fr-en\", \"en-de\", \"de-en\"]")
-        .replace("{ kind = \"tsv\", path = \"data/corpus/train.en-fr.tsv\", src_lang = \"en\", tgt_lang = \"fr\" }", "{ kind = \"corpus\", dir = \"data/corpus\", split = \"train\" }")
-        .replace("{ kind = \"tsv\", path = \"data/corpus/dev.en-fr.tsv\", src_lang = \"en\", tgt_lang = \"fr\" }", "{ kind = \"corpus\", dir = \"data/corpus\", split = \"dev\" }")
-        .replace("extra_directions = [\"en-de\"]", "extra_directions = []")
-        .replace("directions = [\"en-fr\", \"fr-en\"] },", "},");
-    let cfg = tmp.path().join("pairs.toml");
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = quick_config(
+        tmp.path(),
+        &run,
+        &[
+            ("directions = [\"en-fr\", \"fr-en\"]", "directions = [\"en-fr\", \"fr-en\", \"en-de\", \"de-en\"]"),
+            ("{ kind = \"tsv\", path = \"data/corpus/train.en-fr.tsv\", src_lang = \"en\", tgt_lang = \"fr\" }", "{ kind = \"corpus\", dir = \"data/corpus\", split = \"train\" }"),
+            ("{ kind = \"tsv\", path = \"data/corpus/dev.en-fr.tsv\", src_lang = \"en\", tgt_lang = \"fr\" }", "{ kind = \"corpus\", dir = \"data/corpus\", split = \"dev\" }"),
+            ("extra_directions = [\"en-de\"]", "extra_directions = []"),
+        ],
+    );
     let pipeline = |extra: &[&str]| {
         let mut args = vec!["pipeline", "--config", cfg.to_str().unwrap()];
         args.extend_from_slice(extra);
-        let out = Command::new(env!("CARGO_BIN_EXE_xtask")).args(&args).current_dir(&root).env("RUST_LOG", "warn").output().unwrap();
+        let out = xtask(&args);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).to_string()
     };
@@ -119,11 +116,11 @@ fn a_run_over_two_language_pairs_keeps_per_pair_artifacts_and_stamps() {
     }
 
     // The paper's config plans per pair without its model or GPU.
-    let plan = Command::new(env!("CARGO_BIN_EXE_xtask")).args(["pipeline", "--config", "configs/paper.toml", "--dry-run"]).current_dir(&root).output().unwrap();
+    let plan = xtask(&["pipeline", "--config", "configs/paper.toml", "--dry-run"]);
     let plan = String::from_utf8_lossy(&plan.stdout);
     assert!(plan.contains("en-zh/train:landermt") && plan.contains("pairs: en-ar, en-de, en-fr, en-it, en-zh"), "{plan}");
     // Run for real, it is refused before any step for what this machine lacks.
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask")).args(["pipeline", "--config", "configs/paper.toml"]).current_dir(&root).output().unwrap();
+    let out = xtask(&["pipeline", "--config", "configs/paper.toml"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("configs/paper.toml: [model] path: /models/Llama-2-7b-hf does not exist"), "{err}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("running"), "a step started");

@@ -48,3 +48,20 @@ fn shots_come_before_the_test_prompt_as_complete_examples() {
     );
     assert_eq!(landermt_eval::decode::prompt(&paper, direction, "Good night.", &[]), "Translate \"Good night.\" to French.\n");
 }
+
+// The eval stage's batched greedy decoding (KV cache, left padding, newline stop) on wgpu gives
+// flex's translations, line for line.
+#[test]
+fn decoding_on_wgpu_gives_the_flex_translations() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let direction = "en-fr".parse().unwrap();
+    let source = ParallelSource::Flores { dir: root.join("data/flores200-devtest"), first: 1, last: 5 };
+    let sources: Vec<String> = read_parallel(&source, direction).unwrap().into_iter().map(|p| p.src).collect();
+    let opts = DecodeOptions { max_new_tokens: 12, batch_size: 5, ..Default::default() };
+    let on = |device: &Device| {
+        let model = LanguageModel::load(root.join("tests/fixtures/hf-tiny/llama-tiny"), device).unwrap();
+        translate(&model, direction, &sources, &opts, &|_| {}).unwrap()
+    };
+    let gpu = landermt_model::Backend::Wgpu.device().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(on(&gpu), on(&Device::flex()));
+}

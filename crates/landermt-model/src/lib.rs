@@ -18,6 +18,7 @@ pub mod atomic;
 pub mod backend;
 pub mod blas;
 pub mod cache;
+pub mod cuda_runtime;
 pub mod config;
 pub mod error;
 pub mod export;
@@ -30,6 +31,8 @@ pub mod nn;
 pub mod taps;
 pub mod tokenizer;
 pub mod weights;
+#[cfg(feature = "wgpu")]
+pub mod wgpu_adapter;
 
 use std::path::{Path, PathBuf};
 

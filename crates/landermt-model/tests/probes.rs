@@ -24,7 +24,10 @@ fn scalar(t: Tensor<1>) -> f64 {
 }
 
 fn check_site(model_name: &str, layer: usize, site: Site, width: usize) {
-    let device: Device = Device::flex().autodiff();
+    check_site_on(Device::flex().autodiff(), model_name, layer, site, width);
+}
+
+fn check_site_on(device: Device, model_name: &str, layer: usize, site: Site, width: usize) {
     let model = LanguageModel::load(fixtures().join("hf-tiny").join(model_name), &device).unwrap();
     let ids = model.tokenizer.encode("Le chat dort sur le canapé.", false).unwrap();
     let t = ids.len();
@@ -62,4 +65,12 @@ fn block_output_and_attention_probes_give_dl_dh_bloom() {
     check_site("bloom-tiny", 2, Site::Block, 64);
     check_site("bloom-tiny", 0, Site::AttnV, 64);
     check_site("bloom-tiny", 3, Site::FfnAct, 256);
+}
+
+// On wgpu, the same finite-difference check: the probe's gradient must be ∂L/∂h there too.
+#[test]
+fn probes_give_dl_dh_on_wgpu() {
+    let device = landermt_model::Backend::Wgpu.device().unwrap_or_else(|e| panic!("{e}")).autodiff();
+    check_site_on(device.clone(), "llama-tiny", 1, Site::FfnAct, 176);
+    check_site_on(device, "bloom-tiny", 2, Site::Block, 64);
 }

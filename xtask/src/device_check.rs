@@ -1,0 +1,222 @@
+//! `cargo xtask device-check`: what a GPU machine can run, in one table.
+//!
+//! For every GPU backend compiled in (`cuda`, `wgpu`) and present on the machine:
+//! - parity: each tiny fixture's hidden states and logits against transformers' reference
+//!   tensors (`tests/fixtures/hf-tiny/*/reference.safetensors`) and its greedy tokens, and, where
+//!   Gemma 3 270M is in the model cache, its logits and greedy tokens against `flex`;
+//! - `bench` on the GPU: prefill, decode-b1, train-landermt and train-full, on the random
+//!   LLaMA-shaped model (written on the spot, so nothing large has to travel) and on Gemma where
+//!   cached, beside PyTorch on CUDA where `python3` has a torch that sees the GPU.
+//!
+//! It reads only files of this repository and the model cache, so a prebuilt binary runs it on a
+//! machine that reaches no registry (see BENCHMARKS.md, "GPU backends").
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Result;
+use burn::tensor::{Device, Tensor};
+use landermt_model::generate::{GreedyOptions, greedy};
+use landermt_model::{Backend, Batch, LanguageModel};
+use safetensors::{Dtype, SafeTensors};
+
+use crate::bench::{self, BenchArgs, BenchModel, Workload, repo_file};
+
+/// Largest |difference| from transformers' f32 values allowed on a GPU backend (the tests'
+/// wgpu limit): GPU kernels reduce in tiles, in another order than PyTorch's CPU kernels.
+const TINY_LIMIT: f32 = 1e-3;
+/// Gemma 3 270M's logits against flex: 262k-way logits of magnitude ~30, summed over 18 layers.
+const GEMMA_LIMIT: f32 = 2e-2;
+
+pub struct Options {
+    pub python: String,
+    pub out: PathBuf,
+    /// Parity only, no timing.
+    pub no_bench: bool,
+}
+
+/// One line of the final table.
+struct Row {
+    backend: String,
+    check: String,
+    measured: String,
+    limit: String,
+    ok: Option<bool>,
+}
+
+impl Row {
+    fn new(backend: Backend, check: impl Into<String>, measured: impl Into<String>, limit: impl Into<String>, ok: Option<bool>) -> Self {
+        Self { backend: backend.name().into(), check: check.into(), measured: measured.into(), limit: limit.into(), ok }
+    }
+}
+
+pub fn run(opts: &Options) -> Result<()> {
+    std::fs::create_dir_all(&opts.out)?;
+    let mut rows = Vec::new();
+    for backend in [Backend::Cuda, Backend::Wgpu] {
+        let device = match backend.device() {
+            Ok(device) => device,
+            Err(e) => {
+                rows.push(Row::new(backend, "device", e.to_string(), "", None));
+                continue;
+            }
+        };
+        eprintln!("device-check: parity on {backend}");
+        parity(backend, &device, &mut rows);
+        if !opts.no_bench {
+            eprintln!("device-check: bench on {backend}");
+            timings(backend, opts, &mut rows);
+        }
+    }
+    let table = table(&rows);
+    println!("{table}");
+    landermt_model::atomic::write_atomic(&opts.out.join("device-check.md"), |w| w.write_all(table.as_bytes()))?;
+    match rows.iter().filter(|r| r.ok == Some(false)).count() {
+        0 => Ok(()),
+        n => anyhow::bail!("{n} device check(s) failed (table above, {})", opts.out.join("device-check.md").display()),
+    }
+}
+
+/// The tiny fixtures against transformers, then Gemma against flex where cached.
+fn parity(backend: Backend, device: &Device, rows: &mut Vec<Row>) {
+    for name in ["bloom-tiny", "llama-tiny", "gemma3-tiny", "qwen2-tiny"] {
+        let dir = repo_file("tests/fixtures/hf-tiny").join(name);
+        match guarded(|| tiny_parity(&dir, device)) {
+            Ok((diff, greedy_same, prompts)) => {
+                rows.push(Row::new(backend, format!("{name}: hidden states and logits"), format!("{diff:.1e}"), format!("≤ {TINY_LIMIT:.0e}"), Some(diff <= TINY_LIMIT)));
+                rows.push(Row::new(backend, format!("{name}: greedy tokens, KV cache"), format!("{greedy_same}/{prompts} prompts"), "all", Some(greedy_same == prompts)));
+            }
+            Err(e) => rows.push(Row::new(backend, name, format!("error: {e:#}"), "", Some(false))),
+        }
+    }
+    let gemma = landermt_model::cache::known("gemma-3-270m").expect("a known model");
+    if !gemma.is_cached() {
+        rows.push(Row::new(backend, "Gemma 3 270M", format!("not in the cache ({})", gemma.path().display()), "", None));
+        return;
+    }
+    match guarded(|| gemma_parity(&gemma.path(), device)) {
+        Ok((diff, same)) => {
+            rows.push(Row::new(backend, "Gemma 3 270M: logits against flex", format!("{diff:.1e}"), format!("≤ {GEMMA_LIMIT:.0e}"), Some(diff <= GEMMA_LIMIT)));
+            rows.push(Row::new(backend, "Gemma 3 270M: 32 greedy tokens as flex", if same { "same" } else { "different" }, "same", Some(same)));
+        }
+        Err(e) => rows.push(Row::new(backend, "Gemma 3 270M", format!("error: {e:#}"), "", Some(false))),
+    }
+}
+
+/// A check's result, with a panic inside it (a kernel the device refuses, say) as an error: one
+/// failing check must not hide the others.
+fn guarded<T>(check: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(check)).unwrap_or_else(|panic| {
+        let msg = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+        // The first line says what failed, the last ones why (a cause chain, for Burn's errors).
+        let lines: Vec<&str> = msg.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let why = if lines.len() > 1 { format!(" … {}", lines[lines.len() - 1]) } else { String::new() };
+        Err(anyhow::anyhow!("panicked: {}{why}", lines.first().unwrap_or(&"")))
+    })
+}
+
+fn floats(t: Tensor<3>) -> Vec<f32> {
+    t.into_data().try_into_vec::<f32>().expect("f32 tensor")
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    if a.len() != b.len() {
+        return f32::INFINITY;
+    }
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// The largest difference over every prompt's hidden states and logits, and on how many prompts
+/// greedy decoding gives the reference's tokens.
+fn tiny_parity(dir: &Path, device: &Device) -> Result<(f32, usize, usize)> {
+    let model = LanguageModel::load(dir, device)?;
+    let bytes = std::fs::read(dir.join("reference.safetensors"))?;
+    let reference = SafeTensors::deserialize(&bytes)?;
+    let tensor = |name: &str| -> Result<(Dtype, Vec<u8>)> {
+        let view = reference.tensor(name)?;
+        Ok((view.dtype(), view.data().to_vec()))
+    };
+    let f32s = |name: &str| -> Result<Vec<f32>> { Ok(tensor(name)?.1.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()) };
+    let ids = |name: &str| -> Result<Vec<u32>> { Ok(tensor(name)?.1.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap()) as u32).collect()) };
+    let (mut worst, mut same, mut k) = (0f32, 0, 0);
+    while reference.tensor(&format!("ids_{k}")).is_ok() {
+        let prompt = ids(&format!("ids_{k}"))?;
+        let states = model.net.hidden_states(&Batch::single(&prompt));
+        let last = states.last().expect("L+1 states").clone();
+        let logits = floats(model.net.logits(last));
+        let hidden: Vec<f32> = states.into_iter().flat_map(floats).collect();
+        worst = worst.max(max_diff(&hidden, &f32s(&format!("hidden_{k}"))?)).max(max_diff(&logits, &f32s(&format!("logits_{k}"))?));
+        let want = ids(&format!("greedy_{k}"))?;
+        let opts = GreedyOptions { max_new_tokens: want.len(), stop_ids: vec![], pad_id: 0 };
+        same += usize::from(greedy(&model.net, std::slice::from_ref(&prompt), &opts)[0] == want);
+        k += 1;
+    }
+    Ok((worst, same, k))
+}
+
+/// Gemma's last-position logits on two sentences, and 32 greedy tokens, against flex.
+fn gemma_parity(path: &Path, device: &Device) -> Result<(f32, bool)> {
+    let texts = ["Translate this from English to French:\nEnglish: The cat sleeps on the sofa.\nFrench:", "The history of the region goes back"];
+    let on = |device: &Device| -> Result<(Vec<f32>, Vec<Vec<u32>>)> {
+        let model = LanguageModel::load(path, device)?;
+        let (mut logits, mut tokens) = (Vec::new(), Vec::new());
+        for text in texts {
+            let ids = model.encode(text)?;
+            let hidden = model.net.forward(&Batch::single(&ids), None, &mut landermt_model::Taps::none());
+            let t = hidden.dims()[1];
+            logits.extend(floats(model.net.logits(hidden.narrow(1, t - 1, 1))));
+            tokens.push(greedy(&model.net, &[ids], &GreedyOptions { max_new_tokens: 32, stop_ids: vec![], pad_id: 0 }).remove(0));
+        }
+        Ok((logits, tokens))
+    };
+    let (gpu_logits, gpu_tokens) = on(device)?;
+    let (cpu_logits, cpu_tokens) = on(&landermt_pipeline::gemm_device(Backend::Flex, &Default::default())?)?;
+    Ok((max_diff(&gpu_logits, &cpu_logits), gpu_tokens == cpu_tokens))
+}
+
+/// Whether `python` has a torch that sees a CUDA GPU.
+fn torch_sees_cuda(python: &str) -> bool {
+    Command::new(python).args(["-c", "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"]).status().is_ok_and(|s| s.success())
+}
+
+fn timings(backend: Backend, opts: &Options, rows: &mut Vec<Row>) {
+    let mut models = vec![BenchModel::Llama];
+    if landermt_model::cache::known("gemma-3-270m").is_some_and(|m| m.is_cached()) {
+        models.push(BenchModel::Gemma);
+    }
+    let args = BenchArgs {
+        models,
+        workloads: vec![Workload::Gemm, Workload::Prefill, Workload::DecodeB1, Workload::TrainLandermt, Workload::TrainFull],
+        vs_torch: backend == Backend::Cuda && torch_sees_cuda(&opts.python),
+        python: opts.python.clone(),
+        out: opts.out.join(format!("bench-{backend}")),
+        backend,
+        torch_device: "cuda".into(),
+    };
+    match bench::bench(&args) {
+        Ok(results) => {
+            if let Some((ours, theirs)) = results.gemm {
+                let vs = theirs.map_or(String::new(), |t| format!(" (PyTorch CUDA {:.0}, {:.2}×)", t.rate(), ours.rate() / t.rate()));
+                rows.push(Row::new(backend, format!("f32 GEMM {}, GFLOP/s", ours.note), format!("{:.0}{vs}", ours.rate() / ours.seconds * ours.seconds), "", None));
+            }
+            for (model, ours, theirs) in results.rows {
+                let vs = theirs.map_or(String::new(), |t| format!(" (PyTorch CUDA {:.0}, {:.2}×)", t.rate(), ours.rate() / t.rate()));
+                rows.push(Row::new(backend, format!("{}: {} {}/s", model.label(), ours.workload, ours.unit), format!("{:.0}{vs}", ours.rate()), "", None));
+            }
+        }
+        Err(e) => rows.push(Row::new(backend, "bench", format!("error: {e:#}"), "", Some(false))),
+    }
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut s = String::from("| backend | check | measured | limit | result |\n|---|---|---|---|---|\n");
+    for r in rows {
+        let result = match r.ok {
+            Some(true) => "pass",
+            Some(false) => "**FAIL**",
+            None => "–",
+        };
+        s += &format!("| {} | {} | {} | {} | {result} |\n", r.backend, r.check, r.measured.replace('\n', " "), r.limit);
+    }
+    s
+}
