@@ -40,36 +40,21 @@ fn read_all(root: &Path, files: &[&str]) -> std::io::Result<Vec<Vec<u8>>> {
 /// A GGUF of one tensor per quantisation type (and metadata of every value type), and the
 /// tiny fixtures' headers with their metadata (config and vocabulary) but no tensors.
 fn gguf_seeds(root: &Path) -> std::io::Result<Vec<Vec<u8>>> {
-    let s = |out: &mut Vec<u8>, text: &str| {
-        out.extend((text.len() as u64).to_le_bytes());
-        out.extend(text.as_bytes());
-    };
+    use landermt_model::gguf::write;
     let types: Vec<(u32, GgmlType)> = (0..40).filter_map(|id| GgmlType::from_id(id).map(|t| (id, t))).collect();
-    let mut g = b"GGUF".to_vec();
-    g.extend(3u32.to_le_bytes());
-    g.extend((types.len() as u64).to_le_bytes());
-    g.extend(3u64.to_le_bytes());
-    s(&mut g, "general.architecture");
-    g.extend(8u32.to_le_bytes());
-    s(&mut g, "llama");
-    s(&mut g, "llama.block_count");
-    g.extend(4u32.to_le_bytes());
-    g.extend(2u32.to_le_bytes());
-    s(&mut g, "tokenizer.ggml.tokens");
-    g.extend(9u32.to_le_bytes());
-    g.extend(8u32.to_le_bytes());
-    g.extend(2u64.to_le_bytes());
-    s(&mut g, "a");
-    s(&mut g, "b");
+    let kv = [
+        ("general.architecture", 8, write::string("llama")),
+        ("llama.block_count", 4, 2u32.to_le_bytes().to_vec()),
+        ("tokenizer.ggml.tokens", 9, write::string_array(&["a", "b"])),
+    ];
+    let names: Vec<String> = types.iter().map(|(id, _)| format!("t{id}")).collect();
     let mut offset = 0u64;
-    for (id, t) in &types {
-        s(&mut g, &format!("t{id}"));
-        g.extend(1u32.to_le_bytes());
-        g.extend((t.block_len() as u64).to_le_bytes());
-        g.extend(id.to_le_bytes());
-        g.extend(offset.to_le_bytes());
+    let mut tensors = Vec::new();
+    for ((id, t), name) in types.iter().zip(&names) {
+        tensors.push((name.as_str(), vec![t.block_len() as u64], *id, offset));
         offset += (t.block_bytes() as u64).div_ceil(32) * 32;
     }
+    let mut g = write::header(&kv, &tensors);
     g.resize(g.len().div_ceil(32) * 32 + offset as usize, 0x3c);
     let mut seeds = vec![g];
     for f in ["tests/fixtures/gguf/llama-tiny-q8_0.gguf", "tests/fixtures/gguf/bloom-tiny.gguf"] {

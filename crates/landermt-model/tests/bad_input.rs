@@ -153,29 +153,9 @@ fn bloom_weights_without_the_transformer_prefix_load_the_same() {
     assert_eq!(run(&original), run(&stripped));
 }
 
-/// A GGUF header as bytes: version 3, then `kv` (key, type id, value bytes) and tensor infos
-/// (name, dims, type id, offset).
+/// A GGUF header and 64 bytes of zeros (see `gguf::write::header`).
 fn gguf_header(kv: &[(&str, u32, Vec<u8>)], tensors: &[(&str, Vec<u64>, u32, u64)]) -> Vec<u8> {
-    let s = |out: &mut Vec<u8>, text: &str| {
-        out.extend((text.len() as u64).to_le_bytes());
-        out.extend(text.as_bytes());
-    };
-    let mut out = b"GGUF".to_vec();
-    out.extend(3u32.to_le_bytes());
-    out.extend((tensors.len() as u64).to_le_bytes());
-    out.extend((kv.len() as u64).to_le_bytes());
-    for (key, ty, value) in kv {
-        s(&mut out, key);
-        out.extend(ty.to_le_bytes());
-        out.extend(value);
-    }
-    for (name, dims, ty, offset) in tensors {
-        s(&mut out, name);
-        out.extend((dims.len() as u32).to_le_bytes());
-        dims.iter().for_each(|d| out.extend(d.to_le_bytes()));
-        out.extend(ty.to_le_bytes());
-        out.extend(offset.to_le_bytes());
-    }
+    let mut out = landermt_model::gguf::write::header(kv, tensors);
     out.resize(out.len() + 64, 0);
     out
 }

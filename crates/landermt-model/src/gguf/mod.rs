@@ -6,6 +6,7 @@
 //! to `general.alignment` (default 32), then the tensor data.
 
 mod dequant;
+pub mod write;
 
 pub use dequant::{GgmlType, dequantize};
 
