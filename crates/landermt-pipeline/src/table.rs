@@ -6,12 +6,13 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
 use crate::pairs::pair_dir;
 use crate::report::{LmRow, Report};
+use crate::stages::read_optional;
 
 /// Bumped when a field changes meaning or goes away.
 pub const JOINT_REPORT_VERSION: u32 = 1;
@@ -96,10 +97,6 @@ fn columns(cfg: &RunConfig) -> Vec<String> {
     into.into_iter().chain(rest).map(|d| d.to_string()).collect()
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Option<T> {
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
-}
-
 /// Builds the joint report from whatever the pairs have written so far.
 pub fn build(cfg: &RunConfig) -> Result<JointReport> {
     let directions = columns(cfg);
@@ -107,12 +104,9 @@ pub fn build(cfg: &RunConfig) -> Result<JointReport> {
     let mut reports: Vec<Report> = Vec::new();
     for p in cfg.pairs() {
         let dir = pair_dir(cfg, &p.name);
-        let report: Option<Report> = match std::fs::read(dir.join("report.json")) {
-            Ok(bytes) => Some(serde_json::from_slice(&bytes).with_context(|| format!("{}: not a report.json", dir.join("report.json").display()))?),
-            Err(_) => None,
-        };
-        let layers: Option<landermt_probe::Layers> = read_json(&dir.join("layers.json"));
-        let route: Option<landermt_route::Route> = read_json(&dir.join("route.json"));
+        let report: Option<Report> = read_optional(&dir.join("report.json"))?;
+        let layers: Option<landermt_probe::Layers> = read_optional(&dir.join("layers.json"))?;
+        let route: Option<landermt_route::Route> = read_optional(&dir.join("route.json"))?;
         pairs.push(PairEntry {
             pair: p.name.clone(),
             dir: dir.display().to_string(),

@@ -60,8 +60,20 @@ pub fn read_layers(cfg: &RunConfig) -> Result<landermt_probe::Layers> {
 fn read_artifact<T: serde::de::DeserializeOwned>(cfg: &RunConfig, file: &str, stage: &str) -> Result<T> {
     let dir = if file.starts_with("neurons.") { cfg.neurons_dir() } else { &cfg.run.dir };
     let path = dir.join(file);
-    let bytes = std::fs::read(&path).with_context(|| format!("{}: missing; run `cargo xtask {stage} --config …` first", path.display()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("{}: not a valid {file}", path.display()))
+    read_optional(&path)?.with_context(|| format!("{}: missing; run `cargo xtask {stage} --config …` first", path.display()))
+}
+
+/// The JSON artifact at `path`, or `None` where it is not written yet. A file that is there but
+/// does not parse is an error naming it, never taken for a missing one.
+pub(crate) fn read_optional<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let file = path.file_name().map_or_else(String::new, |f| f.to_string_lossy().into_owned());
+            serde_json::from_slice(&bytes).map(Some).with_context(|| format!("{}: not a valid {file}", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| path.display().to_string()),
+    }
 }
 
 /// The last validation loss of a `train.json`.
