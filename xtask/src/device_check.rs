@@ -108,9 +108,11 @@ fn parity(backend: Backend, device: &Device, rows: &mut Vec<Row>) {
 fn guarded<T>(check: impl FnOnce() -> Result<T>) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(check)).unwrap_or_else(|panic| {
         let msg = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
-        // The first line says what failed, the last ones why (a cause chain, for Burn's errors).
+        // The first line says what failed; the line after the last "Caused by:" (Burn's cause
+        // chain) says why.
         let lines: Vec<&str> = msg.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-        let why = if lines.len() > 1 { format!(" … {}", lines[lines.len() - 1]) } else { String::new() };
+        let cause = lines.iter().rposition(|l| *l == "Caused by:").and_then(|i| lines.get(i + 1));
+        let why = cause.map_or(String::new(), |c| format!(" … {c}"));
         Err(anyhow::anyhow!("panicked: {}{why}", lines.first().unwrap_or(&"")))
     })
 }
@@ -196,16 +198,20 @@ fn timings(backend: Backend, opts: &Options, rows: &mut Vec<Row>) {
     match bench::bench(&args) {
         Ok(results) => {
             if let Some((ours, theirs)) = results.gemm {
-                let vs = theirs.map_or(String::new(), |t| format!(" (PyTorch CUDA {:.0}, {:.2}×)", t.rate(), ours.rate() / t.rate()));
-                rows.push(Row::new(backend, format!("f32 GEMM {}, GFLOP/s", ours.note), format!("{:.0}{vs}", ours.rate() / ours.seconds * ours.seconds), "", None));
+                rows.push(Row::new(backend, format!("f32 GEMM {}, GFLOP/s", ours.note), rate_beside_torch(&ours, theirs.as_ref()), "", None));
             }
             for (model, ours, theirs) in results.rows {
-                let vs = theirs.map_or(String::new(), |t| format!(" (PyTorch CUDA {:.0}, {:.2}×)", t.rate(), ours.rate() / t.rate()));
-                rows.push(Row::new(backend, format!("{}: {} {}/s", model.label(), ours.workload, ours.unit), format!("{:.0}{vs}", ours.rate()), "", None));
+                rows.push(Row::new(backend, format!("{}: {} {}/s", model.label(), ours.workload, ours.unit), rate_beside_torch(&ours, theirs.as_ref()), "", None));
             }
         }
         Err(e) => rows.push(Row::new(backend, "bench", format!("error: {e:#}"), "", Some(false))),
     }
+}
+
+/// Our rate, with PyTorch CUDA's and the ratio where it ran (GEMM's rate is in GFLOP/s).
+fn rate_beside_torch(ours: &bench::Measured, theirs: Option<&bench::Measured>) -> String {
+    let vs = theirs.map_or(String::new(), |t| format!(" (PyTorch CUDA {:.0}, {:.2}×)", t.rate(), ours.rate() / t.rate()));
+    format!("{:.0}{vs}", ours.rate())
 }
 
 fn table(rows: &[Row]) -> String {
