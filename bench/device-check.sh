@@ -2,25 +2,42 @@
 # Runs `xtask device-check` on a GPU machine that reaches no registry, from a prebuilt binary.
 #
 # What travels is at most 64 MiB: the working tree plus the carried files. The tree is 69 MB,
-# 40 MB of it the training TSVs of data/corpus, which the check does not read, and the stripped
-# binary is about 80 MB (22 MB gzipped, wgpu only). So, here (a machine with crates.io), once:
+# 42 MB of it the training TSVs of data/corpus, which the check does not read, and the stripped
+# binary is about 90 MB (about 25 MB gzipped). Gemma 3 270M's GGUF (253 MB) cannot travel: the
+# check then runs a model of its shape with random weights, written there. So, here (a machine
+# with crates.io), once:
 #   cargo xtask check-gpu                                   # xtask with cuda + wgpu, ~1 h cold
-#   mkdir -p .gpu && strip -o .gpu/xtask target/gpu-check/debug/xtask && gzip -9 .gpu/xtask
+#   mkdir -p .gpu && strip -o .gpu/xtask target/gpu-check/debug/xtask && gzip -9f .gpu/xtask
 #   echo /.gpu/ >> .git/info/exclude
+#   (cd .gpu && apt-get download libvulkan1)                # wgpu's loader, if the GPU machine lacks it
 #   mv data/corpus /tmp/corpus-aside                        # back with `git checkout data/corpus`
-# Vulkan loader for wgpu, if the GPU machine lacks libvulkan (see the device tool's notes):
-#   put libvulkan1's .deb in .gpu/ too.
 # There (carry .gpu):
 #   bash bench/device-check.sh "$OUT"
-# The table is printed and written to $OUT/device-check.md; bench results beside it.
+# The table is printed and written to $OUT/device-check.md, the log to $OUT/device-check.log, and
+# each backend's bench table to $OUT/bench-{cuda,wgpu}.md.
 set -uo pipefail
 out="${1:-target/device-check}"
+work=target/device-check                                   # all of it; $out gets the summary
+mkdir -p "$out" "$work"
 [ -e .gpu/xtask.gz ] && gunzip -f .gpu/xtask.gz && chmod +x .gpu/xtask
-for deb in .gpu/*.deb; do [ -e "$deb" ] && dpkg -x "$deb" / ; done
-ldconfig 2>/dev/null || true
+if ! ldconfig -p | grep -q libvulkan.so.1; then
+  for deb in .gpu/*.deb; do [ -e "$deb" ] && dpkg -x "$deb" /; done
+  ldconfig 2>/dev/null || true
+fi
 # NVRTC and the CUDA headers: a toolkit's, or fetched with `xtask fetch-cuda-runtime`.
 export CUDA_PATH="${CUDA_PATH:-/usr/local/cuda}"
-export LD_LIBRARY_PATH="$CUDA_PATH/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-[ -d /usr/local/nvidia/share/vulkan/icd.d ] && export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null
-RUST_LOG=info timeout 540 .gpu/xtask device-check --python python3 --out "$out"
+nvrtc_dir=$(dirname "$(ls "$CUDA_PATH"/lib64/libnvrtc.so* "$CUDA_PATH"/targets/*/lib/libnvrtc.so* 2>/dev/null | head -1)" 2>/dev/null)
+export LD_LIBRARY_PATH="${nvrtc_dir:-$CUDA_PATH/lib64}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+[ -e /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] && export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+  echo "CUDA_PATH=$CUDA_PATH nvrtc=$(ls "${nvrtc_dir:-/nonexistent}"/libnvrtc.so* 2>/dev/null | tr '\n' ' ')"
+  ls "$CUDA_PATH/include/cuda_fp16.h" "$CUDA_PATH/include/cccl" -d 2>&1
+  ldconfig -p | grep -E "libvulkan.so.1|libcuda.so.1" | head -3
+  python3 -c "import torch; print('torch', torch.__version__, torch.cuda.is_available())"
+} 2>&1 | tee "$out/device-check.log"
+RUST_LOG=info,cubecl=warn,wgpu=warn,naga=warn timeout "${CHECK_SECONDS:-520}" .gpu/xtask device-check --python python3 --out "$work" ${CHECK_ARGS:-} 2>&1 | tee -a "$out/device-check.log"
+# At most 8 files come back from a device machine: the table and each backend's bench results.
+[ "$out" != "$work" ] && cp "$work/device-check.md" "$out/" 2>/dev/null
+for b in cuda wgpu; do [ -e "$work/bench-$b/results.md" ] && cp "$work/bench-$b/results.md" "$out/bench-$b.md"; done
+true

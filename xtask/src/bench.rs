@@ -27,6 +27,8 @@ use serde::{Deserialize, Serialize};
 pub enum BenchModel {
     Gemma,
     Llama,
+    /// Gemma 3 270M's shape with random weights, for machines without the model (`device-check`).
+    GemmaShaped,
 }
 
 impl BenchModel {
@@ -36,6 +38,7 @@ impl BenchModel {
         match self {
             BenchModel::Gemma => "Gemma 3 270M",
             BenchModel::Llama => "LLaMA-shaped 250M (random)",
+            BenchModel::GemmaShaped => "Gemma-3-270M-shaped (random)",
         }
     }
 }
@@ -558,11 +561,6 @@ fn train(workload: Workload, mut model: LanguageModel, inputs: &Inputs, flops: &
 /// The LLaMA-shaped model: 16 layers of hidden 1024, 16 heads over 4 key/value heads, SwiGLU of
 /// 2816, 32k vocabulary, untied head (about 250M parameters), random weights.
 fn llama_folder(dir: &Path) -> Result<PathBuf> {
-    let folder = dir.join("llama-250m");
-    if folder.join("model.safetensors").is_file() {
-        return Ok(folder);
-    }
-    std::fs::create_dir_all(&folder)?;
     let (v, h, l, heads, kv, hd, ff) = (32_000usize, 1024usize, 16usize, 16usize, 4usize, 64usize, 2816usize);
     let config = serde_json::json!({
         "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
@@ -572,34 +570,83 @@ fn llama_folder(dir: &Path) -> Result<PathBuf> {
         "attention_bias": false, "mlp_bias": false, "tie_word_embeddings": false,
         "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0, "torch_dtype": "float32"
     });
-    std::fs::write(folder.join("config.json"), serde_json::to_string_pretty(&config)?)?;
-    let tokenizer = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/hf-tiny/llama-tiny/tokenizer.json");
-    std::fs::copy(&tokenizer, folder.join("tokenizer.json")).with_context(|| format!("copying {}", tokenizer.display()))?;
     let mut tensors: Vec<(String, Vec<usize>)> = vec![("model.embed_tokens.weight".into(), vec![v, h]), ("lm_head.weight".into(), vec![v, h]), ("model.norm.weight".into(), vec![h])];
-    for i in 0..l {
-        let p = format!("model.layers.{i}");
-        for (name, shape) in [
-            ("self_attn.q_proj", vec![heads * hd, h]),
-            ("self_attn.k_proj", vec![kv * hd, h]),
-            ("self_attn.v_proj", vec![kv * hd, h]),
-            ("self_attn.o_proj", vec![h, heads * hd]),
-            ("mlp.gate_proj", vec![ff, h]),
-            ("mlp.up_proj", vec![ff, h]),
-            ("mlp.down_proj", vec![h, ff]),
-            ("input_layernorm", vec![h]),
-            ("post_attention_layernorm", vec![h]),
-        ] {
-            tensors.push((format!("{p}.{name}.weight"), shape));
-        }
+    let block = [
+        ("self_attn.q_proj", vec![heads * hd, h]),
+        ("self_attn.k_proj", vec![kv * hd, h]),
+        ("self_attn.v_proj", vec![kv * hd, h]),
+        ("self_attn.o_proj", vec![h, heads * hd]),
+        ("mlp.gate_proj", vec![ff, h]),
+        ("mlp.up_proj", vec![ff, h]),
+        ("mlp.down_proj", vec![h, ff]),
+        ("input_layernorm", vec![h]),
+        ("post_attention_layernorm", vec![h]),
+    ];
+    tensors.extend((0..l).flat_map(|i| block.iter().map(move |(name, shape)| (format!("model.layers.{i}.{name}.weight"), shape.clone()))));
+    random_folder(&dir.join("llama-250m"), &config, "llama-tiny", tensors, 1.0)
+}
+
+/// A model of Gemma 3 270M's shape (18 layers of hidden 640, 4 heads over 1 key/value head of
+/// 256, GELU FFN of 2048, 262k tied vocabulary, sliding window 512 on five layers of six) with
+/// random weights: on a machine without the 253 MB GGUF (the device machine takes 64 MiB), the
+/// same GEMM shapes and memory, so the same speed.
+pub fn gemma_shaped_folder(dir: &Path) -> Result<PathBuf> {
+    let (v, h, l, heads, kv, hd, ff) = (262_144usize, 640usize, 18usize, 4usize, 1usize, 256usize, 2048usize);
+    let layer_types: Vec<&str> = (0..l).map(|i| if (i + 1) % 6 == 0 { "full_attention" } else { "sliding_attention" }).collect();
+    let config = serde_json::json!({
+        "architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text",
+        "hidden_activation": "gelu_pytorch_tanh", "vocab_size": v, "hidden_size": h,
+        "intermediate_size": ff, "num_hidden_layers": l, "num_attention_heads": heads,
+        "num_key_value_heads": kv, "head_dim": hd, "query_pre_attn_scalar": hd,
+        "max_position_embeddings": 32768, "rms_norm_eps": 1e-6, "sliding_window": 512,
+        "layer_types": layer_types, "_sliding_window_pattern": 6,
+        "rope_parameters": {
+            "full_attention": { "rope_theta": 1_000_000.0, "rope_type": "default" },
+            "sliding_attention": { "rope_theta": 10_000.0, "rope_type": "default" }
+        },
+        "attention_bias": false, "attn_logit_softcapping": null, "final_logit_softcapping": null,
+        "tie_word_embeddings": true, "bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0,
+        "dtype": "float32"
+    });
+    let mut tensors: Vec<(String, Vec<usize>)> = vec![("model.embed_tokens.weight".into(), vec![v, h]), ("model.norm.weight".into(), vec![h])];
+    let block = [
+        ("self_attn.q_proj", vec![heads * hd, h]),
+        ("self_attn.k_proj", vec![kv * hd, h]),
+        ("self_attn.v_proj", vec![kv * hd, h]),
+        ("self_attn.o_proj", vec![h, heads * hd]),
+        ("self_attn.q_norm", vec![hd]),
+        ("self_attn.k_norm", vec![hd]),
+        ("mlp.gate_proj", vec![ff, h]),
+        ("mlp.up_proj", vec![ff, h]),
+        ("mlp.down_proj", vec![h, ff]),
+        ("input_layernorm", vec![h]),
+        ("post_attention_layernorm", vec![h]),
+        ("pre_feedforward_layernorm", vec![h]),
+        ("post_feedforward_layernorm", vec![h]),
+    ];
+    tensors.extend((0..l).flat_map(|i| block.iter().map(move |(name, shape)| (format!("model.layers.{i}.{name}.weight"), shape.clone()))));
+    // Gemma's norms scale by (1 + w): 0 is the identity.
+    random_folder(&dir.join("gemma-3-270m-shaped"), &config, "gemma3-tiny", tensors, 0.0)
+}
+
+/// Writes `config.json`, a tiny fixture's tokenizer and `model.safetensors` with the named
+/// tensors: matrices uniform in ±0.035 (std 0.02, transformers' initializer_range), vectors (the
+/// norms) at `norm`. Written once: an existing folder is reused.
+fn random_folder(folder: &Path, config: &serde_json::Value, tokenizer_of: &str, tensors: Vec<(String, Vec<usize>)>, norm: f32) -> Result<PathBuf> {
+    if folder.join("model.safetensors").is_file() {
+        return Ok(folder.to_path_buf());
     }
-    // Uniform in ±0.035 (std 0.02, transformers' initializer_range); norms at 1.
+    std::fs::create_dir_all(folder)?;
+    std::fs::write(folder.join("config.json"), serde_json::to_string_pretty(config)?)?;
+    let tokenizer = repo_file(&format!("tests/fixtures/hf-tiny/{tokenizer_of}/tokenizer.json"));
+    std::fs::copy(&tokenizer, folder.join("tokenizer.json")).with_context(|| format!("copying {}", tokenizer.display()))?;
     let data: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .into_iter()
         .enumerate()
         .map(|(k, (name, shape))| {
             let n: usize = shape.iter().product();
             let bytes: Vec<u8> = if shape.len() == 1 {
-                std::iter::repeat_n(1f32, n).flat_map(f32::to_le_bytes).collect()
+                std::iter::repeat_n(norm, n).flat_map(f32::to_le_bytes).collect()
             } else {
                 landermt_train::added::uniform(7, k as u64).take(n).flat_map(|u| ((2.0 * u - 1.0) * 0.0346).to_le_bytes()).collect()
             };
@@ -611,7 +658,7 @@ fn llama_folder(dir: &Path) -> Result<PathBuf> {
     let tmp = folder.join("model.safetensors.partial");
     safetensors::serialize_to_file(views, None, &tmp)?;
     std::fs::rename(&tmp, folder.join("model.safetensors"))?;
-    Ok(folder)
+    Ok(folder.to_path_buf())
 }
 
 pub struct BenchArgs {
@@ -620,6 +667,8 @@ pub struct BenchArgs {
     pub vs_torch: bool,
     pub python: String,
     pub out: PathBuf,
+    /// Where the random-weight models are written once and reused.
+    pub models_dir: PathBuf,
     /// Our side's backend (`flex` unless a GPU build asks for another).
     pub backend: Backend,
     /// PyTorch's device: `cpu`, or `cuda` beside a GPU backend.
@@ -639,10 +688,11 @@ pub fn repo_file(relative: &str) -> PathBuf {
     if built.exists() { built } else { PathBuf::from(relative) }
 }
 
-fn model_path(model: BenchModel, dir: &Path) -> Result<PathBuf> {
+pub fn model_path(model: BenchModel, dir: &Path) -> Result<PathBuf> {
     match model {
         BenchModel::Gemma => Ok(landermt_model::cache::known("gemma-3-270m").expect("known model").fetch()?),
         BenchModel::Llama => llama_folder(dir),
+        BenchModel::GemmaShaped => gemma_shaped_folder(dir),
     }
 }
 
@@ -669,7 +719,7 @@ pub fn bench(args: &BenchArgs) -> Result<BenchResults> {
     let mut rows: Vec<(BenchModel, Measured, Option<Measured>)> = Vec::new();
     let mut gemm: Option<(Measured, Option<Measured>)> = None;
     for &model in &args.models {
-        let path = model_path(model, &dir)?;
+        let path = model_path(model, &args.models_dir)?;
         // The dimensions come from the loader itself, so both sides build the same model.
         let loaded = LanguageModel::load(&path, &landermt_pipeline::gemm_device(landermt_model::Backend::Flex, &Default::default())?)?;
         let params = burn::module::Module::num_params(&loaded.net);

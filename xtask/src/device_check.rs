@@ -53,28 +53,35 @@ impl Row {
 pub fn run(opts: &Options) -> Result<()> {
     std::fs::create_dir_all(&opts.out)?;
     let mut rows = Vec::new();
+    let mut present = Vec::new();
     for backend in [Backend::Cuda, Backend::Wgpu] {
-        let device = match backend.device() {
-            Ok(device) => device,
-            Err(e) => {
-                rows.push(Row::new(backend, "device", e.to_string(), "", None));
-                continue;
-            }
-        };
-        eprintln!("device-check: parity on {backend}");
-        parity(backend, &device, &mut rows);
-        if !opts.no_bench {
-            eprintln!("device-check: bench on {backend}");
-            timings(backend, opts, &mut rows);
+        match backend.device() {
+            Ok(device) => present.push((backend, device)),
+            Err(e) => rows.push(Row::new(backend, "device", e.to_string(), "", None)),
         }
     }
-    let table = table(&rows);
-    println!("{table}");
-    landermt_model::atomic::write_atomic(&opts.out.join("device-check.md"), |w| w.write_all(table.as_bytes()))?;
+    // Every backend's parity before any timing: a run stopped at its time limit loses timings,
+    // not correctness. The table is written after each step for the same reason.
+    for (backend, device) in &present {
+        eprintln!("device-check: parity on {backend}");
+        parity(*backend, device, &mut rows);
+        write_table(&rows, opts)?;
+    }
+    for (backend, _) in present.iter().filter(|_| !opts.no_bench) {
+        eprintln!("device-check: bench on {backend}");
+        timings(*backend, opts, &mut rows);
+        write_table(&rows, opts)?;
+    }
+    println!("{}", table(&rows));
     match rows.iter().filter(|r| r.ok == Some(false)).count() {
         0 => Ok(()),
         n => anyhow::bail!("{n} device check(s) failed (table above, {})", opts.out.join("device-check.md").display()),
     }
+}
+
+fn write_table(rows: &[Row], opts: &Options) -> Result<()> {
+    let table = table(rows);
+    Ok(landermt_model::atomic::write_atomic(&opts.out.join("device-check.md"), |w| w.write_all(table.as_bytes()))?)
 }
 
 /// The tiny fixtures against transformers, then Gemma against flex where cached.
@@ -89,18 +96,26 @@ fn parity(backend: Backend, device: &Device, rows: &mut Vec<Row>) {
             Err(e) => rows.push(Row::new(backend, name, format!("error: {e:#}"), "", Some(false))),
         }
     }
-    let gemma = landermt_model::cache::known("gemma-3-270m").expect("a known model");
-    if !gemma.is_cached() {
-        rows.push(Row::new(backend, "Gemma 3 270M", format!("not in the cache ({})", gemma.path().display()), "", None));
-        return;
-    }
-    match guarded(|| gemma_parity(&gemma.path(), device)) {
+    let gemma = gemma_model();
+    let label = gemma.label();
+    match guarded(|| gemma_parity(&bench::model_path(gemma, &models_dir())?, device)) {
         Ok((diff, same)) => {
-            rows.push(Row::new(backend, "Gemma 3 270M: logits against flex", format!("{diff:.1e}"), format!("≤ {GEMMA_LIMIT:.0e}"), Some(diff <= GEMMA_LIMIT)));
-            rows.push(Row::new(backend, "Gemma 3 270M: 32 greedy tokens as flex", if same { "same" } else { "different" }, "same", Some(same)));
+            rows.push(Row::new(backend, format!("{label}: logits against flex"), format!("{diff:.1e}"), format!("≤ {GEMMA_LIMIT:.0e}"), Some(diff <= GEMMA_LIMIT)));
+            rows.push(Row::new(backend, format!("{label}: 32 greedy tokens as flex"), if same { "same" } else { "different" }, "same", Some(same)));
         }
-        Err(e) => rows.push(Row::new(backend, "Gemma 3 270M", format!("error: {e:#}"), "", Some(false))),
+        Err(e) => rows.push(Row::new(backend, label, format!("error: {e:#}"), "", Some(false))),
     }
+}
+
+/// Gemma 3 270M where the model cache has it, else a model of its shape with random weights:
+/// the GGUF (253 MB) does not fit in what travels to a device machine (64 MiB).
+fn gemma_model() -> BenchModel {
+    if landermt_model::cache::known("gemma-3-270m").is_some_and(|m| m.is_cached()) { BenchModel::Gemma } else { BenchModel::GemmaShaped }
+}
+
+/// The random-weight models, written once per machine (about 1 GB each) outside what comes back.
+fn models_dir() -> PathBuf {
+    std::env::temp_dir().join("landermt-device-check-models")
 }
 
 /// A check's result, with a panic inside it (a kernel the device refuses, say) as an error: one
@@ -182,12 +197,9 @@ fn torch_sees_cuda(python: &str) -> bool {
 }
 
 fn timings(backend: Backend, opts: &Options, rows: &mut Vec<Row>) {
-    let mut models = vec![BenchModel::Llama];
-    if landermt_model::cache::known("gemma-3-270m").is_some_and(|m| m.is_cached()) {
-        models.push(BenchModel::Gemma);
-    }
     let args = BenchArgs {
-        models,
+        models: vec![BenchModel::Llama, gemma_model()],
+        models_dir: models_dir(),
         workloads: vec![Workload::Gemm, Workload::Prefill, Workload::DecodeB1, Workload::TrainLandermt, Workload::TrainFull],
         vs_torch: backend == Backend::Cuda && torch_sees_cuda(&opts.python),
         python: opts.python.clone(),

@@ -337,7 +337,7 @@ fn run(command: Cmd) -> Result<()> {
         Cmd::Bench { model, workload, vs_torch, python, out, backend, torch_device } => {
             let models = if model.is_empty() { bench::BenchModel::ALL.to_vec() } else { model };
             let workloads = if workload.is_empty() { bench::Workload::ALL.to_vec() } else { workload };
-            bench::bench(&bench::BenchArgs { models, workloads, vs_torch, python, out, backend, torch_device }).map(drop)
+            bench::bench(&bench::BenchArgs { models, workloads, vs_torch, python, models_dir: out.clone(), out, backend, torch_device }).map(drop)
         }
         Cmd::BenchOne { workload, model, inputs, backend } => {
             let text = std::fs::read_to_string(&inputs).with_context(|| format!("reading {}", inputs.display()))?;

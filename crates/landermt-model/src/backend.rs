@@ -34,7 +34,10 @@ impl Backend {
             #[cfg(feature = "wgpu")]
             Backend::Wgpu => Ok(Device::wgpu(crate::wgpu_adapter::device_kind()?)),
             #[cfg(feature = "cuda")]
-            Backend::Cuda => Ok(Device::cuda(0)),
+            Backend::Cuda => {
+                crate::cuda_runtime::preflight()?;
+                Ok(Device::cuda(0))
+            }
             #[allow(unreachable_patterns)]
             other => Err(crate::ModelError::Input(format!(
                 "backend `{}` is not compiled in; build with `--features {}` (e.g. `cargo run -p xtask --features {} -- …`)",

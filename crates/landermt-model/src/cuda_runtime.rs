@@ -85,3 +85,47 @@ fn unpack(wheel: &Path, to: &Path) -> Result<()> {
 pub fn exports(dir: &Path) -> String {
     format!("export CUDA_PATH={0}\nexport LD_LIBRARY_PATH={0}/lib${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}", dir.display())
 }
+
+/// Checks, before the first kernel, that this machine has what the `cuda` backend loads at run
+/// time: otherwise cudarc panics at first use. Each missing piece is named with its remedy.
+pub fn preflight() -> Result<()> {
+    // SAFETY: loading the NVIDIA libraries runs only their initializers, as cudarc's own loading does.
+    let loads = |names: &[&str]| names.iter().any(|name| unsafe { libloading::Library::new(*name) }.is_ok());
+    if !loads(&["libcuda.so.1", "libcuda.so"]) {
+        return Err(ModelError::Input(
+            "backend `cuda`: no NVIDIA driver library (libcuda.so.1) on this machine's library path; it needs an NVIDIA GPU and its driver (570 or later)".into(),
+        ));
+    }
+    let fetch = format!("install a CUDA toolkit, or run `cargo xtask fetch-cuda-runtime` and its exports:\n{}", exports(&dir()));
+    if !loads(&["libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12"]) {
+        return Err(ModelError::Input(format!("backend `cuda`: NVRTC (libnvrtc.so), which compiles its kernels, is not on the library path; {fetch}")));
+    }
+    // Where cubecl-cuda looks for the headers its kernels include.
+    let cuda_path = std::env::var_os("CUDA_PATH").map(PathBuf::from).or_else(|| ["/usr/local/cuda", "/opt/cuda", "/usr"].into_iter().map(PathBuf::from).find(|p| p.exists()));
+    let header = cuda_path.map(|p| p.join("include/cuda_fp16.h"));
+    match header {
+        Some(h) if h.is_file() => Ok(()),
+        other => Err(ModelError::Input(format!(
+            "backend `cuda`: the CUDA headers are missing ({}); {fetch}",
+            other.map_or("CUDA_PATH is unset and /usr/local/cuda absent".into(), |h| format!("no {}", h.display()))
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preflight_names_the_missing_piece() {
+        // With no headers under CUDA_PATH, some piece is missing on every machine: the driver
+        // where there is no GPU, else NVRTC, else the headers.
+        let empty = tempfile::tempdir().unwrap();
+        // SAFETY: no other test of this crate reads CUDA_PATH.
+        unsafe { std::env::set_var("CUDA_PATH", empty.path()) };
+        let err = preflight().expect_err("an empty CUDA_PATH has no headers").to_string();
+        assert!(err.starts_with("backend `cuda`"), "{err}");
+        let header = empty.path().join("include/cuda_fp16.h");
+        assert!(err.contains("libcuda.so.1") || err.contains("libnvrtc.so") || err.contains(&header.display().to_string()), "{err}");
+    }
+}
