@@ -3,7 +3,7 @@
 //! it for one unpadded sequence.
 
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData};
 
 use crate::model::{Batch, Transformer};
 
@@ -27,6 +27,18 @@ pub fn sequence_losses_of_logits(batch: &Batch, logits: Tensor<3>) -> Tensor<1> 
     }
     // With left padding, position j of a row predicts j+1 exactly when j is a real token and
     // j < T−1; each row's predicted positions weigh 1/(n−1).
+    let (targets, weights) = next_tokens(batch);
+    let targets = Tensor::<3, Int>::from_data(TensorData::new(targets, [b, t - 1, 1]), &device);
+    let weights = Tensor::<3>::from_data(TensorData::new(weights, [b, t - 1, 1]), &device);
+    let logp = log_softmax(logits, 2).gather(2, targets);
+    logp.mul(weights).sum_dim(1).reshape([b]).neg()
+}
+
+/// The next token of every position but the last (`[B·(T−1)]`, row-major), and its weight in
+/// its row's mean: with left padding, position j of a row predicts j+1 exactly when j is a real
+/// token and j < T−1; each row's predicted positions weigh 1/(n−1).
+fn next_tokens(batch: &Batch) -> (Vec<i64>, Vec<f32>) {
+    let (b, t) = (batch.rows, batch.len);
     let mut weights = vec![0f32; b * (t - 1)];
     for r in 0..b {
         let real = batch.mask_row(r).iter().filter(|&&m| m).count();
@@ -34,9 +46,57 @@ pub fn sequence_losses_of_logits(batch: &Batch, logits: Tensor<3>) -> Tensor<1> 
             weights[r * (t - 1) + j] = 1.0 / (real - 1) as f32;
         }
     }
-    let targets: Vec<i64> = (0..b).flat_map(|r| batch.ids[r * t + 1..(r + 1) * t].iter().map(|&i| i as i64)).collect();
-    let targets = Tensor::<3, Int>::from_data(TensorData::new(targets, [b, t - 1, 1]), &device);
-    let weights = Tensor::<3>::from_data(TensorData::new(weights, [b, t - 1, 1]), &device);
-    let logp = log_softmax(logits, 2).gather(2, targets);
-    logp.mul(weights).sum_dim(1).reshape([b]).neg()
+    let targets = (0..b).flat_map(|r| batch.ids[r * t + 1..(r + 1) * t].iter().map(|&i| i as i64)).collect();
+    (targets, weights)
+}
+
+/// For `backward()`: a scalar whose gradients are those of Σ_rows [`sequence_losses`], and that
+/// sum's value. See [`weighted_nll_for_backward`].
+pub fn summed_sequence_losses_for_backward(net: &Transformer, batch: &Batch, hidden: Tensor<3>) -> (Tensor<1>, f32) {
+    let [b, t, h] = hidden.dims();
+    if t < 2 {
+        return (Tensor::zeros([1], &hidden.device()), 0.0);
+    }
+    let (targets, weights) = next_tokens(batch);
+    weighted_nll_for_backward(net, hidden.narrow(1, 0, t - 1).reshape([b * (t - 1), h]), &targets, &weights)
+}
+
+/// For `backward()`: a scalar whose gradients are those of L = −Σ_i w_i · log p(target_i | h_i)
+/// over the rows of `hidden` `[N, H]`, and L's value.
+///
+/// The gradient at the logits, w·(softmax − onehot), is computed outside the autodiff graph, in
+/// place, and carried back as Σ h·(G·Wᵀ) where the LM head is frozen (Σ logits·G where it
+/// trains). Autodiff of log-softmax and gather would keep several vocabulary-wide tensors,
+/// each of N × 262k floats for Gemma (half a gigabyte at N = 512), freshly allocated and
+/// zeroed by the kernel page by page: this allocates two.
+pub fn weighted_nll_for_backward(net: &Transformer, hidden: Tensor<2>, targets: &[i64], weights: &[f32]) -> (Tensor<1>, f32) {
+    let [n, h] = hidden.dims();
+    let device = hidden.device();
+    let v = net.config.vocab_size;
+    let head = net.lm_head.as_ref().unwrap_or(&net.embed_tokens).val();
+    let head_trains = head.is_require_grad();
+    let input = if head_trains { hidden.clone() } else { hidden.clone().detach() };
+    let logits = net.logits(input.reshape([1, n, h])).reshape([n, v]);
+    let w = Tensor::<2>::from_data(TensorData::new(weights.to_vec(), [n, 1]), &device);
+    let at = Tensor::<2, Int>::from_data(TensorData::new(targets.to_vec(), [n, 1]), &device);
+    // log p(target) = x_target − max − log Σ exp(x − max), from the same pass as softmax.
+    let x = logits.clone().detach();
+    let max = x.clone().max_dim(1);
+    let exp = x.clone().sub(max.clone()).exp();
+    let sum = exp.clone().sum_dim(1);
+    let log_p = x.gather(1, at.clone()).sub(max).sub(sum.clone().log());
+    let loss = log_p.mul(w.clone()).sum().neg().into_scalar();
+    // ∂L/∂x = w·exp/Σexp − w·onehot(target).
+    let grad = exp.mul(w.clone().div(sum)).scatter(1, at, w.neg(), IndexingUpdateOp::Add);
+    let surrogate = if head_trains {
+        logits.mul(grad).sum()
+    } else {
+        // logits = h·Wᵀ for a tied head (W = E, `[V, H]`), h·W for an untied one (`[H, V]`).
+        let dh = match &net.lm_head {
+            Some(_) => grad.matmul(head.detach().transpose()),
+            None => grad.matmul(head.detach()),
+        };
+        hidden.mul(dh).sum()
+    };
+    (surrogate, loss)
 }

@@ -74,3 +74,61 @@ fn probes_give_dl_dh_on_wgpu() {
     check_site_on(device.clone(), "llama-tiny", 1, Site::FfnAct, 176);
     check_site_on(device, "bloom-tiny", 2, Site::Block, 64);
 }
+
+/// `summed_sequence_losses_for_backward` forms the gradient at the logits by hand; autodiff of
+/// the plain log-softmax loss (`sequence_losses`) is the reference, on a left-padded batch. With
+/// a frozen model (stage 2) the probe's gradient is compared, with a trainable one (full
+/// fine-tuning) the LM head's own gradient, tied (gemma3-tiny) and untied (llama-tiny).
+fn check_fused_loss(model_name: &str, width: usize) {
+    use burn::module::Module;
+    use landermt_model::loss::{sequence_losses, summed_sequence_losses_for_backward};
+    let device = Device::flex().autodiff();
+    let model = LanguageModel::load(fixtures().join("hf-tiny").join(model_name), &device).unwrap();
+    let seqs: Vec<Vec<u32>> = ["Le chat dort sur le canapé.", "Bonjour"].iter().map(|s| model.tokenizer.encode(s, false).unwrap()).collect();
+    let batch = Batch::left_padded(&seqs, 0);
+    let max_diff = |a: Vec<f32>, b: Vec<f32>| a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    let to_vec = |t: Tensor<3>| t.into_data().try_into_vec::<f32>().unwrap();
+
+    // Frozen: the probe's gradient and the loss.
+    let frozen = model.net.clone().no_grad();
+    let probe_grad = |fused: bool| {
+        let probe = Tensor::<3>::zeros([2, batch.len, width], &device).require_grad();
+        let mut taps = Taps::none().with_probe(1, Site::FfnAct, probe.clone());
+        let hidden = frozen.forward(&batch, None, &mut taps);
+        let (loss, value) = if fused {
+            summed_sequence_losses_for_backward(&frozen, &batch, hidden)
+        } else {
+            let l = sequence_losses(&frozen, &batch, hidden).sum();
+            let v = scalar(l.clone()) as f32;
+            (l, v)
+        };
+        (to_vec(probe.grad(&loss.backward()).unwrap()), value)
+    };
+    let ((fused, fused_value), (plain, plain_value)) = (probe_grad(true), probe_grad(false));
+    let scale = plain.iter().fold(0f32, |m, g| m.max(g.abs()));
+    assert!(scale > 0.0, "{model_name}: the reference gradient is all zeros");
+    assert!(max_diff(fused, plain) <= 1e-5 * scale.max(1.0), "{model_name}: probe gradients differ");
+    assert!((fused_value - plain_value).abs() <= 1e-5 * plain_value.abs(), "{model_name}: loss {fused_value} against {plain_value}");
+
+    // Trainable: the head's gradient.
+    let head_grad = |fused: bool| {
+        let hidden = model.net.forward(&batch, None, &mut Taps::none());
+        let loss = if fused { summed_sequence_losses_for_backward(&model.net, &batch, hidden).0 } else { sequence_losses(&model.net, &batch, hidden).sum() };
+        let grads = loss.backward();
+        let head = model.net.lm_head.as_ref().unwrap_or(&model.net.embed_tokens).val();
+        head.grad(&grads).expect("the head trains").into_data().try_into_vec::<f32>().unwrap()
+    };
+    let (fused, plain) = (head_grad(true), head_grad(false));
+    let scale = plain.iter().fold(0f32, |m, g| m.max(g.abs()));
+    assert!(scale > 0.0 && max_diff(fused, plain) <= 1e-5 * scale.max(1.0), "{model_name}: head gradients differ");
+}
+
+#[test]
+fn fused_loss_gradients_equal_autodiff_of_log_softmax_untied_head() {
+    check_fused_loss("llama-tiny", 176);
+}
+
+#[test]
+fn fused_loss_gradients_equal_autodiff_of_log_softmax_tied_head() {
+    check_fused_loss("gemma3-tiny", 128);
+}

@@ -71,7 +71,7 @@ fn accumulate(model: &LanguageModel, seqs: &[Vec<u32>], s: &mut BTreeMap<(usize,
     let hidden = model.net.forward(&batch, None, &mut taps);
 
     // L = Σ_rows L_row: rows are independent, so each row's probe gradient is its own ∂L_row/∂h.
-    let grads = landermt_model::loss::sequence_losses(&model.net, &batch, hidden).sum().backward();
+    let grads = landermt_model::loss::summed_sequence_losses_for_backward(&model.net, &batch, hidden).0.backward();
 
     // Token weights: 1/T_row on the row's real tokens (the per-sentence token mean), and a mask.
     let mut token_w = vec![0f32; b * t];

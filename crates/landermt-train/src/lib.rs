@@ -86,13 +86,14 @@ impl Trainee {
         }
     }
 
-    /// Loss of a batch of examples (all of one direction), on the target tokens.
-    pub fn loss(&self, examples: &[&Example], pad_id: u32) -> burn::tensor::Tensor<1> {
+    /// Loss of a batch of examples (all of one direction), on the target tokens: a scalar to
+    /// call `backward()` on (its gradients are the loss's, its value is not), and the value.
+    pub fn loss(&self, examples: &[&Example], pad_id: u32) -> (burn::tensor::Tensor<1>, f64) {
         let seqs: Vec<Vec<u32>> = examples.iter().map(|e| e.ids.clone()).collect();
         let batch = Batch::left_padded(&seqs, pad_id);
         let net = self.network();
         let hidden = net.forward(&batch, None, &mut Taps::none());
-        loss::target_loss(&net, &batch, examples, hidden)
+        loss::target_loss_for_backward(&net, &batch, examples, hidden)
     }
 }
 
@@ -103,8 +104,7 @@ pub fn adamw(weight_decay: f64) -> burn::optim::ModuleOptimizer {
 
 /// One optimisation step on one batch; returns the trainee and the batch's loss.
 pub fn step(trainee: Trainee, optim: &mut burn::optim::ModuleOptimizer, lr: f64, examples: &[&Example], pad_id: u32) -> (Trainee, f64) {
-    let loss = trainee.loss(examples, pad_id);
-    let value = loss.clone().into_data().try_into_vec::<f32>().expect("f32 loss")[0] as f64;
+    let (loss, value) = trainee.loss(examples, pad_id);
     let grads = GradientsParams::from_grads(loss.backward(), &trainee);
     (optim.step(lr, trainee, grads), value)
 }

@@ -35,3 +35,16 @@ pub fn target_loss(net: &Transformer, batch: &Batch, examples: &[&Example], hidd
     let labels = Tensor::<2, Int>::from_data(TensorData::new(labels, [n, 1]), &device);
     logp.gather(1, labels).mean().neg()
 }
+
+/// For `backward()`: a scalar whose gradients are those of [`target_loss`], and the loss's value.
+/// The gradient at the vocabulary-wide logits is formed outside the autodiff graph (see
+/// [`landermt_model::loss::weighted_nll_for_backward`]).
+pub fn target_loss_for_backward(net: &Transformer, batch: &Batch, examples: &[&Example], hidden: Tensor<3>) -> (Tensor<1>, f64) {
+    let [b, t, h] = hidden.dims();
+    let (at, labels) = target_positions(batch, examples);
+    let n = at.len();
+    let at = Tensor::<1, Int>::from_data(TensorData::new(at, [n]), &hidden.device());
+    let picked = hidden.reshape([b * t, h]).select(0, at);
+    let (surrogate, value) = landermt_model::loss::weighted_nll_for_backward(net, picked, &labels, &vec![1.0 / n as f32; n]);
+    (surrogate, value as f64)
+}

@@ -315,8 +315,9 @@ pub fn run(mut trainee: Trainee, r: &Run) -> Result<(Trainee, State), TrainError
         let mut loss_sum = 0.0;
         for (d, idx) in micro {
             let examples: Vec<&Example> = idx.iter().map(|&i| &r.train[*d][i]).collect();
-            let loss = trainee.loss(&examples, r.pad_id).div_scalar(micro.len() as f64);
-            loss_sum += loss.clone().into_data().try_into_vec::<f32>().expect("f32")[0] as f64;
+            let (loss, value) = trainee.loss(&examples, r.pad_id);
+            let loss = loss.div_scalar(micro.len() as f64);
+            loss_sum += value / micro.len() as f64;
             state.tokens += examples.iter().map(|e| e.ids.len()).sum::<usize>();
             accumulator.accumulate(&trainee, GradientsParams::from_grads(loss.backward(), &trainee));
         }
