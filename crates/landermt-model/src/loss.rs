@@ -76,7 +76,12 @@ pub fn weighted_nll_for_backward(net: &Transformer, hidden: Tensor<2>, targets: 
     let head = net.lm_head.as_ref().unwrap_or(&net.embed_tokens).val();
     let head_trains = head.is_require_grad();
     let input = if head_trains { hidden.clone() } else { hidden.clone().detach() };
-    let logits = net.logits(input.reshape([1, n, h])).reshape([n, v]);
+    let logits = match (&net.lm_head, head_trains) {
+        // h·Eᵀ in one product: the GEMM reads Eᵀ through its strides, and the `[n, V]` result
+        // is row-major at once, where `Transformer::logits` transposes it afterwards.
+        (None, false) => input.matmul(head.clone().detach().transpose()),
+        _ => net.logits(input.reshape([1, n, h])).reshape([n, v]),
+    };
     let w = Tensor::<2>::from_data(TensorData::new(weights.to_vec(), [n, 1]), &device);
     let at = Tensor::<2, Int>::from_data(TensorData::new(targets.to_vec(), [n, 1]), &device);
     // log p(target) = x_target − max − log Σ exp(x − max), from the same pass as softmax.
