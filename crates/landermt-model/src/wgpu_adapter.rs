@@ -16,23 +16,19 @@ pub const ENV: &str = "LANDERMT_WGPU_DEVICE";
 /// The adapter wgpu will run on, logged once with its name and driver.
 pub fn device_kind() -> Result<DeviceKind> {
     let adapters = adapters();
-    let kind = match std::env::var(ENV) {
-        Ok(named) => {
-            let kind = parse(&named)?;
-            if adapters.iter().filter(|a| matches(a.device_type, &kind)).nth(index(&kind)).is_none() {
-                let found: Vec<String> = adapters.iter().map(|a| format!("{} ({:?})", a.name, a.device_type)).collect();
-                return Err(ModelError::Input(format!("{ENV}={named} names no adapter of this machine; it has: {}", if found.is_empty() { "none".into() } else { found.join(", ") })));
-            }
-            kind
-        }
-        Err(_) => preferred(&adapters).ok_or_else(no_adapter)?,
+    let named = std::env::var(ENV).ok();
+    let kind = match &named {
+        Some(named) => parse(named)?,
+        None => preferred(adapters).ok_or_else(no_adapter)?,
+    };
+    // Always found for the preferred kind; a named one may be absent.
+    let Some(chosen) = adapters.iter().filter(|a| matches(a.device_type, &kind)).nth(index(&kind)) else {
+        let found: Vec<String> = adapters.iter().map(|a| format!("{} ({:?})", a.name, a.device_type)).collect();
+        let found = if found.is_empty() { "none".into() } else { found.join(", ") };
+        return Err(ModelError::Input(format!("{ENV}={} names no adapter of this machine; it has: {found}", named.unwrap_or_default())));
     };
     static LOGGED: std::sync::Once = std::sync::Once::new();
-    LOGGED.call_once(|| {
-        if let Some(a) = adapters.iter().filter(|a| matches(a.device_type, &kind)).nth(index(&kind)) {
-            tracing::info!(adapter = %a.name, driver = %a.driver, api = ?a.backend, "wgpu adapter");
-        }
-    });
+    LOGGED.call_once(|| tracing::info!(adapter = %chosen.name, driver = %chosen.driver, api = ?chosen.backend, "wgpu adapter"));
     Ok(kind)
 }
 
@@ -45,13 +41,17 @@ fn index(kind: &DeviceKind) -> usize {
 
 /// The adapters of the primary graphics APIs (Vulkan, Metal, DX12; OpenGL's EGL probing prints
 /// errors on a headless machine). An API whose driver is missing (no `libvulkan.so`) lists
-/// nothing rather than failing.
-fn adapters() -> Vec<wgpu::AdapterInfo> {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-        backends: wgpu::Backends::PRIMARY,
-        ..wgpu::InstanceDescriptor::new_without_display_handle()
-    });
-    futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY)).iter().map(wgpu::Adapter::get_info).collect()
+/// nothing rather than failing. Listed once per process: each listing creates an instance and
+/// probes every driver.
+fn adapters() -> &'static [wgpu::AdapterInfo] {
+    static ADAPTERS: std::sync::OnceLock<Vec<wgpu::AdapterInfo>> = std::sync::OnceLock::new();
+    ADAPTERS.get_or_init(|| {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends: wgpu::Backends::PRIMARY,
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        });
+        futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY)).iter().map(wgpu::Adapter::get_info).collect()
+    })
 }
 
 /// A discrete GPU, else an integrated or virtual one, else a software (CPU) adapter.
