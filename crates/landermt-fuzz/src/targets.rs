@@ -29,6 +29,7 @@ pub fn targets() -> Vec<Target> {
         Target { name: "tokenizer-json", about: "a Hugging Face tokenizer.json, then encoding and decoding a sentence", seeds: tokenizer_seeds, run: tokenizer, tokens: JSON },
         Target { name: "run-config", about: "a run config (TOML) with every check of RunConfig::parse", seeds: run_config_seeds, run: run_config, tokens: TOML },
         Target { name: "corpus", about: "TSV, aligned files, FLORES, OPUS and monolingual readers", seeds: corpus_seeds, run: corpus, tokens: TEXT },
+        Target { name: "neurons-safetensors", about: "stage 2's neurons.safetensors: S, G and σ² per layer, site and language, named by the documented scheme", seeds: neurons_seeds, run: neurons, tokens: JSON },
         Target { name: "artifacts", about: "layers.json, neurons.json, route.json, report.json (one pair and joint, rendered), train.json, score partials", seeds: artifact_seeds, run: artifacts, tokens: JSON },
     ]
 }
@@ -205,4 +206,24 @@ fn artifacts(work: &Path, input: &[u8]) {
     std::fs::write(&partial, input).expect("scratch folder");
     let key = serde_json::from_slice::<serde_json::Value>(input).ok().and_then(|v| v["key"].as_str().map(str::to_string)).unwrap_or_default();
     let _ = landermt_score::Partial::load(&partial, &key);
+}
+
+fn neurons_seeds(_: &Path) -> std::io::Result<Vec<Vec<u8>>> {
+    use landermt_model::Site;
+    use landermt_score::{ModuleScores, Scores};
+    let languages = ["en", "fr", "de"].iter().map(|c| c.parse().expect("a language code")).collect();
+    let module = |k: f64| ModuleScores { s: vec![vec![k, 2.0, 0.5]; 3], g: vec![vec![0.5, k, 1.0]; 3], var: vec![k * k, 1.0, 0.0] };
+    let scores = Scores { languages, modules: [((0, Site::AttnQ), module(1.0)), ((1, Site::FfnAct), module(-7.5))].into() };
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("neurons.safetensors");
+    scores.write(&path).map_err(std::io::Error::other)?;
+    Ok(vec![std::fs::read(&path)?])
+}
+
+fn neurons(work: &Path, input: &[u8]) {
+    let path = work.join("neurons.safetensors");
+    std::fs::write(&path, input).expect("scratch folder");
+    if let Ok(scores) = landermt_score::Scores::read(&path) {
+        let _ = scores.num_layers();
+    }
 }
