@@ -25,8 +25,6 @@ pub fn sequence_losses_of_logits(batch: &Batch, logits: Tensor<3>) -> Tensor<1> 
     if t < 2 {
         return Tensor::zeros([b], &device);
     }
-    // With left padding, position j of a row predicts j+1 exactly when j is a real token and
-    // j < T−1; each row's predicted positions weigh 1/(n−1).
     let (targets, weights) = next_tokens(batch);
     let targets = Tensor::<3, Int>::from_data(TensorData::new(targets, [b, t - 1, 1]), &device);
     let weights = Tensor::<3>::from_data(TensorData::new(weights, [b, t - 1, 1]), &device);

@@ -23,15 +23,22 @@ pub fn target_positions(batch: &Batch, examples: &[&Example]) -> (Vec<i64>, Vec<
     (at, labels)
 }
 
-/// Mean cross-entropy of the target tokens given the final hidden states `[B, T, H]`.
-pub fn target_loss(net: &Transformer, batch: &Batch, examples: &[&Example], hidden: Tensor<3>) -> Tensor<1> {
+/// The final hidden states `[N, H]` of the positions that predict a target token, and those
+/// tokens.
+fn picked(batch: &Batch, examples: &[&Example], hidden: Tensor<3>) -> (Tensor<2>, Vec<i64>) {
     let [b, t, h] = hidden.dims();
-    let device = hidden.device();
     let (at, labels) = target_positions(batch, examples);
     let n = at.len();
-    let at = Tensor::<1, Int>::from_data(TensorData::new(at, [n]), &device);
-    let picked = hidden.reshape([b * t, h]).select(0, at).reshape([1, n, h]);
-    let logp = log_softmax(net.logits(picked).reshape([n, net.config.vocab_size]), 1);
+    let at = Tensor::<1, Int>::from_data(TensorData::new(at, [n]), &hidden.device());
+    (hidden.reshape([b * t, h]).select(0, at), labels)
+}
+
+/// Mean cross-entropy of the target tokens given the final hidden states `[B, T, H]`.
+pub fn target_loss(net: &Transformer, batch: &Batch, examples: &[&Example], hidden: Tensor<3>) -> Tensor<1> {
+    let (picked, labels) = picked(batch, examples, hidden);
+    let [n, h] = picked.dims();
+    let device = picked.device();
+    let logp = log_softmax(net.logits(picked.reshape([1, n, h])).reshape([n, net.config.vocab_size]), 1);
     let labels = Tensor::<2, Int>::from_data(TensorData::new(labels, [n, 1]), &device);
     logp.gather(1, labels).mean().neg()
 }
@@ -40,11 +47,8 @@ pub fn target_loss(net: &Transformer, batch: &Batch, examples: &[&Example], hidd
 /// The gradient at the vocabulary-wide logits is formed outside the autodiff graph (see
 /// [`landermt_model::loss::weighted_nll_for_backward`]).
 pub fn target_loss_for_backward(net: &Transformer, batch: &Batch, examples: &[&Example], hidden: Tensor<3>) -> (Tensor<1>, f64) {
-    let [b, t, h] = hidden.dims();
-    let (at, labels) = target_positions(batch, examples);
-    let n = at.len();
-    let at = Tensor::<1, Int>::from_data(TensorData::new(at, [n]), &hidden.device());
-    let picked = hidden.reshape([b * t, h]).select(0, at);
+    let (picked, labels) = picked(batch, examples, hidden);
+    let n = labels.len();
     let (surrogate, value) = landermt_model::loss::weighted_nll_for_backward(net, picked, &labels, &vec![1.0 / n as f32; n]);
     (surrogate, value as f64)
 }
