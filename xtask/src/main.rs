@@ -260,6 +260,7 @@ enum Cmd {
 }
 
 fn main() -> std::process::ExitCode {
+    host_default_device();
     let cli = Cli::parse();
     init_logs(&cli);
     // User errors (a bad path, a bad config) are messages, not crashes: print the cause chain,
@@ -270,6 +271,18 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Burn puts tensors made without a device on `Device::default()`, which is the GPU in a
+/// build with `wgpu` or `cuda`: a training checkpoint's optimizer state (Adam's moments, 2 GB
+/// for `full` on Gemma) landed there and failed to come back to a flex run (lavapipe cannot
+/// map a 671 MB buffer). Host memory is the right default: each step moves the state to its
+/// parameter's device. `BURN_DEVICE`, when set, still wins.
+fn host_default_device() {
+    if std::env::var_os("BURN_DEVICE").is_none() {
+        // SAFETY: the first statement of main, before any thread exists.
+        unsafe { std::env::set_var("BURN_DEVICE", "flex") };
     }
 }
 

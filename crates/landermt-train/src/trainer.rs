@@ -178,6 +178,10 @@ pub fn save(path: &Path, trainee: &Trainee, optim: Option<&ModuleOptimizer>, sta
 }
 
 /// Loads a checkpoint into `trainee` and `optim`; refuses one from another setup.
+///
+/// Burn reads the optimizer state onto `Device::default()`, and the first step moves it to
+/// each parameter's device. In a build with a GPU backend that default is the GPU: set
+/// `BURN_DEVICE=flex` (the `xtask` binary does) so the state lands in host memory.
 pub fn load(path: &Path, trainee: Trainee, optim: ModuleOptimizer, setup: &serde_json::Value) -> Result<(Trainee, ModuleOptimizer, State), TrainError> {
     let bad = |msg: String| TrainError::Checkpoint { path: path.into(), msg };
     let file = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
