@@ -154,6 +154,13 @@ pub fn openblas_products() -> u64 {
 }
 
 static PRODUCTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many products [`crate::skinny`] has computed in this process (on the OpenBLAS path).
+pub fn skinny_products() -> u64 {
+    SKINNY_PRODUCTS.load(Ordering::Relaxed)
+}
+
+static SKINNY_PRODUCTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// Products flex runs single-threaded go to OpenBLAS too from this size (multiply-adds) when
 /// they are not inside a rayon worker: decoding's `[rows, d]` products, where both cores
 /// reading the weights beat one (decode-b8 12–15 % faster in two back-to-back runs).
@@ -265,6 +272,13 @@ fn operand(rows: usize, cols: usize, rs: isize, cs: isize) -> Option<(i32, i32)>
 /// stay on `gemm`, as do layouts cblas cannot express.
 unsafe fn sgemm_hook(a: &F32GemmArgs) -> bool {
     let Some(Ok(blas)) = LOADED.get() else { return false };
+    #[cfg(target_arch = "x86_64")]
+    if crate::skinny::applies(a.m, a.n, a.k, a.lhs_cs, a.lhs_rs) && a.out_rs >= a.n as isize {
+        // SAFETY: flex's hook contract, and `applies` holds.
+        unsafe { crate::skinny::product(a.m, a.n, a.k, a.lhs, a.lhs_rs, (a.rhs, a.rhs_rs, a.rhs_cs), (a.out, a.out_rs)) };
+        SKINNY_PRODUCTS.fetch_add(1, Ordering::Relaxed);
+        return true;
+    }
     let ops = a.m.saturating_mul(a.n).saturating_mul(a.k);
     let outside_rayon = rayon::current_thread_index().is_none() && ops >= SINGLE_THREADED_MIN_OPS;
     if !(a.parallel || outside_rayon || ALL_PRODUCTS.load(Ordering::Relaxed)) || a.m == 0 || a.n == 0 || a.k == 0 {

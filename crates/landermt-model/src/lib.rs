@@ -28,6 +28,8 @@ pub mod gguf;
 mod gguf_tokenizer;
 pub mod model;
 pub mod nn;
+#[cfg(target_arch = "x86_64")]
+mod skinny;
 pub mod taps;
 pub mod tokenizer;
 pub mod weights;

@@ -30,7 +30,8 @@ fn data<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 /// Products in every layout flex hands over: plain, either operand transposed (a strided view),
 /// a column slice, a broadcast batch, and sizes large enough to run multi-threaded.
 fn check_products(device: &Device, kernel: &str) {
-    for &(m, k, n) in &[(3, 5, 7), (64, 96, 80), (256, 320, 288), (1, 640, 200), (300, 64, 1)] {
+    // The tall ones with 2..=16 columns are the decoding head's shape (`landermt_model::skinny`).
+    for &(m, k, n) in &[(3, 5, 7), (64, 96, 80), (256, 320, 288), (1, 640, 200), (300, 64, 1), (4099, 72, 16), (2053, 33, 9), (1024, 640, 2)] {
         let a = Tensor::<2>::random([m, k], Distribution::Normal(0.0, 1.0), device);
         let b = Tensor::<2>::random([k, n], Distribution::Normal(0.0, 1.0), device);
         let (av, bv) = (data(a.clone()), data(b.clone()));
@@ -92,6 +93,11 @@ fn openblas_and_pure_rust_gemm_match_references() {
     check_products(&device, "openblas");
     let blas_logits = check_fixtures(&device, "openblas");
     assert!(blas::openblas_products() > before + 100, "the products did not reach OpenBLAS");
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // Three tall shapes × plain, sliced and batched (the transposed lhs is not row-major).
+        assert!(blas::skinny_products() >= 9, "the tall products did not reach the skinny kernel: {}", blas::skinny_products());
+    }
     for (r, b) in rust_logits.iter().zip(&blas_logits) {
         assert_close("openblas vs rust logits", b, r, 1e-4);
     }
