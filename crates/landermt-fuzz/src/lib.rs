@@ -13,6 +13,7 @@
 //! It is not coverage-guided (that needs nightly's sanitizers or an external fuzzer); the
 //! seeds and mutations are chosen to reach the checks that matter.
 
+mod checkpoint;
 mod mutate;
 mod targets;
 

@@ -5,6 +5,8 @@ use std::path::Path;
 use landermt_data::{Direction, MonoSource, ParallelSource, read_monolingual, read_parallel};
 use landermt_model::gguf::{GgmlType, GgufFile};
 
+use crate::checkpoint;
+
 /// One parser under fuzzing.
 pub struct Target {
     pub name: &'static str,
@@ -30,6 +32,7 @@ pub fn targets() -> Vec<Target> {
         Target { name: "run-config", about: "a run config (TOML) with every check of RunConfig::parse", seeds: run_config_seeds, run: run_config, tokens: TOML },
         Target { name: "corpus", about: "TSV, aligned files, FLORES, OPUS and monolingual readers", seeds: corpus_seeds, run: corpus, tokens: TEXT },
         Target { name: "neurons-safetensors", about: "stage 2's neurons.safetensors: S, G and σ² per layer, site and language, named by the documented scheme", seeds: neurons_seeds, run: neurons, tokens: JSON },
+        Target { name: "checkpoint", about: "stage 4's checkpoint.safetensors and delta.safetensors (tiny LLaMA, `layers`): checksum, state, trained tensors' names and shapes, Burn's optimizer record; each mutant also with its checksum made right", seeds: checkpoint::seeds, run: checkpoint::run, tokens: JSON },
         Target { name: "artifacts", about: "layers.json, neurons.json, route.json, report.json (one pair and joint, rendered), train.json, score partials", seeds: artifact_seeds, run: artifacts, tokens: JSON },
     ]
 }

@@ -224,9 +224,9 @@ pub fn load_trained(path: &Path, trainee: Trainee) -> Result<(Trainee, State), T
 }
 
 /// The metadata key of the SHA-256 over every tensor's name and bytes, in file order.
-const CHECKSUM_KEY: &str = "landermt.sha256";
+pub const CHECKSUM_KEY: &str = "landermt.sha256";
 
-fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, &'a [u8])>) -> String {
+pub fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, &'a [u8])>) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for (name, data) in tensors {
