@@ -57,6 +57,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -488,7 +489,30 @@ def main():
     optim = torch.optim.AdamW(params, lr=s["lr"], betas=(0.9, 0.999), eps=1e-8, weight_decay=s["weight_decay"])
 
     losses, lrs, validation, tokens, seconds = [], [], [], 0, 0.0
-    for step in range(total):
+    # Resumable as our trainer is: the trainable tensors, AdamW's state and the record so far,
+    # every `checkpoint_every` steps. Training draws no random numbers (no dropout; the LoRA
+    # draw happened above, from a fixed seed), so a resumed run equals an uninterrupted one.
+    ckpt = args.out / "checkpoint.pt"
+    key = {"method": args.method, "settings": s, "total": total, "trainable": trainable, "lora_init": args.lora_init}
+    first = 0
+    if ckpt.exists():
+        saved = torch.load(ckpt, weights_only=False)
+        if saved["key"] != key:
+            sys.exit(f"{ckpt}: a checkpoint of another setup ({saved['key']} ≠ {key}); delete it to start over")
+        with torch.no_grad():
+            for p, v in zip(params, saved["params"]):
+                p.copy_(v)
+        optim.load_state_dict(saved["optim"])
+        first, losses, lrs, validation, tokens, seconds = saved["step"], saved["losses"], saved["lrs"], saved["validation"], saved["tokens"], saved["seconds"]
+        print(f"resuming from {ckpt} at step {first}", file=sys.stderr)
+
+    def checkpoint(done):
+        tmp = ckpt.with_suffix(".pt.tmp")
+        torch.save({"key": key, "params": [p.detach() for p in params], "optim": optim.state_dict(), "step": done, "losses": losses,
+                    "lrs": lrs, "validation": validation, "tokens": tokens, "seconds": seconds}, tmp)
+        os.replace(tmp, ckpt)
+
+    for step in range(first, total):
         start = time.perf_counter()
         lr = lr_at(s, step, total)
         for g in optim.param_groups:
@@ -510,6 +534,8 @@ def main():
         if s["eval_every"] > 0 and done % s["eval_every"] == 0 and done < total:
             validation.append((done, validation_loss(model, dev, s["batch_size"], pad)))
         print(f"step {done}/{total} lr {lr:.3e} loss {loss_sum:.6f}" + (f" validation {validation[-1][1]:.6f}" if validation and validation[-1][0] == done else ""), file=sys.stderr)
+        if s["checkpoint_every"] > 0 and done % s["checkpoint_every"] == 0 and done < total:
+            checkpoint(done)
         if args.stop_after == done and done < total:
             break
     finished = len(losses) == total
