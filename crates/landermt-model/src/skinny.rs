@@ -1,9 +1,9 @@
 //! Products of a tall row-major matrix with a few columns, `out[m, n] = A[m, k] · B[k, n]` for
 //! n ≤ 16: a decoding step's tied head, `E · hᵀ`, with E the `[vocab, d]` embedding and h the
-//! batch's hidden states. OpenBLAS's sgemm packs all of E for every step and reached 26 GFLOP/s
-//! on Gemma's 262k × 640 head with 16 rows; this kernel reads each row of A once, where it lies,
-//! against B packed into one `[k, 16]` panel, and keeps 6 rows × 16 columns of `out` in AVX2
-//! registers (BENCHMARKS.md, "The decoding head").
+//! batch's hidden states. OpenBLAS's sgemm packs all of E for every step (110 ms for Gemma's
+//! 262k × 640 head with 16 rows, two threads); this kernel reads each row of A once, where it
+//! lies, against B packed into one `[k, 16]` panel, and keeps 6 rows × 16 columns of `out` in
+//! AVX2 registers (48–52 ms; BENCHMARKS.md, "the decoding head without packing").
 //!
 //! Every output is a plain sum over k in order, one FMA at a time, so the result does not depend
 //! on the thread count.
