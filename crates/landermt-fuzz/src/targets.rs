@@ -33,7 +33,7 @@ pub fn targets() -> Vec<Target> {
         Target { name: "corpus", about: "TSV, aligned files, FLORES, OPUS and monolingual readers", seeds: corpus_seeds, run: corpus, tokens: TEXT },
         Target { name: "neurons-safetensors", about: "stage 2's neurons.safetensors: S, G and σ² per layer, site and language, named by the documented scheme", seeds: neurons_seeds, run: neurons, tokens: JSON },
         Target { name: "checkpoint", about: "stage 4's checkpoint.safetensors and delta.safetensors (tiny LLaMA, `layers`): checksum, state, trained tensors' names and shapes, Burn's optimizer record; each mutant also with its checksum made right", seeds: checkpoint::seeds, run: checkpoint::run, tokens: JSON },
-        Target { name: "artifacts", about: "layers.json, neurons.json, route.json, report.json (one pair and joint, rendered), train.json, score partials", seeds: artifact_seeds, run: artifacts, tokens: JSON },
+        Target { name: "artifacts", about: "layers.json, neurons.json, route.json, report.json (one pair and joint, rendered), train.json, score partials, .hyp.json sidecars", seeds: artifact_seeds, run: artifacts, tokens: JSON },
     ]
 }
 
@@ -209,6 +209,11 @@ fn artifacts(work: &Path, input: &[u8]) {
     std::fs::write(&partial, input).expect("scratch folder");
     let key = serde_json::from_slice::<serde_json::Value>(input).ok().and_then(|v| v["key"].as_str().map(str::to_string)).unwrap_or_default();
     let _ = landermt_score::Partial::load(&partial, &key);
+    // A hypothesis file's sidecar (`{file}.hyp.json`), beside a three-line hypothesis file.
+    let hyp = work.join("t.hyp");
+    std::fs::write(&hyp, "un\ndeux\ntrois\n").expect("scratch folder");
+    std::fs::write(work.join("t.hyp.json"), input).expect("scratch folder");
+    let _ = landermt_pipeline::stages::DecodedFile::reuse(&hyp, &key, 3);
 }
 
 fn neurons_seeds(_: &Path) -> std::io::Result<Vec<Vec<u8>>> {

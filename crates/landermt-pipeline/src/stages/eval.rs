@@ -63,10 +63,10 @@ fn read_shots(cfg: &RunConfig, direction: Direction, n: usize) -> std::result::R
 /// What a hypothesis file was decoded from and how long it took, kept next to it as
 /// `{file}.json`.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct DecodedFile {
-    key: String,
-    seconds: f64,
-    generated_tokens: usize,
+pub struct DecodedFile {
+    pub key: String,
+    pub seconds: f64,
+    pub generated_tokens: usize,
 }
 
 impl DecodedFile {
@@ -76,11 +76,13 @@ impl DecodedFile {
         name.into()
     }
 
-    /// The file's lines and record when both exist and were decoded from `key`.
-    fn reuse(hyp: &std::path::Path, key: &str) -> Option<(Vec<String>, DecodedFile)> {
+    /// The file's lines and record when both exist, were decoded from `key`, and the file
+    /// holds one line per source (a file cut or edited since is decoded again).
+    pub fn reuse(hyp: &std::path::Path, key: &str, sources: usize) -> Option<(Vec<String>, DecodedFile)> {
         let record: DecodedFile = serde_json::from_slice(&std::fs::read(Self::sidecar(hyp)).ok()?).ok()?;
         let text = std::fs::read_to_string(hyp).ok()?;
-        (record.key == key).then(|| (text.lines().map(str::to_string).collect(), record))
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        (record.key == key && lines.len() == sources).then_some((lines, record))
     }
 
     /// Written after the hypotheses, so a record never describes a file not yet written.
@@ -185,7 +187,7 @@ fn decode_set(
     // Everything the hypotheses depend on: an eval run again (a killed one, or one whose
     // metric settings changed) reuses a file decoded from the same inputs.
     let decode_key = crate::report::sha256(format!("{weights}\n{opts:?}\n{direction}\n{shots:?}\n{sources:?}").as_bytes());
-    if let Some((lines, done)) = DecodedFile::reuse(&file, &decode_key) {
+    if let Some((lines, done)) = DecodedFile::reuse(&file, &decode_key, sources.len()) {
         tracing::info!(system = %name, %direction, set = set_name, "hypotheses current, reused");
         return Ok(Hypotheses { system: name.to_string(), key, lines, seconds: done.seconds, generated_tokens: done.generated_tokens, file: file.display().to_string() });
     }

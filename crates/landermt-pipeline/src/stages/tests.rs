@@ -284,3 +284,16 @@ fn eval_writes_hypotheses_a_report_and_the_transfer_and_forgetting_figures() {
     assert_ne!(record(&prompt(&icl, "icl")), record(&prompt(&icl, "none")), "icl was decoded from the same inputs as none");
     assert_eq!(before, icl.rows.iter().filter(|r| r.system != "icl").map(|r| std::fs::metadata(&r.hypotheses).unwrap().modified().unwrap()).collect::<Vec<_>>());
 }
+
+#[test]
+fn hypotheses_are_reused_only_with_their_key_and_one_line_per_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let hyp = dir.path().join("flores.en-fr.hyp");
+    std::fs::write(&hyp, "un\ndeux\n").unwrap();
+    let record = DecodedFile { key: "k".into(), seconds: 1.0, generated_tokens: 5 };
+    std::fs::write(dir.path().join("flores.en-fr.hyp.json"), serde_json::to_vec(&record).unwrap()).unwrap();
+    let (lines, done) = DecodedFile::reuse(&hyp, "k", 2).expect("current");
+    assert_eq!((lines, done.generated_tokens), (vec!["un".to_string(), "deux".to_string()], 5));
+    assert!(DecodedFile::reuse(&hyp, "other", 2).is_none(), "decoded from other inputs");
+    assert!(DecodedFile::reuse(&hyp, "k", 3).is_none(), "a file with a line missing");
+}
