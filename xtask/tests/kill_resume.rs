@@ -162,38 +162,72 @@ fn outcome(run: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     out
 }
 
-/// SIGKILL at ten moments spread over a whole pipeline run (probe, score, route, training with
-/// its checkpoints, eval): after the last restart every artifact equals an uninterrupted run's.
+/// The stage a killed run was in: the last one its progress lines show running and not done.
+fn running_stage(progress: &str) -> String {
+    let mut stage = "startup".to_string();
+    for line in progress.lines() {
+        match line.split_whitespace().collect::<Vec<_>>()[..] {
+            [.., name, "running"] => stage = name.to_string(),
+            [_, _, name, "done", ..] if *name == stage => stage = format!("after {name}"),
+            _ => {}
+        }
+    }
+    stage
+}
+
+/// Starts the pipeline, waits until it reports `stage` running, lets it work 20–400 ms more
+/// (every stage of this run takes longer from scratch, and a stage killed before resumes from
+/// its partial results, so a second kill lands later in it), and kills it (SIGKILL). Returns
+/// the stage it was in when killed, or None if it finished first.
+fn kill_during(cfg: &Path, progress: &Path, stage: &str, rng: &mut u64) -> Option<String> {
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 7;
+    *rng ^= *rng << 17;
+    let stdout = std::fs::File::create(progress).unwrap();
+    let mut child = xtask(&["pipeline", "--config", cfg.to_str().unwrap()]).stdout(stdout).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let running = format!(" {stage} ");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        let text = std::fs::read_to_string(progress).unwrap_or_default();
+        if text.lines().any(|l| l.contains(&running) && l.ends_with("running")) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(20 + *rng % 380));
+    let killed = child.try_wait().unwrap().is_none();
+    if killed {
+        child.kill().unwrap();
+    }
+    child.wait().unwrap();
+    killed.then(|| running_stage(&std::fs::read_to_string(progress).unwrap()))
+}
+
+/// SIGKILL at ten moments aimed at the stages (probe, score, route, training with a checkpoint
+/// after every step, eval): after the last restart every artifact equals an uninterrupted
+/// run's, and the kills did land in score, training and eval.
 #[test]
 fn a_pipeline_killed_ten_times_ends_with_the_artifacts_of_an_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     std::fs::create_dir_all(tmp.path().join("cb")).unwrap();
     let (cfg_a, cfg_b) = (config(tmp.path(), &a), config(&tmp.path().join("cb"), &b));
-    let start = Instant::now();
     assert!(xtask(&["pipeline", "--config", cfg_a.to_str().unwrap()]).output().unwrap().status.success());
-    let whole = start.elapsed();
 
+    // Ten kills aimed at the stages in order, each at a random moment early in its stage:
+    // training checkpoints after every step, so its kills fall in and between checkpoint writes.
+    let aims = ["probe", "score", "score", "route", "train:landermt", "train:landermt", "train:landermt", "train:landermt@en-fr", "eval", "eval"];
     let mut rng = 0x2545_f491_4f6c_dd1du64;
-    let mut kills = 0;
-    for _ in 0..10 {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        // Short waits, so that ten of them fall across the stages however busy the machine is
-        // (the uninterrupted run took `whole`): each restart makes some progress, then dies.
-        let wait = Duration::from_millis(250 + rng % 1000).min(whole / 4);
-        let mut child = xtask(&["pipeline", "--config", cfg_b.to_str().unwrap()]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
-        std::thread::sleep(wait);
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap();
-            kills += 1;
-        }
-        child.wait().unwrap();
-    }
+    let progress = tmp.path().join("progress.txt");
+    let killed: Vec<String> = aims.iter().filter_map(|&stage| kill_during(&cfg_b, &progress, stage, &mut rng)).collect();
+    eprintln!("killed during: {killed:?}");
     let out = xtask(&["pipeline", "--config", cfg_b.to_str().unwrap()]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(kills >= 6, "only {kills} of 10 runs were killed before they finished");
+    let kills = killed.len();
+    assert!(kills >= 8, "only {kills} of 10 runs were killed before they finished: {killed:?}");
+    for stage in ["score", "train:landermt", "eval"] {
+        assert!(killed.iter().any(|k| k == stage), "no kill during {stage}: {killed:?}");
+    }
     let (x, y) = (outcome(&a), outcome(&b));
     assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>());
     for (k, v) in &x {
