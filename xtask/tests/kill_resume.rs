@@ -168,7 +168,7 @@ fn running_stage(progress: &str) -> String {
     for line in progress.lines() {
         match line.split_whitespace().collect::<Vec<_>>()[..] {
             [.., name, "running"] => stage = name.to_string(),
-            [_, _, name, "done", ..] if *name == stage => stage = format!("after {name}"),
+            [.., name, "done", "in", _] if *name == stage => stage = format!("after {name}"),
             _ => {}
         }
     }

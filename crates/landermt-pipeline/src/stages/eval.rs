@@ -64,9 +64,9 @@ fn read_shots(cfg: &RunConfig, direction: Direction, n: usize) -> std::result::R
 /// `{file}.json`.
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct DecodedFile {
-    pub key: String,
-    pub seconds: f64,
-    pub generated_tokens: usize,
+    pub(crate) key: String,
+    pub(crate) seconds: f64,
+    pub(crate) generated_tokens: usize,
 }
 
 impl DecodedFile {
