@@ -104,21 +104,25 @@ impl Attention {
             }
             *slot = Some(LayerCache { k: k.clone(), v: v.clone() });
         }
-        let (k, v) = (self.repeat_kv(k), self.repeat_kv(v));
-        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(self.scale).add(ctx.bias.clone());
+        let scores = self.grouped(q).matmul(k.swap_dims(2, 3));
+        let scores = self.ungrouped(scores, t).mul_scalar(self.scale).add(ctx.bias.clone());
         let probs = softmax(scores, 3);
-        let out = probs.matmul(v).swap_dims(1, 2).reshape([b, t, self.num_heads * self.head_dim]);
+        let out = self.ungrouped(self.grouped(probs).matmul(v), t);
+        let out = out.swap_dims(1, 2).reshape([b, t, self.num_heads * self.head_dim]);
         taps.tap(layer, Site::AttnO, super::project(&self.o_proj, out))
     }
 
-    /// Expands `[B, kv_heads, T, d]` to `[B, heads, T, d]`: query head h reads kv head
-    /// `h / (heads / kv_heads)`, as transformers' `repeat_kv`.
-    fn repeat_kv(&self, x: Tensor<4>) -> Tensor<4> {
-        let groups = self.num_heads / self.num_kv_heads;
-        if groups == 1 {
-            return x;
-        }
-        let [b, kv, t, d] = x.dims();
-        x.unsqueeze_dim::<5>(2).expand([b, kv, groups, t, d]).reshape([b, kv * groups, t, d])
+    /// `[B, heads, T, w]` → `[B, kv_heads, groups·T, w]`: the query heads that share a kv head
+    /// (head h reads kv head `h / groups`, as transformers' `repeat_kv`) stacked as rows of one
+    /// product, so keys and values are never copied per query head.
+    fn grouped(&self, x: Tensor<4>) -> Tensor<4> {
+        let [b, h, t, w] = x.dims();
+        x.reshape([b, self.num_kv_heads, h / self.num_kv_heads * t, w])
+    }
+
+    /// The inverse of `grouped`: `[B, kv_heads, groups·T, w]` → `[B, heads, T, w]`.
+    fn ungrouped(&self, x: Tensor<4>, t: usize) -> Tensor<4> {
+        let [b, _, _, w] = x.dims();
+        x.reshape([b, self.num_heads, t, w])
     }
 }
