@@ -33,6 +33,7 @@ mod skinny;
 pub mod taps;
 pub mod tokenizer;
 pub mod weights;
+mod xent;
 #[cfg(feature = "wgpu")]
 pub mod wgpu_adapter;
 

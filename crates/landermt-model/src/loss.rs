@@ -3,7 +3,7 @@
 //! it for one unpadded sequence.
 
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData};
+use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
 
 use crate::model::{Batch, Transformer};
 
@@ -66,7 +66,8 @@ pub fn summed_sequence_losses_for_backward(net: &Transformer, batch: &Batch, hid
 /// place, and carried back as Σ h·(G·Wᵀ) where the LM head is frozen (Σ logits·G where it
 /// trains). Autodiff of log-softmax and gather would keep several vocabulary-wide tensors,
 /// each of N × 262k floats for Gemma (half a gigabyte at N = 512), freshly allocated and
-/// zeroed by the kernel page by page: this allocates two.
+/// zeroed by the kernel page by page: this allocates one (the logits, overwritten by their
+/// gradient on flex; see [`crate::xent`]).
 pub fn weighted_nll_for_backward(net: &Transformer, hidden: Tensor<2>, targets: &[i64], weights: &[f32]) -> (Tensor<1>, f32) {
     let [n, h] = hidden.dims();
     let device = hidden.device();
@@ -80,18 +81,16 @@ pub fn weighted_nll_for_backward(net: &Transformer, hidden: Tensor<2>, targets: 
         (None, false) => input.matmul(head.clone().detach().transpose()),
         _ => net.logits(input.reshape([1, n, h])).reshape([n, v]),
     };
-    let w = Tensor::<2>::from_data(TensorData::new(weights.to_vec(), [n, 1]), &device);
-    let at = Tensor::<2, Int>::from_data(TensorData::new(targets.to_vec(), [n, 1]), &device);
-    // log p(target) = x_target − max − log Σ exp(x − max), from the same pass as softmax.
+    // Only a trained head needs the logits again; otherwise `x` becomes their buffer's sole
+    // owner and the host pass overwrites it instead of copying it.
     let x = logits.clone().detach();
-    let max = x.clone().max_dim(1);
-    let exp = x.clone().sub(max.clone()).exp();
-    let sum = exp.clone().sum_dim(1);
-    let log_p = x.gather(1, at.clone()).sub(max).sub(sum.clone().log());
-    let loss = log_p.mul(w.clone()).sum().neg().into_scalar();
-    // ∂L/∂x = w·exp/Σexp − w·onehot(target).
-    let grad = exp.mul(w.clone().div(sum)).scatter(1, at, w.neg(), IndexingUpdateOp::Add);
-    let surrogate = if head_trains {
+    let logits = head_trains.then_some(logits);
+    let (grad, loss) = if device == Device::flex() {
+        softmax_xent_on_host(x, targets, weights)
+    } else {
+        softmax_xent_by_ops(x, targets, weights)
+    };
+    let surrogate = if let Some(logits) = logits {
         logits.mul(grad).sum()
     } else {
         // logits = h·Wᵀ for a tied head (W = E, `[V, H]`), h·W for an untied one (`[H, V]`).
@@ -102,4 +101,30 @@ pub fn weighted_nll_for_backward(net: &Transformer, hidden: Tensor<2>, targets: 
         hidden.mul(dh).sum()
     };
     (surrogate, loss)
+}
+
+/// The gradient at `x` (`[N, V]`) of −Σ_i w_i · log softmax(x_i)[target_i], and that value, in
+/// one fused pass over the logits' own buffer (flex keeps tensors in host memory; when `x` is
+/// the buffer's only owner, no copy is made).
+fn softmax_xent_on_host(x: Tensor<2>, targets: &[i64], weights: &[f32]) -> (Tensor<2>, f32) {
+    let ([n, v], device) = (x.dims(), x.device());
+    let mut data: Vec<f32> = x.into_data().try_into_vec().expect("logits are f32");
+    let loss = crate::xent::softmax_xent_in_place(&mut data, v, targets, weights);
+    (Tensor::from_data(TensorData::new(data, [n, v]), &device), loss as f32)
+}
+
+/// As [`softmax_xent_on_host`], with tensor ops, for devices that do not keep tensors in host
+/// memory.
+fn softmax_xent_by_ops(x: Tensor<2>, targets: &[i64], weights: &[f32]) -> (Tensor<2>, f32) {
+    let (n, device) = (targets.len(), x.device());
+    let w = Tensor::<2>::from_data(TensorData::new(weights.to_vec(), [n, 1]), &device);
+    let at = Tensor::<2, Int>::from_data(TensorData::new(targets.to_vec(), [n, 1]), &device);
+    // log p(target) = x_target − max − log Σ exp(x − max), from the same pass as softmax.
+    let max = x.clone().max_dim(1);
+    let exp = x.clone().sub(max.clone()).exp();
+    let sum = exp.clone().sum_dim(1);
+    let log_p = x.gather(1, at.clone()).sub(max).sub(sum.clone().log());
+    let loss = log_p.mul(w.clone()).sum().neg().into_scalar();
+    // ∂L/∂x = w·exp/Σexp − w·onehot(target).
+    (exp.mul(w.clone().div(sum)).scatter(1, at, w.neg(), IndexingUpdateOp::Add), loss)
 }
