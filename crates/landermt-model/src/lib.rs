@@ -32,6 +32,7 @@ pub mod nn;
 mod skinny;
 pub mod taps;
 pub mod tokenizer;
+pub mod vmath;
 pub mod weights;
 mod xent;
 #[cfg(feature = "wgpu")]

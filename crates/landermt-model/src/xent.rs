@@ -4,7 +4,7 @@
 //! Built from tensor ops, the same computation takes eight passes over `[N, V]` (max, subtract,
 //! exp, sum, scale, scatter, …), several into fresh half-gigabyte buffers for Gemma's 262k
 //! vocabulary, with a scalar libm `expf` per element. Here each row is read three times while
-//! it sits in cache, and `exp` is a polynomial that the compiler vectorises.
+//! it sits in cache, with [`crate::vmath::exp`], which the compiler vectorises.
 
 use rayon::prelude::*;
 
@@ -76,57 +76,20 @@ fn exp_shifted_in_place(row: &mut [f32], max: f32) -> f32 {
     let mut chunks = row.chunks_exact_mut(LANES);
     for c in &mut chunks {
         acc.iter_mut().zip(c).for_each(|(a, x)| {
-            *x = exp(*x - max);
+            *x = crate::vmath::exp(*x - max);
             *a += *x;
         });
     }
     let tail: f32 = chunks.into_remainder().iter_mut().map(|x| {
-        *x = exp(*x - max);
+        *x = crate::vmath::exp(*x - max);
         *x
     }).sum();
     acc.iter().sum::<f32>() + tail
 }
 
-/// `eˣ` to about 2 ulp for x in [−87.3, 88] (Cephes' `expf`: x = n·ln 2 + r, a degree-7
-/// polynomial in r, 2ⁿ put into the exponent bits); below that range the result is the
-/// smallest normal float instead of 0, which a softmax sum cannot tell apart. Branch-free and
-/// with wrapping integer ops, so that the loops around it vectorise in the dev profile too.
-#[inline(always)]
-pub(crate) fn exp(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    // 1.5·2²³: adding it rounds to an integer held in the low mantissa bits.
-    const ROUND: f32 = 12_582_912.0;
-    let x = x.clamp(-87.336_55, 88.0);
-    let shifted = x.mul_add(LOG2E, ROUND);
-    let n = shifted - ROUND;
-    let r = n.mul_add(-LN2_LO, n.mul_add(-LN2_HI, x));
-    let mut p = 1.987_569_1e-4_f32;
-    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.500_000_01] {
-        p = p.mul_add(r, c);
-    }
-    let p = p.mul_add(r * r, r) + 1.0;
-    // n sits in the low bits of `shifted`'s mantissa, offset by 0x4B40_0000.
-    let n_bits = shifted.to_bits().wrapping_sub(0x4B40_0000).wrapping_add(127);
-    p * f32::from_bits(n_bits << 23)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exp_is_within_two_ulp_of_f64_exp() {
-        let mut worst = 0f64;
-        for i in -873_000..=880_000 {
-            let x = i as f32 * 1e-4;
-            let want = (x as f64).exp();
-            let ulp = (want as f32).to_bits().abs_diff(exp(x).to_bits());
-            worst = worst.max(ulp as f64);
-        }
-        assert!(worst <= 2.0, "worst error {worst} ulp");
-    }
 
     /// The loss and gradient against the textbook formulas in f64, on rows longer than the
     /// lanes (a tail) and with a target at each end.

@@ -5,6 +5,7 @@ pub mod adapter;
 pub mod alibi;
 pub mod attention;
 pub mod block;
+pub mod fused_act;
 pub mod mlp;
 pub mod norm;
 pub mod rope;
