@@ -22,12 +22,7 @@ const MIN_ROWS: usize = 1024;
 /// Whether [`product`] takes a product of this shape and layout on this CPU.
 /// One column stays with `cblas_sgemv`, which reads A once without the panel's 15 idle lanes.
 pub fn applies(m: usize, n: usize, k: usize, lhs_cs: isize, lhs_rs: isize) -> bool {
-    m >= MIN_ROWS && (2..=PANEL).contains(&n) && k > 0 && lhs_cs == 1 && lhs_rs >= k as isize && has_avx2_fma()
-}
-
-fn has_avx2_fma() -> bool {
-    static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *DETECTED.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+    m >= MIN_ROWS && (2..=PANEL).contains(&n) && k > 0 && lhs_cs == 1 && lhs_rs >= k as isize && crate::vmath::has_avx2_fma()
 }
 
 /// `out = lhs · rhs` (`lhs` row-major with row stride `lhs_rs`, `rhs` with any strides, `out`

@@ -2,6 +2,13 @@
 //! `#[target_feature]` caller), in place of libm's scalar calls: one pass over a
 //! vocabulary-wide row or an FFN activation is bound by `expf` otherwise.
 
+/// Whether this CPU runs the AVX2/FMA builds of our hand-vectorised loops (detected once).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_avx2_fma() -> bool {
+    static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *DETECTED.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+}
+
 /// `eˣ` to about 2 ulp for x in [−87.3, 88] (Cephes' `expf`: x = n·ln 2 + r, a degree-7
 /// polynomial in r, 2ⁿ put into the exponent bits); below that range the result is the
 /// smallest normal float instead of 0, which a softmax sum cannot tell apart. Branch-free and

@@ -33,7 +33,7 @@ pub fn softmax_xent_in_place(logits: &mut [f32], v: usize, targets: &[i64], weig
 /// One row: returns −w·log p(t) and leaves w·(p − onehot(t)) in `row`.
 fn row_in_place(row: &mut [f32], t: usize, w: f32) -> f64 {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if crate::vmath::has_avx2_fma() {
         // SAFETY: the CPU has the features the function is compiled for.
         return unsafe { row_avx2(row, t, w) };
     }

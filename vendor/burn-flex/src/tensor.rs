@@ -905,6 +905,20 @@ fn copy_2d_tiled<E: Copy + Send + Sync>(
     }
 }
 
+/// A zeroed buffer of `n` elements of `elem_size` bytes, allocated as a typed vector
+/// (landermt patch). `Bytes::from_bytes_vec(vec![0u8; ..])` records an alignment of 1 and
+/// so copies every buffer into a fresh 16-aligned one: two allocations and a pass over
+/// memory for each matmul output. A typed zeroed vector comes from `calloc` as is.
+fn zeroed_bytes(n: usize, elem_size: usize) -> Bytes {
+    match elem_size {
+        1 => Bytes::from_elems(alloc::vec![0u8; n]),
+        2 => Bytes::from_elems(alloc::vec![0u16; n]),
+        4 => Bytes::from_elems(alloc::vec![0u32; n]),
+        8 => Bytes::from_elems(alloc::vec![0u64; n]),
+        _ => Bytes::from_bytes_vec(alloc::vec![0u8; n * elem_size]),
+    }
+}
+
 /// Get the size in bytes for a dtype element.
 ///
 /// Matches `burn_std::DType::size()` semantics: Bool(Native) and Bool(U8) are
@@ -920,20 +934,6 @@ fn copy_2d_tiled<E: Copy + Send + Sync>(
 /// empty allocations in `FlexTensor::empty`, truncated buffers in `into_data`,
 /// and zero-byte memcpys in `repeat_dim`. The panic turns all three into a
 /// loud, actionable failure at the dispatch boundary.
-/// A zeroed buffer of `n` elements of `elem_size` bytes, allocated as a typed vector
-/// (landermt patch). `Bytes::from_bytes_vec(vec![0u8; ..])` records an alignment of 1 and
-/// so copies every buffer into a fresh 16-aligned one: two allocations and a pass over
-/// memory for each matmul output. A typed zeroed vector comes from `calloc` as is.
-fn zeroed_bytes(n: usize, elem_size: usize) -> Bytes {
-    match elem_size {
-        1 => Bytes::from_elems(alloc::vec![0u8; n]),
-        2 => Bytes::from_elems(alloc::vec![0u16; n]),
-        4 => Bytes::from_elems(alloc::vec![0u32; n]),
-        8 => Bytes::from_elems(alloc::vec![0u64; n]),
-        _ => Bytes::from_bytes_vec(alloc::vec![0u8; n * elem_size]),
-    }
-}
-
 pub(crate) fn dtype_size(dtype: DType) -> usize {
     // Delegate to burn-std's canonical size to stay in sync.
     let size = dtype.size();

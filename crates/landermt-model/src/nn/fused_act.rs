@@ -24,47 +24,36 @@ pub fn gated(activation: Activation, a: Tensor<3>, up: Option<Tensor<3>>) -> Ten
     let mut data: Vec<f32> = a.into_data().try_into_vec().expect("activations are f32");
     let up = up.map(|u| u.into_data());
     let up = up.as_ref().map(|u| u.as_slice::<f32>().expect("activations are f32"));
-    let f: fn(&mut [f32], Option<&[f32]>) = match activation {
-        Activation::GeluTanh | Activation::GeGluTanh => chunk_gelu_tanh,
-        Activation::SwiGlu => chunk_silu,
-    };
-    match up {
-        Some(up) => data.par_chunks_mut(CHUNK).zip(up.par_chunks(CHUNK)).for_each(|(a, u)| f(a, Some(u))),
-        None => data.par_chunks_mut(CHUNK).for_each(|a| f(a, None)),
+    // Each arm passes the function itself (not a pointer), so it inlines into the vector loop.
+    match activation {
+        Activation::GeluTanh | Activation::GeGluTanh => in_chunks(&mut data, up, gelu_tanh),
+        Activation::SwiGlu => in_chunks(&mut data, up, silu),
     }
     Tensor::from_data(TensorData::new(data, dims), &device)
 }
 
-/// `x·σ(2·√(2/π)·x·(1 + 0.044715·x²))`, the tanh GELU (see `mlp::gelu_tanh`).
-fn chunk_gelu_tanh(a: &mut [f32], up: Option<&[f32]>) {
+/// [`chunk`] over `data` (and `up`) split into rayon tasks.
+fn in_chunks(data: &mut [f32], up: Option<&[f32]>, f: impl Fn(f32) -> f32 + Copy + Sync) {
+    match up {
+        Some(up) => data.par_chunks_mut(CHUNK).zip(up.par_chunks(CHUNK)).for_each(|(a, u)| chunk(a, Some(u), f)),
+        None => data.par_chunks_mut(CHUNK).for_each(|a| chunk(a, None, f)),
+    }
+}
+
+/// `a ← f(a)·up` (`f(a)` without `up`), on the AVX2/FMA build where the CPU has it.
+fn chunk(a: &mut [f32], up: Option<&[f32]>, f: impl Fn(f32) -> f32) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if crate::vmath::has_avx2_fma() {
         // SAFETY: the CPU has the features the function is compiled for.
-        return unsafe { gelu_tanh_avx2(a, up) };
+        return unsafe { apply_avx2(a, up, f) };
     }
-    apply(a, up, gelu_tanh);
-}
-
-/// `x·σ(x)`.
-fn chunk_silu(a: &mut [f32], up: Option<&[f32]>) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: as above.
-        return unsafe { silu_avx2(a, up) };
-    }
-    apply(a, up, silu);
+    apply(a, up, f);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn gelu_tanh_avx2(a: &mut [f32], up: Option<&[f32]>) {
-    apply(a, up, gelu_tanh)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn silu_avx2(a: &mut [f32], up: Option<&[f32]>) {
-    apply(a, up, silu)
+unsafe fn apply_avx2(a: &mut [f32], up: Option<&[f32]>, f: impl Fn(f32) -> f32) {
+    apply(a, up, f)
 }
 
 #[inline(always)]
@@ -75,12 +64,14 @@ fn apply(a: &mut [f32], up: Option<&[f32]>, f: impl Fn(f32) -> f32) {
     }
 }
 
+/// `x·σ(2·√(2/π)·x·(1 + 0.044715·x²))`, the tanh GELU (see `mlp::gelu_tanh`).
 #[inline(always)]
 fn gelu_tanh(x: f32) -> f32 {
     const C: f32 = 1.595_769_1; // 2·√(2/π)
     x * sigmoid(C * x * (0.044_715 * x).mul_add(x, 1.0))
 }
 
+/// `x·σ(x)`.
 #[inline(always)]
 fn silu(x: f32) -> f32 {
     x * sigmoid(x)
