@@ -424,6 +424,7 @@ def main():
     ap.add_argument("--save", type=Path, help="write the trained model (LoRA merged) as a Hugging Face folder here")
     ap.add_argument("--dump-examples", action="store_true", help="also write examples.json (the ids and target lengths)")
     ap.add_argument("--plan-only", action="store_true", help="tokenize and plan only: write batches.json (and examples.json) without loading the model")
+    ap.add_argument("--checkpoint-every", type=int, help="checkpoint this often instead of the config's checkpoint_every (not part of the run's identity)")
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default: %(default)s)")
     ap.add_argument("--attn-implementation", default="eager", help="transformers attention kernel (default: %(default)s)")
     args = ap.parse_args()
@@ -433,6 +434,8 @@ def main():
     cfg = load_config(args.config, args.method, args.set)
     t = cfg["train"]
     s = {k: t[k] for k in SETTINGS_KEYS}
+    if args.checkpoint_every is not None:
+        s["checkpoint_every"] = args.checkpoint_every
     path = args.model or model_path(cfg)
     directions = [tuple(d.split("-")) for d in cfg["run"]["directions"]]
     tok, eos = Tokenizer(path), eos_id(path)
@@ -493,7 +496,8 @@ def main():
     # every `checkpoint_every` steps. Training draws no random numbers (no dropout; the LoRA
     # draw happened above, from a fixed seed), so a resumed run equals an uninterrupted one.
     ckpt = args.out / "checkpoint.pt"
-    key = {"method": args.method, "settings": s, "total": total, "trainable": trainable, "lora_init": args.lora_init}
+    # How often it checkpoints does not change what it computes, so it is not part of the key.
+    key = {"method": args.method, "settings": {k: v for k, v in s.items() if k != "checkpoint_every"}, "total": total, "trainable": trainable, "lora_init": args.lora_init}
     first = 0
     if ckpt.exists():
         saved = torch.load(ckpt, weights_only=False)

@@ -16,7 +16,8 @@ use crate::nn::Norm;
 use crate::{LanguageModel, Transformer};
 
 fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.inner().into_data().try_into_vec().expect("f32 weights")
+    // bf16 weights are written widened: the export is an f32 checkpoint.
+    t.inner().cast(burn::tensor::FloatDType::F32).into_data().try_into_vec().expect("f32 weights")
 }
 
 /// transformers' tensors of `net`: (name, shape, values).

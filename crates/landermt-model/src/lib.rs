@@ -20,6 +20,7 @@ pub mod blas;
 pub mod cache;
 pub mod cuda_runtime;
 pub mod config;
+pub mod dtype;
 pub mod error;
 pub mod export;
 pub mod generate;
@@ -44,6 +45,7 @@ use burn::tensor::Device;
 
 pub use backend::Backend;
 pub use config::{Architecture, ModelConfig};
+pub use dtype::WeightDtype;
 pub use error::{ModelError, Result};
 pub use model::{Batch, KvCache, Transformer};
 pub use taps::{Site, Taps};
@@ -61,8 +63,14 @@ pub struct LanguageModel {
 }
 
 impl LanguageModel {
-    /// Loads a Hugging Face folder or a `.gguf` file onto `device`.
+    /// Loads a Hugging Face folder or a `.gguf` file onto `device`, weights in f32.
     pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        Self::load_as(path, device, WeightDtype::F32)
+    }
+
+    /// As [`LanguageModel::load`], with the linear maps and embeddings stored in `dtype`
+    /// (see [`WeightDtype`]). bf16 runs on flex only.
+    pub fn load_as(path: impl AsRef<Path>, device: &Device, dtype: WeightDtype) -> Result<Self> {
         let path = path.as_ref();
         let _span = tracing::info_span!("load", path = %path.display()).entered();
         let start = std::time::Instant::now();
@@ -81,11 +89,15 @@ impl LanguageModel {
                 msg: format!("{} tokens but the model embeds only {}", tokenizer.vocab_size(), config.vocab_size),
             });
         }
-        let net = arch::load(&weights, &config, device)?;
+        if dtype != WeightDtype::F32 && *device != Device::flex() && *device != Device::flex().autodiff() {
+            return Err(ModelError::unsupported(path, format!("{dtype} weights on {device:?}: the mixed-precision products exist on flex only")));
+        }
+        let net = arch::load(&weights, &config, dtype, device)?;
         tracing::info!(
             architecture = ?config.architecture,
             layers = config.num_layers,
             hidden = config.hidden_size,
+            dtype = %dtype,
             seconds = start.elapsed().as_secs_f32(),
             "model loaded"
         );

@@ -2,7 +2,7 @@
 //! and LM head, with left-padded batches, a KV cache, and taps for activations and gradients.
 
 use burn::module::{Module, Param};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData};
 
 use crate::config::{LayerAttention, ModelConfig, NormKind, Positions};
 use crate::nn::attention::{AttentionContext, LayerCache};
@@ -217,7 +217,9 @@ impl Transformer {
         let ids: Vec<i64> = batch.ids.iter().map(|&i| i as i64).collect();
         let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [batch.ids.len()]), device);
         let hidden = self.config.hidden_size;
-        let mut x = self.embed_tokens.val().select(0, ids).reshape([batch.rows, batch.len, hidden]);
+        // Rows of a bf16 embedding are widened: activations are f32 whatever the weights are.
+        let rows = self.embed_tokens.val().select(0, ids).cast(FloatDType::F32);
+        let mut x = rows.reshape([batch.rows, batch.len, hidden]);
         if let Some(scale) = self.config.embedding_scale {
             // transformers multiplies by the scale rounded to the weights' dtype (f32 here).
             x = x.mul_scalar(scale as f32);

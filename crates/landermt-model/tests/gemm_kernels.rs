@@ -7,7 +7,7 @@
 
 mod common;
 
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{DType, Device, Distribution, Tensor, TensorData};
 use common::{Reference, assert_close, fixtures, real_positions};
 use landermt_model::blas::{self, Kernel};
 use landermt_model::{Backend, LanguageModel, Taps};
@@ -52,6 +52,56 @@ fn check_products(device: &Device, kernel: &str) {
     }
 }
 
+fn transposed(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    (0..cols).flat_map(|j| (0..rows).map(move |i| v[i * cols + j])).collect()
+}
+
+/// A random `[rows, cols]` bf16 matrix, its values (exactly representable in f32), and the same
+/// matrix stored transposed and viewed back (unit row stride, as autodiff's `Wᵀ`).
+fn bf16_matrix(rows: usize, cols: usize, device: &Device) -> (Tensor<2>, Vec<f32>, Tensor<2>) {
+    let w = Tensor::<2>::random([rows, cols], Distribution::Normal(0.0, 1.0), device).cast(DType::BF16);
+    let values = data(w.clone().cast(DType::F32));
+    let stored_t = Tensor::<2>::from_data(TensorData::new(transposed(&values, rows, cols), [cols, rows]), (device, DType::BF16));
+    (w, values, stored_t.transpose())
+}
+
+/// f32 activations against bf16 weights (`model.dtype = "bf16"`), the weight on either side,
+/// stored plainly or transposed, over more than one of the blocks flex widens at a time (2^20
+/// elements; 16 rows at a time where the rows are longer than 4096), and the activation
+/// gradient that autodiff forms through them: all against f64 products of the bf16 values.
+fn check_mixed_products(device: &Device, kernel: &str) {
+    // Weight on the right, `x[m, k] · W[k, n]`: two column blocks at k = 640.
+    for &(m, k, n) in &[(5, 64, 3), (37, 640, 2000)] {
+        let x = Tensor::<2>::random([m, k], Distribution::Normal(0.0, 1.0), device);
+        let xv = data(x.clone());
+        let (w, wv, w_t) = bf16_matrix(k, n, device);
+        let want = reference_product(&xv, &wv, m, k, n);
+        let tol = 1e-4 * (k as f32).sqrt();
+        assert_close(&format!("{kernel} f32·bf16 {m}x{k}x{n}"), &data(x.clone().matmul(w.clone())), &want, tol);
+        assert_close(&format!("{kernel} f32·bf16 {m}x{k}x{n} transposed"), &data(x.clone().matmul(w_t)), &want, tol);
+        // ∂/∂x of Σ (x·W)∘g is g·Wᵀ, a product with the transposed bf16 weight.
+        let ad = device.clone().autodiff();
+        let xa = Tensor::<2>::from_data(x.into_data(), &ad).require_grad();
+        let g = Tensor::<2>::random([m, n], Distribution::Normal(0.0, 1.0), device);
+        let gv = data(g.clone());
+        let wa = Tensor::<2>::from_data(w.into_data(), (&ad, DType::BF16));
+        let grads = xa.clone().matmul(wa).mul(Tensor::from_data(g.into_data(), &ad)).sum().backward();
+        let got = data(xa.grad(&grads).unwrap());
+        assert_close(&format!("{kernel} f32·bf16 {m}x{k}x{n} gradient"), &got, &reference_product(&gv, &transposed(&wv, k, n), m, n, k), 1e-4 * (n as f32).sqrt());
+    }
+    // Weight on the left, `E[m, k] · h[k, n]` (a tied head): several row blocks, a tall
+    // decoding-head shape, and `Eᵀ · g` with rows longer than 4096.
+    for &(m, k, n) in &[(20000, 64, 9), (600, 5000, 3)] {
+        let (e, ev, e_t) = bf16_matrix(m, k, device);
+        let h = Tensor::<2>::random([k, n], Distribution::Normal(0.0, 1.0), device);
+        let hv = data(h.clone());
+        let want = reference_product(&ev, &hv, m, k, n);
+        let tol = 1e-4 * (k as f32).sqrt();
+        assert_close(&format!("{kernel} bf16·f32 {m}x{k}x{n}"), &data(e.matmul(h.clone())), &want, tol);
+        assert_close(&format!("{kernel} bf16·f32 {m}x{k}x{n} transposed"), &data(e_t.matmul(h)), &want, tol);
+    }
+}
+
 /// Logits of every tiny fixture against transformers', single prompts and a padded batch.
 fn check_fixtures(device: &Device, kernel: &str) -> Vec<Vec<f32>> {
     let mut all = Vec::new();
@@ -74,6 +124,7 @@ fn openblas_and_pure_rust_gemm_match_references() {
     let device = Backend::Flex.device().unwrap();
     assert_eq!(blas::use_rust(), Kernel::Rust);
     check_products(&device, "rust");
+    check_mixed_products(&device, "rust");
     let rust_logits = check_fixtures(&device, "rust");
 
     let path = match blas::fetch() {
@@ -91,6 +142,7 @@ fn openblas_and_pure_rust_gemm_match_references() {
     blas::route_all_products(true);
     let before = blas::openblas_products();
     check_products(&device, "openblas");
+    check_mixed_products(&device, "openblas");
     let blas_logits = check_fixtures(&device, "openblas");
     assert!(blas::openblas_products() > before + 100, "the products did not reach OpenBLAS");
     #[cfg(target_arch = "x86_64")]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use landermt_model::blas::GemmChoice;
-use landermt_model::{Backend, cache};
+use landermt_model::{Backend, LanguageModel, WeightDtype, cache};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -343,6 +343,14 @@ pub struct ModelSection {
     /// stage keys (serialising skips it): like the thread count, it changes only rounding.
     #[serde(default, skip_serializing)]
     pub gemm: GemmChoice,
+    /// What the frozen weights are stored in: `f32` (default) or `bf16`, which halves their
+    /// memory while products still sum in f32 (flex only). Part of the stage keys when not f32.
+    #[serde(default, skip_serializing_if = "is_f32")]
+    pub dtype: WeightDtype,
+}
+
+fn is_f32(d: &WeightDtype) -> bool {
+    *d == WeightDtype::F32
 }
 
 impl RunConfig {
@@ -414,6 +422,9 @@ impl RunConfig {
         }
         if let Some(t) = cfg.eval.test_sets.iter().enumerate().find_map(|(i, t)| cfg.eval.test_sets[..i].iter().any(|u| u.name == t.name).then_some(t)) {
             bail!("{}: two test sets are named `{}`; names must differ (they name the hypothesis files)", at("eval", Some("test_sets")), t.name);
+        }
+        if cfg.model.dtype != WeightDtype::F32 && cfg.model.backend != Backend::Flex {
+            bail!("{}: `{}` runs on the flex backend only (its mixed-precision products are flex's); use dtype = \"f32\" or backend = \"flex\"", at("model", Some("dtype")), cfg.model.dtype);
         }
         match (&cfg.model.name, &cfg.model.path) {
             (Some(_), Some(_)) | (None, None) => bail!("{}: needs exactly one of `name` (a known model: {}) or `path`", at("model", None), crate::device::known_names()),
@@ -536,6 +547,18 @@ impl ModelSection {
     /// The backend's device, with the f32 GEMM kernel selected for `flex`.
     pub fn device(&self) -> Result<burn::tensor::Device> {
         crate::device::gemm_device(self.backend, &self.gemm)
+    }
+
+    /// The model, fetched if need be, on the configured device (with autodiff if `autodiff`),
+    /// its frozen weights in `model.dtype`.
+    pub fn load(&self, autodiff: bool) -> Result<LanguageModel> {
+        self.load_in(autodiff, self.dtype)
+    }
+
+    /// As [`ModelSection::load`], the weights in `dtype` (f32 for methods that train them all).
+    pub fn load_in(&self, autodiff: bool, dtype: WeightDtype) -> Result<LanguageModel> {
+        let device = if autodiff { self.device()?.autodiff() } else { self.device()? };
+        Ok(LanguageModel::load_as(self.resolve(true)?, &device, dtype)?)
     }
 
     /// The model's path, fetching a known model into the cache if `fetch` and it is missing.

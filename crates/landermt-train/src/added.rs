@@ -3,7 +3,7 @@
 //! the identity change, so an untrained baseline is the base model exactly.
 
 use burn::module::{Module, Param, ParamId};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{FloatDType, Tensor, TensorData};
 use landermt_model::Transformer;
 use landermt_model::nn::Adapter;
 use serde::{Deserialize, Serialize};
@@ -67,7 +67,8 @@ impl Lora {
     pub fn apply(&self, mut net: Transformer) -> Transformer {
         for (k, &(layer, target)) in self.targets.iter().enumerate() {
             let lin = target.linear_mut(&mut net.layers[layer]).expect("LoRA targets exist");
-            let w = lin.weight.val().add(self.a[k].val().matmul(self.b[k].val()).mul_scalar(self.scale));
+            // In f32: a bf16 base is widened (the merged weight is f32 for the step).
+            let w = lin.weight.val().cast(FloatDType::F32).add(self.a[k].val().matmul(self.b[k].val()).mul_scalar(self.scale));
             lin.weight = Param::initialized(ParamId::new(), w);
         }
         net

@@ -6,7 +6,7 @@
 
 use burn::module::{Module, Param, ParamId};
 use burn::nn::Linear;
-use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
+use burn::tensor::{Device, FloatDType, IndexingUpdateOp, Int, Tensor, TensorData};
 use landermt_model::nn::Block;
 use landermt_model::{Site, Transformer};
 
@@ -103,7 +103,8 @@ impl Delta {
             for &target in Target::of(site) {
                 let Some(lin) = target.linear(&net.layers[layer]) else { continue };
                 let dim = target.dim();
-                let w = lin.weight.val();
+                // Trained slices are f32 whatever the frozen weights are stored in.
+                let w = lin.weight.val().cast(FloatDType::F32);
                 let index = Tensor::<1, Int>::from_data(TensorData::new(idx.iter().map(|&i| i as i64).collect::<Vec<_>>(), [idx.len()]), &device);
                 let keep_weight = keep(w.dims(), dim, idx, &device);
                 weights.push(Param::from_tensor(leaf(w.select(dim, index.clone()))));
@@ -133,7 +134,7 @@ impl Delta {
         for (k, s) in self.slices.iter().enumerate() {
             let lin = s.target.linear_mut(&mut net.layers[s.layer]).expect("slices are made only for existing maps");
             let dim = s.target.dim();
-            let w = lin.weight.val().mul(s.keep_weight.clone()).select_assign(dim, s.index.clone(), self.weights[k].val(), IndexingUpdateOp::Add);
+            let w = lin.weight.val().cast(FloatDType::F32).mul(s.keep_weight.clone()).select_assign(dim, s.index.clone(), self.weights[k].val(), IndexingUpdateOp::Add);
             lin.weight = Param::initialized(ParamId::new(), w);
             if let (Some(b), Some(p), Some(kb)) = (lin.bias.as_ref(), self.biases[k].as_ref(), s.keep_bias.as_ref()) {
                 let b = b.val().mul(kb.clone()).select_assign(0, s.index.clone(), p.val(), IndexingUpdateOp::Add);

@@ -5,14 +5,13 @@
 //! Weight names come with or without the `transformer.` prefix (checkpoints saved from
 //! `BloomModel`, like the bigscience ones, have none).
 
-use burn::module::Param;
 
 use super::{HfConfig, Loader, gguf_opt_f64, gguf_token_ids, gguf_usize, gguf_vocab};
 use crate::config::{Activation, Architecture, LayerAttention, ModelConfig, NormKind, Positions};
 use crate::error::{ModelError, Result};
 use crate::gguf::GgufFile;
 use crate::model::Transformer;
-use crate::nn::{Attention, Block, Mlp, linear, tensor2};
+use crate::nn::{Attention, Block, Mlp};
 use crate::weights::HostTensor;
 
 fn config(hidden: usize, heads: usize, layers: usize, vocab: usize, eps: f64) -> ModelConfig {
@@ -107,9 +106,9 @@ pub(crate) fn load(l: &Loader) -> Result<Transformer> {
             attn: Attention::new(
                 c,
                 [
-                    linear(qw, Some(qb), l.device),
-                    linear(kw, Some(kb), l.device),
-                    linear(vw, Some(vb), l.device),
+                    l.linear_of(qw, Some(qb)),
+                    l.linear_of(kw, Some(kb)),
+                    l.linear_of(vw, Some(vb)),
                     l.linear(&format!("{p}.self_attention.dense"), h, h, true)?,
                 ],
                 None,
@@ -129,7 +128,7 @@ pub(crate) fn load(l: &Loader) -> Result<Transformer> {
     }
     let embed = l.get(&format!("{prefix}word_embeddings.weight"), &[c.vocab_size, h])?;
     Ok(Transformer {
-        embed_tokens: Param::from_tensor(tensor2(embed, l.device)),
+        embed_tokens: l.matrix(embed),
         embed_norm: Some(l.norm(&format!("{prefix}word_embeddings_layernorm"), h)?),
         layers,
         final_norm: l.norm(&format!("{prefix}ln_f"), h)?,

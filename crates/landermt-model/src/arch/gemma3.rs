@@ -5,14 +5,13 @@
 //! GGUF files store each norm weight as `w + 1` (llama.cpp's RMSNorm multiplies by `w`);
 //! transformers subtracts 1 on load and we do the same, so the arithmetic matches it exactly.
 
-use burn::module::Param;
 
 use super::{HfConfig, Loader, gguf_opt_f64, gguf_token_ids, gguf_usize, gguf_vocab};
 use crate::config::{Activation, Architecture, LayerAttention, ModelConfig, NormKind, Positions};
 use crate::error::{ModelError, Result};
 use crate::gguf::GgufFile;
 use crate::model::Transformer;
-use crate::nn::{Attention, Block, Mlp, Norm, tensor2};
+use crate::nn::{Attention, Block, Mlp, Norm};
 
 /// Transformers' defaults for what GGUF metadata does not carry.
 const LOCAL_ROPE_THETA: f64 = 10_000.0;
@@ -186,7 +185,7 @@ pub(crate) fn load(l: &Loader) -> Result<Transformer> {
     }
     let embed = l.get("model.embed_tokens.weight", &[c.vocab_size, h])?;
     Ok(Transformer {
-        embed_tokens: Param::from_tensor(tensor2(embed, l.device)),
+        embed_tokens: l.matrix(embed),
         embed_norm: None,
         layers,
         final_norm: norm(l, "model.norm", h)?,

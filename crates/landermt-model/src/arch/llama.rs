@@ -4,14 +4,13 @@
 //! GGUF files written by llama.cpp permute the q and k rows for its interleaved RoPE; we undo
 //! it as transformers' `_reverse_permute_weights` does.
 
-use burn::module::Param;
 
 use super::{HfConfig, Loader, gguf_opt_f64, gguf_token_ids, gguf_usize, gguf_vocab};
 use crate::config::{Activation, Architecture, LayerAttention, ModelConfig, NormKind, Positions};
 use crate::error::{ModelError, Result};
 use crate::gguf::GgufFile;
 use crate::model::Transformer;
-use crate::nn::{Attention, Block, Mlp, tensor2};
+use crate::nn::{Attention, Block, Mlp};
 use crate::weights::HostTensor;
 
 pub(crate) fn config_from_hf(c: &HfConfig, model_type: &str) -> Result<ModelConfig> {
@@ -156,11 +155,11 @@ pub(crate) fn load(l: &Loader) -> Result<Transformer> {
     let embed = l.get("model.embed_tokens.weight", &[c.vocab_size, h])?;
     let lm_head = if c.tie_word_embeddings { None } else { Some(l.get("lm_head.weight", &[c.vocab_size, h])?) };
     Ok(Transformer {
-        embed_tokens: Param::from_tensor(tensor2(embed, l.device)),
+        embed_tokens: l.matrix(embed),
         embed_norm: None,
         layers,
         final_norm: l.norm("model.norm", h)?,
-        lm_head: lm_head.map(|w| Param::from_tensor(tensor2(w.transposed(), l.device))),
+        lm_head: lm_head.map(|w| l.matrix(w.transposed())),
         config: c.clone(),
     })
 }
@@ -172,7 +171,7 @@ fn gguf_unpermuted(l: &Loader, prefix: &str, d_out: usize, d_in: usize, heads: u
         Some(b) => Some(unpermute_rows(b, heads)),
         None => None,
     };
-    Ok(crate::nn::linear(w, b, l.device))
+    Ok(l.linear_of(w, b))
 }
 
 #[cfg(test)]

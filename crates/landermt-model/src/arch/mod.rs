@@ -17,6 +17,7 @@ use crate::gguf::GgufFile;
 use crate::model::Transformer;
 use crate::nn::Norm;
 use crate::weights::{HostTensor, Weights};
+use crate::WeightDtype;
 
 /// Reads a Hugging Face `config.json` into a [`ModelConfig`].
 pub fn config_from_hf(path: &Path) -> Result<ModelConfig> {
@@ -54,8 +55,8 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig> {
 }
 
 /// Builds the network of `cfg` from `weights`.
-pub fn load(weights: &Weights, cfg: &ModelConfig, device: &Device) -> Result<Transformer> {
-    let l = Loader { weights, cfg, device };
+pub fn load(weights: &Weights, cfg: &ModelConfig, dtype: WeightDtype, device: &Device) -> Result<Transformer> {
+    let l = Loader { weights, cfg, dtype, device };
     match cfg.architecture {
         Architecture::Bloom => bloom::load(&l),
         Architecture::Llama => llama::load(&l),
@@ -164,6 +165,8 @@ pub(crate) fn gguf_vocab(g: &GgufFile, arch: &str) -> Result<usize> {
 pub(crate) struct Loader<'a> {
     pub weights: &'a Weights,
     pub cfg: &'a ModelConfig,
+    /// What the linear maps and embeddings are stored in.
+    pub dtype: WeightDtype,
     pub device: &'a Device,
 }
 
@@ -184,7 +187,17 @@ impl Loader<'_> {
     pub fn linear(&self, prefix: &str, d_out: usize, d_in: usize, bias: bool) -> Result<Linear> {
         let w = self.get(&format!("{prefix}.weight"), &[d_out, d_in])?;
         let b = if bias { Some(self.get(&format!("{prefix}.bias"), &[d_out])?) } else { None };
-        Ok(crate::nn::linear(w, b, self.device))
+        Ok(self.linear_of(w, b))
+    }
+
+    /// A linear layer from a Hugging Face `[out, in]` weight, stored in the loader's dtype.
+    pub fn linear_of(&self, weight: HostTensor, bias: Option<HostTensor>) -> Linear {
+        crate::nn::linear(weight, bias, self.dtype, self.device)
+    }
+
+    /// A weight matrix (embedding, head) stored in the loader's dtype.
+    pub fn matrix(&self, t: HostTensor) -> burn::module::Param<burn::tensor::Tensor<2>> {
+        burn::module::Param::from_tensor(crate::nn::tensor2(t, self.dtype, self.device))
     }
 
     /// A norm of width `dim` with the model's norm kind (`bias` for LayerNorm).

@@ -22,6 +22,7 @@ use burn::module::Param;
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData};
 
+use crate::WeightDtype;
 use crate::weights::HostTensor;
 
 /// `linear.forward(x)` for `[B, T, d]` as one `[B·T, d]` product. Burn keeps a batched
@@ -39,15 +40,17 @@ pub(crate) fn tensor1(t: HostTensor, device: &Device) -> Tensor<1> {
     Tensor::from_data(TensorData::new(t.data, [t.shape.iter().product::<usize>()]), device)
 }
 
-pub(crate) fn tensor2(t: HostTensor, device: &Device) -> Tensor<2> {
+/// A matrix stored in `dtype` (converted from the host's f32, rounding to nearest even).
+pub(crate) fn tensor2(t: HostTensor, dtype: WeightDtype, device: &Device) -> Tensor<2> {
     let [r, c] = t.shape[..] else { panic!("tensor2 needs a matrix, got {:?}", t.shape) };
-    Tensor::from_data(TensorData::new(t.data, [r, c]), device)
+    Tensor::from_data(TensorData::new(t.data, [r, c]), (device, dtype.burn()))
 }
 
 /// A linear layer from a Hugging Face `[out, in]` weight (transposed into Burn's `[in, out]`).
-pub(crate) fn linear(weight: HostTensor, bias: Option<HostTensor>, device: &Device) -> Linear {
+/// The weight is stored in `dtype`, the bias in f32.
+pub(crate) fn linear(weight: HostTensor, bias: Option<HostTensor>, dtype: WeightDtype, device: &Device) -> Linear {
     Linear {
-        weight: Param::from_tensor(tensor2(weight.transposed(), device)),
+        weight: Param::from_tensor(tensor2(weight.transposed(), dtype, device)),
         bias: bias.map(|b| Param::from_tensor(tensor1(b, device))),
     }
 }

@@ -5,8 +5,7 @@ use super::*;
 /// Stage 1: `layers.json`.
 pub fn probe(cfg: &RunConfig) -> Result<()> {
     let p = &cfg.probe;
-    let path = cfg.model.resolve(true)?;
-    let model = LanguageModel::load(&path, &cfg.model.device()?)?;
+    let model = cfg.model.load(false)?;
     let _span = tracing::info_span!("probe").entered();
     let start = std::time::Instant::now();
     let mut curves = Vec::new();

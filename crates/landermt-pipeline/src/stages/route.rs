@@ -14,8 +14,7 @@ pub fn route(cfg: &RunConfig) -> Result<()> {
     let layers = read_layers(cfg)?;
     let mut route = landermt_route::build(&neurons, &scores, pair, &layers.selected, cfg.route.car)?;
 
-    let path = cfg.model.resolve(true)?;
-    let base = LanguageModel::load(&path, &cfg.model.device()?)?;
+    let base = cfg.model.load(false)?;
     let mut routed = base.clone();
     landermt_route::apply(&mut routed, &route)?;
     route.check = Some(check(&base, &routed, &cfg.route.check, pair)?);

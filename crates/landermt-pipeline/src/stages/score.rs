@@ -7,8 +7,7 @@ use super::*;
 pub fn score(cfg: &RunConfig) -> Result<()> {
     let sc = &cfg.score;
     let languages = cfg.score_languages();
-    let path = cfg.model.resolve(true)?;
-    let model = landermt_score::frozen(LanguageModel::load(&path, &cfg.model.device()?.autodiff())?);
+    let model = landermt_score::frozen(cfg.model.load(true)?);
     // One pair: the probe's layers. Several: every layer, so that neurons.* does not change
     // with the pairs that ran (each pair's route takes its own layers from it).
     let selected = if cfg.is_multi_pair() {
@@ -16,7 +15,7 @@ pub fn score(cfg: &RunConfig) -> Result<()> {
     } else {
         let layers = read_layers(cfg)?;
         if layers.num_layers != model.config.num_layers {
-            bail!("layers.json was measured on a {}-layer model, but {} has {}; run the probe again", layers.num_layers, path.display(), model.config.num_layers);
+            bail!("layers.json was measured on a {}-layer model, but {} has {}; run the probe again", layers.num_layers, model.source.display(), model.config.num_layers);
         }
         layers.selected
     };

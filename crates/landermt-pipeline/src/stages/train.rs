@@ -6,8 +6,9 @@ use super::*;
 /// upstream facts a checkpoint records, and the selected layers.
 pub(super) fn prepare(cfg: &RunConfig, method: landermt_train::Method) -> Result<(LanguageModel, Option<landermt_train::UnitSet>, serde_json::Value, Vec<usize>)> {
     use landermt_train::Method;
-    let path = cfg.model.resolve(true)?;
-    let mut model = LanguageModel::load(&path, &cfg.model.device()?.autodiff())?;
+    // `full` trains every weight, so they are f32 whatever `model.dtype` says.
+    let dtype = if method == Method::Full { landermt_model::WeightDtype::F32 } else { cfg.model.dtype };
+    let mut model = cfg.model.load_in(true, dtype)?;
     let layers = read_layers(cfg)?;
     let mut upstream = serde_json::json!({ "layers": layers.selected });
     let units = if matches!(method, Method::Landermt | Method::LandermtLs | Method::LandermtLg) {
@@ -177,7 +178,7 @@ fn examples(
 /// (with the routing for the LANDeRMT variants), without autodiff.
 pub fn trained_model(cfg: &RunConfig, system: System) -> Result<LanguageModel> {
     if system.method == landermt_train::Method::None {
-        return Ok(LanguageModel::load(&cfg.model.resolve(true)?, &cfg.model.device()?)?);
+        return cfg.model.load(false);
     }
     with_delta(cfg, system.method, &delta_path(cfg, system)?)
 }

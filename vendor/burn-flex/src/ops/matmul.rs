@@ -169,7 +169,9 @@ fn get_parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
 
 /// Dispatch matrix multiplication based on dtype.
 pub fn matmul(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
-    assert_eq!(lhs.dtype(), rhs.dtype(), "matmul: dtype mismatch");
+    // landermt patch: f32 activations against bf16 weights (either side) give f32.
+    let mixed = matches!((lhs.dtype(), rhs.dtype()), (DType::F32, DType::BF16) | (DType::BF16, DType::F32));
+    assert!(mixed || lhs.dtype() == rhs.dtype(), "matmul: dtype mismatch");
 
     let lhs_shape = lhs.layout().shape();
     let rhs_shape = rhs.layout().shape();
@@ -184,6 +186,9 @@ pub fn matmul(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
     let k_rhs = rhs_shape[rhs_rank - 2];
     assert_eq!(k_lhs, k_rhs, "matmul: inner dimensions must match");
 
+    if mixed {
+        return matmul_mixed(lhs, rhs);
+    }
     match lhs.dtype() {
         DType::F32 => matmul_gemm::<f32>(lhs, rhs),
         DType::F64 => matmul_gemm::<f64>(lhs, rhs),
@@ -581,6 +586,118 @@ fn matmul_bf16(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
         result_f32.layout().clone(),
         DType::BF16,
     )
+}
+
+// ============================================================================
+// f32 × bf16 (landermt patch; see vendor/burn-flex/README.landermt.md)
+// ============================================================================
+
+/// Elements of the bf16 operand widened to f32 at a time: 4 MiB, which stays in cache
+/// between being written and being read by the product.
+const MIXED_BLOCK: usize = 1 << 20;
+
+/// `lhs · rhs` where one operand is bf16 (a frozen weight) and the other f32: the bf16 one is
+/// widened to f32 block by block along its free dimension (columns of a right operand, rows of
+/// a left one), and each block's product runs as an f32 product through `gemm_call`, external
+/// GEMM included, into its part of the f32 output. Widening is exact, so every entry is the f32
+/// product of the bf16 values, summed as the f32 kernel sums. The full f32 copy of the weight
+/// never exists.
+fn matmul_mixed(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
+    let (lhs_shape, rhs_shape) = (lhs.layout().shape(), rhs.layout().shape());
+    if lhs_shape.num_dims() != 2 || rhs_shape.num_dims() != 2 {
+        // Batched products against a weight are not made by landermt: widen it whole.
+        return matmul_gemm::<f32>(widened(lhs), widened(rhs));
+    }
+    let (m, k, n) = (lhs_shape[0], lhs_shape[1], rhs_shape[1]);
+    let mut output = FlexTensor::empty(Shape::from(vec![m, n]), DType::F32);
+    if m == 0 || n == 0 {
+        return output;
+    }
+    let out = output.storage_mut::<f32>().as_mut_ptr();
+    let (lhs_rs, lhs_cs) = get_2d_strides(lhs.layout());
+    let (rhs_rs, rhs_cs) = get_2d_strides(rhs.layout());
+    if rhs.dtype() == DType::BF16 {
+        let lhs_ptr = unsafe { lhs.storage::<f32>().as_ptr().add(lhs.layout().start_offset()) };
+        let rhs_ptr = unsafe { rhs.storage::<bf16>().as_ptr().add(rhs.layout().start_offset()) };
+        let width = (MIXED_BLOCK / k.max(1)).max(16).min(n);
+        for first in (0..n).step_by(width) {
+            let cols = width.min(n - first);
+            let block = rhs_ptr.wrapping_offset(first as isize * rhs_cs);
+            let (buf, rs, cs) = unsafe { widen_block(block, k, cols, rhs_rs, rhs_cs) };
+            unsafe {
+                gemm_call::<f32>(
+                    m, cols, k, out.add(first), 1, n as isize, lhs_ptr, lhs_cs, lhs_rs, buf.as_ptr(), cs, rs,
+                    get_parallelism(m, cols, k),
+                );
+            }
+        }
+    } else {
+        let lhs_ptr = unsafe { lhs.storage::<bf16>().as_ptr().add(lhs.layout().start_offset()) };
+        let rhs_ptr = unsafe { rhs.storage::<f32>().as_ptr().add(rhs.layout().start_offset()) };
+        // At least 1024 rows where the rows are short, so that a decoding step's tied head
+        // (`E · hᵀ`) still goes to a tall kernel; 16 where they are long (its gradient, `Eᵀ · g`).
+        let least = if k <= 4096 { 1024 } else { 16 };
+        let height = (MIXED_BLOCK / k.max(1)).max(least).min(m);
+        for first in (0..m).step_by(height) {
+            let rows = height.min(m - first);
+            let block = lhs_ptr.wrapping_offset(first as isize * lhs_rs);
+            let (buf, rs, cs) = unsafe { widen_block(block, rows, k, lhs_rs, lhs_cs) };
+            unsafe {
+                gemm_call::<f32>(
+                    rows, n, k, out.add(first * n), 1, n as isize, buf.as_ptr(), cs, rs, rhs_ptr, rhs_cs, rhs_rs,
+                    get_parallelism(rows, n, k),
+                );
+            }
+        }
+    }
+    output
+}
+
+/// A bf16 tensor as a contiguous f32 one (f32 tensors pass through).
+fn widened(t: FlexTensor) -> FlexTensor {
+    if t.dtype() != DType::BF16 {
+        return t;
+    }
+    let t = t.to_contiguous();
+    let values: Vec<f32> = t.storage::<bf16>().iter().map(|x| x.to_f32()).collect();
+    FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(t.layout().shape().clone()), DType::F32)
+}
+
+/// The `rows × cols` bf16 block at `src` (element strides `rs`, `cs`) widened to f32, laid
+/// out in the source's own order (row- or column-major) so that the source is read in runs.
+/// Returns the buffer and its row and column strides.
+///
+/// # Safety
+/// `src` with `rs`, `cs` must describe a valid `rows × cols` block.
+unsafe fn widen_block(src: *const bf16, rows: usize, cols: usize, rs: isize, cs: isize) -> (Vec<f32>, isize, isize) {
+    let column_major = rs == 1 && cs != 1 && rows > 1;
+    // (runs, run length, stride between runs, stride within a run)
+    let (runs, len, outer, inner) = if column_major { (cols, rows, cs, rs) } else { (rows, cols, rs, cs) };
+    let mut buf = vec![0f32; runs * len];
+    let src = src as usize; // raw pointers are not Send; the runs are read-only
+    let widen_run = |(r, run): (usize, &mut [f32])| {
+        let start = (src as *const bf16).wrapping_offset(r as isize * outer);
+        if inner == 1 {
+            // SAFETY: a run of `len` contiguous elements inside the block.
+            let values = unsafe { core::slice::from_raw_parts(start, len) };
+            for (d, x) in run.iter_mut().zip(values) {
+                *d = f32::from_bits(u32::from(x.to_bits()) << 16);
+            }
+        } else {
+            for (i, d) in run.iter_mut().enumerate() {
+                // SAFETY: element i of run r lies inside the block.
+                *d = unsafe { *start.wrapping_offset(i as isize * inner) }.to_f32();
+            }
+        }
+    };
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        buf.par_chunks_mut(len.max(1)).with_min_len((16384 / len.max(1)).max(1)).enumerate().for_each(widen_run);
+    }
+    #[cfg(not(feature = "rayon"))]
+    buf.chunks_mut(len.max(1)).enumerate().for_each(widen_run);
+    if column_major { (buf, 1, rows as isize) } else { (buf, cols as isize, 1) }
 }
 
 // ============================================================================
