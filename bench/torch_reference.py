@@ -359,6 +359,7 @@ def main():
     ap.add_argument("--workload", required=True, choices=sorted(WORKLOADS))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="cpu, or cuda for the GPU")
+    ap.add_argument("--dtype", default="f32", choices=["f32", "bf16"], help="bf16: the workload under torch.autocast(bfloat16)")
     args = ap.parse_args()
     global DEVICE
     DEVICE = torch.device(args.device)
@@ -366,7 +367,14 @@ def main():
     torch.manual_seed(0)
     with open(args.inputs) as f:
         inp = json.load(f)
-    result = WORKLOADS[args.workload](inp)
+    if args.dtype == "bf16":
+        # Weights stay f32 and autocast casts them per op, products in bf16 with f32 sums:
+        # how PyTorch users run bf16 on a CPU.
+        with torch.autocast(device_type=DEVICE.type, dtype=torch.bfloat16):
+            result = WORKLOADS[args.workload](inp)
+        result["note"] = "bf16 autocast; " + result.get("note", "")
+    else:
+        result = WORKLOADS[args.workload](inp)
     result.setdefault("note", "")
     result["note"] = f"torch {torch.__version__}; " + result["note"]
     result.update(workload=args.workload, side="torch", peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)

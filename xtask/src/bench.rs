@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::{Distribution, Tensor};
 use landermt_model::generate::{GreedyOptions, greedy};
 use landermt_model::nn::CarMode;
-use landermt_model::{Backend, Batch, KvCache, LanguageModel, ModelConfig, Site, Taps};
+use landermt_model::{Backend, Batch, KvCache, LanguageModel, ModelConfig, Site, Taps, WeightDtype};
 use serde::{Deserialize, Serialize};
 
 /// The two models of the issue: the real Gemma 3 270M, and a LLaMA of similar size with
@@ -387,24 +387,38 @@ impl Flops<'_> {
 // Our side of each workload, in the child process.
 
 fn vm_hwm_mb() -> f64 {
+    proc_status_mb("VmHWM:")
+}
+
+/// A `/proc/self/status` memory line (`VmHWM:`, `VmRSS:`) in MB; NaN where there is none.
+fn proc_status_mb(key: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok()).map_or(f64::NAN, |kb| kb / 1024.0)
+    status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok()).map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 /// Runs `workload` on the model at `path` with `inputs`; the timed part excludes loading and
 /// one warm-up round.
-pub fn run_ours(workload: Workload, path: &Path, inputs: &Inputs, backend: Backend) -> Result<Measured> {
+pub fn run_ours(workload: Workload, path: &Path, inputs: &Inputs, backend: Backend, dtype: WeightDtype) -> Result<Measured> {
     let s = inputs.shapes;
     let device = landermt_pipeline::gemm_device(backend, &Default::default())?;
+    // What the loaded model keeps resident, apart from the peak (which loading may set).
+    let resident = std::cell::Cell::new((f64::NAN, f64::NAN));
     let measured = |count: f64, seconds: f64, flops: f64, note: String| Measured {
         workload: workload.name().into(),
-        side: if backend == Backend::Flex { "landermt".into() } else { format!("landermt-{backend}") },
+        side: match (backend, dtype) {
+            (Backend::Flex, WeightDtype::F32) => "landermt".into(),
+            (Backend::Flex, _) => format!("landermt-{dtype}"),
+            _ => format!("landermt-{backend}"),
+        },
         count,
         unit: workload.unit().into(),
         seconds,
         flops,
         peak_rss_mb: vm_hwm_mb(),
-        note,
+        note: match resident.get() {
+            (r, _) if r.is_nan() => note,
+            (r, p) => format!("{r:.0} MB resident after loading, peak {p:.0} MB by then; {note}"),
+        },
         hypotheses: Vec::new(),
     };
     if workload == Workload::Gemm {
@@ -423,7 +437,10 @@ pub fn run_ours(workload: Workload, path: &Path, inputs: &Inputs, backend: Backe
         return Ok(measured(flops / 1e9, best, flops, format!("{n}×{n}·{n}×{n}, best of 5")));
     }
     let autodiff = matches!(workload, Workload::TrainLandermt | Workload::TrainLora | Workload::TrainFull | Workload::Score);
-    let model = LanguageModel::load(path, &if autodiff { device.clone().autodiff() } else { device.clone() })?;
+    // `full` trains every weight, so they stay f32 (as the pipeline does).
+    let dtype = if workload == Workload::TrainFull { WeightDtype::F32 } else { dtype };
+    let model = LanguageModel::load_as(path, &if autodiff { device.clone().autodiff() } else { device.clone() }, dtype)?;
+    resident.set((proc_status_mb("VmRSS:"), vm_hwm_mb()));
     let cfg = model.config.clone();
     let flops = Flops { cfg: &cfg };
     let pad = cfg.pad_token_id.unwrap_or(0);
@@ -673,6 +690,8 @@ pub struct BenchArgs {
     pub backend: Backend,
     /// PyTorch's device: `cpu`, or `cuda` beside a GPU backend.
     pub torch_device: String,
+    /// Our frozen weights' storage; PyTorch runs under bf16 autocast when it is bf16.
+    pub dtype: WeightDtype,
 }
 
 /// What one `bench` measured: the GEMM pair, and one row per model and workload.
@@ -736,12 +755,12 @@ pub fn bench(args: &BenchArgs) -> Result<BenchResults> {
             }
             eprintln!("bench {} {} …", model.label(), w.name());
             let mut cmd = Command::new(&exe);
-            cmd.args(["bench-one", "--workload", w.name(), "--backend", args.backend.name(), "--model"]).arg(&path).arg("--inputs").arg(&inputs_path);
+            cmd.args(["bench-one", "--workload", w.name(), "--backend", args.backend.name(), "--dtype", args.dtype.name(), "--model"]).arg(&path).arg("--inputs").arg(&inputs_path);
             cmd.env("RAYON_NUM_THREADS", threads().to_string());
             let ours = child(cmd, &format!("landermt {}", w.name()))?;
             let theirs = if args.vs_torch {
                 let mut cmd = Command::new(&args.python);
-                cmd.arg(&script).args(["--workload", w.name(), "--threads", &threads().to_string(), "--device", &args.torch_device]).arg("--inputs").arg(&inputs_path);
+                cmd.arg(&script).args(["--workload", w.name(), "--threads", &threads().to_string(), "--device", &args.torch_device, "--dtype", args.dtype.name()]).arg("--inputs").arg(&inputs_path);
                 Some(child(cmd, &format!("PyTorch {}", w.name()))?)
             } else {
                 None
@@ -833,7 +852,7 @@ mod tests {
     fn every_workload_runs_on_a_tiny_model_and_counts_its_work() {
         let (path, inputs) = tiny();
         for w in Workload::ALL {
-            let m = run_ours(w, &path, &inputs, Backend::Flex).unwrap();
+            let m = run_ours(w, &path, &inputs, Backend::Flex, WeightDtype::F32).unwrap();
             let s = Shapes::TINY;
             let expected = match w {
                 Workload::Gemm => 2.0 * (s.gemm_n.pow(3)) as f64 / 1e9,

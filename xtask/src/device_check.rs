@@ -206,6 +206,7 @@ fn timings(backend: Backend, opts: &Options, rows: &mut Vec<Row>) {
         out: opts.out.join(format!("bench-{backend}")),
         backend,
         torch_device: "cuda".into(),
+        dtype: landermt_model::WeightDtype::F32,
     };
     match bench::bench(&args) {
         Ok(results) => {

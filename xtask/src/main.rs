@@ -209,6 +209,9 @@ enum Cmd {
         /// PyTorch's device with `--vs-torch`: `cpu`, or `cuda`.
         #[arg(long, default_value = "cpu")]
         torch_device: String,
+        /// `bf16`: our frozen weights stored in bf16 (`model.dtype`), PyTorch under bf16 autocast.
+        #[arg(long, default_value = "f32")]
+        dtype: landermt_model::WeightDtype,
     },
     /// One workload of `bench` in this process, printed as a JSON line (what `bench` runs).
     #[command(hide = true)]
@@ -221,6 +224,8 @@ enum Cmd {
         inputs: PathBuf,
         #[arg(long, default_value = "flex")]
         backend: landermt_model::Backend,
+        #[arg(long, default_value = "f32")]
+        dtype: landermt_model::WeightDtype,
     },
     /// NVRTC and the CUDA headers the `cuda` backend needs at run time, from NVIDIA's PyPI
     /// wheels into the cache (for a GPU machine without a CUDA toolkit); prints the exports.
@@ -347,15 +352,15 @@ fn run(command: Cmd) -> Result<()> {
             println!("{}\n{kernel}", path.display());
             Ok(())
         }
-        Cmd::Bench { model, workload, vs_torch, python, out, backend, torch_device } => {
+        Cmd::Bench { model, workload, vs_torch, python, out, backend, torch_device, dtype } => {
             let models = if model.is_empty() { bench::BenchModel::ALL.to_vec() } else { model };
             let workloads = if workload.is_empty() { bench::Workload::ALL.to_vec() } else { workload };
-            bench::bench(&bench::BenchArgs { models, workloads, vs_torch, python, models_dir: out.clone(), out, backend, torch_device }).map(drop)
+            bench::bench(&bench::BenchArgs { models, workloads, vs_torch, python, models_dir: out.clone(), out, backend, torch_device, dtype }).map(drop)
         }
-        Cmd::BenchOne { workload, model, inputs, backend } => {
+        Cmd::BenchOne { workload, model, inputs, backend, dtype } => {
             let text = std::fs::read_to_string(&inputs).with_context(|| format!("reading {}", inputs.display()))?;
             let inputs: bench::Inputs = serde_json::from_str(&text).with_context(|| format!("{}: not bench inputs", inputs.display()))?;
-            println!("{}", serde_json::to_string(&bench::run_ours(workload, &model, &inputs, backend)?)?);
+            println!("{}", serde_json::to_string(&bench::run_ours(workload, &model, &inputs, backend, dtype)?)?);
             Ok(())
         }
         Cmd::CheckGpu => check_gpu(),

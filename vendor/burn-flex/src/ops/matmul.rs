@@ -616,6 +616,19 @@ fn matmul_mixed(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
     let out = output.storage_mut::<f32>().as_mut_ptr();
     let (lhs_rs, lhs_cs) = get_2d_strides(lhs.layout());
     let (rhs_rs, rhs_cs) = get_2d_strides(rhs.layout());
+    if rhs.dtype() == DType::BF16 && m <= FEW && rhs_cs == 1 && few_rows_kernels() {
+        let x = packed_rows(lhs.storage::<f32>(), lhs.layout().start_offset(), m, k, lhs_rs, lhs_cs);
+        let w = &rhs.storage::<bf16>()[rhs.layout().start_offset()..];
+        few_rows_times_bf16(&x, m, k, n, w, rhs_rs as usize, output.storage_mut::<f32>());
+        return output;
+    }
+    if lhs.dtype() == DType::BF16 && n <= FEW && lhs_cs == 1 && few_rows_kernels() {
+        // `E · H` with few columns: `(Hᵀ · Eᵀ)ᵀ`, each row of E against Hᵀ's rows.
+        let ht = packed_rows(rhs.storage::<f32>(), rhs.layout().start_offset(), n, k, rhs_cs, rhs_rs);
+        let e = &lhs.storage::<bf16>()[lhs.layout().start_offset()..];
+        bf16_rows_times_few(e, lhs_rs as usize, k, &ht, n, output.storage_mut::<f32>());
+        return output;
+    }
     if rhs.dtype() == DType::BF16 {
         let lhs_ptr = unsafe { lhs.storage::<f32>().as_ptr().add(lhs.layout().start_offset()) };
         let rhs_ptr = unsafe { rhs.storage::<bf16>().as_ptr().add(rhs.layout().start_offset()) };
@@ -651,6 +664,131 @@ fn matmul_mixed(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
         }
     }
     output
+}
+
+/// Products with at most this many rows (a decoding step's) read the bf16 weight once, in
+/// place, instead of widening it into blocks first: they are bound by reading the weight.
+const FEW: usize = 16;
+
+/// Whether the few-row kernels below run here (they are written for AVX2 and FMA).
+fn few_rows_kernels() -> bool {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+    {
+        false
+    }
+}
+
+/// The `rows × cols` f32 matrix at `data[start..]` (strides `rs`, `cs`) packed row-major.
+fn packed_rows(data: &[f32], start: usize, rows: usize, cols: usize, rs: isize, cs: isize) -> Vec<f32> {
+    let at = |i: usize, j: usize| data[(start as isize + i as isize * rs + j as isize * cs) as usize];
+    (0..rows).flat_map(|i| (0..cols).map(move |j| at(i, j))).collect()
+}
+
+#[inline(always)]
+fn widen(x: bf16) -> f32 {
+    f32::from_bits(u32::from(x.to_bits()) << 16)
+}
+
+/// Output columns per task of [`few_rows_times_bf16`]: FEW rows of them fit in L1.
+const COLUMNS: usize = 256;
+
+/// `out[m, n] = x[m, k] · W[k, n]` for m ≤ FEW, W bf16 with unit column stride and row stride
+/// `w_rs`, in tasks of COLUMNS columns (see [`columns_block`]).
+fn few_rows_times_bf16(x: &[f32], m: usize, k: usize, n: usize, w: &[bf16], w_rs: usize, out: &mut [f32]) {
+    // SAFETY: only called where `few_rows_kernels()` holds (AVX2 and FMA).
+    let block = |first: usize| unsafe { columns_block(x, m, k, n, w, w_rs, first) };
+    let blocks: Vec<usize> = (0..n).step_by(COLUMNS).collect();
+    #[cfg(feature = "rayon")]
+    let results: Vec<[[f32; COLUMNS]; FEW]> = {
+        use rayon::prelude::*;
+        blocks.par_iter().map(|&f| block(f)).collect()
+    };
+    #[cfg(not(feature = "rayon"))]
+    let results: Vec<[[f32; COLUMNS]; FEW]> = blocks.iter().map(|&f| block(f)).collect();
+    for (&first, acc) in blocks.iter().zip(&results) {
+        let cols = COLUMNS.min(n - first);
+        for (i, a) in acc.iter().enumerate().take(m) {
+            out[i * n + first..i * n + first + cols].copy_from_slice(&a[..cols]);
+        }
+    }
+}
+
+/// Columns `first..first + COLUMNS` of [`few_rows_times_bf16`]: walks k, widening W's row
+/// segment once and adding it to every row's accumulator, so each output is a sum over k in
+/// order, as in a plain f32 product.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
+unsafe fn columns_block(x: &[f32], m: usize, k: usize, n: usize, w: &[bf16], w_rs: usize, first: usize) -> [[f32; COLUMNS]; FEW] {
+    let cols = COLUMNS.min(n - first);
+    let mut acc = [[0f32; COLUMNS]; FEW];
+    let mut seg = [0f32; COLUMNS];
+    for p in 0..k {
+        let row = &w[p * w_rs + first..p * w_rs + first + cols];
+        for (s, &v) in seg.iter_mut().zip(row) {
+            *s = widen(v);
+        }
+        for (i, a) in acc.iter_mut().enumerate().take(m) {
+            let xi = x[i * k + p];
+            for (a, &s) in a[..cols].iter_mut().zip(&seg[..cols]) {
+                *a = xi.mul_add(s, *a);
+            }
+        }
+    }
+    acc
+}
+
+/// `out[m, n] = E[m, k] · H[k, n]` for n ≤ FEW, E bf16 with unit column stride and row stride
+/// `e_rs`, given `ht` = Hᵀ packed `[n, k]`: each row of E is widened once and dotted with the
+/// n rows of Hᵀ (see [`bf16_row_times_few`]).
+fn bf16_rows_times_few(e: &[bf16], e_rs: usize, k: usize, ht: &[f32], n: usize, out: &mut [f32]) {
+    const ROWS: usize = 256;
+    // Tasks of ROWS rows share one scratch row for the widened values.
+    let task = |(t, dst): (usize, &mut [f32])| {
+        let mut wide = vec![0f32; k];
+        for (i, d) in dst.chunks_mut(n).enumerate() {
+            let r = t * ROWS + i;
+            // SAFETY: only called where `few_rows_kernels()` holds (AVX2 and FMA).
+            unsafe { bf16_row_times_few(&e[r * e_rs..r * e_rs + k], ht, &mut wide, d) };
+        }
+    };
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        out.par_chunks_mut(n * ROWS).enumerate().for_each(task);
+    }
+    #[cfg(not(feature = "rayon"))]
+    out.chunks_mut(n * ROWS).enumerate().for_each(task);
+}
+
+/// One row of [`bf16_rows_times_few`]: `dst[j] = Σ_p e[p]·ht[j·k + p]`, with eight interleaved
+/// partial sums per dot, added in a fixed order whatever the threads.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
+unsafe fn bf16_row_times_few(e: &[bf16], ht: &[f32], wide: &mut [f32], dst: &mut [f32]) {
+    let k = e.len();
+    for (d, &v) in wide.iter_mut().zip(e) {
+        *d = widen(v);
+    }
+    for (j, d) in dst.iter_mut().enumerate() {
+        let h = &ht[j * k..(j + 1) * k];
+        let mut acc = [0f32; 8];
+        let (ac, bc) = (wide.chunks_exact(8), h.chunks_exact(8));
+        let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
+        for (x, y) in ac.zip(bc) {
+            for l in 0..8 {
+                acc[l] = x[l].mul_add(y[l], acc[l]);
+            }
+        }
+        *d = acc.iter().sum::<f32>() + tail;
+    }
 }
 
 /// A bf16 tensor as a contiguous f32 one (f32 tensors pass through).
