@@ -588,6 +588,21 @@ mod tests {
     const GOOD: &str = "[run]\nname = \"x\"\ndir = \"runs/x\"\ndirections = [\"en-fr\", \"fr-en\"]\n[model]\nname = \"gemma-3-270m\"\n";
 
     #[test]
+    fn weight_dtype_is_validated_and_keyed_only_when_not_f32() {
+        let f32_cfg = load_str(GOOD).unwrap();
+        assert_eq!(f32_cfg.model.dtype, WeightDtype::F32);
+        // Runs made before `dtype` existed keep their stage keys.
+        assert!(!serde_json::to_string(&f32_cfg.model).unwrap().contains("dtype"));
+        let bf16 = load_str(&format!("{GOOD}dtype = \"bf16\"\n")).unwrap();
+        assert_eq!(bf16.model.dtype, WeightDtype::Bf16);
+        assert!(serde_json::to_string(&bf16.model).unwrap().contains("\"dtype\":\"bf16\""));
+        let err = format!("{:#}", load_str(&format!("{GOOD}dtype = \"bf16\"\nbackend = \"wgpu\"\n")).unwrap_err());
+        assert!(err.contains(":7: [model] dtype") && err.contains("flex"), "{err}");
+        let err = format!("{:#}", load_str(&format!("{GOOD}dtype = \"f16\"\n")).unwrap_err());
+        assert!(err.contains(":7:") && err.contains("`f16`") && err.contains("`bf16`"), "{err}");
+    }
+
+    #[test]
     fn shipped_configs_parse() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
         for entry in std::fs::read_dir(root).unwrap() {
