@@ -51,21 +51,26 @@ pub(crate) fn tensor2(t: HostTensor, dtype: WeightDtype, device: &Device) -> Ten
 }
 
 /// `values` rounded to bf16, converted from the back in chunks while the f32 vector shrinks
-/// behind them: the untouched pages of the (zeroed, lazily mapped) result and the freed tail
-/// of the source keep the resident memory near one f32 copy, not one and a half, which for
-/// Gemma's 262k × 640 embedding set the whole load's peak.
+/// behind them: the result's pages are touched only as they are written (it is allocated
+/// uninitialised: a zeroed `vec!` was written whole by the allocator, 336 MB at once for
+/// Gemma's embedding), and the source's tail is freed, so the resident memory stays near one
+/// f32 copy instead of one and a half. Gemma's 262k × 640 embedding set the whole load's peak.
 fn bf16_shrinking(mut values: Vec<f32>) -> Vec<half::bf16> {
     use half::vec::HalfBitsVecExt;
     const CHUNK: usize = 1 << 22;
-    let mut bits = vec![0u16; values.len()];
+    let n = values.len();
+    let mut bits: Vec<u16> = Vec::with_capacity(n);
+    let spare = &mut bits.spare_capacity_mut()[..n];
     while !values.is_empty() {
         let start = values.len().saturating_sub(CHUNK);
-        for (b, &v) in bits[start..values.len()].iter_mut().zip(&values[start..]) {
-            *b = half::bf16::from_f32(v).to_bits();
+        for (b, &v) in spare[start..values.len()].iter_mut().zip(&values[start..]) {
+            b.write(half::bf16::from_f32(v).to_bits());
         }
         values.truncate(start);
         values.shrink_to_fit();
     }
+    // SAFETY: every one of the n elements was written above (the chunks cover 0..n).
+    unsafe { bits.set_len(n) };
     bits.reinterpret_into()
 }
 
