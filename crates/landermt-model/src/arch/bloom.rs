@@ -5,7 +5,6 @@
 //! Weight names come with or without the `transformer.` prefix (checkpoints saved from
 //! `BloomModel`, like the bigscience ones, have none).
 
-
 use super::{HfConfig, Loader, gguf_opt_f64, gguf_token_ids, gguf_usize, gguf_vocab};
 use crate::config::{Activation, Architecture, LayerAttention, ModelConfig, NormKind, Positions};
 use crate::error::{ModelError, Result};

@@ -5,7 +5,6 @@
 //! GGUF files store each norm weight as `w + 1` (llama.cpp's RMSNorm multiplies by `w`);
 //! transformers subtracts 1 on load and we do the same, so the arithmetic matches it exactly.
 
-
 use super::{HfConfig, Loader, gguf_opt_f64, gguf_token_ids, gguf_usize, gguf_vocab};
 use crate::config::{Activation, Architecture, LayerAttention, ModelConfig, NormKind, Positions};
 use crate::error::{ModelError, Result};

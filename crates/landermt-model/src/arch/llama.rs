@@ -4,7 +4,6 @@
 //! GGUF files written by llama.cpp permute the q and k rows for its interleaved RoPE; we undo
 //! it as transformers' `_reverse_permute_weights` does.
 
-
 use super::{HfConfig, Loader, gguf_opt_f64, gguf_token_ids, gguf_usize, gguf_vocab};
 use crate::config::{Activation, Architecture, LayerAttention, ModelConfig, NormKind, Positions};
 use crate::error::{ModelError, Result};

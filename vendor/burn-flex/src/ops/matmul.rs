@@ -633,10 +633,11 @@ fn matmul_mixed(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
         let lhs_ptr = unsafe { lhs.storage::<f32>().as_ptr().add(lhs.layout().start_offset()) };
         let rhs_ptr = unsafe { rhs.storage::<bf16>().as_ptr().add(rhs.layout().start_offset()) };
         let width = (MIXED_BLOCK / k.max(1)).max(16).min(n);
+        let mut buf = vec![0f32; k * width]; // one buffer for every block
         for first in (0..n).step_by(width) {
             let cols = width.min(n - first);
             let block = rhs_ptr.wrapping_offset(first as isize * rhs_cs);
-            let (buf, rs, cs) = unsafe { widen_block(block, k, cols, rhs_rs, rhs_cs) };
+            let (rs, cs) = unsafe { widen_block(block, k, cols, rhs_rs, rhs_cs, &mut buf) };
             unsafe {
                 gemm_call::<f32>(
                     m, cols, k, out.add(first), 1, n as isize, lhs_ptr, lhs_cs, lhs_rs, buf.as_ptr(), cs, rs,
@@ -651,10 +652,11 @@ fn matmul_mixed(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
         // (`E · hᵀ`) still goes to a tall kernel; 16 where they are long (its gradient, `Eᵀ · g`).
         let least = if k <= 4096 { 1024 } else { 16 };
         let height = (MIXED_BLOCK / k.max(1)).max(least).min(m);
+        let mut buf = vec![0f32; height * k]; // one buffer for every block
         for first in (0..m).step_by(height) {
             let rows = height.min(m - first);
             let block = lhs_ptr.wrapping_offset(first as isize * lhs_rs);
-            let (buf, rs, cs) = unsafe { widen_block(block, rows, k, lhs_rs, lhs_cs) };
+            let (rs, cs) = unsafe { widen_block(block, rows, k, lhs_rs, lhs_cs, &mut buf) };
             unsafe {
                 gemm_call::<f32>(
                     rows, n, k, out.add(first * n), 1, n as isize, buf.as_ptr(), cs, rs, rhs_ptr, rhs_cs, rhs_rs,
@@ -801,30 +803,30 @@ fn widened(t: FlexTensor) -> FlexTensor {
     FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(t.layout().shape().clone()), DType::F32)
 }
 
-/// The `rows × cols` bf16 block at `src` (element strides `rs`, `cs`) widened to f32, laid
-/// out in the source's own order (row- or column-major) so that the source is read in runs.
-/// Returns the buffer and its row and column strides.
+/// The `rows × cols` bf16 block at `src` (element strides `rs`, `cs`) widened to f32 into the
+/// start of `buf`, laid out in the source's own order (row- or column-major) so that the
+/// source is read in runs. Returns the row and column strides of the block in `buf`.
 ///
 /// # Safety
 /// `src` with `rs`, `cs` must describe a valid `rows × cols` block.
-unsafe fn widen_block(src: *const bf16, rows: usize, cols: usize, rs: isize, cs: isize) -> (Vec<f32>, isize, isize) {
+unsafe fn widen_block(src: *const bf16, rows: usize, cols: usize, rs: isize, cs: isize, buf: &mut [f32]) -> (isize, isize) {
     let column_major = rs == 1 && cs != 1 && rows > 1;
     // (runs, run length, stride between runs, stride within a run)
     let (runs, len, outer, inner) = if column_major { (cols, rows, cs, rs) } else { (rows, cols, rs, cs) };
-    let mut buf = vec![0f32; runs * len];
+    let buf = &mut buf[..runs * len];
     let src = src as usize; // raw pointers are not Send; the runs are read-only
     let widen_run = |(r, run): (usize, &mut [f32])| {
         let start = (src as *const bf16).wrapping_offset(r as isize * outer);
         if inner == 1 {
             // SAFETY: a run of `len` contiguous elements inside the block.
             let values = unsafe { core::slice::from_raw_parts(start, len) };
-            for (d, x) in run.iter_mut().zip(values) {
-                *d = f32::from_bits(u32::from(x.to_bits()) << 16);
+            for (d, &x) in run.iter_mut().zip(values) {
+                *d = widen(x);
             }
         } else {
             for (i, d) in run.iter_mut().enumerate() {
                 // SAFETY: element i of run r lies inside the block.
-                *d = unsafe { *start.wrapping_offset(i as isize * inner) }.to_f32();
+                *d = widen(unsafe { *start.wrapping_offset(i as isize * inner) });
             }
         }
     };
@@ -835,7 +837,7 @@ unsafe fn widen_block(src: *const bf16, rows: usize, cols: usize, rs: isize, cs:
     }
     #[cfg(not(feature = "rayon"))]
     buf.chunks_mut(len.max(1)).enumerate().for_each(widen_run);
-    if column_major { (buf, 1, rows as isize) } else { (buf, cols as isize, 1) }
+    if column_major { (1, rows as isize) } else { (cols as isize, 1) }
 }
 
 // ============================================================================
