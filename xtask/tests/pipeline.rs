@@ -125,3 +125,54 @@ fn a_run_over_two_language_pairs_keeps_per_pair_artifacts_and_stamps() {
     assert!(!out.status.success() && err.contains("configs/paper.toml: [model] path: /models/Llama-2-7b-hf does not exist"), "{err}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("running"), "a step started");
 }
+
+/// A run folder moved without its weights (crate `landermt_pipeline::kept`): training records
+/// each delta's SHA-256, and a system whose delta is gone but recorded, with its outputs
+/// decoded, is not trained again; the eval stage rebuilds the report from the kept files. When
+/// the decoding settings change, the system is trained again.
+#[test]
+fn a_run_kept_without_its_deltas_resumes_without_retraining() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let cfg = quick_config(tmp.path(), &run, &[]);
+    let pipeline = |extra: &[&str]| {
+        let mut args = vec!["pipeline", "--config", cfg.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = xtask(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    pipeline(&[]);
+    let report = |what: &str| -> serde_json::Value { serde_json::from_slice::<serde_json::Value>(&std::fs::read(run.join("report.json")).unwrap()).unwrap()[what].clone() };
+    let (rows, lm, systems) = (report("rows"), report("lm_loss"), report("systems"));
+    let trained = ["landermt", "landermt@en-fr", "landermt@fr-en"];
+    for system in trained {
+        let dir = run.join("train").join(system);
+        let out = std::process::Command::new("sha256sum").arg(dir.join("delta.safetensors")).output().unwrap();
+        let sha = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string();
+        assert_eq!(std::fs::read_to_string(dir.join("delta.sha256")).unwrap().trim(), sha, "{system}");
+        std::fs::remove_file(dir.join("delta.safetensors")).unwrap();
+        let _ = std::fs::remove_file(dir.join("checkpoint.safetensors"));
+    }
+    std::fs::remove_file(run.join("report.json")).unwrap();
+    let again = pipeline(&[]);
+    for step in ["train:landermt", "train:landermt@en-fr", "train:landermt@fr-en"] {
+        assert!(again.lines().any(|l| l.contains(step) && l.contains("current, skipped")), "{step} was trained again:\n{again}");
+    }
+    assert!(again.lines().any(|l| l.contains("eval") && l.contains("done")), "{again}");
+    assert_eq!(report("rows"), rows);
+    assert_eq!(report("lm_loss"), lm);
+    assert_eq!(report("systems"), systems);
+    assert!(!run.join("train/landermt/delta.safetensors").exists());
+
+    // Other decoding settings need the weights: the systems train again, then decode.
+    let edited = std::fs::read_to_string(&cfg).unwrap().replace("max_new_tokens = 8", "max_new_tokens = 6");
+    std::fs::write(&cfg, edited).unwrap();
+    let plan = pipeline(&["--dry-run"]);
+    assert!(plan.lines().any(|l| l.contains("train:landermt") && l.trim_end().ends_with("run")), "{plan}");
+    pipeline(&[]);
+    for system in trained {
+        assert!(run.join("train").join(system).join("delta.safetensors").exists(), "{system}");
+    }
+    assert_ne!(report("rows"), serde_json::Value::Null);
+}

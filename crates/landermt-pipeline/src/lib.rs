@@ -8,6 +8,7 @@
 //! - [`stages`]: one driver per stage, reading the config and the upstream artifacts and
 //!   writing the stage's artifact atomically.
 //! - [`sweep`]: one method trained and dev-scored at each value of one key.
+//! - [`kept`]: a system whose delta is gone but recorded, and decoded, is not trained again.
 //! - [`report::Report`]: `report.json` / `report.md`, what the eval stage writes.
 //!
 //! ```no_run
@@ -20,6 +21,7 @@
 pub mod config;
 pub mod device;
 pub mod figures;
+pub mod kept;
 pub mod lock;
 pub mod pairs;
 pub mod plan;

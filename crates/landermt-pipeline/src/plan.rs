@@ -165,8 +165,9 @@ pub fn key(cfg: &RunConfig, step: &Step) -> Result<String> {
             h.update(serde_json::to_vec(&cfg.eval)?);
             h.update(serde_json::to_vec(&cfg.eval.cross)?);
             h.update(serde_json::to_vec(&cfg.prompt)?);
+            // The delta by its hash, which outlives the file (crate::kept).
             for system in cfg.systems() {
-                hash_file(&mut h, &dir.join("train").join(system.name()).join("delta.safetensors"));
+                h.update(crate::kept::delta_sha256(cfg, system)?.as_deref().unwrap_or("(missing)").as_bytes());
             }
         }
     }
@@ -180,10 +181,18 @@ fn stamp(cfg: &RunConfig, step: &Step) -> Result<PathBuf> {
 
 /// Whether `step`'s artifacts exist and were made from the inputs it would use now.
 pub fn is_current(cfg: &RunConfig, step: &Step) -> Result<bool> {
-    if !step.artifacts.iter().all(|a| a.exists()) {
+    if !step.artifacts.iter().all(|a| a.exists()) && !stands_in(cfg, step)? {
         return Ok(false);
     }
     Ok(std::fs::read_to_string(stamp(cfg, step)?).is_ok_and(|s| s.trim() == key(cfg, step).unwrap_or_default()))
+}
+
+/// Whether `step` is a training run whose delta is gone but kept as a record, with its
+/// system's decoded outputs current ([`crate::kept`]).
+fn stands_in(cfg: &RunConfig, step: &Step) -> Result<bool> {
+    let Some(system) = step.name.strip_prefix("train:") else { return Ok(false) };
+    let system: crate::system::System = system.parse().map_err(anyhow::Error::msg)?;
+    crate::kept::stands_in(&*scope(cfg, step)?, system)
 }
 
 /// Records that `step` finished with its current inputs.

@@ -182,7 +182,11 @@ pub fn run(config_path: &Path, base: &RunConfig, method: Method, grid: &Grid, de
         let cfg = point_config(config_path, base, method, grid, value)?;
         println!("sweep {} {}={} → {}", method.name(), grid.key(), value.0, cfg.run.dir.display());
         let upstream = plan::steps(&cfg).into_iter().filter(|s| s.stage != "train" && needed.contains(&s.stage));
+        let n = dev_lines.unwrap_or(cfg.train_for(method).dev_pairs);
         for step in upstream.chain([plan::train_step(&cfg, System::all(method))]) {
+            if step.stage == "train" && kept_point(&cfg, method, n)? {
+                continue;
+            }
             if stage_index(step.stage) < stage_index(changed) {
                 adopt(base, &cfg, &step)?;
             } else {
@@ -193,7 +197,6 @@ pub fn run(config_path: &Path, base: &RunConfig, method: Method, grid: &Grid, de
                 ensure(&cfg, &step, &mut ran)?;
             }
         }
-        let n = dev_lines.unwrap_or(cfg.train_for(method).dev_pairs);
         points.push(dev_point(&cfg, method, &value.0, n)?);
     }
     let report = report(base, method, grid, dev_lines, by, points);
@@ -242,23 +245,45 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A point's dev scores, kept in `dev.json` with the key of what they were decoded from.
+#[derive(Serialize, Deserialize)]
+struct SavedPoint {
+    key: String,
+    point: Point,
+}
+
+/// The key of a point's dev scores: its delta (or the delta's kept hash, crate::kept) and the
+/// decoding inputs.
+fn dev_key(cfg: &RunConfig, method: Method, n: usize) -> Result<String> {
+    let delta_sha = if method == Method::None { "-".to_string() } else { crate::kept::delta_sha256(cfg, System::all(method))?.unwrap_or_default() };
+    let t = cfg.train_for(method);
+    Ok(crate::report::sha256(format!("{delta_sha}\n{}\n{n}\n{:?}\n{}\n{}", cfg.eval_template(), t.dev, cfg.eval.max_new_tokens, cfg.model.describe()).as_bytes()))
+}
+
+/// The point's saved dev scores, if decoded from the same inputs.
+fn saved_point(cfg: &RunConfig, key: &str) -> Option<Point> {
+    let saved: SavedPoint = serde_json::from_slice(&std::fs::read(cfg.run.dir.join("dev.json")).ok()?).ok()?;
+    (saved.key == key).then_some(saved.point)
+}
+
+/// Whether a point's delta is gone but recorded, with its dev scores decoded from it: then it
+/// is not trained again.
+fn kept_point(cfg: &RunConfig, method: Method, n: usize) -> Result<bool> {
+    let dir = crate::kept::train_dir(cfg, System::all(method));
+    if method == Method::None || dir.join(crate::kept::DELTA).exists() || !dir.join(crate::kept::RECORD).exists() {
+        return Ok(false);
+    }
+    Ok(saved_point(cfg, &dev_key(cfg, method, n)?).is_some())
+}
+
 /// The point's dev scores, decoded again only when its weights or decoding inputs changed.
 fn dev_point(cfg: &RunConfig, method: Method, value: &str, n: usize) -> Result<Point> {
     let system = System::all(method);
     let path = cfg.run.dir.join("dev.json");
-    let delta = cfg.run.dir.join("train").join(system.name()).join("delta.safetensors");
-    let delta_sha = if method == Method::None { "-".to_string() } else { crate::report::sha256_path(&delta)? };
+    let key = dev_key(cfg, method, n)?;
     let t = cfg.train_for(method);
-    let key = crate::report::sha256(format!("{delta_sha}\n{}\n{n}\n{:?}\n{}\n{}", cfg.eval_template(), t.dev, cfg.eval.max_new_tokens, cfg.model.describe()).as_bytes());
-    #[derive(Serialize, Deserialize)]
-    struct Saved {
-        key: String,
-        point: Point,
-    }
-    if let Some(saved) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Saved>(&b).ok())
-        && saved.key == key
-    {
-        return Ok(saved.point);
+    if let Some(point) = saved_point(cfg, &key) {
+        return Ok(point);
     }
     let model = crate::stages::trained_model(cfg, system)?;
     let opts = landermt_eval::decode::DecodeOptions { template: cfg.eval_template().clone(), max_new_tokens: cfg.eval.max_new_tokens, batch_size: cfg.eval.batch_size, ..Default::default() };
@@ -275,7 +300,7 @@ fn dev_point(cfg: &RunConfig, method: Method, value: &str, n: usize) -> Result<P
     let mean = |f: fn(&DevScore) -> f64| directions.iter().map(f).sum::<f64>() / directions.len().max(1) as f64;
     let dev_loss = if method == Method::None { None } else { final_dev_loss(&cfg.run.dir.join("train").join(system.name()).join("train.json")) };
     let point = Point { value: value.to_string(), dir: cfg.run.dir.display().to_string(), dev_loss, dev_bleu: mean(|d| d.bleu), dev_chrf: mean(|d| d.chrf), directions };
-    let bytes = serde_json::to_vec_pretty(&Saved { key, point: point.clone() })?;
+    let bytes = serde_json::to_vec_pretty(&SavedPoint { key, point: point.clone() })?;
     landermt_model::atomic::write_atomic(&path, |w| w.write_all(&bytes))?;
     Ok(point)
 }
@@ -428,5 +453,17 @@ mod tests {
         for f in ["sweep.md", "sweep-bleu.svg", "sweep-bleu.csv", "sweep-loss.svg"] {
             assert!(sweep.join(f).exists(), "{f}");
         }
+        // Kept without its weights (crate::kept): no point trains again, the scores are the same.
+        for value in ["1e-2", "3e-2"] {
+            let train = sweep.join(value).join("train/landermt");
+            std::fs::remove_file(train.join("delta.safetensors")).unwrap();
+            std::fs::remove_file(train.join("checkpoint.safetensors")).unwrap();
+        }
+        let kept = run(path, &base, Method::Landermt, &grid, Some(2), By::Loss, None).unwrap();
+        assert!(kept.ran.is_empty(), "{:?}", kept.ran);
+        assert_eq!(serde_json::to_value(&kept.report.points).unwrap(), serde_json::to_value(&by_loss.report.points).unwrap());
+        // Other dev lines need the weights: the points train again.
+        let more = run(path, &base, Method::Landermt, &grid, Some(1), By::Loss, None).unwrap();
+        assert_eq!(ran(&more, dir.path()), ["sweep/landermt/train.lr/1e-2 train:landermt", "sweep/landermt/train.lr/3e-2 train:landermt"]);
     }
 }

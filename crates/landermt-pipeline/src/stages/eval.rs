@@ -18,8 +18,9 @@ fn lm_loss(model: &LanguageModel, text: &[String], batch_size: usize) -> Result<
     Ok(sum / n.max(1) as f64)
 }
 
-/// A system's training facts for the report, from its `train.json` and delta.
-fn system_info(cfg: &RunConfig, system: System, total_params: usize) -> Result<SystemInfo> {
+/// A system's training facts for the report, from its `train.json` and delta (or the delta's
+/// kept hash, [`crate::kept`]).
+fn system_info(cfg: &RunConfig, system: System) -> Result<SystemInfo> {
     if system.method == landermt_train::Method::None {
         return Ok(SystemInfo {
             name: system.name(),
@@ -33,18 +34,21 @@ fn system_info(cfg: &RunConfig, system: System, total_params: usize) -> Result<S
             pairs: None,
         });
     }
-    let dir = cfg.run.dir.join("train").join(system.name());
+    let dir = crate::kept::train_dir(cfg, system);
     let path = dir.join("train.json");
     let train: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
         .with_context(|| format!("{}: not a train.json", path.display()))?;
-    let trainable = train["trainable_parameters"].as_u64().unwrap_or(0) as usize;
+    let Some(delta_sha256) = crate::kept::delta_sha256(cfg, system)? else {
+        let only = system.only.map(|d| format!(" --direction {d}")).unwrap_or_default();
+        bail!("{}: missing; run `cargo xtask train --config … --method {}{only}` first", dir.join(crate::kept::DELTA).display(), system.method.name());
+    };
     Ok(SystemInfo {
         name: system.name(),
-        trainable_parameters: trainable,
-        trainable_share: trainable as f64 / total_params.max(1) as f64,
+        trainable_parameters: train["trainable_parameters"].as_u64().unwrap_or(0) as usize,
+        trainable_share: train["trainable_share"].as_f64().unwrap_or(0.0),
         train_tokens_per_second: train["tokens_per_second"].as_f64(),
         final_validation_loss: final_validation_loss(&train),
-        delta_sha256: Some(crate::report::sha256_path(&dir.join("delta.safetensors"))?),
+        delta_sha256: Some(delta_sha256),
         // Absent from a train.json written before settings were recorded.
         settings: serde_json::from_value(train["settings"].clone()).ok(),
         added: serde_json::from_value(train["added"].clone()).ok(),
@@ -131,76 +135,165 @@ struct Decoded {
     hyps: Vec<Hypotheses>,
 }
 
-/// Decodes every test set with `system` (reusing hypothesis files decoded from the same
-/// inputs) and measures its LM loss on held-out text.
-fn decode_system(cfg: &RunConfig, system: System, sets: &[TestSet], opts: &landermt_eval::decode::DecodeOptions, model_sha256: &str) -> Result<Decoded> {
-    let e = &cfg.eval;
-    let name = system.name();
-    let model = trained_model(cfg, system)?;
-    let info = system_info(cfg, system, burn::module::Module::num_params(&model.net))?;
-    let weights = format!("{model_sha256} {}", info.delta_sha256.as_deref().unwrap_or("-"));
-    let decoder = landermt_eval::decode::Decoder::new(&model, opts);
-    let mut lm_rows = Vec::new();
-    for &lang in &e.lm_languages {
-        let mut text = read_monolingual(&e.lm_data, lang)?;
-        text.truncate(e.lm_n);
-        let loss = lm_loss(&model, &text, e.batch_size)?;
-        lm_rows.push(LmRow { system: name.clone(), language: lang.code.to_string(), sentences: text.len(), loss });
+/// A measured LM loss, kept as `eval/{system}/lm.{language}.json` with the key of its inputs.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LmRecord {
+    key: String,
+    sentences: usize,
+    loss: f64,
+}
+
+impl LmRecord {
+    fn reuse(file: &std::path::Path, key: &str) -> Option<LmRecord> {
+        let record: LmRecord = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
+        (record.key == key).then_some(record)
     }
-    let mut hyps = Vec::new();
-    for (key, set) in sets.iter().enumerate() {
-        // Another pair's direction: decoded by the transfer method only.
-        if e.cross.as_ref().is_some_and(|(m, ds)| ds.contains(&set.direction) && system != System::all(*m)) {
-            continue;
+}
+
+/// One LM-loss measurement of a system's evaluation.
+struct LmJob {
+    language: landermt_data::Language,
+    text: Vec<String>,
+    file: std::path::PathBuf,
+    key: String,
+}
+
+/// One hypothesis file of a system's evaluation.
+struct SetJob<'a> {
+    /// Index into the test sets.
+    key: usize,
+    set: &'a TestSet,
+    shots: Vec<landermt_data::Pair>,
+    file: std::path::PathBuf,
+    /// Everything the hypotheses depend on: an eval run again (a killed one, or one whose
+    /// metric settings changed) reuses a file decoded from the same inputs.
+    decode_key: String,
+}
+
+/// Everything one system's evaluation writes, each output keyed by what it depends on.
+struct Work<'a> {
+    name: String,
+    info: SystemInfo,
+    lm: Vec<LmJob>,
+    sets: Vec<SetJob<'a>>,
+}
+
+impl<'a> Work<'a> {
+    fn of(cfg: &RunConfig, system: System, sets: &'a [TestSet], opts: &landermt_eval::decode::DecodeOptions, model_sha256: &str) -> Result<Self> {
+        let e = &cfg.eval;
+        let name = system.name();
+        let info = system_info(cfg, system)?;
+        let weights = format!("{model_sha256} {}", info.delta_sha256.as_deref().unwrap_or("-"));
+        let dir = cfg.run.dir.join("eval").join(&name);
+        let mut lm = Vec::new();
+        for &language in &e.lm_languages {
+            let mut text = read_monolingual(&e.lm_data, language)?;
+            text.truncate(e.lm_n);
+            let key = crate::report::sha256(format!("{weights}\n{}\n{}\n{text:?}", language.code, e.batch_size).as_bytes());
+            lm.push(LmJob { language, file: dir.join(format!("lm.{}.json", language.code)), text, key });
         }
-        let n_shots = if system.icl { e.icl_shots } else { e.shots };
-        let mut shots = match read_shots(cfg, set.direction, n_shots) {
-            Ok(pairs) => pairs,
-            // An untrained direction (`extra_directions`) may have no dev pairs to show.
-            Err(err) if system.icl => {
-                tracing::warn!(direction = %set.direction, "icl not decoded: no in-context examples for this direction ({err})");
+        let mut jobs = Vec::new();
+        for (key, set) in sets.iter().enumerate() {
+            // Another pair's direction: decoded by the transfer method only.
+            if e.cross.as_ref().is_some_and(|(m, ds)| ds.contains(&set.direction) && system != System::all(*m)) {
                 continue;
             }
-            Err(err) => return Err(err).context("in-context examples (train.dev)"),
-        };
-        shots.truncate(n_shots);
-        hyps.push(decode_set(cfg, &name, &decoder, key, set, &shots, &weights, opts)?);
+            let n_shots = if system.icl { e.icl_shots } else { e.shots };
+            let mut shots = match read_shots(cfg, set.direction, n_shots) {
+                Ok(pairs) => pairs,
+                // An untrained direction (`extra_directions`) may have no dev pairs to show.
+                Err(err) if system.icl => {
+                    tracing::warn!(direction = %set.direction, "icl not decoded: no in-context examples for this direction ({err})");
+                    continue;
+                }
+                Err(err) => return Err(err).context("in-context examples (train.dev)"),
+            };
+            shots.truncate(n_shots);
+            let sources: Vec<&str> = set.pairs.iter().map(|p| p.src.as_str()).collect();
+            let decode_key = crate::report::sha256(format!("{weights}\n{opts:?}\n{}\n{shots:?}\n{sources:?}", set.direction).as_bytes());
+            let file = dir.join(format!("{}.{}.hyp", set.name, set.direction));
+            jobs.push(SetJob { key, set, shots, file, decode_key });
+        }
+        Ok(Work { name, info, lm, sets: jobs })
     }
-    Ok(Decoded { info, lm_rows, hyps })
+
+    /// Whether every output is there, decoded from the same inputs.
+    fn is_done(&self) -> bool {
+        self.lm.iter().all(|j| LmRecord::reuse(&j.file, &j.key).is_some())
+            && self.sets.iter().all(|j| DecodedFile::reuse(&j.file, &j.decode_key, j.set.pairs.len()).is_some())
+    }
+}
+
+/// Decodes every test set with `system` and measures its LM loss on held-out text, reusing
+/// every output decoded from the same inputs; the model is loaded only if one is missing.
+fn decode_system(cfg: &RunConfig, system: System, sets: &[TestSet], opts: &landermt_eval::decode::DecodeOptions, model_sha256: &str) -> Result<Decoded> {
+    let work = Work::of(cfg, system, sets, opts, model_sha256)?;
+    let model = if work.is_done() { None } else { Some(trained_model(cfg, system)?) };
+    let decoder = model.as_ref().map(|m| landermt_eval::decode::Decoder::new(m, opts));
+    let mut lm_rows = Vec::new();
+    for job in &work.lm {
+        let loss = match (LmRecord::reuse(&job.file, &job.key), &model) {
+            (Some(kept), _) => kept.loss,
+            (None, Some(model)) => {
+                let loss = lm_loss(model, &job.text, cfg.eval.batch_size)?;
+                write_json(&job.file, &LmRecord { key: job.key.clone(), sentences: job.text.len(), loss })?;
+                loss
+            }
+            (None, None) => bail!("{}: removed while the evaluation ran", job.file.display()),
+        };
+        lm_rows.push(LmRow { system: work.name.clone(), language: job.language.code.to_string(), sentences: job.text.len(), loss });
+    }
+    let hyps = work.sets.iter().map(|job| decode_set(&work.name, decoder.as_ref(), job)).collect::<Result<_>>()?;
+    Ok(Decoded { info: work.info, lm_rows, hyps })
 }
 
 /// One system's hypotheses for one test set, decoded or reused.
-#[allow(clippy::too_many_arguments)]
-fn decode_set(
-    cfg: &RunConfig,
-    name: &str,
-    decoder: &landermt_eval::decode::Decoder,
-    key: usize,
-    set: &TestSet,
-    shots: &[landermt_data::Pair],
-    weights: &str,
-    opts: &landermt_eval::decode::DecodeOptions,
-) -> Result<Hypotheses> {
-    let (direction, set_name) = (set.direction, &set.name);
-    let sources: Vec<String> = set.pairs.iter().map(|p| p.src.clone()).collect();
-    let file = cfg.run.dir.join("eval").join(name).join(format!("{set_name}.{direction}.hyp"));
-    // Everything the hypotheses depend on: an eval run again (a killed one, or one whose
-    // metric settings changed) reuses a file decoded from the same inputs.
-    let decode_key = crate::report::sha256(format!("{weights}\n{opts:?}\n{direction}\n{shots:?}\n{sources:?}").as_bytes());
-    if let Some((lines, done)) = DecodedFile::reuse(&file, &decode_key, sources.len()) {
+fn decode_set(name: &str, decoder: Option<&landermt_eval::decode::Decoder>, job: &SetJob) -> Result<Hypotheses> {
+    let (direction, set_name, file) = (job.set.direction, &job.set.name, &job.file);
+    let sources: Vec<String> = job.set.pairs.iter().map(|p| p.src.clone()).collect();
+    let done = |lines: Vec<String>, seconds: f64, generated_tokens: usize| Hypotheses { system: name.to_string(), key: job.key, lines, seconds, generated_tokens, file: file.display().to_string() };
+    if let Some((lines, kept)) = DecodedFile::reuse(file, &job.decode_key, sources.len()) {
         tracing::info!(system = %name, %direction, set = set_name, "hypotheses current, reused");
-        return Ok(Hypotheses { system: name.to_string(), key, lines, seconds: done.seconds, generated_tokens: done.generated_tokens, file: file.display().to_string() });
+        return Ok(done(lines, kept.seconds, kept.generated_tokens));
     }
+    let Some(decoder) = decoder else { bail!("{}: removed while the evaluation ran", file.display()) };
     let pb = bar(sources.len(), &format!("{name} {direction} {set_name}"));
     let start = std::time::Instant::now();
-    let out = decoder.translate(direction, &sources, shots, &|n| pb.inc(n as u64))?;
+    let out = decoder.translate(direction, &sources, &job.shots, &|n| pb.inc(n as u64))?;
     pb.finish();
     let seconds = start.elapsed().as_secs_f64();
     let text = out.lines.iter().map(|l| format!("{l}\n")).collect::<String>();
-    landermt_model::atomic::write_atomic(&file, |w| w.write_all(text.as_bytes()))?;
-    DecodedFile { key: decode_key, seconds, generated_tokens: out.generated_tokens }.write(&file)?;
+    landermt_model::atomic::write_atomic(file, |w| w.write_all(text.as_bytes()))?;
+    DecodedFile { key: job.decode_key.clone(), seconds, generated_tokens: out.generated_tokens }.write(file)?;
     tracing::info!(system = %name, %direction, set = set_name, seconds, tokens = out.generated_tokens, "decoded");
-    Ok(Hypotheses { system: name.to_string(), key, lines: out.lines, seconds, generated_tokens: out.generated_tokens, file: file.display().to_string() })
+    Ok(done(out.lines, seconds, out.generated_tokens))
+}
+
+/// The decoding settings of the eval stage.
+fn decode_options(cfg: &RunConfig) -> landermt_eval::decode::DecodeOptions {
+    let e = &cfg.eval;
+    landermt_eval::decode::DecodeOptions { template: cfg.eval_template().clone(), max_new_tokens: e.max_new_tokens, batch_size: e.batch_size, stop_at_newline: true, beams: e.beams, length_penalty: e.length_penalty }
+}
+
+/// The run's directions, with the other pairs' directions the transfer method is decoded on.
+fn evaluated_directions(cfg: &RunConfig) -> Vec<Direction> {
+    cfg.eval_directions().into_iter().chain(cfg.eval.cross.iter().flat_map(|(_, ds)| ds.iter().copied())).collect()
+}
+
+/// Whether `system`'s hypotheses and LM losses are all decoded from its current delta (or the
+/// delta's kept hash) and the current settings: then the eval stage needs no weights of it.
+pub fn is_decoded(cfg: &RunConfig, system: System) -> Result<bool> {
+    let sets = test_sets(cfg, &evaluated_directions(cfg))?;
+    let model_sha256 = crate::report::sha256_path(&cfg.model.resolve(false)?)?;
+    Ok(Work::of(cfg, system, &sets, &decode_options(cfg), &model_sha256)?.is_done())
+}
+
+/// Decodes `system` alone as the eval stage will (its files are then reused): the pipeline does
+/// this right after training, so a system's results are kept before the next one trains.
+pub fn predecode(cfg: &RunConfig, system: System) -> Result<()> {
+    let sets = test_sets(cfg, &evaluated_directions(cfg))?;
+    let model_sha256 = crate::report::sha256_path(&cfg.model.resolve(true)?)?;
+    decode_system(cfg, system, &sets, &decode_options(cfg), &model_sha256).map(drop)
 }
 
 /// A system's hypotheses on one test set, scored: corpus BLEU and chrF from the segment
@@ -282,10 +375,8 @@ fn score_set(cfg: &RunConfig, key: usize, set: &TestSet, hyps: &[Hypotheses], ro
 /// forgetting figures.
 pub fn eval(cfg: &RunConfig) -> Result<()> {
     let e = &cfg.eval;
-    let directions = cfg.eval_directions();
-    let opts = landermt_eval::decode::DecodeOptions { template: cfg.eval_template().clone(), max_new_tokens: e.max_new_tokens, batch_size: e.batch_size, stop_at_newline: true, beams: e.beams, length_penalty: e.length_penalty };
-    // With the other pairs' directions the transfer method is decoded on, if any.
-    let evaluated: Vec<Direction> = directions.iter().copied().chain(e.cross.iter().flat_map(|(_, ds)| ds.iter().copied())).collect();
+    let opts = decode_options(cfg);
+    let evaluated = evaluated_directions(cfg);
     let sets = test_sets(cfg, &evaluated)?;
     let model_sha256 = crate::report::sha256_path(&cfg.model.resolve(true)?)?;
     let (mut infos, mut lm_rows, mut hyps) = (Vec::new(), Vec::new(), Vec::new());

@@ -71,6 +71,7 @@ pub fn train(cfg: &RunConfig, system: System) -> Result<()> {
         println!("  nothing to train");
         return Ok(());
     }
+    crate::kept::forget(&dir)?;
     let pb = bar(0, &name);
     let run = trainer::Run {
         settings: &settings,
@@ -88,6 +89,7 @@ pub fn train(cfg: &RunConfig, system: System) -> Result<()> {
     };
     let (_, state) = trainer::run(trainee, &run)?;
     pb.finish();
+    crate::kept::record(&dir)?;
 
     write_summary(cfg, &dir, system, &state, &settings, t, trainable, total_params, &added)
 }
