@@ -135,13 +135,14 @@ pub fn run(cfg: &RunConfig, options: &Options, on_event: &mut dyn FnMut(Event)) 
     Ok(())
 }
 
-/// After a training run the pipeline evaluates, decodes its system right away: its results are
-/// then kept (crate::kept) before the next system trains, and the eval stage reuses them.
+/// After a training run (or the untrained `none` and `icl` systems' empty one) the pipeline
+/// decodes that system right away: its results are then kept (crate::kept) before the next
+/// system trains, and the eval stage reuses them.
 fn predecode(cfg: &RunConfig, step: &Step, options: &Options) -> Result<()> {
     let Some(name) = step.name.strip_prefix("train:") else { return Ok(()) };
     let cfg = &*plan::scope(cfg, step)?;
     let system: System = name.parse().map_err(anyhow::Error::msg)?;
-    if !options.selects("eval") || system.method == landermt_train::Method::None || !cfg.systems().contains(&system) {
+    if !options.selects("eval") || !cfg.systems().contains(&system) {
         return Ok(());
     }
     stages::predecode(cfg, system)
