@@ -10,13 +10,7 @@ fn the_quick_pipeline_runs_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
     let cfg = quick_config(tmp.path(), &run, &[]);
-    let run_pipeline = |extra: &[&str]| {
-        let mut args = vec!["pipeline", "--config", cfg.to_str().unwrap()];
-        args.extend_from_slice(extra);
-        let out = xtask(&args);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
+    let run_pipeline = |extra: &[&str]| common::pipeline(&cfg, extra);
     let first = run_pipeline(&[]);
     for file in ["layers.json", "neurons.json", "neurons.safetensors", "route.json", "train/landermt/delta.safetensors", "train/landermt/loss.svg", "train/landermt@fr-en/delta.safetensors", "report.json", "report.md", "figures/delta.svg", "figures/transfer-flores.svg", "figures/forgetting-lm.svg"] {
         assert!(run.join(file).exists(), "{file} is missing");
@@ -65,13 +59,7 @@ fn a_run_over_two_language_pairs_keeps_per_pair_artifacts_and_stamps() {
             ("extra_directions = [\"en-de\"]", "extra_directions = []"),
         ],
     );
-    let pipeline = |extra: &[&str]| {
-        let mut args = vec!["pipeline", "--config", cfg.to_str().unwrap()];
-        args.extend_from_slice(extra);
-        let out = xtask(&args);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
+    let pipeline = |extra: &[&str]| common::pipeline(&cfg, extra);
 
     let plan = pipeline(&["--dry-run"]);
     for step in ["en-fr/probe", "en-de/probe", "score", "en-fr/route", "en-de/train:landermt", "en-de/eval", "report"] {
@@ -135,13 +123,7 @@ fn a_run_kept_without_its_deltas_resumes_without_retraining() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
     let cfg = quick_config(tmp.path(), &run, &[]);
-    let pipeline = |extra: &[&str]| {
-        let mut args = vec!["pipeline", "--config", cfg.to_str().unwrap()];
-        args.extend_from_slice(extra);
-        let out = xtask(&args);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
+    let pipeline = |extra: &[&str]| common::pipeline(&cfg, extra);
     pipeline(&[]);
     let report = |what: &str| -> serde_json::Value { serde_json::from_slice::<serde_json::Value>(&std::fs::read(run.join("report.json")).unwrap()).unwrap()[what].clone() };
     let (rows, lm, systems) = (report("rows"), report("lm_loss"), report("systems"));

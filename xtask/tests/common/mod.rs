@@ -21,6 +21,15 @@ pub fn xtask(args: &[&str]) -> Output {
     xtask_command(args).output().unwrap()
 }
 
+/// `cargo xtask pipeline --config CFG EXTRA…`, which must succeed; its standard output.
+pub fn pipeline(cfg: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["pipeline", "--config", cfg.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = xtask(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 /// configs/quick.toml writing into `run`, with each `(from, to)` replacement applied, saved as
 /// `dir/run.toml`.
 pub fn quick_config(dir: &Path, run: &Path, edits: &[(&str, &str)]) -> PathBuf {
