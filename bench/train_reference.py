@@ -588,6 +588,11 @@ def main():
 
     if args.save:
         out = model.merge_and_unload() if args.method == "lora" else model
+        # A model read from GGUF keeps transformers' GGUF quantizer, which refuses to save; its
+        # weights were dequantized on load, so they are saved as plain f32 tensors.
+        out.hf_quantizer = None
+        if getattr(out.config, "quantization_config", None) is not None:
+            del out.config.quantization_config
         args.save.mkdir(parents=True, exist_ok=True)
         out.save_pretrained(str(args.save), safe_serialization=True)
         tok.save(args.save)
