@@ -125,7 +125,6 @@ pub fn run(cfg: &RunConfig, options: &Options, on_event: &mut dyn FnMut(Event)) 
         on_event(Event::Running { step: step.label(), at });
         run_step(cfg, &step)?;
         plan::mark_done(cfg, &step)?;
-        predecode(cfg, &step, options)?;
         ran_any = true;
         on_event(Event::Done { step: step.label(), at: started.elapsed().as_secs_f64(), seconds: t0.elapsed().as_secs_f64() });
     }
@@ -133,19 +132,6 @@ pub fn run(cfg: &RunConfig, options: &Options, on_event: &mut dyn FnMut(Event)) 
         on_event(Event::Finished { ran_any, seconds: started.elapsed().as_secs_f64(), report: cfg.run.dir.join("report.md") });
     }
     Ok(())
-}
-
-/// After a training run (or the untrained `none` and `icl` systems' empty one) the pipeline
-/// decodes that system right away: its results are then kept (crate::kept) before the next
-/// system trains, and the eval stage reuses them.
-fn predecode(cfg: &RunConfig, step: &Step, options: &Options) -> Result<()> {
-    let Some(name) = step.name.strip_prefix("train:") else { return Ok(()) };
-    let cfg = &*plan::scope(cfg, step)?;
-    let system: System = name.parse().map_err(anyhow::Error::msg)?;
-    if !options.selects("eval") || !cfg.systems().contains(&system) {
-        return Ok(());
-    }
-    stages::predecode(cfg, system)
 }
 
 /// The run's header: model, GEMM kernel, directions and pairs.

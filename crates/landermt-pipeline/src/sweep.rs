@@ -298,7 +298,7 @@ fn dev_point(cfg: &RunConfig, method: Method, value: &str, n: usize) -> Result<P
         directions.push(DevScore { direction: direction.to_string(), lines: refs.len(), bleu: crate::stages::bleu_for(direction).corpus(&hyps, &refs).score, chrf: landermt_eval::Chrf::CHRF.corpus(&hyps, &refs) });
     }
     let mean = |f: fn(&DevScore) -> f64| directions.iter().map(f).sum::<f64>() / directions.len().max(1) as f64;
-    let dev_loss = if method == Method::None { None } else { final_dev_loss(&cfg.run.dir.join("train").join(system.name()).join("train.json")) };
+    let dev_loss = if method == Method::None { None } else { final_dev_loss(&crate::kept::train_dir(cfg, system).join("train.json")) };
     let point = Point { value: value.to_string(), dir: cfg.run.dir.display().to_string(), dev_loss, dev_bleu: mean(|d| d.bleu), dev_chrf: mean(|d| d.chrf), directions };
     let bytes = serde_json::to_vec_pretty(&SavedPoint { key, point: point.clone() })?;
     landermt_model::atomic::write_atomic(&path, |w| w.write_all(&bytes))?;

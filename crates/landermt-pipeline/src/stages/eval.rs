@@ -38,10 +38,7 @@ fn system_info(cfg: &RunConfig, system: System) -> Result<SystemInfo> {
     let path = dir.join("train.json");
     let train: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
         .with_context(|| format!("{}: not a train.json", path.display()))?;
-    let Some(delta_sha256) = crate::kept::delta_sha256(cfg, system)? else {
-        let only = system.only.map(|d| format!(" --direction {d}")).unwrap_or_default();
-        bail!("{}: missing; run `cargo xtask train --config … --method {}{only}` first", dir.join(crate::kept::DELTA).display(), system.method.name());
-    };
+    let delta_sha256 = crate::kept::delta_sha256(cfg, system)?.ok_or_else(|| super::train::missing_delta(cfg, system))?;
     Ok(SystemInfo {
         name: system.name(),
         trainable_parameters: train["trainable_parameters"].as_u64().unwrap_or(0) as usize,
@@ -156,6 +153,8 @@ struct LmJob {
     text: Vec<String>,
     file: std::path::PathBuf,
     key: String,
+    /// The loss kept in `file`, if measured from the same inputs.
+    kept: Option<f64>,
 }
 
 /// One hypothesis file of a system's evaluation.
@@ -168,6 +167,8 @@ struct SetJob<'a> {
     /// Everything the hypotheses depend on: an eval run again (a killed one, or one whose
     /// metric settings changed) reuses a file decoded from the same inputs.
     decode_key: String,
+    /// The hypotheses kept in `file`, if decoded from the same inputs.
+    kept: Option<(Vec<String>, DecodedFile)>,
 }
 
 /// Everything one system's evaluation writes, each output keyed by what it depends on.
@@ -190,7 +191,9 @@ impl<'a> Work<'a> {
             let mut text = read_monolingual(&e.lm_data, language)?;
             text.truncate(e.lm_n);
             let key = crate::report::sha256(format!("{weights}\n{}\n{}\n{text:?}", language.code, e.batch_size).as_bytes());
-            lm.push(LmJob { language, file: dir.join(format!("lm.{}.json", language.code)), text, key });
+            let file = dir.join(format!("lm.{}.json", language.code));
+            let kept = LmRecord::reuse(&file, &key).map(|r| r.loss);
+            lm.push(LmJob { language, file, text, key, kept });
         }
         let mut jobs = Vec::new();
         for (key, set) in sets.iter().enumerate() {
@@ -212,15 +215,15 @@ impl<'a> Work<'a> {
             let sources: Vec<&str> = set.pairs.iter().map(|p| p.src.as_str()).collect();
             let decode_key = crate::report::sha256(format!("{weights}\n{opts:?}\n{}\n{shots:?}\n{sources:?}", set.direction).as_bytes());
             let file = dir.join(format!("{}.{}.hyp", set.name, set.direction));
-            jobs.push(SetJob { key, set, shots, file, decode_key });
+            let kept = DecodedFile::reuse(&file, &decode_key, sources.len());
+            jobs.push(SetJob { key, set, shots, file, decode_key, kept });
         }
         Ok(Work { name, info, lm, sets: jobs })
     }
 
     /// Whether every output is there, decoded from the same inputs.
     fn is_done(&self) -> bool {
-        self.lm.iter().all(|j| LmRecord::reuse(&j.file, &j.key).is_some())
-            && self.sets.iter().all(|j| DecodedFile::reuse(&j.file, &j.decode_key, j.set.pairs.len()).is_some())
+        self.lm.iter().all(|j| j.kept.is_some()) && self.sets.iter().all(|j| j.kept.is_some())
     }
 }
 
@@ -230,33 +233,36 @@ fn decode_system(cfg: &RunConfig, system: System, sets: &[TestSet], opts: &lande
     let work = Work::of(cfg, system, sets, opts, model_sha256)?;
     let model = if work.is_done() { None } else { Some(trained_model(cfg, system)?) };
     let decoder = model.as_ref().map(|m| landermt_eval::decode::Decoder::new(m, opts));
+    const LOADED: &str = "the model is loaded when an output is missing";
     let mut lm_rows = Vec::new();
     for job in &work.lm {
-        let loss = match (LmRecord::reuse(&job.file, &job.key), &model) {
-            (Some(kept), _) => kept.loss,
-            (None, Some(model)) => {
-                let loss = lm_loss(model, &job.text, cfg.eval.batch_size)?;
+        let loss = match job.kept {
+            Some(loss) => loss,
+            None => {
+                let loss = lm_loss(model.as_ref().expect(LOADED), &job.text, cfg.eval.batch_size)?;
                 write_json(&job.file, &LmRecord { key: job.key.clone(), sentences: job.text.len(), loss })?;
                 loss
             }
-            (None, None) => bail!("{}: removed while the evaluation ran", job.file.display()),
         };
         lm_rows.push(LmRow { system: work.name.clone(), language: job.language.code.to_string(), sentences: job.text.len(), loss });
     }
-    let hyps = work.sets.iter().map(|job| decode_set(&work.name, decoder.as_ref(), job)).collect::<Result<_>>()?;
+    let mut hyps = Vec::new();
+    for job in work.sets {
+        hyps.push(match job.kept {
+            Some((lines, kept)) => {
+                tracing::info!(system = %work.name, direction = %job.set.direction, set = job.set.name, "hypotheses current, reused");
+                Hypotheses { system: work.name.clone(), key: job.key, lines, seconds: kept.seconds, generated_tokens: kept.generated_tokens, file: job.file.display().to_string() }
+            }
+            None => decode_set(&work.name, decoder.as_ref().expect(LOADED), &job)?,
+        });
+    }
     Ok(Decoded { info: work.info, lm_rows, hyps })
 }
 
-/// One system's hypotheses for one test set, decoded or reused.
-fn decode_set(name: &str, decoder: Option<&landermt_eval::decode::Decoder>, job: &SetJob) -> Result<Hypotheses> {
+/// One system's hypotheses for one test set, decoded and written with their record.
+fn decode_set(name: &str, decoder: &landermt_eval::decode::Decoder, job: &SetJob) -> Result<Hypotheses> {
     let (direction, set_name, file) = (job.set.direction, &job.set.name, &job.file);
     let sources: Vec<String> = job.set.pairs.iter().map(|p| p.src.clone()).collect();
-    let done = |lines: Vec<String>, seconds: f64, generated_tokens: usize| Hypotheses { system: name.to_string(), key: job.key, lines, seconds, generated_tokens, file: file.display().to_string() };
-    if let Some((lines, kept)) = DecodedFile::reuse(file, &job.decode_key, sources.len()) {
-        tracing::info!(system = %name, %direction, set = set_name, "hypotheses current, reused");
-        return Ok(done(lines, kept.seconds, kept.generated_tokens));
-    }
-    let Some(decoder) = decoder else { bail!("{}: removed while the evaluation ran", file.display()) };
     let pb = bar(sources.len(), &format!("{name} {direction} {set_name}"));
     let start = std::time::Instant::now();
     let out = decoder.translate(direction, &sources, &job.shots, &|n| pb.inc(n as u64))?;
@@ -266,7 +272,7 @@ fn decode_set(name: &str, decoder: Option<&landermt_eval::decode::Decoder>, job:
     landermt_model::atomic::write_atomic(file, |w| w.write_all(text.as_bytes()))?;
     DecodedFile { key: job.decode_key.clone(), seconds, generated_tokens: out.generated_tokens }.write(file)?;
     tracing::info!(system = %name, %direction, set = set_name, seconds, tokens = out.generated_tokens, "decoded");
-    Ok(done(out.lines, seconds, out.generated_tokens))
+    Ok(Hypotheses { system: name.to_string(), key: job.key, lines: out.lines, seconds, generated_tokens: out.generated_tokens, file: file.display().to_string() })
 }
 
 /// The decoding settings of the eval stage.
@@ -286,14 +292,6 @@ pub fn is_decoded(cfg: &RunConfig, system: System) -> Result<bool> {
     let sets = test_sets(cfg, &evaluated_directions(cfg))?;
     let model_sha256 = crate::report::sha256_path(&cfg.model.resolve(false)?)?;
     Ok(Work::of(cfg, system, &sets, &decode_options(cfg), &model_sha256)?.is_done())
-}
-
-/// Decodes `system` alone as the eval stage will (its files are then reused): the pipeline does
-/// this right after training, so a system's results are kept before the next one trains.
-pub fn predecode(cfg: &RunConfig, system: System) -> Result<()> {
-    let sets = test_sets(cfg, &evaluated_directions(cfg))?;
-    let model_sha256 = crate::report::sha256_path(&cfg.model.resolve(true)?)?;
-    decode_system(cfg, system, &sets, &decode_options(cfg), &model_sha256).map(drop)
 }
 
 /// A system's hypotheses on one test set, scored: corpus BLEU and chrF from the segment

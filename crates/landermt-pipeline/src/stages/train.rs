@@ -44,7 +44,7 @@ pub fn train(cfg: &RunConfig, system: System) -> Result<()> {
     let t = &cfg.train_for(method);
     let settings = t.settings();
     let name = system.name();
-    let dir = cfg.run.dir.join("train").join(&name);
+    let dir = crate::kept::train_dir(cfg, system);
     let (model, units, mut upstream, selected) = prepare(cfg, method)?;
     let pad = model.config.pad_token_id.unwrap_or(0);
     let directions = system.directions(&cfg.directions());
@@ -187,12 +187,18 @@ pub fn trained_model(cfg: &RunConfig, system: System) -> Result<LanguageModel> {
 
 /// `{run}/train/{system}/delta.safetensors`, or an error naming the command that makes it.
 fn delta_path(cfg: &RunConfig, system: System) -> Result<std::path::PathBuf> {
-    let delta = cfg.run.dir.join("train").join(system.name()).join("delta.safetensors");
+    let delta = crate::kept::train_dir(cfg, system).join(crate::kept::DELTA);
     if !delta.exists() {
-        let only = system.only.map(|d| format!(" --direction {d}")).unwrap_or_default();
-        bail!("{}: missing; run `cargo xtask train --config … --method {}{only}` first", delta.display(), system.method.name());
+        return Err(missing_delta(cfg, system));
     }
     Ok(delta)
+}
+
+/// The error for a system whose delta is needed but absent, naming the command that makes it.
+pub(super) fn missing_delta(cfg: &RunConfig, system: System) -> anyhow::Error {
+    let delta = crate::kept::train_dir(cfg, system).join(crate::kept::DELTA);
+    let only = system.only.map(|d| format!(" --direction {d}")).unwrap_or_default();
+    anyhow::anyhow!("{}: missing; run `cargo xtask train --config … --method {}{only}` first", delta.display(), system.method.name())
 }
 
 /// The base model with `delta` trained in (routed for the LANDeRMT variants), without autodiff.
