@@ -21,7 +21,7 @@ fn the_quick_pipeline_runs_end_to_end() {
 
     // Run again: every stage is current and skipped.
     let second = run_pipeline(&[]);
-    for step in ["probe", "score", "route", "train:none", "train:landermt", "train:landermt@en-fr", "eval"] {
+    for step in ["probe", "score", "route", "train:none", "decode:none", "train:landermt", "decode:landermt", "train:landermt@en-fr", "eval"] {
         assert!(second.lines().any(|l| l.contains(step) && l.contains("current, skipped")), "{step} was not skipped:\n{second}");
     }
     assert!(second.contains("every stage is current"), "{second}");

@@ -15,14 +15,15 @@ use sha2::{Digest, Sha256};
 
 use crate::config::RunConfig;
 
-/// The stages in order; `train:{system}` stands for one training run.
+/// The stages in order; `train:{system}` stands for one training run, and `decode:{system}`
+/// (stage `eval`) for the decoding of one system, right after its training.
 pub const STAGES: [&str; 5] = ["probe", "score", "route", "train", "eval"];
 
 /// One planned unit of work.
 #[derive(Debug, Clone)]
 pub struct Step {
-    /// `probe`, `score`, `route`, `train:{method}`, `eval`, or `report` (the joint report of a
-    /// run over several pairs).
+    /// `probe`, `score`, `route`, `train:{system}`, `decode:{system}`, `eval`, or `report` (the
+    /// joint report of a run over several pairs).
     pub name: String,
     /// The stage it belongs to (one of [`STAGES`]).
     pub stage: &'static str,
@@ -62,16 +63,23 @@ fn hash_file(h: &mut Sha256, path: &Path) {
     }
 }
 
-/// The steps of a pipeline run: probe, score, route, a training run per evaluated system, eval;
-/// for a run over several pairs, see [`steps_of_pairs`].
+/// The steps of a pipeline run: probe, score, route, a training run and a decoding per
+/// evaluated system, eval; for a run over several pairs, see [`steps_of_pairs`].
 pub fn steps(cfg: &RunConfig) -> Vec<Step> {
     if cfg.is_multi_pair() {
         return steps_of_pairs(cfg, None);
     }
     let mut out = vec![probe_step(cfg), score_step(cfg), route_step(cfg)];
-    out.extend(cfg.systems().into_iter().map(|system| train_step(cfg, system)));
+    out.extend(system_steps(cfg));
     out.push(eval_step(cfg));
     out
+}
+
+/// Each evaluated system's training, then its decoding. Decoding a system as soon as it is
+/// trained keeps its outputs when a long run stops before the last system: its delta can go
+/// ([`crate::kept`]) and the eval stage only scores.
+fn system_steps(cfg: &RunConfig) -> Vec<Step> {
+    cfg.systems().into_iter().flat_map(|system| [train_step(cfg, system), decode_step(system)]).collect()
 }
 
 /// A run over several pairs: every pair's probe, the score stage, then per pair its route,
@@ -85,7 +93,7 @@ pub fn steps_of_pairs(cfg: &RunConfig, only: Option<&[String]>) -> Vec<Step> {
     for p in &pairs {
         let view = cfg.for_pair(p);
         let mut steps = vec![route_step(&view)];
-        steps.extend(view.systems().into_iter().map(|system| train_step(&view, system)));
+        steps.extend(system_steps(&view));
         steps.push(eval_step(&view));
         out.extend(of_pair(&p.name, steps));
     }
@@ -119,6 +127,18 @@ pub fn train_step(cfg: &RunConfig, system: crate::system::System) -> Step {
     Step::new(format!("train:{name}"), "train", artifacts)
 }
 
+/// The decoding of `system` on every test set and LM-loss text of the eval stage. It has no
+/// stamp: each output it writes carries the key of its own inputs.
+pub fn decode_step(system: crate::system::System) -> Step {
+    Step::new(format!("decode:{}", system.name()), "eval", vec![])
+}
+
+/// The system a `train:` or `decode:` step is for.
+fn system_of(step: &Step) -> Result<Option<crate::system::System>> {
+    let Some(name) = step.name.strip_prefix("train:").or_else(|| step.name.strip_prefix("decode:")) else { return Ok(None) };
+    name.parse().map(Some).map_err(anyhow::Error::msg)
+}
+
 /// The key of `step`: everything its result depends on, as known now.
 pub fn key(cfg: &RunConfig, step: &Step) -> Result<String> {
     let cfg = &*scope(cfg, step)?;
@@ -149,7 +169,7 @@ pub fn key(cfg: &RunConfig, step: &Step) -> Result<String> {
         }
         "train" => {
             // The method's own settings: overriding one method's lr retrains only that method.
-            let system: crate::system::System = step.name.trim_start_matches("train:").parse().map_err(anyhow::Error::msg)?;
+            let system = system_of(step)?.expect("a training step names its system");
             h.update(serde_json::to_vec(&cfg.train_for(system.method))?);
             h.update(serde_json::to_vec(&cfg.prompt)?);
             hash_file(&mut h, &dir.join("layers.json"));
@@ -181,6 +201,10 @@ fn stamp(cfg: &RunConfig, step: &Step) -> Result<PathBuf> {
 
 /// Whether `step`'s artifacts exist and were made from the inputs it would use now.
 pub fn is_current(cfg: &RunConfig, step: &Step) -> Result<bool> {
+    if step.name.starts_with("decode:") {
+        let system = system_of(step)?.expect("a decoding step names its system");
+        return crate::stages::is_decoded(&*scope(cfg, step)?, system);
+    }
     if !step.artifacts.iter().all(|a| a.exists()) && !stands_in(cfg, step)? {
         return Ok(false);
     }
@@ -190,13 +214,17 @@ pub fn is_current(cfg: &RunConfig, step: &Step) -> Result<bool> {
 /// Whether `step` is a training run whose delta is gone but kept as a record, with its
 /// system's decoded outputs current ([`crate::kept`]).
 fn stands_in(cfg: &RunConfig, step: &Step) -> Result<bool> {
-    let Some(system) = step.name.strip_prefix("train:") else { return Ok(false) };
-    let system: crate::system::System = system.parse().map_err(anyhow::Error::msg)?;
-    crate::kept::stands_in(&*scope(cfg, step)?, system)
+    match system_of(step)? {
+        Some(system) if step.stage == "train" => crate::kept::stands_in(&*scope(cfg, step)?, system),
+        _ => Ok(false),
+    }
 }
 
 /// Records that `step` finished with its current inputs.
 pub fn mark_done(cfg: &RunConfig, step: &Step) -> Result<()> {
+    if step.name.starts_with("decode:") {
+        return Ok(()); // no stamp: see decode_step
+    }
     let k = key(cfg, step)?;
     landermt_model::atomic::write_atomic(&stamp(cfg, step)?, |w| w.write_all(k.as_bytes()))?;
     Ok(())

@@ -171,13 +171,15 @@ pub fn run_step(cfg: &RunConfig, step: &Step) -> Result<()> {
         "probe" => stages::probe(cfg),
         "score" => stages::score(cfg),
         "route" => stages::route(cfg),
-        "train" => {
-            let system: System = step.name.trim_start_matches("train:").parse().map_err(anyhow::Error::msg)?;
-            stages::train(cfg, system)
-        }
+        "train" => stages::train(cfg, system_named(step, "train:")?),
+        _ if step.name.starts_with("decode:") => stages::decode(cfg, system_named(step, "decode:")?),
         _ if step.name == "report" => crate::table::write(cfg),
         _ => stages::eval(cfg),
     }
+}
+
+fn system_named(step: &Step, prefix: &str) -> Result<System> {
+    step.name.trim_start_matches(prefix).parse().map_err(anyhow::Error::msg)
 }
 
 /// Stamps `step` (a stage name, or `train:{system}`) as done, so that the pipeline finds it

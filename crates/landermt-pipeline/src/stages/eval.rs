@@ -288,10 +288,42 @@ fn evaluated_directions(cfg: &RunConfig) -> Vec<Direction> {
 
 /// Whether `system`'s hypotheses and LM losses are all decoded from its current delta (or the
 /// delta's kept hash) and the current settings: then the eval stage needs no weights of it.
+/// A system not trained yet, or a model not fetched yet, has nothing decoded.
 pub fn is_decoded(cfg: &RunConfig, system: System) -> Result<bool> {
+    let trained = system.method == landermt_train::Method::None || (crate::kept::delta_sha256(cfg, system)?.is_some() && crate::kept::train_dir(cfg, system).join("train.json").exists());
+    let model = match cfg.model.resolve(false) {
+        Ok(path) if trained && path.exists() => path,
+        _ => return Ok(false),
+    };
     let sets = test_sets(cfg, &evaluated_directions(cfg))?;
-    let model_sha256 = crate::report::sha256_path(&cfg.model.resolve(false)?)?;
-    Ok(Work::of(cfg, system, &sets, &decode_options(cfg), &model_sha256)?.is_done())
+    Ok(Work::of(cfg, system, &sets, &decode_options(cfg), &model_sha256(&model)?)?.is_done())
+}
+
+/// The `decode:{system}` step: decodes every output of `system` the eval stage will read, so
+/// that they are kept (and its delta may go) before the next system trains.
+pub fn decode(cfg: &RunConfig, system: System) -> Result<()> {
+    let sets = test_sets(cfg, &evaluated_directions(cfg))?;
+    let model = model_sha256(&cfg.model.resolve(true)?)?;
+    decode_system(cfg, system, &sets, &decode_options(cfg), &model)?;
+    Ok(())
+}
+
+/// The SHA-256 of the model's file or folder, hashed once per process for a given size and
+/// modification time: a plan checks every system's outputs against it.
+fn model_sha256(path: &std::path::Path) -> Result<String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Seen = (std::path::PathBuf, u64, Option<std::time::SystemTime>);
+    static HASHES: OnceLock<Mutex<HashMap<Seen, String>>> = OnceLock::new();
+    let meta = std::fs::metadata(path).with_context(|| path.display().to_string())?;
+    let seen = (path.to_path_buf(), meta.len(), meta.modified().ok());
+    let hashes = HASHES.get_or_init(Default::default);
+    if let Some(sha) = hashes.lock().expect("not poisoned").get(&seen) {
+        return Ok(sha.clone());
+    }
+    let sha = crate::report::sha256_path(path)?;
+    hashes.lock().expect("not poisoned").insert(seen, sha.clone());
+    Ok(sha)
 }
 
 /// A system's hypotheses on one test set, scored: corpus BLEU and chrF from the segment
@@ -376,7 +408,7 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
     let opts = decode_options(cfg);
     let evaluated = evaluated_directions(cfg);
     let sets = test_sets(cfg, &evaluated)?;
-    let model_sha256 = crate::report::sha256_path(&cfg.model.resolve(true)?)?;
+    let model_sha256 = model_sha256(&cfg.model.resolve(true)?)?;
     let (mut infos, mut lm_rows, mut hyps) = (Vec::new(), Vec::new(), Vec::new());
     for system in cfg.systems() {
         let d = decode_system(cfg, system, &sets, &opts, &model_sha256)?;

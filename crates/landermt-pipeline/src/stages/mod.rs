@@ -18,7 +18,7 @@ mod train;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub use eval::{DecodedFile, eval, is_decoded};
+pub use eval::{DecodedFile, decode, eval, is_decoded};
 pub use probe::probe;
 pub use route::route;
 pub use score::score;

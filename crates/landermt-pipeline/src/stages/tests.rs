@@ -221,7 +221,21 @@ fn eval_writes_hypotheses_a_report_and_the_transfer_and_forgetting_figures() {
         t["tokens"].as_u64().unwrap()
     };
     assert!(tokens("landermt@fr-en") < tokens("landermt") && tokens("landermt@en-fr") < tokens("landermt"));
+    // The plan decodes each system right after its training; the decoding step is current
+    // once its outputs are kept, and the eval stage reuses them.
+    let names: Vec<String> = crate::plan::steps(&cfg).into_iter().map(|s| s.name).collect();
+    for s in &systems {
+        let at = names.iter().position(|n| *n == format!("train:{}", s.name())).unwrap();
+        assert_eq!(names[at + 1], format!("decode:{}", s.name()), "{names:?}");
+    }
+    let step = crate::plan::decode_step(systems[1]);
+    assert!(!crate::plan::is_current(&cfg, &step).unwrap());
+    decode(&cfg, systems[1]).unwrap();
+    assert!(crate::plan::is_current(&cfg, &step).unwrap() && !dir.path().join("eval/none").exists());
+    let kept = dir.path().join("eval/landermt/flores.en-fr.hyp");
+    let decoded_at = std::fs::metadata(&kept).unwrap().modified().unwrap();
     eval(&cfg).unwrap();
+    assert_eq!(std::fs::metadata(&kept).unwrap().modified().unwrap(), decoded_at, "the eval stage decoded landermt again");
     let report = Report::read(&dir.path().join("report.json")).unwrap();
     // 4 systems × 3 directions (en-fr, fr-en and the untrained en-de) × 2 test sets.
     assert_eq!(report.rows.len(), 24);
