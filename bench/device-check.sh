@@ -10,7 +10,8 @@
 #   mkdir -p .gpu && strip -o .gpu/xtask target/gpu-check/debug/xtask && gzip -9f .gpu/xtask
 #   echo /.gpu/ >> .git/info/exclude
 #   (cd .gpu && apt-get download libvulkan1)                # wgpu's loader, if the GPU machine lacks it
-#   mv data/corpus /tmp/corpus-aside                        # back with `git checkout data/corpus`
+#   (cd ~/.cache/landermt/cuda-12.8 && tar -cJf - include) > .gpu/cuda-12.8-include.tar.xz  # headers, if it lacks a toolkit
+#   mv data/corpus /tmp/corpus-aside; mv results /tmp/results-aside   # the tree must stay under 64 MiB
 # There (carry .gpu):
 #   bash bench/device-check.sh "$OUT"
 # The table is printed and written to $OUT/device-check.md, the log to $OUT/device-check.log, and
@@ -24,14 +25,23 @@ if ! ldconfig -p | grep -q libvulkan.so.1; then
   for deb in .gpu/*.deb; do [ -e "$deb" ] && dpkg -x "$deb" /; done
   ldconfig 2>/dev/null || true
 fi
-# NVRTC and the CUDA headers: a toolkit's, or fetched with `xtask fetch-cuda-runtime`.
+# NVRTC and the CUDA headers: the machine's toolkit (the lent H200s have CUDA 13), else the
+# 12.8 headers carried in .gpu (`tar -cJf .gpu/cuda-12.8-include.tar.xz include` in the folder
+# `xtask fetch-cuda-runtime` fills, 1.3 MB) and NVRTC from python's nvidia wheels.
 export CUDA_PATH="${CUDA_PATH:-/usr/local/cuda}"
-nvrtc_dir=$(dirname "$(ls "$CUDA_PATH"/lib64/libnvrtc.so* "$CUDA_PATH"/targets/*/lib/libnvrtc.so* 2>/dev/null | head -1)" 2>/dev/null)
-export LD_LIBRARY_PATH="${nvrtc_dir:-$CUDA_PATH/lib64}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+if [ ! -e "$CUDA_PATH/include/cuda_fp16.h" ] && [ -e .gpu/cuda-12.8-include.tar.xz ]; then
+  mkdir -p /tmp/cuda-carried && tar -xJf .gpu/cuda-12.8-include.tar.xz -C /tmp/cuda-carried && export CUDA_PATH=/tmp/cuda-carried
+fi
+nvrtc=$(ls "$CUDA_PATH"/lib64/libnvrtc.so.* "$CUDA_PATH"/targets/*/lib/libnvrtc.so.* /usr/local/cuda/lib64/libnvrtc.so.* 2>/dev/null | head -1)
+[ -z "$nvrtc" ] && nvrtc=$(python3 -c 'import glob, site; print(next(iter(sorted(f for d in site.getsitepackages() for f in glob.glob(d + "/nvidia/**/libnvrtc.so.*", recursive=True))), ""))' 2>/dev/null)
+nvrtc_dir=$(dirname "${nvrtc:-/nonexistent/x}")
+# cudarc opens libnvrtc.so or libnvrtc.so.12; a CUDA 13 runtime may have only libnvrtc.so.13.
+mkdir -p /tmp/nvrtc-link && [ -n "$nvrtc" ] && ln -sf "$nvrtc" /tmp/nvrtc-link/libnvrtc.so
+export LD_LIBRARY_PATH="/tmp/nvrtc-link:$nvrtc_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 [ -e /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] && export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
-  echo "CUDA_PATH=$CUDA_PATH nvrtc=$(ls "${nvrtc_dir:-/nonexistent}"/libnvrtc.so* 2>/dev/null | tr '\n' ' ')"
+  echo "CUDA_PATH=$CUDA_PATH nvrtc=$nvrtc ($(ls "$nvrtc_dir" 2>/dev/null | grep nvrtc | tr '\n' ' '))"
   ls "$CUDA_PATH/include/cuda_fp16.h" "$CUDA_PATH/include/cccl" -d 2>&1
   ldconfig -p | grep -E "libvulkan.so.1|libcuda.so.1" | head -3
   python3 -c "import torch; print('torch', torch.__version__, torch.cuda.is_available())"
