@@ -9,7 +9,7 @@
 #   cargo xtask check-gpu                                   # xtask with cuda + wgpu, ~1 h cold
 #   mkdir -p .gpu && strip -o .gpu/xtask target/gpu-check/debug/xtask && gzip -9f .gpu/xtask
 #   echo /.gpu/ >> .git/info/exclude
-#   (cd .gpu && apt-get download libvulkan1)                # wgpu's loader, if the GPU machine lacks it
+#   (cd .gpu && apt-get download libvulkan1 libglvnd0 libglx0 libegl1 libgl1 libopengl0 libgles2)  # wgpu's loader and glvnd
 #   (cd ~/.cache/landermt/cuda-12.8 && tar -cJf - include) > .gpu/cuda-12.8-include.tar.xz  # headers, if it lacks a toolkit
 #   mv data/corpus /tmp/corpus-aside; mv results /tmp/results-aside   # the tree must stay under 64 MiB
 # There (carry .gpu):
@@ -21,10 +21,12 @@ out="${1:-target/device-check}"
 work=target/device-check                                   # all of it; $out gets the summary
 mkdir -p "$out" "$work"
 [ -e .gpu/xtask.gz ] && gunzip -f .gpu/xtask.gz && chmod +x .gpu/xtask
-if ! ldconfig -p | grep -q libvulkan.so.1; then
-  for deb in .gpu/*.deb; do [ -e "$deb" ] && dpkg -x "$deb" /; done
-  ldconfig 2>/dev/null || true
-fi
+# Vulkan's loader and glvnd, which NVIDIA's Vulkan driver (libGLX_nvidia) needs: each carried
+# package the machine lacks (one lent H200 had the loader but not glvnd: "Found no drivers").
+for deb in .gpu/*.deb; do
+  [ -e "$deb" ] && ! dpkg -s "$(dpkg-deb -f "$deb" Package)" >/dev/null 2>&1 && dpkg -x "$deb" /
+done
+ldconfig 2>/dev/null || true
 # NVRTC and the CUDA headers: the machine's toolkit (the lent H200s have CUDA 13), else the
 # 12.8 headers carried in .gpu (`tar -cJf .gpu/cuda-12.8-include.tar.xz include` in the folder
 # `xtask fetch-cuda-runtime` fills, 1.3 MB) and NVRTC from python's nvidia wheels.
@@ -46,6 +48,9 @@ export LD_LIBRARY_PATH="/tmp/nvrtc-link:$nvrtc_dir${LD_LIBRARY_PATH:+:$LD_LIBRAR
   ldconfig -p | grep -E "libvulkan.so.1|libcuda.so.1" | head -3
   python3 -c "import torch; print('torch', torch.__version__, torch.cuda.is_available())"
 } 2>&1 | tee "$out/device-check.log"
+# The machine reaches no registry: the CPU side (Gemma against flex) runs the pure-Rust GEMM
+# rather than trying to fetch OpenBLAS.
+export LANDERMT_GEMM="${LANDERMT_GEMM:-rust}"
 RUST_LOG=info,cubecl=warn,wgpu=warn,naga=warn timeout "${CHECK_SECONDS:-520}" .gpu/xtask device-check --python python3 --out "$work" ${CHECK_ARGS:-} 2>&1 | tee -a "$out/device-check.log"
 # At most 8 files come back from a device machine: the table and each backend's bench results.
 [ "$out" != "$work" ] && cp "$work/device-check.md" "$out/" 2>/dev/null

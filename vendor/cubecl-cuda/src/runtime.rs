@@ -262,8 +262,13 @@ impl DeviceService for CudaServer {
         }
 
         if arch_version >= 80 {
-            device_props
-                .register_type_usage(ElemType::Float(FloatKind::TF32), TypeUsage::Conversion);
+            // landermt patch: f32 products stay f32 (PyTorch's default, allow_tf32 = False).
+            // Advertising TF32 lets the matmul autotuner round f32 inputs to TF32 on the tensor
+            // cores (10-bit mantissa); LANDERMT_CUDA_TF32=1 allows it, as upstream always does.
+            if std::env::var("LANDERMT_CUDA_TF32").is_ok_and(|v| v == "1") {
+                device_props
+                    .register_type_usage(ElemType::Float(FloatKind::TF32), TypeUsage::Conversion);
+            }
             device_props.features.copy_async = true;
         }
 
