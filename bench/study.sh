@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Issue 13's study, start to finish: the 500-pair pipeline (configs/en-fr-study.toml), then the
+# sweeps that check its learning rates and its method choices on dev, in the README's order.
+#
+#   nohup nice -n 19 bash bench/study.sh >> runs/study.log 2>&1 &
+#
+# Every command resumes from its stamps, checkpoints and kept outputs, so the script can be
+# killed and run again, on this machine or on a fresh clone of a repository where results/ was
+# committed: each system is kept once decoded (its `decode:` line in the log), each sweep point
+# once scored on dev. Commit results/ between sittings (DEVELOPERS.md, "Long runs").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CONFIG=configs/en-fr-study.toml
+XTASK=${XTASK:-runs/bin/xtask-study}   # a copy of target/debug/xtask, so rebuilds do not disturb it
+export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-2}
+
+log() { echo "[$(date -u +%FT%TZ)] $*"; }
+
+mkdir -p "$(dirname "$XTASK")"
+[ -x "$XTASK" ] || { cargo build -q -p xtask && cp target/debug/xtask "$XTASK"; }
+
+log "pipeline"
+"$XTASK" pipeline --config "$CONFIG"
+while read -r method key values; do
+  log "sweep $method $key=$values"
+  "$XTASK" sweep --config "$CONFIG" --method "$method" --set "$key=$values" --dev-lines 100 < /dev/null
+done <<'EOF'
+landermt train.lr 1e-4,3e-4,1e-3
+lora train.lr 3e-4,1e-3
+layers train.lr 3e-5,1e-4,3e-4
+full train.lr 1e-5,3e-5
+landermt route.car taylor,static,learned,off
+landermt probe.k 2,4,6
+landermt score.epsilon 0.8,0.9,0.95
+EOF
+log "done: results/en-fr-study/report.md and results/en-fr-study/sweep/"
