@@ -177,6 +177,9 @@ struct Work<'a> {
     info: SystemInfo,
     lm: Vec<LmJob>,
     sets: Vec<SetJob<'a>>,
+    /// Why a test set is left out (icl on a direction without dev pairs): said when decoding,
+    /// not at every plan check.
+    left_out: Vec<String>,
 }
 
 impl<'a> Work<'a> {
@@ -195,7 +198,7 @@ impl<'a> Work<'a> {
             let kept = LmRecord::reuse(&file, &key).map(|r| r.loss);
             lm.push(LmJob { language, file, text, key, kept });
         }
-        let mut jobs = Vec::new();
+        let (mut jobs, mut left_out) = (Vec::new(), Vec::new());
         for (key, set) in sets.iter().enumerate() {
             // Another pair's direction: decoded by the transfer method only.
             if e.cross.as_ref().is_some_and(|(m, ds)| ds.contains(&set.direction) && system != System::all(*m)) {
@@ -206,7 +209,7 @@ impl<'a> Work<'a> {
                 Ok(pairs) => pairs,
                 // An untrained direction (`extra_directions`) may have no dev pairs to show.
                 Err(err) if system.icl => {
-                    tracing::warn!(direction = %set.direction, "icl not decoded: no in-context examples for this direction ({err})");
+                    left_out.push(format!("icl not decoded on {}: no in-context examples for this direction ({err})", set.direction));
                     continue;
                 }
                 Err(err) => return Err(err).context("in-context examples (train.dev)"),
@@ -218,7 +221,7 @@ impl<'a> Work<'a> {
             let kept = DecodedFile::reuse(&file, &decode_key, sources.len());
             jobs.push(SetJob { key, set, shots, file, decode_key, kept });
         }
-        Ok(Work { name, info, lm, sets: jobs })
+        Ok(Work { name, info, lm, sets: jobs, left_out })
     }
 
     /// Whether every output is there, decoded from the same inputs.
@@ -231,6 +234,7 @@ impl<'a> Work<'a> {
 /// every output decoded from the same inputs; the model is loaded only if one is missing.
 fn decode_system(cfg: &RunConfig, system: System, sets: &[TestSet], opts: &landermt_eval::decode::DecodeOptions, model_sha256: &str) -> Result<Decoded> {
     let work = Work::of(cfg, system, sets, opts, model_sha256)?;
+    work.left_out.iter().for_each(|why| tracing::warn!("{why}"));
     let model = if work.is_done() { None } else { Some(trained_model(cfg, system)?) };
     let decoder = model.as_ref().map(|m| landermt_eval::decode::Decoder::new(m, opts));
     const LOADED: &str = "the model is loaded when an output is missing";
