@@ -179,7 +179,8 @@ const TIE: f32 = 1e-4;
 
 /// Gemma on a GPU against flex.
 struct GemmaParity {
-    /// Largest |difference| of the last-position logits of two sentences.
+    /// Largest |difference| of the logits at every position of two sentences, each followed
+    /// by flex's greedy tokens.
     logit_diff: f32,
     /// Of flex's 32 greedy tokens per sentence, fed to both (teacher forcing): how many the
     /// GPU also picks, and how many it picks otherwise where flex's logits tie within [`TIE`].
@@ -204,8 +205,7 @@ fn gemma_parity(path: &Path, device: &Device) -> Result<GemmaParity> {
         let all = |m: &LanguageModel| floats(m.net.logits(m.net.forward(&Batch::single(&seq), None, &mut landermt_model::Taps::none())));
         let (g, c) = (all(&gpu), all(&cpu));
         let vocab = g.len() / seq.len();
-        let last = (seq.len() - 1) * vocab..seq.len() * vocab;
-        out.logit_diff = out.logit_diff.max(max_diff(&g[last.clone()], &c[last]));
+        out.logit_diff = out.logit_diff.max(max_diff(&g, &c));
         for (i, &want) in reference.iter().enumerate() {
             let at = (prompt.len() - 1 + i) * vocab;
             let (g, c) = (&g[at..at + vocab], &c[at..at + vocab]);

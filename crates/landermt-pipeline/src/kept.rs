@@ -28,18 +28,31 @@ pub fn train_dir(cfg: &RunConfig, system: System) -> PathBuf {
 /// when neither is there.
 pub fn delta_sha256(cfg: &RunConfig, system: System) -> Result<Option<String>> {
     let dir = train_dir(cfg, system);
-    if let Ok(text) = std::fs::read_to_string(dir.join(RECORD)) {
-        let sha = text.trim();
-        if sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Ok(Some(sha.to_string()));
-        }
-        tracing::warn!(file = %dir.join(RECORD).display(), "not a SHA-256; hashing the delta instead");
+    if let Some(sha) = recorded(&dir) {
+        return Ok(Some(sha));
     }
     let delta = dir.join(DELTA);
     if !delta.exists() {
         return Ok(None);
     }
     Ok(Some(crate::report::sha256_path(&delta)?))
+}
+
+/// Whether [`delta_sha256`] finds a hash, without hashing the delta.
+pub fn has_delta(cfg: &RunConfig, system: System) -> bool {
+    let dir = train_dir(cfg, system);
+    recorded(&dir).is_some() || dir.join(DELTA).exists()
+}
+
+/// The SHA-256 recorded in `dir`, if the record is there and holds one.
+fn recorded(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(RECORD)).ok()?;
+    let sha = text.trim();
+    if sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Some(sha.to_string());
+    }
+    tracing::warn!(file = %dir.join(RECORD).display(), "not a SHA-256; hashing the delta instead");
+    None
 }
 
 /// Removes the record before training writes a new delta: a record never names an older one.

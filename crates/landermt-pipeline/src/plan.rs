@@ -134,7 +134,7 @@ pub fn decode_step(system: crate::system::System) -> Step {
 }
 
 /// The system a `train:` or `decode:` step is for.
-fn system_of(step: &Step) -> Result<Option<crate::system::System>> {
+pub(crate) fn system_of(step: &Step) -> Result<Option<crate::system::System>> {
     let Some(name) = step.name.strip_prefix("train:").or_else(|| step.name.strip_prefix("decode:")) else { return Ok(None) };
     name.parse().map(Some).map_err(anyhow::Error::msg)
 }

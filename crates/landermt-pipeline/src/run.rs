@@ -171,15 +171,16 @@ pub fn run_step(cfg: &RunConfig, step: &Step) -> Result<()> {
         "probe" => stages::probe(cfg),
         "score" => stages::score(cfg),
         "route" => stages::route(cfg),
-        "train" => stages::train(cfg, system_named(step, "train:")?),
-        _ if step.name.starts_with("decode:") => stages::decode(cfg, system_named(step, "decode:")?),
+        "train" => stages::train(cfg, system_of(step)?),
+        _ if step.name.starts_with("decode:") => stages::decode(cfg, system_of(step)?),
         _ if step.name == "report" => crate::table::write(cfg),
         _ => stages::eval(cfg),
     }
 }
 
-fn system_named(step: &Step, prefix: &str) -> Result<System> {
-    step.name.trim_start_matches(prefix).parse().map_err(anyhow::Error::msg)
+/// The system of a `train:` or `decode:` step.
+fn system_of(step: &Step) -> Result<System> {
+    plan::system_of(step)?.ok_or_else(|| anyhow::anyhow!("step `{}` names no system", step.name))
 }
 
 /// Stamps `step` (a stage name, or `train:{system}`) as done, so that the pipeline finds it

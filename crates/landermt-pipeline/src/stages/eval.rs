@@ -294,7 +294,8 @@ fn evaluated_directions(cfg: &RunConfig) -> Vec<Direction> {
 /// delta's kept hash) and the current settings: then the eval stage needs no weights of it.
 /// A system not trained yet, or a model not fetched yet, has nothing decoded.
 pub fn is_decoded(cfg: &RunConfig, system: System) -> Result<bool> {
-    let trained = system.method == landermt_train::Method::None || (crate::kept::delta_sha256(cfg, system)?.is_some() && crate::kept::train_dir(cfg, system).join("train.json").exists());
+    // The delta is hashed (where it has no record) once, by `Work::of` below.
+    let trained = system.method == landermt_train::Method::None || (crate::kept::has_delta(cfg, system) && crate::kept::train_dir(cfg, system).join("train.json").exists());
     let model = match cfg.model.resolve(false) {
         Ok(path) if trained && path.exists() => path,
         _ => return Ok(false),
