@@ -105,8 +105,12 @@ impl Attention {
             *slot = Some(LayerCache { k: k.clone(), v: v.clone() });
         }
         let scores = self.grouped(q).matmul(k.swap_dims(2, 3));
-        let scores = self.ungrouped(scores, t).mul_scalar(self.scale).add(ctx.bias.clone());
-        let probs = softmax(scores, 3);
+        let scores = self.ungrouped(scores, t);
+        let probs = if super::fused_act::applies(&scores) {
+            super::fused_softmax::softmax(scores, self.scale as f32, ctx.bias)
+        } else {
+            softmax(scores.mul_scalar(self.scale).add(ctx.bias.clone()), 3)
+        };
         let out = self.ungrouped(self.grouped(probs).matmul(v), t);
         let out = out.swap_dims(1, 2).reshape([b, t, self.num_heads * self.head_dim]);
         taps.tap(layer, Site::AttnO, super::project(&self.o_proj, out))

@@ -14,7 +14,7 @@ use crate::vmath::sigmoid;
 const CHUNK: usize = 1 << 14;
 
 /// Whether [`gated`] may replace the tensor ops for `x`: a flex tensor outside autodiff.
-pub fn applies(x: &Tensor<3>) -> bool {
+pub fn applies<const D: usize>(x: &Tensor<D>) -> bool {
     !x.is_autodiff() && x.device() == Device::flex()
 }
 
@@ -34,6 +34,10 @@ pub fn gated(activation: Activation, a: Tensor<3>, up: Option<Tensor<3>>) -> Ten
 
 /// [`chunk`] over `data` (and `up`) split into rayon tasks.
 fn in_chunks(data: &mut [f32], up: Option<&[f32]>, f: impl Fn(f32) -> f32 + Copy + Sync) {
+    if data.len() <= CHUNK {
+        // One task: this thread, without waking the pool (see `super::for_chunks`).
+        return chunk(data, up, f);
+    }
     match up {
         Some(up) => data.par_chunks_mut(CHUNK).zip(up.par_chunks(CHUNK)).for_each(|(a, u)| chunk(a, Some(u), f)),
         None => data.par_chunks_mut(CHUNK).for_each(|a| chunk(a, None, f)),

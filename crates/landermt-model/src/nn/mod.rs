@@ -6,6 +6,8 @@ pub mod alibi;
 pub mod attention;
 pub mod block;
 pub mod fused_act;
+pub mod fused_norm;
+pub mod fused_softmax;
 pub mod mlp;
 pub mod norm;
 pub mod rope;
@@ -24,6 +26,18 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::WeightDtype;
 use crate::weights::HostTensor;
+
+/// `f(i, chunk)` over `data` cut into chunks of `len` elements, on rayon's threads where there
+/// is more than one chunk. One chunk runs on this thread: handing it to the pool costs a
+/// wake-up, which a decoding step's small tensors would pay several times per layer.
+pub(crate) fn for_chunks(data: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    use rayon::prelude::*;
+    if data.len() <= len {
+        f(0, data);
+    } else {
+        data.par_chunks_mut(len).enumerate().for_each(|(i, c)| f(i, c));
+    }
+}
 
 /// `linear.forward(x)` for `[B, T, d]` as one `[B·T, d]` product. Burn keeps a batched
 /// matmul against the broadcast weight when T fills its row tiles, and flex then runs B

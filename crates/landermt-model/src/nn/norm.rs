@@ -16,8 +16,24 @@ pub struct Norm {
 }
 
 impl Norm {
-    /// Normalises over the last dimension.
+    /// Normalises over the last dimension: RMSNorm in one pass where nothing tracks gradients
+    /// (`super::fused_norm`), the tensor ops otherwise.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let plus_one = match self.kind {
+            NormKind::LayerNorm => return self.tensor_ops(x),
+            NormKind::Rms => false,
+            NormKind::RmsPlusOne => true,
+        };
+        if !super::fused_act::applies(&x) || self.weight.val().is_autodiff() {
+            return self.tensor_ops(x);
+        }
+        let w: Vec<f32> = self.weight.val().into_data().convert::<f32>().try_into_vec().expect("norm weights convert to f32");
+        let factor: Vec<f32> = if plus_one { w.iter().map(|w| w + 1.0).collect() } else { w };
+        super::fused_norm::rms(x, &factor, self.eps as f32)
+    }
+
+    /// The norm from tensor ops, which autodiff can differentiate.
+    pub(crate) fn tensor_ops<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let w = self.weight.val().unsqueeze::<D>();
         match self.kind {
             NormKind::LayerNorm => {

@@ -502,7 +502,11 @@ fn matmul_batched_gemm<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexT
     #[cfg(feature = "rayon")]
     {
         let total_ops = batch_size.saturating_mul(per_matrix_ops);
-        let prefer_batch_parallel = batch_size >= 4 && total_ops >= BATCH_PARALLEL_THRESHOLD;
+        // landermt patch: with an external f32 GEMM registered, products large enough to be
+        // multi-threaded go to it one at a time (as multi-threaded ones) rather than to `gemm`
+        // single-threaded inside a parallel loop over the batch.
+        let external = T::dtype() == DType::F32 && !F32_GEMM.load(core::sync::atomic::Ordering::Acquire).is_null();
+        let prefer_batch_parallel = batch_size >= 4 && total_ops >= BATCH_PARALLEL_THRESHOLD && !external;
 
         if per_matrix_ops >= PARALLEL_THRESHOLD && !prefer_batch_parallel {
             let parallelism = gemm::Parallelism::Rayon(0);
