@@ -106,7 +106,7 @@ impl Attention {
         }
         let scores = self.grouped(q).matmul(k.swap_dims(2, 3));
         let scores = self.ungrouped(scores, t);
-        let probs = if super::fused_act::applies(&scores) {
+        let probs = if super::on_host(&scores) {
             super::fused_softmax::softmax(scores, self.scale as f32, ctx.bias)
         } else {
             softmax(scores.mul_scalar(self.scale).add(ctx.bias.clone()), 3)

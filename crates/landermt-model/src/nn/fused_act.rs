@@ -2,21 +2,15 @@
 //! inference. Built from tensor ops, GELU-tanh takes six passes over `[B, T, F]` (square,
 //! scale, shift, multiply, sigmoid, multiply) plus the gate's, and flex runs its sigmoid on
 //! one thread with libm's scalar `expf`. Autodiff needs those ops for its backward, so tracked
-//! tensors (any on an autodiff device) keep them: see [`applies`].
+//! tensors (any on an autodiff device) keep them: see [`super::on_host`].
 
-use burn::tensor::{Device, Tensor, TensorData};
-use rayon::prelude::*;
+use burn::tensor::{Tensor, TensorData};
 
 use crate::config::Activation;
 use crate::vmath::sigmoid;
 
 /// Elements per rayon task: large enough to amortise the split, small enough to balance.
 const CHUNK: usize = 1 << 14;
-
-/// Whether [`gated`] may replace the tensor ops for `x`: a flex tensor outside autodiff.
-pub fn applies<const D: usize>(x: &Tensor<D>) -> bool {
-    !x.is_autodiff() && x.device() == Device::flex()
-}
 
 /// `act(a) · up` (`act(a)` for an ungated FFN), computed in `a`'s buffer when `a` owns it.
 pub fn gated(activation: Activation, a: Tensor<3>, up: Option<Tensor<3>>) -> Tensor<3> {
@@ -33,15 +27,8 @@ pub fn gated(activation: Activation, a: Tensor<3>, up: Option<Tensor<3>>) -> Ten
 }
 
 /// [`chunk`] over `data` (and `up`) split into rayon tasks.
-fn in_chunks(data: &mut [f32], up: Option<&[f32]>, f: impl Fn(f32) -> f32 + Copy + Sync) {
-    if data.len() <= CHUNK {
-        // One task: this thread, without waking the pool (see `super::for_chunks`).
-        return chunk(data, up, f);
-    }
-    match up {
-        Some(up) => data.par_chunks_mut(CHUNK).zip(up.par_chunks(CHUNK)).for_each(|(a, u)| chunk(a, Some(u), f)),
-        None => data.par_chunks_mut(CHUNK).for_each(|a| chunk(a, None, f)),
-    }
+fn in_chunks(data: &mut [f32], up: Option<&[f32]>, f: impl Fn(f32) -> f32 + Copy + Send + Sync) {
+    super::for_chunks(data, CHUNK, |i, a| chunk(a, up.map(|u| &u[i * CHUNK..][..a.len()]), f));
 }
 
 /// `a ← f(a)·up` (`f(a)` without `up`), on the AVX2/FMA build where the CPU has it.
@@ -100,7 +87,7 @@ mod tests {
             (Activation::SwiGlu, burn::tensor::activation::silu),
         ];
         for (act, reference) in cases {
-            assert!(super::applies(&t(&xs)));
+            assert!(super::super::on_host(&t(&xs)));
             let got: Vec<f32> = super::gated(act, t(&xs), Some(t(&us))).into_data().try_into_vec().unwrap();
             let want: Vec<f32> = reference(t(&xs)).mul(t(&us)).into_data().try_into_vec().unwrap();
             let alone: Vec<f32> = super::gated(act, t(&xs), None).into_data().try_into_vec().unwrap();

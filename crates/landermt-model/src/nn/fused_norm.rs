@@ -2,7 +2,7 @@
 //! over its input (square, mean, scale, weight, and the `1 + w` broadcast) and as many fresh
 //! buffers; Gemma runs six norms per layer (four around the sublayers, one each on q and k).
 //! Autodiff needs the tensor ops for its backward, so tracked tensors keep them: see
-//! [`super::fused_act::applies`].
+//! [`super::on_host`].
 
 use burn::tensor::{Tensor, TensorData};
 

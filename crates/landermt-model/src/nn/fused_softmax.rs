@@ -1,7 +1,7 @@
 //! Attention's `softmax(scores · scale + bias)` in one pass per row on the host, for inference.
 //! From tensor ops it is seven passes over `[B, heads, T, S]` (scale, bias, max, shift, exp,
 //! sum, divide), its `exp` libm's scalar `expf`. Autodiff needs the tensor ops for its
-//! backward, so tracked tensors keep them: see [`super::fused_act::applies`].
+//! backward, so tracked tensors keep them: see [`super::on_host`].
 
 use burn::tensor::{Tensor, TensorData};
 

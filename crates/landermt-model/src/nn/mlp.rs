@@ -37,7 +37,7 @@ impl Mlp {
     /// for gated FFNs.
     pub fn act(&self, x: Tensor<3>) -> Tensor<3> {
         let up = super::project(&self.up_proj, x.clone());
-        if super::fused_act::applies(&up) {
+        if super::on_host(&up) {
             return match &self.gate_proj {
                 Some(g) => super::fused_act::gated(self.activation, super::project(g, x), Some(up)),
                 None => super::fused_act::gated(self.activation, up, None),

@@ -27,6 +27,13 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::WeightDtype;
 use crate::weights::HostTensor;
 
+/// Whether a one-pass host op (`fused_act`, `fused_norm`, `fused_softmax`, `rope::apply`) may
+/// replace the tensor ops for `x`: a flex tensor outside autodiff, whose backward needs the
+/// tensor ops.
+pub fn on_host<const D: usize>(x: &Tensor<D>) -> bool {
+    !x.is_autodiff() && x.device() == Device::flex()
+}
+
 /// `f(i, chunk)` over `data` cut into chunks of `len` elements, on rayon's threads where there
 /// is more than one chunk. One chunk runs on this thread: handing it to the pool costs a
 /// wake-up, which a decoding step's small tensors would pay several times per layer.

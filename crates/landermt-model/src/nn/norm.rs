@@ -24,7 +24,7 @@ impl Norm {
             NormKind::Rms => false,
             NormKind::RmsPlusOne => true,
         };
-        if !super::fused_act::applies(&x) || self.weight.val().is_autodiff() {
+        if !super::on_host(&x) || self.weight.val().is_autodiff() {
             return self.tensor_ops(x);
         }
         let w: Vec<f32> = self.weight.val().into_data().convert::<f32>().try_into_vec().expect("norm weights convert to f32");

@@ -51,7 +51,7 @@ pub fn tables(theta: f64, head_dim: usize, positions: &[Vec<i64>], device: &Devi
 
 /// `x * cos + rotate_half(x) * sin` for `x: [B, heads, T, head_dim]`.
 pub fn apply(x: Tensor<4>, tables: &RopeTables) -> Tensor<4> {
-    if super::fused_act::applies(&x) {
+    if super::on_host(&x) {
         rotate_on_host(x, tables)
     } else {
         tensor_ops(x, tables)
@@ -108,7 +108,7 @@ mod tests {
         let tables = super::tables(10_000.0, w, &positions, &Device::flex());
         let data: Vec<f32> = (0..b * h * t * w).map(|i| ((i * 7919 % 4001) as f32 / 4001.0 - 0.5) * 6.0).collect();
         let x = Tensor::<4>::from_data(TensorData::new(data, [b, t, h, w]), &Device::flex()).swap_dims(1, 2);
-        assert!(super::super::fused_act::applies(&x));
+        assert!(super::super::on_host(&x));
         let got: Vec<f32> = super::apply(x.clone(), &tables).into_data().try_into_vec().unwrap();
         let want: Vec<f32> = super::tensor_ops(x, &tables).into_data().try_into_vec().unwrap();
         assert_eq!(got, want);
