@@ -318,7 +318,7 @@ fn run(command: Cmd) -> Result<()> {
             let out = sweep::run(&config, &cfg, method, &grid, dev_lines, by, None)?;
             let dir = sweep::sweep_dir(&cfg, method, &grid.key());
             println!("{}", std::fs::read_to_string(dir.join("sweep.md"))?);
-            println!("sweep: {} steps run; best {} = {} → {}", out.ran.len(), grid.key(), out.report.best, dir.display());
+            println!("sweep: {} steps run, {} taken from the base run; best {} = {} → {}", out.ran.len(), out.adopted.len(), grid.key(), out.report.best, dir.display());
             Ok(())
         }
         Cmd::Export { config, method, direction, pair, out } => {

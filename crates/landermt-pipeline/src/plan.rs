@@ -55,8 +55,20 @@ pub fn scope<'a>(cfg: &'a RunConfig, step: &Step) -> Result<Cow<'a, RunConfig>> 
     }
 }
 
-fn hash_file(h: &mut Sha256, path: &Path) {
-    h.update(path.display().to_string().as_bytes());
+/// How a key names the files it hashes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Names {
+    /// By their full path: a stamp belongs to its run folder.
+    Paths,
+    /// By their file name only: equal keys mean equal inputs in any folder ([`content_key`]).
+    FileNames,
+}
+
+fn hash_file(h: &mut Sha256, path: &Path, names: Names) {
+    match names {
+        Names::Paths => h.update(path.display().to_string().as_bytes()),
+        Names::FileNames => h.update(path.file_name().unwrap_or_default().as_encoded_bytes()),
+    }
     match std::fs::read(path) {
         Ok(bytes) => h.update(&bytes),
         Err(_) => h.update(b"(missing)"),
@@ -141,6 +153,16 @@ pub(crate) fn system_of(step: &Step) -> Result<Option<crate::system::System>> {
 
 /// The key of `step`: everything its result depends on, as known now.
 pub fn key(cfg: &RunConfig, step: &Step) -> Result<String> {
+    key_naming(cfg, step, Names::Paths)
+}
+
+/// [`key`] without the run folder in it: two runs (a sweep's point and its base run) whose
+/// steps have equal content keys would compute the same artifacts from the same bytes.
+pub fn content_key(cfg: &RunConfig, step: &Step) -> Result<String> {
+    key_naming(cfg, step, Names::FileNames)
+}
+
+fn key_naming(cfg: &RunConfig, step: &Step, names: Names) -> Result<String> {
     let cfg = &*scope(cfg, step)?;
     let mut h = Sha256::new();
     let dir = &cfg.run.dir;
@@ -158,27 +180,27 @@ pub fn key(cfg: &RunConfig, step: &Step) -> Result<String> {
             h.update(serde_json::to_vec(&cfg.score)?);
             // Over several pairs it scores every layer, whatever the pairs selected.
             if !cfg.is_multi_pair() {
-                hash_file(&mut h, &dir.join("layers.json"));
+                hash_file(&mut h, &dir.join("layers.json"), names);
             }
         }
         "route" => {
             h.update(serde_json::to_vec(&cfg.route)?);
-            hash_file(&mut h, &dir.join("layers.json"));
-            hash_file(&mut h, &neurons.join("neurons.json"));
-            hash_file(&mut h, &neurons.join("neurons.safetensors"));
+            hash_file(&mut h, &dir.join("layers.json"), names);
+            hash_file(&mut h, &neurons.join("neurons.json"), names);
+            hash_file(&mut h, &neurons.join("neurons.safetensors"), names);
         }
         "train" => {
             // The method's own settings: overriding one method's lr retrains only that method.
             let system = system_of(step)?.expect("a training step names its system");
             h.update(serde_json::to_vec(&cfg.train_for(system.method))?);
             h.update(serde_json::to_vec(&cfg.prompt)?);
-            hash_file(&mut h, &dir.join("layers.json"));
-            hash_file(&mut h, &dir.join("route.json"));
-            hash_file(&mut h, &neurons.join("neurons.json"));
+            hash_file(&mut h, &dir.join("layers.json"), names);
+            hash_file(&mut h, &dir.join("route.json"), names);
+            hash_file(&mut h, &neurons.join("neurons.json"), names);
         }
         _ if step.name == "report" => {
             for p in cfg.pairs() {
-                hash_file(&mut h, &crate::pairs::pair_dir(cfg, &p.name).join("report.json"));
+                hash_file(&mut h, &crate::pairs::pair_dir(cfg, &p.name).join("report.json"), names);
             }
         }
         _ => {

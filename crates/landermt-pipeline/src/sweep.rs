@@ -161,10 +161,12 @@ impl std::str::FromStr for By {
     }
 }
 
-/// What a sweep did: the report, and the steps it ran (`{dir} {step}`), for logs and tests.
+/// What a sweep did: the report, the steps it ran and the steps it took from the base run
+/// (each `{dir} {step}`), for logs and tests.
 pub struct Outcome {
     pub report: SweepReport,
     pub ran: Vec<String>,
+    pub adopted: Vec<String>,
 }
 
 /// Runs the sweep; `max_points` stops after that many points (a stand-in for a kill, in tests).
@@ -172,7 +174,7 @@ pub fn run(config_path: &Path, base: &RunConfig, method: Method, grid: &Grid, de
     let _lock = crate::lock::RunLock::acquire(base.lock_dir())?;
     let changed = grid.stage();
     let needed = stages_for(method);
-    let mut ran = Vec::new();
+    let (mut ran, mut adopted) = (Vec::new(), Vec::new());
     // Upstream of the changed key: once, in the base run.
     for step in plan::steps(base).iter().filter(|s| needed.contains(&s.stage) && stage_index(s.stage) < stage_index(changed)) {
         ensure(base, step, &mut ran)?;
@@ -189,6 +191,10 @@ pub fn run(config_path: &Path, base: &RunConfig, method: Method, grid: &Grid, de
             }
             if stage_index(step.stage) < stage_index(changed) {
                 adopt(base, &cfg, &step)?;
+            } else if same_as_base(base, &cfg, &step)? {
+                // The point at the base run's own value: nothing to compute again.
+                adopt(base, &cfg, &step)?;
+                adopted.push(format!("{} {}", cfg.run.dir.display(), step.name));
             } else {
                 if step.stage == "score" {
                     // Per-language awareness does not depend on ε: reuse the base run's.
@@ -203,7 +209,7 @@ pub fn run(config_path: &Path, base: &RunConfig, method: Method, grid: &Grid, de
     if max_points.is_none_or(|m| m >= grid.values.len()) {
         write(&sweep_dir(base, method, &grid.key()), &report, grid)?;
     }
-    Ok(Outcome { report, ran })
+    Ok(Outcome { report, ran, adopted })
 }
 
 /// Runs `step` of `cfg` unless it is current.
@@ -217,18 +223,59 @@ fn ensure(cfg: &RunConfig, step: &Step, ran: &mut Vec<String>) -> Result<()> {
     Ok(())
 }
 
-/// Copies the base run's artifacts of `step` into the point and stamps them there.
+/// Whether the base run has `step` current, with its artifacts there, computed from the same
+/// bytes as the point would use (equal [`plan::content_key`]s): the grid value the base run
+/// already uses, so the point can take its artifacts instead of computing them again.
+fn same_as_base(base: &RunConfig, cfg: &RunConfig, step: &Step) -> Result<bool> {
+    if plan::is_current(cfg, step)? {
+        return Ok(false);
+    }
+    let in_base = Step { artifacts: step.artifacts.iter().map(|a| rebase(base, cfg, a)).collect(), ..step.clone() };
+    if !in_base.artifacts.iter().all(|a| a.exists()) || !plan::is_current(base, &in_base)? {
+        return Ok(false);
+    }
+    Ok(plan::content_key(base, &in_base)? == plan::content_key(cfg, step)?)
+}
+
+/// The path in the base run of a point's artifact.
+fn rebase(base: &RunConfig, cfg: &RunConfig, artifact: &Path) -> PathBuf {
+    base.run.dir.join(artifact.strip_prefix(&cfg.run.dir).expect("artifacts lie in the run directory"))
+}
+
+/// Copies the base run's artifacts of `step` into the point and stamps them there. A training
+/// step brings its record (`train.json`, the loss curve, the delta's hash) but not its
+/// checkpoint, which only a resumed run reads.
 fn adopt(base: &RunConfig, cfg: &RunConfig, step: &Step) -> Result<()> {
     if plan::is_current(cfg, step)? {
         return Ok(());
     }
-    for to in &step.artifacts {
-        let from = base.run.dir.join(to.strip_prefix(&cfg.run.dir).expect("artifacts lie in the run directory"));
-        std::fs::create_dir_all(to.parent().expect("a file in a directory"))?;
-        let bytes = std::fs::read(&from).with_context(|| format!("{}: the base run's artifact", from.display()))?;
-        landermt_model::atomic::write_atomic(to, |w| w.write_all(&bytes))?;
+    let mut files = step.artifacts.clone();
+    if let Some(system) = plan::system_of(step)?.filter(|_| step.stage == "train") {
+        let dir = crate::kept::train_dir(base, system);
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("{}: the base run's training", dir.display()))? {
+            let entry = entry?;
+            let to = crate::kept::train_dir(cfg, system).join(entry.file_name());
+            if entry.file_type()?.is_file() && !files.contains(&to) && entry.file_name() != "checkpoint.safetensors" {
+                files.push(to);
+            }
+        }
+    }
+    for to in &files {
+        link_or_copy(&rebase(base, cfg, to), to)?;
     }
     plan::mark_done(cfg, step)
+}
+
+/// `to` made a hard link of `from` (a copy across file systems), replacing it atomically.
+fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to.parent().expect("a file in a directory"))?;
+    let tmp = to.with_extension("adopting");
+    let _ = std::fs::remove_file(&tmp);
+    if std::fs::hard_link(from, &tmp).is_err() {
+        std::fs::copy(from, &tmp).with_context(|| format!("{}: the base run's artifact", from.display()))?;
+    }
+    std::fs::rename(&tmp, to).with_context(|| format!("{}: replacing it", to.display()))?;
+    Ok(())
 }
 
 /// Copies the files of `from` (if it exists) into `to`, keeping files already there.
@@ -465,5 +512,38 @@ mod tests {
         // Other dev lines need the weights: the points train again.
         let more = run(path, &base, Method::Landermt, &grid, Some(1), By::Loss, None).unwrap();
         assert_eq!(ran(&more, dir.path()), ["sweep/landermt/train.lr/1e-2 train:landermt", "sweep/landermt/train.lr/3e-2 train:landermt"]);
+    }
+
+    #[test]
+    fn a_point_at_the_base_runs_value_takes_the_base_runs_artifacts() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = crate::stages::tests::quick(dir.path());
+        let path = Path::new("quick.toml");
+        let system = System::all(Method::Landermt);
+        let mut done = Vec::new();
+        let steps = plan::steps(&base).into_iter().filter(|s| ["probe", "score", "route"].contains(&s.stage));
+        for step in steps.chain([plan::train_step(&base, system)]) {
+            ensure(&base, &step, &mut done).unwrap();
+        }
+        // quick.toml trains at 1e-2: that point is the base run's training, not trained again.
+        let lr = run(path, &base, Method::Landermt, &Grid::parse("train.lr=1e-2,3e-2").unwrap(), Some(1), By::Bleu, None).unwrap();
+        assert_eq!(ran(&lr, dir.path()), ["sweep/landermt/train.lr/3e-2 train:landermt"]);
+        assert_eq!(lr.adopted.iter().map(|a| a.replace(&format!("{}/", dir.path().display()), "")).collect::<Vec<_>>(), ["sweep/landermt/train.lr/1e-2 train:landermt"]);
+        let point = dir.path().join("sweep/landermt/train.lr/1e-2/train/landermt");
+        let base_train = crate::kept::train_dir(&base, system);
+        assert_eq!(std::fs::read(point.join("delta.safetensors")).unwrap(), std::fs::read(base_train.join("delta.safetensors")).unwrap());
+        assert!(!point.join("checkpoint.safetensors").exists());
+        assert_eq!(lr.report.points[0].dev_loss, final_dev_loss(&base_train.join("train.json")));
+        // A route sweep: `taylor` (the base's CAR) takes the base's route and training; `off`
+        // routes and trains.
+        let car = run(path, &base, Method::Landermt, &Grid::parse("route.car=taylor,off").unwrap(), Some(1), By::Bleu, None).unwrap();
+        assert_eq!(ran(&car, dir.path()), ["sweep/landermt/route.car/off route", "sweep/landermt/route.car/off train:landermt"]);
+        assert_eq!(car.adopted.len(), 2, "{:?}", car.adopted);
+        // A base run whose inputs differ from the point's is not taken: the same value with
+        // another seed trains.
+        let mut other = base.clone();
+        other.train.seed += 1;
+        let seed = run(path, &other, Method::Landermt, &Grid::parse("train.lr=1e-2").unwrap(), Some(1), By::Bleu, None).unwrap();
+        assert!(seed.adopted.is_empty(), "{:?}", seed.adopted);
     }
 }
