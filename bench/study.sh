@@ -12,18 +12,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CONFIG=configs/en-fr-study.toml
 XTASK=${XTASK:-runs/bin/xtask-study}   # a copy of target/debug/xtask, so rebuilds do not disturb it
+# The sweeps run a later build (360f26a or newer), whose points at the config's own values take
+# the pipeline's trained systems instead of training them again.
+XTASK_SWEEP=${XTASK_SWEEP:-runs/bin/xtask-sweep}
 export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-2}
 
 log() { echo "[$(date -u +%FT%TZ)] $*"; }
 
 mkdir -p "$(dirname "$XTASK")"
-[ -x "$XTASK" ] || { cargo build -q -p xtask && cp target/debug/xtask "$XTASK"; }
+for bin in "$XTASK" "$XTASK_SWEEP"; do
+  [ -x "$bin" ] || { cargo build -q -p xtask && cp target/debug/xtask "$bin"; }
+done
 
 log "pipeline"
 "$XTASK" pipeline --config "$CONFIG"
 while read -r method key values; do
   log "sweep $method $key=$values"
-  "$XTASK" sweep --config "$CONFIG" --method "$method" --set "$key=$values" --dev-lines 100 < /dev/null
+  "$XTASK_SWEEP" sweep --config "$CONFIG" --method "$method" --set "$key=$values" --dev-lines 100 < /dev/null
 done <<'EOF'
 landermt train.lr 1e-4,3e-4,1e-3
 lora train.lr 3e-4,1e-3
