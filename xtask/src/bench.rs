@@ -448,6 +448,9 @@ pub fn run_ours(workload: Workload, path: &Path, inputs: &Inputs, backend: Backe
     // `full` trains every weight, so they stay f32 (as the pipeline does).
     let dtype = if workload == Workload::TrainFull { WeightDtype::F32 } else { dtype };
     let model = LanguageModel::load_as(path, &if autodiff { device.clone().autodiff() } else { device.clone() }, dtype)?;
+    // The decoding workloads run the model as the eval stage does.
+    let decoding = matches!(workload, Workload::Prefill | Workload::DecodeB1 | Workload::DecodeB8 | Workload::Translate);
+    let model = if decoding { model.into_decoding() } else { model };
     resident.set((proc_status_mb("VmRSS:"), vm_hwm_mb()));
     let cfg = model.config.clone();
     let flops = Flops { cfg: &cfg };

@@ -275,7 +275,15 @@ unsafe fn sgemm_hook(a: &F32GemmArgs) -> bool {
     #[cfg(target_arch = "x86_64")]
     if crate::skinny::applies(a.m, a.n, a.k, a.lhs_cs, a.lhs_rs) && a.out_rs >= a.n as isize {
         // SAFETY: flex's hook contract, and `applies` holds.
-        unsafe { crate::skinny::product(a.m, a.n, a.k, a.lhs, a.lhs_rs, (a.rhs, a.rhs_rs, a.rhs_cs), (a.out, a.out_rs)) };
+        unsafe { crate::skinny::product(a.m, a.n, a.k, a.lhs, a.lhs_rs, (a.rhs, a.rhs_rs, a.rhs_cs), (a.out, a.out_rs, 1)) };
+        SKINNY_PRODUCTS.fetch_add(1, Ordering::Relaxed);
+        return true;
+    }
+    // x · W with W column-major (a decoding model's projections): outᵀ = Wᵀ · xᵀ.
+    #[cfg(target_arch = "x86_64")]
+    if crate::skinny::applies_transposed(a.m, a.n, a.k, a.rhs_rs, a.rhs_cs) && a.out_rs >= a.n as isize {
+        // SAFETY: flex's hook contract with the operands swapped, and `applies_transposed` holds.
+        unsafe { crate::skinny::product(a.n, a.m, a.k, a.rhs, a.rhs_cs, (a.lhs, a.lhs_cs, a.lhs_rs), (a.out, 1, a.out_rs)) };
         SKINNY_PRODUCTS.fetch_add(1, Ordering::Relaxed);
         return true;
     }

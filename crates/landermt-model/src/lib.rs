@@ -104,6 +104,14 @@ impl LanguageModel {
         Ok(Self { config, tokenizer, net, source: path.into() })
     }
 
+    /// The model for decoding only: its blocks' weights column-major on flex
+    /// ([`nn::decode_layout`]), which a decoding step multiplies without repacking them.
+    /// Training a model in this layout works but gains nothing.
+    pub fn into_decoding(mut self) -> Self {
+        self.net = nn::decode_layout::column_major(self.net);
+        self
+    }
+
     /// Encodes `text` with the model's usual special tokens.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         self.tokenizer.encode(text, true)

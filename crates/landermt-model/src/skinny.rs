@@ -5,6 +5,10 @@
 //! lies, against B packed into one `[k, 16]` panel, and keeps 6 rows × 16 columns of `out` in
 //! AVX2 registers (48–52 ms; BENCHMARKS.md, "the decoding head without packing").
 //!
+//! A decoding step's projections `x · W` take the same kernel as `(Wᵀ · xᵀ)ᵀ` when W is stored
+//! column-major (`crate::nn::decode_layout`): then each of W's output columns is a row read in
+//! place, where sgemm packs all of W for every step (17 % of `translate` went to that packing).
+//!
 //! Every output is a plain sum over k in order, one FMA at a time, so the result does not depend
 //! on the thread count.
 
@@ -18,19 +22,31 @@ const PANEL: usize = 16;
 const ROWS: usize = 6;
 /// Shorter matrices go to sgemm: splitting them across threads costs more than it saves.
 const MIN_ROWS: usize = 1024;
+/// The same for a transposed projection, whose alternative packs all of W.
+const MIN_ROWS_TRANSPOSED: usize = 256;
 
 /// Whether [`product`] takes a product of this shape and layout on this CPU.
 /// One column stays with `cblas_sgemv`, which reads A once without the panel's 15 idle lanes.
 pub fn applies(m: usize, n: usize, k: usize, lhs_cs: isize, lhs_rs: isize) -> bool {
-    m >= MIN_ROWS && (2..=PANEL).contains(&n) && k > 0 && lhs_cs == 1 && lhs_rs >= k as isize && crate::vmath::has_avx2_fma()
+    m >= MIN_ROWS && shape_fits(n, k, lhs_cs, lhs_rs)
+}
+
+/// Whether [`product`] takes `(Wᵀ · xᵀ)ᵀ` for `x · W` with `x` of `rows` rows and W (`k × n`,
+/// strides `w_rs`, `w_cs`) stored column-major.
+pub fn applies_transposed(rows: usize, n: usize, k: usize, w_rs: isize, w_cs: isize) -> bool {
+    n >= MIN_ROWS_TRANSPOSED && shape_fits(rows, k, w_rs, w_cs)
+}
+
+fn shape_fits(n: usize, k: usize, lhs_cs: isize, lhs_rs: isize) -> bool {
+    (2..=PANEL).contains(&n) && k > 0 && lhs_cs == 1 && lhs_rs >= k as isize && crate::vmath::has_avx2_fma()
 }
 
 /// `out = lhs · rhs` (`lhs` row-major with row stride `lhs_rs`, `rhs` with any strides, `out`
-/// row-major with row stride `out_rs`), split over rayon's threads by blocks of rows.
+/// with row and column strides `out.1`, `out.2`), split over rayon's threads by blocks of rows.
 ///
 /// # Safety
 /// [`applies`] must hold; the pointers must be valid for the matrices their strides describe.
-pub unsafe fn product(m: usize, n: usize, k: usize, lhs: *const f32, lhs_rs: isize, rhs: (*const f32, isize, isize), out: (*mut f32, isize)) {
+pub unsafe fn product(m: usize, n: usize, k: usize, lhs: *const f32, lhs_rs: isize, rhs: (*const f32, isize, isize), out: (*mut f32, isize, isize)) {
     let panel = pack(n, k, rhs);
     let threads = rayon::current_num_threads().max(1);
     // Several chunks per thread, so a thread slowed by other work does not hold up the rest.
@@ -42,7 +58,7 @@ pub unsafe fn product(m: usize, n: usize, k: usize, lhs: *const f32, lhs_rs: isi
         let a = (lhs as *const f32).wrapping_offset(first as isize * lhs_rs);
         let o = (out_ptr as *mut f32).wrapping_offset(first as isize * out.1);
         // SAFETY: rows first..first+rows of both matrices, inside what the caller vouched for.
-        unsafe { rows_block(rows, n, a, lhs_rs, &panel, o, out.1) };
+        unsafe { rows_block(rows, n, a, lhs_rs, &panel, (o, out.1, out.2)) };
     });
 }
 
@@ -67,7 +83,7 @@ fn pack(n: usize, k: usize, (rhs, rs, cs): (*const f32, isize, isize)) -> Vec<[_
 ///
 /// # Safety
 /// As [`product`], for these rows.
-unsafe fn rows_block(rows: usize, n: usize, a: *const f32, lhs_rs: isize, panel: &[[__m256; 2]], out: *mut f32, out_rs: isize) {
+unsafe fn rows_block(rows: usize, n: usize, a: *const f32, lhs_rs: isize, panel: &[[__m256; 2]], (out, out_rs, out_cs): (*mut f32, isize, isize)) {
     let mut tile = [[0f32; PANEL]; ROWS];
     let mut r = 0;
     while r < rows {
@@ -78,8 +94,16 @@ unsafe fn rows_block(rows: usize, n: usize, a: *const f32, lhs_rs: isize, panel:
         // AVX2 and FMA (`applies` checked it).
         unsafe { microkernel(&block, panel, &mut tile) };
         for (i, row) in tile[..take].iter().enumerate() {
-            // SAFETY: row r + i of out has n floats.
-            unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), out.wrapping_offset((r + i) as isize * out_rs), n) };
+            let dst = out.wrapping_offset((r + i) as isize * out_rs);
+            if out_cs == 1 {
+                // SAFETY: row r + i of out has n floats.
+                unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), dst, n) };
+            } else {
+                for (j, v) in row[..n].iter().enumerate() {
+                    // SAFETY: (r + i, j) is inside out (caller's contract).
+                    unsafe { *dst.wrapping_offset(j as isize * out_cs) = *v };
+                }
+            }
         }
         r += take;
     }

@@ -30,8 +30,10 @@ fn data<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 /// Products in every layout flex hands over: plain, either operand transposed (a strided view),
 /// a column slice, a broadcast batch, and sizes large enough to run multi-threaded.
 fn check_products(device: &Device, kernel: &str) {
-    // The tall ones with 2..=16 columns are the decoding head's shape (`landermt_model::skinny`).
-    for &(m, k, n) in &[(3, 5, 7), (64, 96, 80), (256, 320, 288), (1, 640, 200), (300, 64, 1), (4099, 72, 16), (2053, 33, 9), (1024, 640, 2)] {
+    // The tall ones with 2..=16 columns are the decoding head's shape (`landermt_model::skinny`);
+    // the wide ones with 2..=16 rows, a decoding step's projections (skinny, for a column-major
+    // rhs: the transposed case below).
+    for &(m, k, n) in &[(3, 5, 7), (64, 96, 80), (256, 320, 288), (1, 640, 200), (300, 64, 1), (4099, 72, 16), (2053, 33, 9), (1024, 640, 2), (16, 640, 300), (5, 72, 1030)] {
         let a = Tensor::<2>::random([m, k], Distribution::Normal(0.0, 1.0), device);
         let b = Tensor::<2>::random([k, n], Distribution::Normal(0.0, 1.0), device);
         let (av, bv) = (data(a.clone()), data(b.clone()));
@@ -111,9 +113,14 @@ fn check_fixtures(device: &Device, kernel: &str) -> Vec<Vec<f32>> {
         let reference = Reference::open(dir.join("reference.safetensors"));
         let batch = reference.batch();
         let logits = data(model.net.logits(model.net.forward(&batch, None, &mut Taps::none())));
-        let real = |v: &[f32]| real_positions(v, &batch, model.config.vocab_size);
+        let vocab = model.config.vocab_size;
+        let real = |v: &[f32]| real_positions(v, &batch, vocab);
         let (want, _) = reference.f32("batch_logits");
         assert_close(&format!("{name}/{kernel} batch logits"), &real(&logits), &real(&want), 1e-4);
+        // The decoding layout (weights column-major) computes the same logits.
+        let model = model.into_decoding();
+        let decoding = data(model.net.logits(model.net.forward(&batch, None, &mut Taps::none())));
+        assert_close(&format!("{name}/{kernel} batch logits, decoding layout"), &real(&decoding), &real(&want), 1e-4);
         all.push(real(&logits));
     }
     all
@@ -147,8 +154,14 @@ fn openblas_and_pure_rust_gemm_match_references() {
     assert!(blas::openblas_products() > before + 100, "the products did not reach OpenBLAS");
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        // Three tall shapes × plain, sliced and batched (the transposed lhs is not row-major).
-        assert!(blas::skinny_products() >= 9, "the tall products did not reach the skinny kernel: {}", blas::skinny_products());
+        // Three tall shapes × plain, sliced and batched (the transposed lhs is not row-major),
+        // and the two wide ones with their rhs column-major.
+        assert!(blas::skinny_products() >= 11, "the tall and wide products did not reach the skinny kernel: {}", blas::skinny_products());
+        // A decoding step's projection, 16 rows against a column-major weight, takes it.
+        let before = blas::skinny_products();
+        let w = Tensor::<2>::random([300, 640], Distribution::Normal(0.0, 1.0), &device).transpose();
+        let _ = data(Tensor::<2>::random([16, 640], Distribution::Normal(0.0, 1.0), &device).matmul(w));
+        assert_eq!(blas::skinny_products() - before, 1, "a projection against a column-major weight did not reach the skinny kernel");
     }
     for (r, b) in rust_logits.iter().zip(&blas_logits) {
         assert_close("openblas vs rust logits", b, r, 1e-4);

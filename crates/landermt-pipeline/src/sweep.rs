@@ -332,7 +332,7 @@ fn dev_point(cfg: &RunConfig, method: Method, value: &str, n: usize) -> Result<P
     if let Some(point) = saved_point(cfg, &key) {
         return Ok(point);
     }
-    let model = crate::stages::trained_model(cfg, system)?;
+    let model = crate::stages::trained_model(cfg, system)?.into_decoding();
     let opts = landermt_eval::decode::DecodeOptions { template: cfg.eval_template().clone(), max_new_tokens: cfg.eval.max_new_tokens, batch_size: cfg.eval.batch_size, ..Default::default() };
     let decoder = landermt_eval::decode::Decoder::new(&model, &opts);
     let mut directions = Vec::new();

@@ -5,6 +5,7 @@ pub mod adapter;
 pub mod alibi;
 pub mod attention;
 pub mod block;
+pub mod decode_layout;
 pub mod fused_act;
 pub mod fused_norm;
 pub mod fused_softmax;

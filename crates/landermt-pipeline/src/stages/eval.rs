@@ -235,7 +235,7 @@ impl<'a> Work<'a> {
 fn decode_system(cfg: &RunConfig, system: System, sets: &[TestSet], opts: &landermt_eval::decode::DecodeOptions, model_sha256: &str) -> Result<Decoded> {
     let work = Work::of(cfg, system, sets, opts, model_sha256)?;
     work.left_out.iter().for_each(|why| tracing::warn!("{why}"));
-    let model = if work.is_done() { None } else { Some(trained_model(cfg, system)?) };
+    let model = if work.is_done() { None } else { Some(trained_model(cfg, system)?.into_decoding()) };
     let decoder = model.as_ref().map(|m| landermt_eval::decode::Decoder::new(m, opts));
     const LOADED: &str = "the model is loaded when an output is missing";
     let mut lm_rows = Vec::new();
