@@ -19,7 +19,7 @@ fn floats(t: Tensor<3>) -> Vec<f32> {
 }
 
 pub fn forward(model: &str, text: &str, out: &Path, hidden: bool, backend: Backend) -> Result<()> {
-    let m = load(model, backend)?.into_decoding();
+    let m = load(model, backend)?;
     let ids = m.encode(text)?;
     let batch = Batch::single(&ids);
     let (states, last) = if hidden {
