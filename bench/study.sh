@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 13's study, start to finish: the 500-pair pipeline (configs/en-fr-study.toml), then the
-# sweeps that check its learning rates and its method choices on dev, in the README's order.
+# sweeps that check its learning rates and its method choices on dev; `full`'s sweep, three hours
+# a point, runs last.
 #
 #   nohup nice -n 19 bash bench/study.sh >> runs/study.log 2>&1 &
 #
@@ -31,11 +32,11 @@ while read -r method key values; do
   "$XTASK_SWEEP" sweep --config "$CONFIG" --method "$method" --set "$key=$values" --dev-lines 100 < /dev/null
 done <<'EOF'
 landermt train.lr 1e-4,3e-4,1e-3
+landermt route.car taylor,static,learned,off
 lora train.lr 3e-4,1e-3
 layers train.lr 3e-5,1e-4,3e-4
-full train.lr 1e-5,3e-5
-landermt route.car taylor,static,learned,off
 landermt probe.k 2,4,6
 landermt score.epsilon 0.8,0.9,0.95
+full train.lr 1e-5,3e-5
 EOF
 log "done: results/en-fr-study/report.md and results/en-fr-study/sweep/"
