@@ -266,8 +266,12 @@ enum Cmd {
 
 fn main() -> std::process::ExitCode {
     host_default_device();
+    // Before the first large buffer: every training step would otherwise fault its logits in
+    // afresh (landermt_model::heap).
+    let kept = landermt_model::heap::keep_freed_memory();
     let cli = Cli::parse();
     init_logs(&cli);
+    tracing::info!(kept, "allocator keeps freed memory (glibc M_MMAP_MAX = 0, no trim)");
     // User errors (a bad path, a bad config) are messages, not crashes: print the cause chain,
     // without the backtrace anyhow would attach when RUST_BACKTRACE is set.
     match run(cli.command) {

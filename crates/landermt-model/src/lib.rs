@@ -27,6 +27,7 @@ pub mod generate;
 pub mod loss;
 pub mod gguf;
 mod gguf_tokenizer;
+pub mod heap;
 pub mod model;
 pub mod nn;
 #[cfg(target_arch = "x86_64")]
