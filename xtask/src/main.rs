@@ -266,12 +266,16 @@ enum Cmd {
 
 fn main() -> std::process::ExitCode {
     host_default_device();
-    // Before the first large buffer: every training step would otherwise fault its logits in
-    // afresh (landermt_model::heap).
+    // Before the first large buffer: every training step would otherwise fault its gradients
+    // and optimizer state in afresh (landermt_model::heap).
     let kept = landermt_model::heap::keep_freed_memory();
     let cli = Cli::parse();
     init_logs(&cli);
-    tracing::info!(kept, "allocator keeps freed memory (glibc M_MMAP_MAX = 0, no trim)");
+    if kept {
+        tracing::info!("freed memory is kept for reuse (glibc M_MMAP_MAX = 0, no trim)");
+    } else {
+        tracing::info!("freed memory goes back to the system (not glibc, or it refused the settings)");
+    }
     // User errors (a bad path, a bad config) are messages, not crashes: print the cause chain,
     // without the backtrace anyhow would attach when RUST_BACKTRACE is set.
     match run(cli.command) {

@@ -1,12 +1,14 @@
 //! Keeping freed memory for the next step.
 //!
-//! Training and scoring allocate and free the same large buffers every step: the logits over
-//! Gemma's 262,144-token vocabulary and their gradient are 537 MB at 8 × 64 tokens. glibc serves
-//! every block above its mmap threshold (32 MB at most) with a fresh `mmap` and unmaps it on
-//! free, so each step the kernel faults those pages in and zeroes them again: 7–17 % of
-//! `train-full` and `score` in `perf` (BENCHMARKS.md). [`keep_freed_memory`] turns that off for
-//! the process, so freed blocks stay in the heap and the next step reuses them. The cost is a
-//! higher resident set after a peak (the heap keeps it), measured in BENCHMARKS.md.
+//! A training step allocates and frees the same large buffers every time: in full fine-tuning
+//! on Gemma the embedding's 671 MB gradient, AdamW's updated moments, the logits over the
+//! 262,144-token vocabulary and their gradient. glibc serves every block above its mmap
+//! threshold (32 MB at most) with a fresh `mmap` and unmaps it on free, so each step the
+//! kernel faults those pages in and zeroes them again: about 12 % of `full` training in `perf`
+//! (BENCHMARKS.md). [`keep_freed_memory`] turns that off for the process, so freed blocks stay
+//! in the heap and the next step reuses them: train-full ran 12–36 % faster, the other
+//! workloads neither gained nor lost beyond noise. The cost is a higher resident set after a
+//! peak (the heap keeps it), measured in BENCHMARKS.md.
 //!
 //! It applies to the main thread's heap, where the pipeline and its autodiff allocate. A block
 //! too large for another thread's arena (64 MB) is still mapped and unmapped: glibc falls back

@@ -6,52 +6,51 @@
 //! xtask allocates its large buffers.
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-use std::hint::black_box;
+mod glibc {
+    use std::hint::black_box;
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const BYTES: usize = 256 << 20;
+    const BYTES: usize = 256 << 20;
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn minor_faults() -> i64 {
-    // SAFETY: getrusage fills the struct it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) }, 0);
-    usage.ru_minflt
-}
-
-/// Allocates `BYTES`, writes one byte per 4 KiB page, frees it.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn touch_and_free() {
-    let mut block = vec![0u8; BYTES];
-    for page in block.chunks_mut(4096) {
-        page[0] = 1;
+    fn minor_faults() -> i64 {
+        // SAFETY: getrusage fills the struct it is given.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) }, 0);
+        usage.ru_minflt
     }
-    black_box(&block);
+
+    /// Allocates `BYTES`, writes one byte per 4 KiB page, frees it.
+    fn touch_and_free() {
+        let mut block = vec![0u8; BYTES];
+        for page in block.chunks_mut(4096) {
+            page[0] = 1;
+        }
+        black_box(&block);
+    }
+
+    /// Page faults of the second of two identical allocations.
+    fn faults_on_reuse() -> i64 {
+        touch_and_free();
+        let before = minor_faults();
+        touch_and_free();
+        minor_faults() - before
+    }
+
+    // One check in this program: the settings are process-wide, and the control must run first.
+    pub fn a_freed_large_block_is_reused_without_page_faults() {
+        // glibc's default: 256 MB is above the mmap threshold, so it is unmapped on free and
+        // faulted in again (one fault per 4 KiB page, or per 2 MiB where huge pages are always on).
+        let control = faults_on_reuse();
+        assert!(control >= (BYTES >> 21) as i64 / 2, "the control faulted only {control} times");
+        assert!(landermt_model::heap::keep_freed_memory(), "glibc refused the settings");
+        let kept = faults_on_reuse();
+        assert!(kept * 4 < control, "{kept} page faults when reusing the block, {control} without keep_freed_memory");
+        println!("test a_freed_large_block_is_reused_without_page_faults ... ok ({kept} page faults against {control})");
+    }
 }
 
-/// Page faults of the second of two identical allocations.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn faults_on_reuse() -> i64 {
-    touch_and_free();
-    let before = minor_faults();
-    touch_and_free();
-    minor_faults() - before
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn main() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    glibc::a_freed_large_block_is_reused_without_page_faults();
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     println!("heap: glibc only, nothing to check here");
-}
-
-// One check in this program: the settings are process-wide, and the control must run first.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn main() {
-    // glibc's default: 256 MB is above the mmap threshold, so it is unmapped on free and
-    // faulted in again (one fault per 4 KiB page, or per 2 MiB where huge pages are always on).
-    let control = faults_on_reuse();
-    assert!(control >= (BYTES >> 21) as i64 / 2, "the control faulted only {control} times");
-    assert!(landermt_model::heap::keep_freed_memory(), "glibc refused the settings");
-    let kept = faults_on_reuse();
-    assert!(kept * 4 < control, "{kept} page faults when reusing the block, {control} without keep_freed_memory");
-    println!("test a_freed_large_block_is_reused_without_page_faults ... ok ({kept} page faults against {control})");
 }
