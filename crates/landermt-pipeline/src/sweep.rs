@@ -126,6 +126,14 @@ pub struct DevScore {
     pub lines: usize,
     pub bleu: f64,
     pub chrf: f64,
+    /// The decoded dev lines, relative to the point's directory (none in points decoded before
+    /// they were kept).
+    #[serde(default)]
+    pub hypotheses: Option<String>,
+    /// sacreBLEU's paired-bootstrap p of this point's BLEU against the best point's, on the same
+    /// resamplings; none for the best point itself, or without both points' hypotheses.
+    #[serde(default)]
+    pub p_vs_best: Option<f64>,
 }
 
 /// `sweep.json`.
@@ -205,7 +213,8 @@ pub fn run(config_path: &Path, base: &RunConfig, method: Method, grid: &Grid, de
         }
         points.push(dev_point(&cfg, method, &value.0, n)?);
     }
-    let report = report(base, method, grid, dev_lines, by, points);
+    let mut report = report(base, method, grid, dev_lines, by, points);
+    p_values_against_best(base, method, &mut report)?;
     if max_points.is_none_or(|m| m >= grid.values.len()) {
         write(&sweep_dir(base, method, &grid.key()), &report, grid)?;
     }
@@ -342,7 +351,12 @@ fn dev_point(cfg: &RunConfig, method: Method, value: &str, n: usize) -> Result<P
         let sources: Vec<String> = pairs.iter().map(|p| p.src.clone()).collect();
         let refs: Vec<String> = pairs.iter().map(|p| p.tgt.clone()).collect();
         let hyps = decoder.translate(direction, &sources, &[], &|_| {})?.lines;
-        directions.push(DevScore { direction: direction.to_string(), lines: refs.len(), bleu: crate::stages::bleu_for(direction).corpus(&hyps, &refs).score, chrf: landermt_eval::Chrf::CHRF.corpus(&hyps, &refs) });
+        let file = format!("dev/{direction}.hyp");
+        let text: String = hyps.iter().map(|h| format!("{h}\n")).collect();
+        std::fs::create_dir_all(cfg.run.dir.join("dev"))?;
+        landermt_model::atomic::write_atomic(&cfg.run.dir.join(&file), |w| w.write_all(text.as_bytes()))?;
+        let (bleu, chrf) = (crate::stages::bleu_for(direction).corpus(&hyps, &refs).score, landermt_eval::Chrf::CHRF.corpus(&hyps, &refs));
+        directions.push(DevScore { direction: direction.to_string(), lines: refs.len(), bleu, chrf, hypotheses: Some(file), p_vs_best: None });
     }
     let mean = |f: fn(&DevScore) -> f64| directions.iter().map(f).sum::<f64>() / directions.len().max(1) as f64;
     let dev_loss = if method == Method::None { None } else { final_dev_loss(&crate::kept::train_dir(cfg, system).join("train.json")) };
@@ -380,6 +394,39 @@ fn report(base: &RunConfig, method: Method, grid: &Grid, dev_lines: Option<usize
     }
 }
 
+/// Fills each point's [`DevScore::p_vs_best`]: the paired bootstrap of the eval report
+/// (`eval.n_bootstrap` resamplings, seed 12345) on each direction's dev lines.
+fn p_values_against_best(base: &RunConfig, method: Method, r: &mut SweepReport) -> Result<()> {
+    use landermt_eval::bootstrap::{bleu_samples, paired_p_value, sample_indices};
+    let Some(best) = r.points.iter().position(|p| p.value == r.best) else { return Ok(()) };
+    for direction in base.directions() {
+        let mut refs: Vec<String> = landermt_data::read_parallel(&base.train_for(method).dev, direction)?.into_iter().map(|p| p.tgt).collect();
+        refs.truncate(r.dev_lines);
+        let bleu = crate::stages::bleu_for(direction);
+        let idx = sample_indices(refs.len(), base.eval.n_bootstrap, 12345);
+        // Each point's (corpus BLEU, resampled BLEUs), when its hypotheses are kept.
+        let scored: Vec<Option<(f64, Vec<f64>)>> = r
+            .points
+            .iter()
+            .map(|p| {
+                let d = p.directions.iter().find(|d| d.direction == direction.to_string())?;
+                let text = std::fs::read_to_string(Path::new(&p.dir).join(d.hypotheses.as_ref()?)).ok()?;
+                let hyps: Vec<String> = text.lines().map(str::to_string).collect();
+                let stats = (hyps.len() == refs.len()).then(|| bleu.all_stats(&hyps, &refs))?;
+                Some((bleu.score_stats(&landermt_eval::bleu::sum(&stats)).score, bleu_samples(&stats, &idx)))
+            })
+            .collect();
+        let Some((best_score, best_samples)) = scored[best].clone() else { continue };
+        for (i, s) in scored.iter().enumerate().filter(|(i, _)| *i != best) {
+            let Some((score, samples)) = s else { continue };
+            if let Some(d) = r.points[i].directions.iter_mut().find(|d| d.direction == direction.to_string()) {
+                d.p_vs_best = Some(paired_p_value(&best_samples, samples, best_score, *score, false));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `sweep.json`, `sweep.md`, and dev BLEU and dev loss against the value (`sweep-bleu`,
 /// `sweep-loss`, CSV + SVG), on a log scale when the values are positive numbers spanning a
 /// factor of ten or more, in grid order when they are not numbers.
@@ -387,7 +434,7 @@ fn write(dir: &Path, r: &SweepReport, grid: &Grid) -> Result<()> {
     let json = serde_json::to_vec_pretty(r)?;
     landermt_model::atomic::write_atomic(&dir.join("sweep.json"), |w| w.write_all(&json))?;
     let mut md = format!(
-        "# Sweep of `{}` for `{}` ({})\n\nScored on the first {} dev lines of each direction (`train.dev`), never a test set. Best: **{} = {}** ({}).\n\n| {} | dev loss | dev BLEU | dev chrF |",
+        "# Sweep of `{}` for `{}` ({})\n\nScored on the first {} dev lines of each direction (`train.dev`), never a test set. Best: **{} = {}** ({}). p: sacreBLEU's paired bootstrap of each point's BLEU against the best point's.\n\n| {} | dev loss | dev BLEU | dev chrF |",
         r.key, r.method, r.run, r.dev_lines, r.key, r.best, r.criterion, r.key
     );
     let directions: Vec<String> = r.points.first().map(|p| p.directions.iter().map(|d| d.direction.clone()).collect()).unwrap_or_default();
@@ -396,7 +443,7 @@ fn write(dir: &Path, r: &SweepReport, grid: &Grid) -> Result<()> {
     }
     md.push_str(&format!("\n|---|---|---|---|{}\n", "---|".repeat(directions.len())));
     for p in &r.points {
-        let per: String = p.directions.iter().map(|d| format!(" {:.2} |", d.bleu)).collect();
+        let per: String = p.directions.iter().map(|d| format!(" {:.2}{} |", d.bleu, d.p_vs_best.map_or(String::new(), |p| format!(" (p {p:.3})")))).collect();
         md.push_str(&format!("| {} | {} | {:.2} | {:.2} |{per}\n", p.value, p.dev_loss.map_or("–".into(), |l| format!("{l:.4}")), p.dev_bleu, p.dev_chrf));
     }
     landermt_model::atomic::write_atomic(&dir.join("sweep.md"), |w| w.write_all(md.as_bytes()))?;
@@ -492,6 +539,15 @@ mod tests {
         assert!(report.points.iter().all(|p| p.dev_loss.is_some_and(f64::is_finite) && p.directions.len() == 2 && p.directions.iter().all(|d| d.lines == 2)));
         let best = report.points.iter().find(|p| p.value == report.best).unwrap();
         assert!(report.points.iter().all(|p| p.dev_bleu <= best.dev_bleu));
+        // The dev lines are kept, and every point but the best has a p-value against it.
+        for p in &report.points {
+            for d in &p.directions {
+                let hyps = std::fs::read_to_string(Path::new(&p.dir).join(d.hypotheses.as_ref().unwrap())).unwrap();
+                assert_eq!(hyps.lines().count(), 2, "{}: {}", p.value, d.direction);
+                assert_eq!(d.p_vs_best.is_some(), p.value != report.best, "{}: {:?}", p.value, d.p_vs_best);
+                assert!(d.p_vs_best.is_none_or(|x| x > 0.0 && x <= 1.0), "{:?}", d.p_vs_best);
+            }
+        }
         // By dev loss instead: every point is reused, and the lowest loss is named.
         let by_loss = run(path, &base, Method::Landermt, &grid, Some(2), By::Loss, None).unwrap();
         assert!(by_loss.ran.is_empty());
