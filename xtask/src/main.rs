@@ -453,7 +453,8 @@ fn init_logs(cli: &Cli) {
         .with_writer(std::io::stderr)
         .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()));
     let file = match &cli.command {
-        Cmd::Pipeline { config, .. } => RunConfig::load(config).ok().and_then(|cfg| {
+        // A dry run only prints the plan: it creates nothing, not even the run folder.
+        Cmd::Pipeline { config, dry_run: false, .. } => RunConfig::load(config).ok().and_then(|cfg| {
             std::fs::create_dir_all(&cfg.run.dir).ok()?;
             let f = std::fs::OpenOptions::new().create(true).append(true).open(cfg.run.dir.join("pipeline.log")).ok()?;
             Some(tracing_subscriber::fmt::layer().with_ansi(false).with_writer(std::sync::Mutex::new(f)).with_filter(EnvFilter::new("info")))

@@ -62,6 +62,7 @@ fn a_run_over_two_language_pairs_keeps_per_pair_artifacts_and_stamps() {
     let pipeline = |extra: &[&str]| common::pipeline(&cfg, extra);
 
     let plan = pipeline(&["--dry-run"]);
+    assert!(!run.exists(), "a dry run creates nothing, not even the run folder");
     for step in ["en-fr/probe", "en-de/probe", "score", "en-fr/route", "en-de/train:landermt", "en-de/eval", "report"] {
         assert!(plan.lines().any(|l| l.split_whitespace().next() == Some(step) && l.trim_end().ends_with("run")), "{step} not planned:\n{plan}");
     }
