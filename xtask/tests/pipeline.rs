@@ -108,6 +108,11 @@ fn a_run_over_two_language_pairs_keeps_per_pair_artifacts_and_stamps() {
     let plan = xtask(&["pipeline", "--config", "configs/paper.toml", "--dry-run"]);
     let plan = String::from_utf8_lossy(&plan.stdout);
     assert!(plan.contains("en-zh/train:landermt") && plan.contains("pairs: en-ar, en-de, en-fr, en-it, en-zh"), "{plan}");
+    // A named model not in the cache: the dry run says its kept outputs cannot be checked yet.
+    let empty = tempfile::tempdir().unwrap();
+    let out = common::xtask_command(&["pipeline", "--config", "configs/en-fr.toml", "--dry-run"]).env("LANDERMT_CACHE", empty.path()).output().unwrap();
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && plan.contains("gemma-3-270m is not in the model cache") && plan.contains("decode:lora"), "{plan}");
     // Run for real, it is refused before any step for what this machine lacks.
     let out = xtask(&["pipeline", "--config", "configs/paper.toml"]);
     let err = String::from_utf8_lossy(&out.stderr);

@@ -138,7 +138,14 @@ pub fn run(cfg: &RunConfig, options: &Options, on_event: &mut dyn FnMut(Event)) 
 fn header(cfg: &RunConfig, options: &Options, on_event: &mut dyn FnMut(Event)) -> Result<()> {
     on_event(Event::Header(format!("run `{}` → {}", cfg.run.name, cfg.run.dir.display())));
     on_event(Event::Header(format!("  model: {} on {}", cfg.model.describe(), cfg.model.backend)));
-    if !options.dry_run {
+    if options.dry_run {
+        if let (Some(name), None) = (&cfg.model.name, &cfg.model.path)
+            && cfg.model.resolve(false).map_or(true, |p| !p.exists())
+        {
+            // Kept outputs are keyed by the model's hash: without the model they cannot be checked.
+            on_event(Event::Note(format!("{name} is not in the model cache, so decoding steps (and training steps kept without their weights) show as `run` even where their outputs are kept; a real run fetches it first (`cargo xtask fetch-model {name}`) and skips them")));
+        }
+    } else {
         preflight(cfg)?;
         if cfg.model.backend == Backend::Flex {
             on_event(Event::Header(format!("  f32 GEMM: {}", landermt_model::blas::current())));
@@ -159,6 +166,10 @@ fn preflight(cfg: &RunConfig) -> Result<()> {
         && !p.exists()
     {
         bail!("{}: [model] path: {} does not exist on this machine", cfg.source.display(), p.display());
+    }
+    if cfg.model.path.is_none() {
+        // Fetched before any step, so every step's check sees the model (kept outputs are keyed by its hash).
+        cfg.model.resolve(true).map_err(|e| anyhow::anyhow!("{}: [model] name: {e:#}", cfg.source.display()))?;
     }
     cfg.model.device().map_err(|e| anyhow::anyhow!("{}: [model] backend = \"{}\": {e:#}", cfg.source.display(), cfg.model.backend))?;
     Ok(())
