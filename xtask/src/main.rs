@@ -265,6 +265,13 @@ enum Cmd {
 }
 
 fn main() -> std::process::ExitCode {
+    // A closed pipe (`xtask … | head`) ends the program quietly, as it ends other command-line
+    // tools, instead of a panic in `println!` (Rust ignores SIGPIPE by default).
+    #[cfg(unix)]
+    // SAFETY: restores the default action of one signal before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     host_default_device();
     // Before the first large buffer: every training step would otherwise fault its gradients
     // and optimizer state in afresh (landermt_model::heap).

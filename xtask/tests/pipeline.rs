@@ -113,6 +113,12 @@ fn a_run_over_two_language_pairs_keeps_per_pair_artifacts_and_stamps() {
     let out = common::xtask_command(&["pipeline", "--config", "configs/en-fr.toml", "--dry-run"]).env("LANDERMT_CACHE", empty.path()).output().unwrap();
     let plan = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && plan.contains("gemma-3-270m is not in the model cache") && plan.contains("decode:lora"), "{plan}");
+    // Its output piped into a reader that closes early (`| head -1`): no panic.
+    let mut child = common::xtask_command(&["pipeline", "--config", "configs/paper.toml", "--dry-run"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
     // Run for real, it is refused before any step for what this machine lacks.
     let out = xtask(&["pipeline", "--config", "configs/paper.toml"]);
     let err = String::from_utf8_lossy(&out.stderr);
