@@ -5,6 +5,9 @@
 #
 #   nohup nice -n 19 bash bench/study.sh >> runs/study.log 2>&1 &
 #
+# STUDY_ONLY=REGEX runs only the sweeps whose line below matches it (the pipeline always runs
+# first, and is a no-op once everything is decoded), e.g. STUDY_ONLY=score.epsilon.
+#
 # Every command resumes from its stamps, checkpoints and kept outputs, so the script can be
 # killed and run again, on this machine or on a fresh clone of a repository where results/ was
 # committed: each system is kept once decoded (its `decode:` line in the log), each sweep point
@@ -27,7 +30,9 @@ done
 
 log "pipeline"
 "$XTASK" pipeline --config "$CONFIG"
+ONLY=${STUDY_ONLY:-.}
 while read -r method key values; do
+  [[ "$method $key" =~ $ONLY ]] || continue
   log "sweep $method $key=$values"
   "$XTASK_SWEEP" sweep --config "$CONFIG" --method "$method" --set "$key=$values" --dev-lines 100 < /dev/null
 done <<'EOF'
@@ -37,6 +42,7 @@ lora train.lr 3e-4,1e-3
 layers train.lr 3e-5,1e-4,3e-4
 landermt probe.k 2,4,6
 landermt score.epsilon 0.8,0.9,0.95
+layers probe.k 4,6
 full train.lr 1e-5,3e-5
 EOF
 log "done: results/en-fr-study/report.md and results/en-fr-study/sweep/"
