@@ -305,6 +305,11 @@ pub struct ProbeSection {
     pub batch_size: usize,
     /// Where the sentences come from (default: FLORES-200 devtest lines 1–500).
     pub data: landermt_data::ParallelSource,
+    /// Blocks named by hand, 0-based, instead of the probe's choice (rule `given`; `k` and
+    /// `rule` are then ignored). An ablation of where the method trains: the curves are still
+    /// measured and plotted. Left out of the stage hash when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Vec<usize>>,
 }
 
 impl Default for ProbeSection {
@@ -315,6 +320,7 @@ impl Default for ProbeSection {
             rule: landermt_probe::Rule::Pairs,
             batch_size: 8,
             data: landermt_data::ParallelSource::Flores { dir: "data/flores200-devtest".into(), first: 1, last: 500 },
+            layers: None,
         }
     }
 }
@@ -419,6 +425,9 @@ impl RunConfig {
             if value == 0 {
                 bail!("{}: must be at least 1", at(section, Some(key)));
             }
+        }
+        if cfg.probe.rule == landermt_probe::Rule::Given && cfg.probe.layers.as_ref().is_none_or(Vec::is_empty) {
+            bail!("{}: rule \"given\" needs the blocks in probe.layers, e.g. layers = [0, 1, 2]", at("probe", Some("rule")));
         }
         if let Some(t) = cfg.eval.test_sets.iter().enumerate().find_map(|(i, t)| cfg.eval.test_sets[..i].iter().any(|u| u.name == t.name).then_some(t)) {
             bail!("{}: two test sets are named `{}`; names must differ (they name the hypothesis files)", at("eval", Some("test_sets")), t.name);
@@ -681,6 +690,8 @@ mod tests {
             ("[run\nname=".to_string(), "invalid config"),
             (format!("{GOOD}[train]\nbatch_size = 4\nepochs = 0\n"), "run.toml:9: [train] epochs: must be at least 1"),
             (format!("{GOOD}[train]\nlr = -1.0\n"), "run.toml:8: [train] lr"),
+            (format!("{GOOD}[probe]\nrule = \"given\"\n"), "run.toml:8: [probe] rule: rule \"given\" needs the blocks in probe.layers"),
+            (format!("{GOOD}[probe]\nrule = \"given\"\nlayers = []\n"), "needs the blocks in probe.layers"),
             (format!("{GOOD}[prompt]\ntemplate = \"{{Src}}: {{src}}\"\n"), "run.toml:8: invalid config: the template has no `{tgt}`"),
             (format!("{GOOD}[prompt]\ntemplate = \"{{Tgt}}: {{tgt}}\"\n"), "run.toml:8: invalid config: the template has no `{src}`"),
             (format!("{GOOD}[eval]\nbatch_size = 2\ntemplate = \"{{Source}}: {{src}} {{tgt}}\"\n"), "run.toml:9: invalid config: unknown placeholder `{Source}`"),

@@ -33,8 +33,8 @@ impl Grid {
         if !["probe", "score", "route", "train", "prompt"].contains(&section) {
             bail!("--set {arg}: a sweep changes [probe], [score], [route], [train] or [prompt] keys (it scores on dev, so [eval] keys change nothing)");
         }
-        let values: Vec<(String, toml::Value)> = values
-            .split(',')
+        let values: Vec<(String, toml::Value)> = split_values(values)
+            .into_iter()
             .map(str::trim)
             .filter(|v| !v.is_empty())
             .map(|v| {
@@ -104,7 +104,28 @@ pub fn point_config(config_path: &Path, base: &RunConfig, method: Method, grid: 
 
 /// A value as a directory name.
 fn sanitize(value: &str) -> String {
-    value.chars().map(|c| if c.is_alphanumeric() || "-_.+".contains(c) { c } else { '_' }).collect()
+    // A list (`[0,1,2]`) names its folder `0-1-2`.
+    value.chars().filter(|c| !"[] ".contains(*c)).map(|c| if c.is_alphanumeric() || "-_.+".contains(c) { c } else if c == ',' { '-' } else { '_' }).collect()
+}
+
+/// Splits `--set` values at the commas outside brackets and quotes, so a list such as
+/// `probe.layers=[0,1,2],[15,16,17]` is two values.
+fn split_values(values: &str) -> Vec<&str> {
+    let (mut out, mut depth, mut quoted, mut start) = (Vec::new(), 0usize, false, 0);
+    for (i, c) in values.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '[' if !quoted => depth += 1,
+            ']' if !quoted => depth = depth.saturating_sub(1),
+            ',' if !quoted && depth == 0 => {
+                out.push(&values[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&values[start..]);
+    out
 }
 
 /// A grid point's dev scores.
@@ -482,6 +503,10 @@ mod tests {
         let car = Grid::parse("route.car=taylor,\"off\"").unwrap();
         assert_eq!(car.values.iter().map(|v| (v.0.as_str(), v.1.as_str().unwrap())).collect::<Vec<_>>(), [("taylor", "taylor"), ("off", "off")]);
         assert_eq!(Grid::parse("probe.k=2,4").unwrap().values[1].1.as_integer(), Some(4));
+        let given = Grid::parse("probe.layers=[0,1,2], [15, 16,17]").unwrap();
+        let blocks = |v: &toml::Value| v.as_array().unwrap().iter().map(|b| b.as_integer().unwrap()).collect::<Vec<_>>();
+        assert_eq!(given.values.iter().map(|v| blocks(&v.1)).collect::<Vec<_>>(), [vec![0, 1, 2], vec![15, 16, 17]]);
+        assert_eq!(given.values.iter().map(|v| sanitize(&v.0)).collect::<Vec<_>>(), ["0-1-2", "15-16-17"]);
         for (arg, want) in [("eval.beams=1,2", "[eval] keys change nothing"), ("lr=1e-4", "needs its section"), ("train.lr", "expected section.key="), ("train.lr=", "no values")] {
             let err = format!("{:#}", Grid::parse(arg).unwrap_err());
             assert!(err.contains(want), "{arg}: {err}");

@@ -94,9 +94,23 @@ pub fn curves(direction: Direction, a: &[Vec<f64>]) -> DirectionCurves {
 
 /// Builds the artifact from per-direction curves: mean D over directions and the selection.
 pub fn layers(model: String, directions: Vec<DirectionCurves>, rule: Rule, k: usize) -> Result<Layers, SelectError> {
-    let num_layers = directions.first().map_or(0, |d| d.a.len());
-    let m = num_layers.saturating_sub(1);
-    let mean_d: Vec<f64> = (0..m).map(|i| directions.iter().map(|d| d.d[i]).sum::<f64>() / directions.len() as f64).collect();
+    let (num_layers, mean_d) = mean_deltas(&directions);
     let selected = select(&mean_d, k, rule)?;
     Ok(Layers { version: LAYERS_VERSION, model, num_layers, directions, mean_d, rule, k, selected })
+}
+
+/// Like [`layers`], but the blocks are given by hand (rule `given`, k = their number); the
+/// curves are kept so the figures still show where the probe would have looked.
+pub fn given_layers(model: String, directions: Vec<DirectionCurves>, blocks: &[usize]) -> Result<Layers, SelectError> {
+    let (num_layers, mean_d) = mean_deltas(&directions);
+    let selected = select::given(blocks, num_layers)?;
+    Ok(Layers { version: LAYERS_VERSION, model, num_layers, directions, mean_d, rule: Rule::Given, k: selected.len(), selected })
+}
+
+/// The number of blocks and D averaged over the directions.
+fn mean_deltas(directions: &[DirectionCurves]) -> (usize, Vec<f64>) {
+    let num_layers = directions.first().map_or(0, |d| d.a.len());
+    let m = num_layers.saturating_sub(1);
+    let mean_d = (0..m).map(|i| directions.iter().map(|d| d.d[i]).sum::<f64>() / directions.len() as f64).collect();
+    (num_layers, mean_d)
 }

@@ -12,6 +12,9 @@ pub enum Rule {
     Pairs,
     /// Block i+1 of the k largest D_i.
     Blocks,
+    /// Blocks named by hand (`probe.layers`), not chosen by D: an ablation of *where* the
+    /// method trains. The curves are still measured, for the figures.
+    Given,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,6 +25,24 @@ pub enum SelectError {
     OddPairs(usize),
     #[error("k must be at least 1")]
     Zero,
+    #[error("rule `given` takes its blocks from probe.layers, which is empty or missing")]
+    NoGivenBlocks,
+    #[error("block {block} given, but the model's blocks are 0–{}", .layers - 1)]
+    OutOfRange { block: usize, layers: usize },
+}
+
+/// Blocks given by hand, checked against the model's `layers` blocks, sorted, without repeats.
+pub fn given(blocks: &[usize], layers: usize) -> Result<Vec<usize>, SelectError> {
+    if blocks.is_empty() {
+        return Err(SelectError::NoGivenBlocks);
+    }
+    if let Some(&block) = blocks.iter().find(|&&b| b >= layers) {
+        return Err(SelectError::OutOfRange { block, layers });
+    }
+    let mut sel = blocks.to_vec();
+    sel.sort_unstable();
+    sel.dedup();
+    Ok(sel)
 }
 
 /// `D_i = |Ā_i − Ā_{i+1}|`.
@@ -56,6 +77,7 @@ pub fn select(d: &[f64], k: usize, rule: Rule) -> Result<Vec<usize>, SelectError
             }
             top(d, k).into_iter().map(|i| i + 1).collect()
         }
+        Rule::Given => return Err(SelectError::NoGivenBlocks),
     };
     sel.sort_unstable();
     sel.dedup();
@@ -78,6 +100,7 @@ mod tests {
         assert_eq!(select(&d, 4, Rule::Pairs).unwrap(), vec![1, 2, 3, 4]);
         assert_eq!(select(&d, 2, Rule::Pairs).unwrap(), vec![1, 2]);
         assert_eq!(select(&d, 2, Rule::Blocks).unwrap(), vec![2, 4]);
+        assert_eq!(select(&d, 2, Rule::Given), Err(SelectError::NoGivenBlocks));
         assert_eq!(select(&d, 3, Rule::Blocks).unwrap(), vec![2, 4, 5]);
         // Adjacent top deltas share a block: pairs (1,2) and (2,3) give three layers.
         assert_eq!(select(&[0.0, 0.9, 0.8, 0.1], 4, Rule::Pairs).unwrap(), vec![1, 2, 3]);
@@ -92,5 +115,14 @@ mod tests {
         assert_eq!(select(&d, 3, Rule::Pairs), Err(SelectError::OddPairs(3)));
         assert_eq!(select(&d, 0, Rule::Blocks), Err(SelectError::Zero));
         assert!(select(&d, 4, Rule::Blocks).is_err());
+    }
+
+    #[test]
+    fn given_blocks_are_checked_sorted_and_deduplicated() {
+        assert_eq!(given(&[2, 0, 2, 1], 18).unwrap(), vec![0, 1, 2]);
+        assert_eq!(given(&[17], 18).unwrap(), vec![17]);
+        assert_eq!(given(&[3, 18], 18), Err(SelectError::OutOfRange { block: 18, layers: 18 }));
+        assert_eq!(given(&[], 18), Err(SelectError::NoGivenBlocks));
+        assert_eq!(given(&[3, 18], 18).unwrap_err().to_string(), "block 18 given, but the model's blocks are 0–17");
     }
 }

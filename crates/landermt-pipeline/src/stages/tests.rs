@@ -57,6 +57,21 @@ fn probe_refuses_k_larger_than_the_model() {
 }
 
 #[test]
+fn probe_layers_given_by_hand_replace_the_selection_and_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = quick(dir.path());
+    assert!(!serde_json::to_string(&cfg.probe).unwrap().contains("layers"), "runs made before probe.layers keep their probe key");
+    cfg.probe.layers = Some(vec![3, 0, 3]);
+    probe(&cfg).unwrap();
+    let layers: landermt_probe::Layers = serde_json::from_slice(&std::fs::read(dir.path().join("layers.json")).unwrap()).unwrap();
+    assert_eq!((layers.selected, layers.rule, layers.k), (vec![0, 3], landermt_probe::Rule::Given, 2));
+    assert_eq!(layers.directions.len(), 2, "the curves are still measured");
+    cfg.probe.layers = Some(vec![1, 4]);
+    let err = format!("{:#}", probe(&cfg).unwrap_err());
+    assert!(err.contains("probe.layers = [1, 4]") && err.contains("block 4 given, but the model's blocks are 0–3"), "{err}");
+}
+
+#[test]
 fn score_writes_neurons_for_the_selected_layers_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = quick(dir.path());
