@@ -44,6 +44,7 @@ landermt probe.k 2,4,6
 landermt score.epsilon 0.8,0.9,0.95
 layers probe.k 4,6
 layers probe.layers [0,1,2],[15,16,17]
+landermt probe.layers [0,1,2]
 full train.lr 1e-5,3e-5
 EOF
 log "done: results/en-fr-study/report.md and results/en-fr-study/sweep/"
