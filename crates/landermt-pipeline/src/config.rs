@@ -426,8 +426,12 @@ impl RunConfig {
                 bail!("{}: must be at least 1", at(section, Some(key)));
             }
         }
-        if cfg.probe.rule == landermt_probe::Rule::Given && cfg.probe.layers.as_ref().is_none_or(Vec::is_empty) {
-            bail!("{}: rule \"given\" needs the blocks in probe.layers, e.g. layers = [0, 1, 2]", at("probe", Some("rule")));
+        match &cfg.probe.layers {
+            Some(blocks) if blocks.is_empty() => bail!("{}: an empty list; name the blocks, e.g. layers = [0, 1, 2], or leave it out (the probe's choice)", at("probe", Some("layers"))),
+            None if cfg.probe.rule == landermt_probe::Rule::Given => {
+                bail!("{}: rule \"given\" needs the blocks in probe.layers, e.g. layers = [0, 1, 2]", at("probe", Some("rule")))
+            }
+            _ => {}
         }
         if let Some(t) = cfg.eval.test_sets.iter().enumerate().find_map(|(i, t)| cfg.eval.test_sets[..i].iter().any(|u| u.name == t.name).then_some(t)) {
             bail!("{}: two test sets are named `{}`; names must differ (they name the hypothesis files)", at("eval", Some("test_sets")), t.name);
@@ -691,7 +695,8 @@ mod tests {
             (format!("{GOOD}[train]\nbatch_size = 4\nepochs = 0\n"), "run.toml:9: [train] epochs: must be at least 1"),
             (format!("{GOOD}[train]\nlr = -1.0\n"), "run.toml:8: [train] lr"),
             (format!("{GOOD}[probe]\nrule = \"given\"\n"), "run.toml:8: [probe] rule: rule \"given\" needs the blocks in probe.layers"),
-            (format!("{GOOD}[probe]\nrule = \"given\"\nlayers = []\n"), "needs the blocks in probe.layers"),
+            (format!("{GOOD}[probe]\nrule = \"given\"\nlayers = []\n"), "run.toml:9: [probe] layers: an empty list"),
+            (format!("{GOOD}[probe]\nlayers = []\n"), "run.toml:8: [probe] layers: an empty list"),
             (format!("{GOOD}[prompt]\ntemplate = \"{{Src}}: {{src}}\"\n"), "run.toml:8: invalid config: the template has no `{tgt}`"),
             (format!("{GOOD}[prompt]\ntemplate = \"{{Tgt}}: {{tgt}}\"\n"), "run.toml:8: invalid config: the template has no `{src}`"),
             (format!("{GOOD}[eval]\nbatch_size = 2\ntemplate = \"{{Source}}: {{src}} {{tgt}}\"\n"), "run.toml:9: invalid config: unknown placeholder `{Source}`"),

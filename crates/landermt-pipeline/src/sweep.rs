@@ -39,7 +39,12 @@ impl Grid {
             .filter(|v| !v.is_empty())
             .map(|v| {
                 let parsed = toml::from_str::<toml::Table>(&format!("v = {v}")).ok().and_then(|mut t| t.remove("v"));
-                (v.trim_matches('"').to_string(), parsed.unwrap_or_else(|| toml::Value::String(v.to_string())))
+                let label = match &parsed {
+                    // `[15, 16,17]` and `[15,16,17]` are one point: label a list by its items.
+                    Some(toml::Value::Array(items)) => format!("[{}]", items.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")),
+                    _ => v.trim_matches('"').to_string(),
+                };
+                (label, parsed.unwrap_or_else(|| toml::Value::String(v.to_string())))
             })
             .collect();
         if values.is_empty() {
@@ -105,7 +110,7 @@ pub fn point_config(config_path: &Path, base: &RunConfig, method: Method, grid: 
 /// A value as a directory name.
 fn sanitize(value: &str) -> String {
     // A list (`[0,1,2]`) names its folder `0-1-2`.
-    value.chars().filter(|c| !"[] ".contains(*c)).map(|c| if c.is_alphanumeric() || "-_.+".contains(c) { c } else if c == ',' { '-' } else { '_' }).collect()
+    value.chars().filter(|c| !"[]".contains(*c)).map(|c| if c.is_alphanumeric() || "-_.+".contains(c) { c } else if c == ',' { '-' } else { '_' }).collect()
 }
 
 /// Splits `--set` values at the commas outside brackets and quotes, so a list such as
@@ -506,6 +511,7 @@ mod tests {
         let given = Grid::parse("probe.layers=[0,1,2], [15, 16,17]").unwrap();
         let blocks = |v: &toml::Value| v.as_array().unwrap().iter().map(|b| b.as_integer().unwrap()).collect::<Vec<_>>();
         assert_eq!(given.values.iter().map(|v| blocks(&v.1)).collect::<Vec<_>>(), [vec![0, 1, 2], vec![15, 16, 17]]);
+        assert_eq!(given.values.iter().map(|v| v.0.as_str()).collect::<Vec<_>>(), ["[0,1,2]", "[15,16,17]"]);
         assert_eq!(given.values.iter().map(|v| sanitize(&v.0)).collect::<Vec<_>>(), ["0-1-2", "15-16-17"]);
         for (arg, want) in [("eval.beams=1,2", "[eval] keys change nothing"), ("lr=1e-4", "needs its section"), ("train.lr", "expected section.key="), ("train.lr=", "no values")] {
             let err = format!("{:#}", Grid::parse(arg).unwrap_err());

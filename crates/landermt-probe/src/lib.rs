@@ -9,7 +9,7 @@
 
 mod select;
 
-pub use select::{Rule, SelectError, deltas, select};
+pub use select::{Rule, SelectError, deltas, given, select};
 
 use landermt_data::{Direction, Pair};
 use landermt_model::{Batch, LanguageModel, Site, Taps};
@@ -103,7 +103,7 @@ pub fn layers(model: String, directions: Vec<DirectionCurves>, rule: Rule, k: us
 /// curves are kept so the figures still show where the probe would have looked.
 pub fn given_layers(model: String, directions: Vec<DirectionCurves>, blocks: &[usize]) -> Result<Layers, SelectError> {
     let (num_layers, mean_d) = mean_deltas(&directions);
-    let selected = select::given(blocks, num_layers)?;
+    let selected = given(blocks, num_layers)?;
     Ok(Layers { version: LAYERS_VERSION, model, num_layers, directions, mean_d, rule: Rule::Given, k: selected.len(), selected })
 }
 

@@ -39,10 +39,14 @@ pub fn given(blocks: &[usize], layers: usize) -> Result<Vec<usize>, SelectError>
     if let Some(&block) = blocks.iter().find(|&&b| b >= layers) {
         return Err(SelectError::OutOfRange { block, layers });
     }
-    let mut sel = blocks.to_vec();
-    sel.sort_unstable();
-    sel.dedup();
-    Ok(sel)
+    Ok(sorted_unique(blocks.to_vec()))
+}
+
+/// Blocks sorted, without repeats (overlapping pairs and hand-given lists repeat blocks).
+fn sorted_unique(mut blocks: Vec<usize>) -> Vec<usize> {
+    blocks.sort_unstable();
+    blocks.dedup();
+    blocks
 }
 
 /// `D_i = |Ā_i − Ā_{i+1}|`.
@@ -68,7 +72,7 @@ pub fn select(d: &[f64], k: usize, rule: Rule) -> Result<Vec<usize>, SelectError
     if k > layers {
         return Err(SelectError::TooMany { k, layers });
     }
-    let mut sel: Vec<usize> = match rule {
+    let sel: Vec<usize> = match rule {
         Rule::Pairs if k % 2 != 0 => return Err(SelectError::OddPairs(k)),
         Rule::Pairs => top(d, k / 2).into_iter().flat_map(|i| [i, i + 1]).collect(),
         Rule::Blocks => {
@@ -79,9 +83,7 @@ pub fn select(d: &[f64], k: usize, rule: Rule) -> Result<Vec<usize>, SelectError
         }
         Rule::Given => return Err(SelectError::NoGivenBlocks),
     };
-    sel.sort_unstable();
-    sel.dedup();
-    Ok(sel)
+    Ok(sorted_unique(sel))
 }
 
 #[cfg(test)]

@@ -6,6 +6,10 @@ use super::*;
 pub fn probe(cfg: &RunConfig) -> Result<()> {
     let p = &cfg.probe;
     let model = cfg.model.load(false)?;
+    if let Some(blocks) = &p.layers {
+        // Refused before minutes of forward passes, not after them.
+        landermt_probe::given(blocks, model.config.num_layers).with_context(|| format!("{}: probe.layers = {blocks:?}", cfg.source.display()))?;
+    }
     let _span = tracing::info_span!("probe").entered();
     let start = std::time::Instant::now();
     let mut curves = Vec::new();
