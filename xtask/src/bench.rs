@@ -423,24 +423,7 @@ pub fn run_ours(workload: Workload, path: &Path, inputs: &Inputs, backend: Backe
     };
     if workload == Workload::Gemm {
         let n = s.gemm_n;
-        let a = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), &device);
-        let b = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), &device);
-        // Reading one element waits for the product without timing a read-back of the whole
-        // (16 MB at 2048², longer than the product on a GPU). A GPU times ten products queued
-        // on its stream between two such reads; the CPU computes as it goes.
-        let reps = if backend == Backend::Flex { 1 } else { 10 };
-        let products = || {
-            let outs: Vec<Tensor<2>> = (0..reps).map(|_| a.clone().matmul(b.clone())).collect();
-            outs.into_iter().for_each(|c| drop(c.slice([0..1, 0..1]).into_data()));
-        };
-        products();
-        let best = (0..5)
-            .map(|_| {
-                let start = Instant::now();
-                products();
-                start.elapsed().as_secs_f64() / reps as f64
-            })
-            .fold(f64::INFINITY, f64::min);
+        let best = best_gemm_seconds(n, backend, &device);
         let flops = 2.0 * (n * n * n) as f64;
         return Ok(measured(flops / 1e9, best, flops, format!("{n}×{n}·{n}×{n}, best of 5")));
     }
@@ -457,18 +440,9 @@ pub fn run_ours(workload: Workload, path: &Path, inputs: &Inputs, backend: Backe
     let pad = cfg.pad_token_id.unwrap_or(0);
     match workload {
         Workload::Prefill => {
-            let batch = Batch::left_padded(&inputs.train_ids, pad);
-            let run = || {
-                let mut cache = KvCache::new(cfg.num_layers);
-                let hidden = model.net.forward(&batch, Some(&mut cache), &mut Taps::none());
-                let t = hidden.dims()[1];
-                let _ = model.net.logits(hidden.narrow(1, t - 1, 1)).into_data();
-            };
-            run();
-            let start = Instant::now();
-            (0..s.prefill_runs).for_each(|_| run());
+            let seconds = prefill_seconds(&model, inputs, pad);
             let tokens = (s.prefill_runs * s.batch * s.seq_len) as f64;
-            Ok(measured(tokens, start.elapsed().as_secs_f64(), s.prefill_runs as f64 * flops.prefill(&s), String::new()))
+            Ok(measured(tokens, seconds, s.prefill_runs as f64 * flops.prefill(&s), String::new()))
         }
         Workload::DecodeB1 | Workload::DecodeB8 => {
             let rows = if workload == Workload::DecodeB1 { 1 } else { s.batch };
@@ -499,6 +473,44 @@ pub fn run_ours(workload: Workload, path: &Path, inputs: &Inputs, backend: Backe
         Workload::Translate => translate(&model, inputs, &flops).map(|(n, seconds, f, note, hyps)| Measured { hypotheses: hyps, ..measured(n, seconds, f, note) }),
         Workload::Gemm => unreachable!("handled above"),
     }
+}
+
+/// The best of five timings of an n×n·n×n f32 product, after one warm-up.
+fn best_gemm_seconds(n: usize, backend: Backend, device: &burn::tensor::Device) -> f64 {
+    let a = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), device);
+    let b = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), device);
+    // Reading one element waits for the product without timing a read-back of the whole
+    // (16 MB at 2048², longer than the product on a GPU). A GPU times ten products queued
+    // on its stream between two such reads; the CPU computes as it goes.
+    let reps = if backend == Backend::Flex { 1 } else { 10 };
+    let products = || {
+        let outs: Vec<Tensor<2>> = (0..reps).map(|_| a.clone().matmul(b.clone())).collect();
+        outs.into_iter().for_each(|c| drop(c.slice([0..1, 0..1]).into_data()));
+    };
+    products();
+    (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            products();
+            start.elapsed().as_secs_f64() / reps as f64
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Seconds for `prefill_runs` prefills of the padded training batch, each to the last
+/// position's logits, after one warm-up.
+fn prefill_seconds(model: &LanguageModel, inputs: &Inputs, pad: u32) -> f64 {
+    let batch = Batch::left_padded(&inputs.train_ids, pad);
+    let run = || {
+        let mut cache = KvCache::new(model.config.num_layers);
+        let hidden = model.net.forward(&batch, Some(&mut cache), &mut Taps::none());
+        let t = hidden.dims()[1];
+        let _ = model.net.logits(hidden.narrow(1, t - 1, 1)).into_data();
+    };
+    run();
+    let start = Instant::now();
+    (0..inputs.shapes.prefill_runs).for_each(|_| run());
+    start.elapsed().as_secs_f64()
 }
 
 /// `translate` on our side: the eval stage's decoder, after one warm-up batch of two lines.

@@ -323,36 +323,14 @@ fn run(command: Cmd) -> Result<()> {
             mark(&cfg, &format!("train:{system}"))
         }
         Cmd::Eval { config } => stamped(&config, "eval", stages::eval),
-        Cmd::Sweep { config, method, set, dev_lines, by } => {
-            let cfg = RunConfig::load(&config)?;
-            if cfg.is_multi_pair() {
-                bail!("{}: a sweep runs on one language pair; sweep a config with that pair's directions", config.display());
-            }
-            let method: landermt_train::Method = method.parse().map_err(anyhow::Error::msg)?;
-            let grid = sweep::Grid::parse(&set)?;
-            let out = sweep::run(&config, &cfg, method, &grid, dev_lines, by, None)?;
-            let dir = sweep::sweep_dir(&cfg, method, &grid.key());
-            println!("{}", std::fs::read_to_string(dir.join("sweep.md"))?);
-            println!("sweep: {} steps run, {} taken from the base run; best {} = {} → {}", out.ran.len(), out.adopted.len(), grid.key(), out.report.best, dir.display());
-            Ok(())
-        }
+        Cmd::Sweep { config, method, set, dev_lines, by } => sweep_cmd(&config, &method, &set, dev_lines, by),
         Cmd::Export { config, method, direction, pair, out } => {
             let cfg = pair_view(RunConfig::load(&config)?, pair.as_deref().or(direction.as_deref()))?;
             let system = system_arg(&cfg, method.as_deref(), direction.as_deref())?;
             stages::export(&cfg, system, &out)
         }
         Cmd::Bleu { reference, hyp, tokenize, metric, lowercase, json } => bleu(&reference, &hyp, &tokenize, &metric, lowercase, json),
-        Cmd::Plot { run } => {
-            if !run.is_dir() {
-                bail!("{}: no such run directory", run.display());
-            }
-            let written = figures::write_all(&run)?;
-            if written.is_empty() {
-                bail!("{}: no stage artifacts to plot (layers.json, neurons.*)", run.display());
-            }
-            written.iter().for_each(|p| println!("{}", p.display()));
-            Ok(())
-        }
+        Cmd::Plot { run } => plot(&run),
         Cmd::Forward { model, text, out, hidden, backend } => inspect::forward(&model, &text, &out, hidden, backend),
         Cmd::Generate { model, text, max_new_tokens, backend } => inspect::generate(&model, &text, max_new_tokens, backend),
         Cmd::FetchModel { name } => {
@@ -372,12 +350,7 @@ fn run(command: Cmd) -> Result<()> {
             let workloads = if workload.is_empty() { bench::Workload::ALL.to_vec() } else { workload };
             bench::bench(&bench::BenchArgs { models, workloads, vs_torch, python, models_dir: out.clone(), out, backend, torch_device, dtype }).map(drop)
         }
-        Cmd::BenchOne { workload, model, inputs, backend, dtype } => {
-            let text = std::fs::read_to_string(&inputs).with_context(|| format!("reading {}", inputs.display()))?;
-            let inputs: bench::Inputs = serde_json::from_str(&text).with_context(|| format!("{}: not bench inputs", inputs.display()))?;
-            println!("{}", serde_json::to_string(&bench::run_ours(workload, &model, &inputs, backend, dtype)?)?);
-            Ok(())
-        }
+        Cmd::BenchOne { workload, model, inputs, backend, dtype } => bench_one(workload, &model, &inputs, backend, dtype),
         Cmd::CheckGpu => check_gpu(),
         Cmd::FetchCudaRuntime => {
             let dir = landermt_model::cuda_runtime::fetch()?;
@@ -390,6 +363,42 @@ fn run(command: Cmd) -> Result<()> {
     }
 }
 
+
+/// `cargo xtask sweep`: one grid on a one-pair config; prints the sweep's table.
+fn sweep_cmd(config: &std::path::Path, method: &str, set: &str, dev_lines: Option<usize>, by: sweep::By) -> Result<()> {
+    let cfg = RunConfig::load(config)?;
+    if cfg.is_multi_pair() {
+        bail!("{}: a sweep runs on one language pair; sweep a config with that pair's directions", config.display());
+    }
+    let method: landermt_train::Method = method.parse().map_err(anyhow::Error::msg)?;
+    let grid = sweep::Grid::parse(set)?;
+    let out = sweep::run(config, &cfg, method, &grid, dev_lines, by, None)?;
+    let dir = sweep::sweep_dir(&cfg, method, &grid.key());
+    println!("{}", std::fs::read_to_string(dir.join("sweep.md"))?);
+    println!("sweep: {} steps run, {} taken from the base run; best {} = {} → {}", out.ran.len(), out.adopted.len(), grid.key(), out.report.best, dir.display());
+    Ok(())
+}
+
+/// `cargo xtask plot`: redraws a run folder's figures from its artifacts.
+fn plot(run: &std::path::Path) -> Result<()> {
+    if !run.is_dir() {
+        bail!("{}: no such run directory", run.display());
+    }
+    let written = figures::write_all(run)?;
+    if written.is_empty() {
+        bail!("{}: no stage artifacts to plot (layers.json, neurons.*)", run.display());
+    }
+    written.iter().for_each(|p| println!("{}", p.display()));
+    Ok(())
+}
+
+/// `bench-one`: one workload in a process of its own, so its peak memory is its own.
+fn bench_one(workload: bench::Workload, model: &std::path::Path, inputs: &std::path::Path, backend: Backend, dtype: landermt_model::WeightDtype) -> Result<()> {
+    let text = std::fs::read_to_string(inputs).with_context(|| format!("reading {}", inputs.display()))?;
+    let inputs: bench::Inputs = serde_json::from_str(&text).with_context(|| format!("{}: not bench inputs", inputs.display()))?;
+    println!("{}", serde_json::to_string(&bench::run_ours(workload, model, &inputs, backend, dtype)?)?);
+    Ok(())
+}
 
 fn read_lines(path: &std::path::Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;

@@ -64,94 +64,12 @@ pub(crate) fn build(g: &GgufFile) -> Result<tokenizers::Tokenizer> {
         None => Vec::new(),
     };
     let file_merges = m.strings("tokenizer.ggml.merges")?;
-    let gemma = kind == "llama" && matches!(arch, "gemma" | "gemma2" | "gemma3");
-
     let (mut tok, byte_level) = match kind {
-        "llama" => {
-            let spelled: Vec<String> = if gemma {
-                tokens.iter().map(|t| if t.contains(' ') && t.trim().is_empty() { "\u{2581}".repeat(t.chars().count()) } else { t.clone() }).collect()
-            } else {
-                tokens.clone()
-            };
-            let merges = match &file_merges {
-                Some(ms) => split_merges(&m, ms)?,
-                None if gemma => generate_merges(&spelled, |_, i| -(i as f64)),
-                None => {
-                    let scores = m.numbers("tokenizer.ggml.scores").ok_or_else(|| m.err("neither merges nor scores"))?;
-                    if scores.len() != spelled.len() {
-                        return Err(m.err(format!("tokenizer.ggml.scores has {} entries for {} tokens", scores.len(), spelled.len())));
-                    }
-                    generate_merges(&spelled, |_, i| scores[i])
-                }
-            };
-            let vocab = vocab_of(&spelled);
-            let mut bpe = BPE::builder().vocab_and_merges(vocab, merges).fuse_unk(true).byte_fallback(true);
-            if gemma {
-                bpe = bpe.unk_token("<unk>".into());
-            }
-            let bpe = bpe.build().map_err(|e| m.err(e.to_string()))?;
-            let mut t = tokenizers::Tokenizer::new(bpe);
-            if gemma {
-                t.with_normalizer(Some(wrapper::<NormalizerWrapper>(json!({"type": "Replace", "pattern": {"String": " "}, "content": "\u{2581}"}))));
-                t.with_pre_tokenizer(Some(wrapper::<PreTokenizerWrapper>(json!({"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious", "invert": false}))));
-                t.with_decoder(Some(wrapper::<DecoderWrapper>(json!({"type": "Sequence", "decoders": [
-                    {"type": "Replace", "pattern": {"String": "\u{2581}"}, "content": " "}, {"type": "ByteFallback"}, {"type": "Fuse"}]}))));
-            } else {
-                // LlamaTokenizer(vocab, merges): add_prefix_space = True, legacy = False → "first".
-                t.with_pre_tokenizer(Some(wrapper::<PreTokenizerWrapper>(json!({"type": "Metaspace", "replacement": "\u{2581}", "prepend_scheme": "first", "split": false}))));
-                t.with_decoder(Some(wrapper::<DecoderWrapper>(json!({"type": "Sequence", "decoders": [
-                    {"type": "Replace", "pattern": {"String": "\u{2581}"}, "content": " "}, {"type": "ByteFallback"}, {"type": "Fuse"},
-                    {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}))));
-            }
-            (t, false)
-        }
-        "gpt2" => {
-            let alphabet = byte_alphabet();
-            let spelled: Vec<String> = tokens
-                .iter()
-                .map(|t| if t.chars().all(|c| alphabet.contains(&c)) { t.clone() } else { t.bytes().map(|b| alphabet[b as usize]).collect() })
-                .collect();
-            let merges = split_merges(&m, file_merges.as_deref().ok_or_else(|| m.err("a gpt2 tokenizer without `tokenizer.ggml.merges`"))?)?;
-            let bpe = BPE::builder()
-                .vocab_and_merges(vocab_of(&spelled), merges)
-                .continuing_subword_prefix(String::new())
-                .end_of_word_suffix(String::new())
-                .fuse_unk(false)
-                .build()
-                .map_err(|e| m.err(e.to_string()))?;
-            let mut t = tokenizers::Tokenizer::new(bpe);
-            let pre = match m.str("tokenizer.ggml.pre") {
-                Some(p) if LLAMA3_PRE.contains(&p) => json!({"type": "Sequence", "pretokenizers": [
-                    {"type": "Split", "pattern": {"Regex": LLAMA3_SPLIT}, "behavior": "Isolated", "invert": false},
-                    {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]}),
-                None | Some("default") | Some("bloom") | Some("gpt-2") | Some("gpt2") => {
-                    json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true})
-                }
-                Some(other) => return Err(m.err(format!("pre-tokenizer `{other}` is not implemented"))),
-            };
-            t.with_pre_tokenizer(Some(wrapper::<PreTokenizerWrapper>(pre)));
-            t.with_decoder(Some(wrapper::<DecoderWrapper>(json!({"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true}))));
-            (t, true)
-        }
+        "llama" => (sentencepiece(&m, &tokens, file_merges.as_deref(), matches!(arch, "gemma" | "gemma2" | "gemma3"))?, false),
+        "gpt2" => (byte_level_bpe(&m, &tokens, file_merges.as_deref())?, true),
         other => return Err(ModelError::unsupported(g.path(), format!("GGUF tokenizer model `{other}` (llama and gpt2 are implemented)"))),
     };
-
-    // Control tokens (special) and user-defined tokens (plain) are matched whole in the text.
-    let alphabet = byte_alphabet();
-    let control: Vec<AddedToken> = tokens
-        .iter()
-        .zip(&types)
-        .filter(|(t, ty)| **ty == CONTROL && (!byte_level || t.chars().all(|c| alphabet.contains(&c))))
-        .map(|(t, _)| AddedToken::from(t.clone(), true).normalized(false))
-        .collect();
-    tok.add_special_tokens(&control);
-    let user: Vec<AddedToken> = tokens
-        .iter()
-        .zip(&types)
-        .filter(|(t, ty)| **ty == USER_DEFINED && tok.token_to_id(t).is_some())
-        .map(|(t, _)| AddedToken::from(t.clone(), false).normalized(false))
-        .collect();
-    tok.add_tokens(&user);
+    add_vocabulary_tokens(&mut tok, &tokens, &types, byte_level);
 
     // transformers assumes BOS for SentencePiece vocabularies that do not say otherwise.
     let add_bos = m.bool("tokenizer.ggml.add_bos_token").unwrap_or(kind == "llama");
@@ -168,6 +86,93 @@ pub(crate) fn build(g: &GgufFile) -> Result<tokenizers::Tokenizer> {
         tok.with_post_processor(Some(template(bos, eos)));
     }
     Ok(tok)
+}
+
+/// `tokenizer.ggml.model = "llama"`: SentencePiece-style BPE with byte fallback. Gemma files
+/// rank merges by token position and respell all-space tokens as `▁` runs.
+fn sentencepiece(m: &Meta, tokens: &[String], file_merges: Option<&[String]>, gemma: bool) -> Result<tokenizers::Tokenizer> {
+    let spelled: Vec<String> = if gemma {
+        tokens.iter().map(|t| if t.contains(' ') && t.trim().is_empty() { "\u{2581}".repeat(t.chars().count()) } else { t.clone() }).collect()
+    } else {
+        tokens.to_vec()
+    };
+    let merges = match file_merges {
+        Some(ms) => split_merges(m, ms)?,
+        None if gemma => generate_merges(&spelled, |_, i| -(i as f64)),
+        None => {
+            let scores = m.numbers("tokenizer.ggml.scores").ok_or_else(|| m.err("neither merges nor scores"))?;
+            if scores.len() != spelled.len() {
+                return Err(m.err(format!("tokenizer.ggml.scores has {} entries for {} tokens", scores.len(), spelled.len())));
+            }
+            generate_merges(&spelled, |_, i| scores[i])
+        }
+    };
+    let mut bpe = BPE::builder().vocab_and_merges(vocab_of(&spelled), merges).fuse_unk(true).byte_fallback(true);
+    if gemma {
+        bpe = bpe.unk_token("<unk>".into());
+    }
+    let mut t = tokenizers::Tokenizer::new(bpe.build().map_err(|e| m.err(e.to_string()))?);
+    if gemma {
+        t.with_normalizer(Some(wrapper::<NormalizerWrapper>(json!({"type": "Replace", "pattern": {"String": " "}, "content": "\u{2581}"}))));
+        t.with_pre_tokenizer(Some(wrapper::<PreTokenizerWrapper>(json!({"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious", "invert": false}))));
+        t.with_decoder(Some(wrapper::<DecoderWrapper>(json!({"type": "Sequence", "decoders": [
+            {"type": "Replace", "pattern": {"String": "\u{2581}"}, "content": " "}, {"type": "ByteFallback"}, {"type": "Fuse"}]}))));
+    } else {
+        // LlamaTokenizer(vocab, merges): add_prefix_space = True, legacy = False → "first".
+        t.with_pre_tokenizer(Some(wrapper::<PreTokenizerWrapper>(json!({"type": "Metaspace", "replacement": "\u{2581}", "prepend_scheme": "first", "split": false}))));
+        t.with_decoder(Some(wrapper::<DecoderWrapper>(json!({"type": "Sequence", "decoders": [
+            {"type": "Replace", "pattern": {"String": "\u{2581}"}, "content": " "}, {"type": "ByteFallback"}, {"type": "Fuse"},
+            {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}))));
+    }
+    Ok(t)
+}
+
+/// `tokenizer.ggml.model = "gpt2"`: byte-level BPE, tokens respelled into the byte alphabet,
+/// merges from the file, the pre-tokenizer named by `tokenizer.ggml.pre`.
+fn byte_level_bpe(m: &Meta, tokens: &[String], file_merges: Option<&[String]>) -> Result<tokenizers::Tokenizer> {
+    let alphabet = byte_alphabet();
+    let spelled: Vec<String> =
+        tokens.iter().map(|t| if t.chars().all(|c| alphabet.contains(&c)) { t.clone() } else { t.bytes().map(|b| alphabet[b as usize]).collect() }).collect();
+    let merges = split_merges(m, file_merges.ok_or_else(|| m.err("a gpt2 tokenizer without `tokenizer.ggml.merges`"))?)?;
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab_of(&spelled), merges)
+        .continuing_subword_prefix(String::new())
+        .end_of_word_suffix(String::new())
+        .fuse_unk(false)
+        .build()
+        .map_err(|e| m.err(e.to_string()))?;
+    let mut t = tokenizers::Tokenizer::new(bpe);
+    let pre = match m.str("tokenizer.ggml.pre") {
+        Some(p) if LLAMA3_PRE.contains(&p) => json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": LLAMA3_SPLIT}, "behavior": "Isolated", "invert": false},
+            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]}),
+        None | Some("default") | Some("bloom") | Some("gpt-2") | Some("gpt2") => {
+            json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true})
+        }
+        Some(other) => return Err(m.err(format!("pre-tokenizer `{other}` is not implemented"))),
+    };
+    t.with_pre_tokenizer(Some(wrapper::<PreTokenizerWrapper>(pre)));
+    t.with_decoder(Some(wrapper::<DecoderWrapper>(json!({"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true}))));
+    Ok(t)
+}
+
+/// Control tokens (special) and user-defined tokens (plain) are matched whole in the text.
+fn add_vocabulary_tokens(tok: &mut tokenizers::Tokenizer, tokens: &[String], types: &[i64], byte_level: bool) {
+    let alphabet = byte_alphabet();
+    let control: Vec<AddedToken> = tokens
+        .iter()
+        .zip(types)
+        .filter(|(t, ty)| **ty == CONTROL && (!byte_level || t.chars().all(|c| alphabet.contains(&c))))
+        .map(|(t, _)| AddedToken::from(t.clone(), true).normalized(false))
+        .collect();
+    tok.add_special_tokens(&control);
+    let user: Vec<AddedToken> = tokens
+        .iter()
+        .zip(types)
+        .filter(|(t, ty)| **ty == USER_DEFINED && tok.token_to_id(t).is_some())
+        .map(|(t, _)| AddedToken::from(t.clone(), false).normalized(false))
+        .collect();
+    tok.add_tokens(&user);
 }
 
 /// `<bos> $A <eos>` (each part optional), for single sequences and pairs.
