@@ -220,12 +220,46 @@ impl JointReport {
             let route: Vec<String> = p.route.iter().map(|(l, c)| format!("{l}: {}/{}/{}", c[0], c[1], c[2])).collect();
             let _ = writeln!(md, "| {} | {layers} | {} |", p.pair, if route.is_empty() { "–".into() } else { route.join(", ") });
         }
-        if self.pairs.iter().any(|p| !p.lm_loss.is_empty()) {
-            md.push_str("\n## Forgetting: LM loss on held-out text, per pair's systems\n\n| pair | system | language | loss |\n|---|---|---|---:|\n");
-            for p in &self.pairs {
-                for r in &p.lm_loss {
-                    let _ = writeln!(md, "| {} | {} | {} | {:.4} |", p.pair, r.system, r.language, r.loss);
+        md.push_str(&self.forgetting_markdown());
+        md
+    }
+
+    /// Forgetting, one row per pair and system, one column per language: the LM loss, and
+    /// its change against the same pair's baseline (higher is more forgotten).
+    fn forgetting_markdown(&self) -> String {
+        let mut languages: Vec<&str> = Vec::new();
+        for r in self.pairs.iter().flat_map(|p| &p.lm_loss) {
+            if !languages.contains(&r.language.as_str()) {
+                languages.push(&r.language);
+            }
+        }
+        if languages.is_empty() {
+            return String::new();
+        }
+        let mut md = format!(
+            "\n## Forgetting: LM loss on held-out text (nats; in brackets the change against `{}` of the same pair)\n\n| pair | system | {} |\n|---|---|{}\n",
+            self.baseline,
+            languages.join(" | "),
+            "---:|".repeat(languages.len())
+        );
+        for p in &self.pairs {
+            let loss = |system: &str, language: &str| p.lm_loss.iter().find(|r| r.system == system && r.language == language).map(|r| r.loss);
+            let mut systems: Vec<&str> = Vec::new();
+            for r in &p.lm_loss {
+                if !systems.contains(&r.system.as_str()) {
+                    systems.push(&r.system);
                 }
+            }
+            for s in systems {
+                let cells: Vec<String> = languages
+                    .iter()
+                    .map(|l| match (loss(s, l), loss(&self.baseline, l)) {
+                        (Some(x), Some(b)) if s != self.baseline => format!("{x:.3} ({:+.3})", x - b),
+                        (Some(x), _) => format!("{x:.3}"),
+                        (None, _) => "–".into(),
+                    })
+                    .collect();
+                let _ = writeln!(md, "| {} | {s} | {} |", p.pair, cells.join(" | "));
             }
         }
         md
