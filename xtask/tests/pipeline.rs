@@ -99,12 +99,14 @@ fn a_run_over_two_language_pairs_keeps_per_pair_artifacts_and_stamps() {
     for row in ["| none |", "| landermt on en-fr |", "| landermt on en-de |"] {
         let line = md.lines().rfind(|l| l.starts_with(row)).unwrap_or_else(|| panic!("{row} missing:\n{md}"));
         assert!(!line.contains('–'), "{line}");
+        // Each trained row gives its gain over the baseline's row, cell by cell.
+        assert_eq!(line.matches(" (+").count() + line.matches(" (-").count(), if row == "| none |" { 0 } else { 4 }, "{line}");
     }
     // Forgetting: a row per pair and system, a column per language, the change against none.
     assert!(md.contains("| pair | system | de |"), "{md}");
     let forgetting = md.lines().find(|l| l.starts_with("| en-de | landermt |")).unwrap_or_else(|| panic!("{md}"));
     assert!(forgetting.contains(" (+") || forgetting.contains(" (-"), "{forgetting}");
-    for figure in ["transfer-pairs-flores.svg", "pairs-delta.svg", "pairs-activation.svg"] {
+    for figure in ["transfer-pairs-flores.svg", "transfer-pairs-flores-gain.svg", "pairs-delta.svg", "pairs-activation.svg"] {
         assert!(run.join("figures").join(figure).exists(), "{figure}");
     }
 

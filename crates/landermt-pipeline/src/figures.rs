@@ -70,6 +70,7 @@ fn eval_figures(report: &crate::report::Report, out: &Path) -> Result<Vec<PathBu
                 values: rows.iter().map(|(_, s)| report.evaluated_directions.iter().map(|d| report.bleu(s, d, &set).unwrap_or(f64::NAN)).collect()).collect(),
                 rows: rows.into_iter().map(|(label, _)| label).collect(),
                 columns: report.evaluated_directions.clone(),
+                diverging: false,
             };
             let stem = format!("transfer-{set}");
             map.write(out, &stem)?;

@@ -205,11 +205,20 @@ impl JointReport {
             md.push('\n');
         }
         for t in &self.transfer {
-            let _ = writeln!(md, "## Transfer across pairs: `{}` trained on one pair, BLEU on every direction (`{}`)\n", t.method, t.test_set);
+            let _ = writeln!(md, "## Transfer across pairs: `{}` trained on one pair, BLEU on every direction (`{}`; in brackets the gain over `{}`)\n", t.method, t.test_set, self.baseline);
             let _ = writeln!(md, "| trained on | {} |", self.directions.join(" | "));
             let _ = writeln!(md, "|---|{}", "---:|".repeat(self.directions.len()));
             for (label, cells) in &t.rows {
-                let cells: Vec<String> = cells.iter().map(|c| c.map_or("–".into(), |b| format!("{b:.2}"))).collect();
+                let gain = if *label == self.baseline { vec![None; cells.len()] } else { self.gain(t, cells) };
+                let cells: Vec<String> = cells
+                    .iter()
+                    .zip(gain)
+                    .map(|(c, g)| match (c, g) {
+                        (Some(b), Some(g)) => format!("{b:.2} ({g:+.2})"),
+                        (Some(b), None) => format!("{b:.2}"),
+                        (None, _) => "–".into(),
+                    })
+                    .collect();
                 let _ = writeln!(md, "| {label} | {} |", cells.join(" | "));
             }
             md.push('\n');
@@ -267,23 +276,42 @@ impl JointReport {
 }
 
 impl JointReport {
-    /// `transfer-pairs-{set}.svg` (and `.csv`) per test set; returns what it wrote.
+    /// Per test set, `transfer-pairs-{set}.svg` (BLEU) and `transfer-pairs-{set}-gain.svg`
+    /// (BLEU minus the baseline's on the same direction), each with its `.csv`; returns what
+    /// it wrote.
     pub fn figures(&self, out: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
         let mut written = Vec::new();
         for t in &self.transfer {
-            let map = landermt_plot::Heatmap {
+            let cells = |c: &[Option<f64>]| c.iter().map(|v| v.unwrap_or(f64::NAN)).collect::<Vec<f64>>();
+            let bleu = landermt_plot::Heatmap {
                 title: format!("Transfer across pairs: BLEU of `{}` ({}, {})", t.method, t.test_set, self.model),
                 row_label: "fine-tuned on".into(),
                 column_label: "evaluated on".into(),
                 rows: t.rows.iter().map(|(l, _)| l.clone()).collect(),
                 columns: self.directions.clone(),
-                values: t.rows.iter().map(|(_, c)| c.iter().map(|v| v.unwrap_or(f64::NAN)).collect()).collect(),
+                values: t.rows.iter().map(|(_, c)| cells(c)).collect(),
+                diverging: false,
             };
-            let stem = format!("transfer-pairs-{}", t.test_set);
-            map.write(out, &stem)?;
-            written.push(out.join(format!("{stem}.svg")));
+            let gains: Vec<&(String, Vec<Option<f64>>)> = t.rows.iter().filter(|(l, _)| *l != self.baseline).collect();
+            let gain = landermt_plot::Heatmap {
+                title: format!("Transfer across pairs: BLEU gain of `{}` over `{}` ({}, {})", t.method, self.baseline, t.test_set, self.model),
+                rows: gains.iter().map(|(l, _)| l.clone()).collect(),
+                values: gains.iter().map(|(_, c)| cells(&self.gain(t, c))).collect(),
+                diverging: true,
+                ..bleu.clone()
+            };
+            for (map, stem) in [(bleu, format!("transfer-pairs-{}", t.test_set)), (gain, format!("transfer-pairs-{}-gain", t.test_set))] {
+                map.write(out, &stem)?;
+                written.push(out.join(format!("{stem}.svg")));
+            }
         }
         Ok(written)
+    }
+
+    /// A transfer row's BLEU minus the baseline row's, per direction.
+    fn gain(&self, t: &Transfer, cells: &[Option<f64>]) -> Vec<Option<f64>> {
+        let base = t.rows.iter().find(|(l, _)| *l == self.baseline).map(|(_, c)| c.as_slice()).unwrap_or(&[]);
+        cells.iter().enumerate().map(|(i, c)| Some(c.as_ref()? - base.get(i).copied().flatten()?)).collect()
     }
 }
 

@@ -16,6 +16,9 @@ pub struct Heatmap {
     pub columns: Vec<String>,
     /// `values[r][c]`; NaN for a cell without a value.
     pub values: Vec<Vec<f64>>,
+    /// Colour by sign: white at zero, blue above, red below, both scaled by the largest
+    /// magnitude (for gains over a baseline); otherwise white (lowest) to blue (highest).
+    pub diverging: bool,
 }
 
 const SIZE: (u32, u32) = (900, 560);
@@ -68,9 +71,7 @@ impl Heatmap {
             root.draw(&Text::new(name.clone(), (left - 10, y + cell / 2), font(14, HPos::Right, VPos::Center)))?;
             for (c, &v) in self.values.get(r).into_iter().flatten().enumerate() {
                 let x = left + cell * c as i32;
-                // White (the lowest value) to dark blue (the highest); grey for no value.
-                let t = if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
-                let colour = if v.is_finite() { RGBColor(lerp(247, 8, t), lerp(251, 48, t), lerp(255, 107, t)) } else { RGBColor(220, 220, 220) };
+                let (colour, t) = self.colour(v, lo, hi);
                 root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], colour.filled()))?;
                 root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], WHITE.stroke_width(2)))?;
                 let label = if v.is_finite() { format!("{v:.2}") } else { "–".into() };
@@ -79,6 +80,25 @@ impl Heatmap {
             }
         }
         Ok(())
+    }
+}
+
+impl Heatmap {
+    /// A cell's colour and how dark it is (0 to 1; dark cells get white ink); grey for no
+    /// value.
+    fn colour(&self, v: f64, lo: f64, hi: f64) -> (RGBColor, f64) {
+        if !v.is_finite() {
+            return (RGBColor(220, 220, 220), 0.0);
+        }
+        if self.diverging {
+            let reach = lo.abs().max(hi.abs());
+            let t = if reach > 0.0 { v.abs() / reach } else { 0.0 };
+            let colour = if v >= 0.0 { RGBColor(lerp(255, 8, t), lerp(255, 48, t), lerp(255, 107, t)) } else { RGBColor(lerp(255, 103, t), lerp(255, 0, t), lerp(255, 13, t)) };
+            return (colour, t);
+        }
+        // White (the lowest value) to dark blue (the highest).
+        let t = if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
+        (RGBColor(lerp(247, 8, t), lerp(251, 48, t), lerp(255, 107, t)), t)
     }
 }
 
@@ -98,6 +118,7 @@ mod tests {
             rows: vec!["none".into(), "en-fr".into()],
             columns: vec!["en-fr".into(), "en-de".into()],
             values: vec![vec![10.0, 5.5], vec![20.25, f64::NAN]],
+            diverging: false,
         }
     }
 
@@ -114,5 +135,16 @@ mod tests {
         }
         // The highest value is darkest, the lowest white.
         assert!(svg.contains("#08306B") && svg.contains("#F7FBFF"), "colour scale");
+    }
+
+    #[test]
+    fn a_diverging_map_is_coloured_by_sign() {
+        let map = Heatmap { values: vec![vec![2.0, 0.0], vec![-1.0, -2.0]], diverging: true, ..map() };
+        let svg = map.svg();
+        // +2 darkest blue, -2 darkest red, -1 halfway to red.
+        for colour in ["#08306B", "#67000D", "#B38086"] {
+            assert!(svg.contains(colour), "{colour} missing");
+        }
+        assert!(!svg.contains("#F7FBFF"), "the sequential scale's white");
     }
 }
