@@ -74,7 +74,11 @@ impl Heatmap {
                 let (colour, t) = self.colour(v, lo, hi);
                 root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], colour.filled()))?;
                 root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], WHITE.stroke_width(2)))?;
-                let label = if v.is_finite() { format!("{v:.2}") } else { "–".into() };
+                let label = match (v.is_finite(), self.diverging) {
+                    (false, _) => "–".into(),
+                    (true, true) => format!("{v:+.2}"),
+                    (true, false) => format!("{v:.2}"),
+                };
                 let ink = if t > 0.55 && v.is_finite() { WHITE } else { BLACK };
                 root.draw(&Text::new(label, (x + cell / 2, y + cell / 2), ("sans-serif", 16).into_font().color(&ink).pos(Pos::new(HPos::Center, VPos::Center))))?;
             }
@@ -146,5 +150,8 @@ mod tests {
             assert!(svg.contains(colour), "{colour} missing");
         }
         assert!(!svg.contains("#F7FBFF"), "the sequential scale's white");
+        for text in ["+2.00", "-1.00", "+0.00"] {
+            assert!(svg.contains(&format!(">\n{text}\n</text>")), "`{text}` is not drawn with its sign");
+        }
     }
 }
