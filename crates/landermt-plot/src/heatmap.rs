@@ -21,7 +21,10 @@ pub struct Heatmap {
     pub diverging: bool,
 }
 
+/// The largest figure; one with few rows is as tall as its cells need.
 const SIZE: (u32, u32) = (900, 560);
+/// Margins around the cells: left (row labels), top (title, column labels), right, bottom.
+const MARGIN: (i32, i32, i32, i32) = (190, 110, 30, 30);
 
 impl Heatmap {
     /// `{row},{column},{value}` per cell, under a header naming the axes.
@@ -38,7 +41,8 @@ impl Heatmap {
     pub fn svg(&self) -> String {
         let mut text = String::new();
         {
-            let root = SVGBackend::with_string(&mut text, SIZE).into_drawing_area();
+            let (_, height) = self.layout();
+            let root = SVGBackend::with_string(&mut text, (SIZE.0, height as u32)).into_drawing_area();
             self.draw(&root).expect("drawing into a string cannot fail");
             root.present().expect("drawing into a string cannot fail");
         }
@@ -54,9 +58,9 @@ impl Heatmap {
         root.fill(&WHITE)?;
         let font = |size: i32, h: HPos, v: VPos| ("sans-serif", size).into_font().color(&BLACK).pos(Pos::new(h, v));
         root.draw(&Text::new(self.title.clone(), (SIZE.0 as i32 / 2, 16), font(22, HPos::Center, VPos::Top)))?;
-        let (left, top, right, bottom) = (190i32, 110i32, 30i32, 30i32);
-        let (nr, nc) = (self.rows.len().max(1) as i32, self.columns.len().max(1) as i32);
-        let cell = ((SIZE.0 as i32 - left - right) / nc).min((SIZE.1 as i32 - top - bottom) / nr).min(140);
+        let (left, top, _, _) = MARGIN;
+        let nc = self.columns.len().max(1) as i32;
+        let (cell, _) = self.layout();
         // A small matrix sits in the middle rather than against the row labels.
         let left = left.max((SIZE.0 as i32 - cell * nc) / 2);
         root.draw(&Text::new(self.column_label.clone(), (left + cell * nc / 2, 52), font(15, HPos::Center, VPos::Top)))?;
@@ -104,6 +108,14 @@ impl Heatmap {
         let t = if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
         (RGBColor(lerp(247, 8, t), lerp(251, 48, t), lerp(255, 107, t)), t)
     }
+
+    /// The side of a cell and the figure's height.
+    fn layout(&self) -> (i32, i32) {
+        let (left, top, right, bottom) = MARGIN;
+        let (nr, nc) = (self.rows.len().max(1) as i32, self.columns.len().max(1) as i32);
+        let cell = ((SIZE.0 as i32 - left - right) / nc).min((SIZE.1 as i32 - top - bottom) / nr).min(140);
+        (cell, top + cell * nr + bottom)
+    }
 }
 
 fn lerp(a: u8, b: u8, t: f64) -> u8 {
@@ -137,6 +149,8 @@ mod tests {
         for text in ["Transfer, BLEU", "fine-tuned on", "evaluated on", "none", "en-fr", "en-de", "10.00", "5.50", "20.25", "–"] {
             assert!(svg.contains(&format!(">\n{text}\n</text>")), "`{text}` is not drawn");
         }
+        // Two rows of 140-pixel cells: as tall as they need, not the largest size.
+        assert!(svg.contains("height=\"420\""), "{}", &svg[..200]);
         // The highest value is darkest, the lowest white.
         assert!(svg.contains("#08306B") && svg.contains("#F7FBFF"), "colour scale");
     }
