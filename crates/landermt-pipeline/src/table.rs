@@ -156,14 +156,7 @@ fn transfer(cfg: &RunConfig, method: &str, directions: &[String], reports: &[Rep
 /// One table per test set: each system's cell in each column, from the pair that trains the
 /// column's direction.
 fn tables(cfg: &RunConfig, directions: &[String], reports: &[Report]) -> Vec<Table> {
-    let mut systems: Vec<String> = Vec::new();
-    for r in reports {
-        for s in &r.systems {
-            if !systems.contains(&s.name) {
-                systems.push(s.name.clone());
-            }
-        }
-    }
+    let systems = distinct(reports.iter().flat_map(|r| &r.systems).map(|s| s.name.as_str()));
     let mut out = Vec::new();
     for set in &cfg.eval.test_sets {
         let cell = |system: &str, direction: &str| {
@@ -176,7 +169,7 @@ fn tables(cfg: &RunConfig, directions: &[String], reports: &[Report]) -> Vec<Tab
             .map(|s| {
                 let cells: Vec<Option<Cell>> = directions.iter().map(|d| cell(s, d)).collect();
                 let mean_bleu = cells.iter().all(Option::is_some).then(|| cells.iter().flatten().map(|c| c.bleu).sum::<f64>() / cells.len().max(1) as f64);
-                TableRow { system: s.clone(), cells, mean_bleu }
+                TableRow { system: s.to_string(), cells, mean_bleu }
             })
             .filter(|r| r.cells.iter().any(Option::is_some))
             .collect();
@@ -236,12 +229,7 @@ impl JointReport {
     /// Forgetting, one row per pair and system, one column per language: the LM loss, and
     /// its change against the same pair's baseline (higher is more forgotten).
     fn forgetting_markdown(&self) -> String {
-        let mut languages: Vec<&str> = Vec::new();
-        for r in self.pairs.iter().flat_map(|p| &p.lm_loss) {
-            if !languages.contains(&r.language.as_str()) {
-                languages.push(&r.language);
-            }
-        }
+        let languages = distinct(self.pairs.iter().flat_map(|p| &p.lm_loss).map(|r| r.language.as_str()));
         if languages.is_empty() {
             return String::new();
         }
@@ -253,13 +241,7 @@ impl JointReport {
         );
         for p in &self.pairs {
             let loss = |system: &str, language: &str| p.lm_loss.iter().find(|r| r.system == system && r.language == language).map(|r| r.loss);
-            let mut systems: Vec<&str> = Vec::new();
-            for r in &p.lm_loss {
-                if !systems.contains(&r.system.as_str()) {
-                    systems.push(&r.system);
-                }
-            }
-            for s in systems {
+            for s in distinct(p.lm_loss.iter().map(|r| r.system.as_str())) {
                 let cells: Vec<String> = languages
                     .iter()
                     .map(|l| match (loss(s, l), loss(&self.baseline, l)) {
@@ -313,6 +295,17 @@ impl JointReport {
         let base = t.rows.iter().find(|(l, _)| *l == self.baseline).map(|(_, c)| c.as_slice()).unwrap_or(&[]);
         cells.iter().enumerate().map(|(i, c)| Some(c.as_ref()? - base.get(i).copied().flatten()?)).collect()
     }
+}
+
+/// Each name once, in the order first seen.
+fn distinct<'a>(names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for n in names {
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    out
 }
 
 fn format_cell(c: &Cell) -> String {
