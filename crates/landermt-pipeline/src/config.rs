@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use itertools::Itertools;
 use landermt_model::blas::GemmChoice;
 use landermt_model::{Backend, LanguageModel, WeightDtype, cache};
 use serde::Deserialize;
@@ -506,13 +507,7 @@ impl RunConfig {
         if let Some(l) = &self.score.languages {
             return l.clone();
         }
-        let mut out: Vec<landermt_data::Language> = Vec::new();
-        for l in self.directions().iter().flat_map(|d| [d.src, d.tgt]).chain(self.score.extra_languages.iter().copied()) {
-            if !out.contains(&l) {
-                out.push(l);
-            }
-        }
-        out
+        self.directions().iter().flat_map(|d| [d.src, d.tgt]).chain(self.score.extra_languages.iter().copied()).unique().collect()
     }
 }
 
@@ -538,13 +533,7 @@ impl RunConfig {
 
     /// The run's directions, then `eval.extra_directions` not among them.
     pub fn eval_directions(&self) -> Vec<landermt_data::Direction> {
-        let mut out = self.directions();
-        for &d in &self.eval.extra_directions {
-            if !out.contains(&d) {
-                out.push(d);
-            }
-        }
-        out
+        self.directions().into_iter().chain(self.eval.extra_directions.iter().copied()).unique().collect()
     }
 }
 

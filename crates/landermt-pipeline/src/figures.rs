@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use itertools::Itertools;
 use landermt_model::Site;
 use landermt_plot::LineChart;
 use landermt_score::{Neurons, Scores};
@@ -79,12 +80,7 @@ fn eval_figures(report: &crate::report::Report, out: &Path) -> Result<Vec<PathBu
     }
     // Systems trained on all directions (the transfer runs are in their own figure).
     let systems: Vec<&str> = report.systems.iter().map(|s| s.name.as_str()).filter(|s| !s.contains('@')).collect();
-    let languages: Vec<String> = report.lm_loss.iter().fold(Vec::new(), |mut v, r| {
-        if !v.contains(&r.language) {
-            v.push(r.language.clone());
-        }
-        v
-    });
+    let languages: Vec<String> = report.lm_loss.iter().map(|r| r.language.clone()).unique().collect();
     if !languages.is_empty() {
         let mut chart = landermt_plot::BarChart::new(format!("Forgetting: LM loss on held-out monolingual text ({})", report.model), "mean next-token loss (nats)", languages.clone());
         for s in &systems {

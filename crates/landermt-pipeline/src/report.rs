@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use itertools::Itertools;
 use serde::{Deserialize, Serialize};
 
 /// Bumped when a field changes meaning or goes away.
@@ -167,13 +168,7 @@ impl Report {
     }
 
     pub fn test_sets(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for r in &self.rows {
-            if !out.contains(&r.test_set) {
-                out.push(r.test_set.clone());
-            }
-        }
-        out
+        self.rows.iter().map(|r| r.test_set.clone()).unique().collect()
     }
 
     /// The Markdown report.

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use anyhow::Result;
+use itertools::Itertools;
 use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
@@ -156,7 +157,7 @@ fn transfer(cfg: &RunConfig, method: &str, directions: &[String], reports: &[Rep
 /// One table per test set: each system's cell in each column, from the pair that trains the
 /// column's direction.
 fn tables(cfg: &RunConfig, directions: &[String], reports: &[Report]) -> Vec<Table> {
-    let systems = distinct(reports.iter().flat_map(|r| &r.systems).map(|s| s.name.as_str()));
+    let systems = reports.iter().flat_map(|r| &r.systems).map(|s| s.name.as_str()).unique().collect::<Vec<_>>();
     let mut out = Vec::new();
     for set in &cfg.eval.test_sets {
         let cell = |system: &str, direction: &str| {
@@ -229,7 +230,7 @@ impl JointReport {
     /// Forgetting, one row per pair and system, one column per language: the LM loss, and
     /// its change against the same pair's baseline (higher is more forgotten).
     fn forgetting_markdown(&self) -> String {
-        let languages = distinct(self.pairs.iter().flat_map(|p| &p.lm_loss).map(|r| r.language.as_str()));
+        let languages = self.pairs.iter().flat_map(|p| &p.lm_loss).map(|r| r.language.as_str()).unique().collect::<Vec<_>>();
         if languages.is_empty() {
             return String::new();
         }
@@ -241,7 +242,7 @@ impl JointReport {
         );
         for p in &self.pairs {
             let loss = |system: &str, language: &str| p.lm_loss.iter().find(|r| r.system == system && r.language == language).map(|r| r.loss);
-            for s in distinct(p.lm_loss.iter().map(|r| r.system.as_str())) {
+            for s in p.lm_loss.iter().map(|r| r.system.as_str()).unique() {
                 let cells: Vec<String> = languages
                     .iter()
                     .map(|l| match (loss(s, l), loss(&self.baseline, l)) {
@@ -295,17 +296,6 @@ impl JointReport {
         let base = t.rows.iter().find(|(l, _)| *l == self.baseline).map(|(_, c)| c.as_slice()).unwrap_or(&[]);
         cells.iter().enumerate().map(|(i, c)| Some(c.as_ref()? - base.get(i).copied().flatten()?)).collect()
     }
-}
-
-/// Each name once, in the order first seen.
-fn distinct<'a>(names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
-    let mut out: Vec<&str> = Vec::new();
-    for n in names {
-        if !out.contains(&n) {
-            out.push(n);
-        }
-    }
-    out
 }
 
 fn format_cell(c: &Cell) -> String {
