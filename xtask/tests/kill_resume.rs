@@ -177,10 +177,10 @@ fn running_stage(progress: &str) -> String {
     stage
 }
 
-/// Starts the pipeline, waits until it reports `stage` running (or skipped), lets it work 20–400 ms more
-/// (every stage of this run takes longer from scratch, and a stage killed before resumes from
-/// its partial results, so a second kill lands later in it), and kills it (SIGKILL). Returns
-/// the stage it was in when killed, or None if it finished first.
+/// Starts the pipeline, waits until it reports `stage` running (or skipped), lets it work
+/// 20–400 ms more (every stage of this run takes longer from scratch, and a stage killed before
+/// resumes from its partial results, so a second kill lands later in it), and kills it
+/// (SIGKILL). Returns the stage it was in when killed, or None if it finished first.
 fn kill_during(cfg: &Path, progress: &Path, stage: &str, rng: &mut u64) -> Option<String> {
     *rng ^= *rng << 13;
     *rng ^= *rng >> 7;
@@ -226,11 +226,11 @@ fn a_pipeline_killed_ten_times_ends_with_the_artifacts_of_an_uninterrupted_run()
     let (cfg_a, cfg_b) = (config(tmp.path(), &a), config(&tmp.path().join("cb"), &b));
     assert!(xtask(&["pipeline", "--config", cfg_a.to_str().unwrap()]).output().unwrap().status.success());
 
-    // Ten kills aimed at the steps in plan order (an aim at a step already done would find
-    // nothing running), each at a random moment early in its step: training checkpoints after
-    // every step, so its kills fall in and between checkpoint writes. The eval step after the
-    // decoding steps only scores kept hypotheses, too briefly to aim at; so does the last
-    // decoding step (0.2 s), which the run often finishes before the kill.
+    // Ten kills aimed at the steps in plan order (an aim at a step already done kills in the
+    // steps after it), each at a random moment early in its step: training checkpoints after
+    // every step, so its kills fall in and between checkpoint writes. Neither the eval step,
+    // which only scores kept hypotheses, nor the last decoding step (0.2 s) is aimed at: the
+    // run would often finish before the kill.
     let aims = ["probe", "score", "score", "route", "decode:none", "train:landermt", "train:landermt", "decode:landermt", "train:landermt@en-fr", "decode:landermt@en-fr"];
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let progress = tmp.path().join("progress.txt");
