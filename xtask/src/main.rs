@@ -52,6 +52,12 @@ enum Cmd {
         #[arg(long, value_delimiter = ',')]
         pairs: Option<Vec<String>>,
     },
+    /// Check that the README's results tables and quoted numbers are the committed results'
+    /// (`--write`: regenerate the tables instead).
+    Claims {
+        #[arg(long)]
+        write: bool,
+    },
     /// Stage 1: find the language-pair-relevant layers and write `layers.json` in the run directory.
     Probe {
         #[arg(long)]
@@ -294,6 +300,22 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// `cargo xtask claims [--write]`, from the project root.
+fn claims(write: bool) -> Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if write {
+        let changed = landermt_pipeline::claims::write(&root)?;
+        println!("results blocks rewritten in: {}", if changed.is_empty() { "none (all current)".to_string() } else { changed.join(", ") });
+        return Ok(());
+    }
+    let problems = landermt_pipeline::claims::check(&root)?;
+    if !problems.is_empty() {
+        anyhow::bail!("{} number(s) differ from the committed results:\n{}", problems.len(), problems.join("\n"));
+    }
+    println!("every results block and quoted sentence matches the committed results");
+    Ok(())
+}
+
 /// Burn puts tensors made without a device on `Device::default()`, which is the GPU in a
 /// build with `wgpu` or `cuda`: a training checkpoint's optimizer state (Adam's moments, 2 GB
 /// for `full` on Gemma) landed there and failed to come back to a flex run (lavapipe cannot
@@ -312,6 +334,7 @@ fn run(command: Cmd) -> Result<()> {
             let cfg = RunConfig::load(&config)?;
             run::run(&cfg, &run::Options { dry_run, force, from, only, pairs }, &mut |event| println!("{event}"))
         }
+        Cmd::Claims { write } => claims(write),
         Cmd::Probe { config } => stamped(&config, "probe", stages::probe),
         Cmd::Score { config } => stamped(&config, "score", stages::score),
         Cmd::Route { config } => stamped(&config, "route", stages::route),

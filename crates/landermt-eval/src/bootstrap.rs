@@ -268,6 +268,49 @@ pub fn paired_p_value(baseline: &[f64], system: &[f64], baseline_score: f64, sys
     (count + 1) as f64 / (diffs.len() + 1) as f64
 }
 
+/// `system`'s corpus BLEU against `baseline`'s on the same references, and sacreBLEU's paired
+/// bootstrap p-value of the difference (`--paired-bs`, `samples` resamplings from `seed`).
+pub fn paired_bleu(bleu: &crate::Bleu, references: &[String], baseline: &[String], system: &[String], samples: usize, seed: u64) -> (f64, f64, f64) {
+    let idx = sample_indices(references.len(), samples, seed);
+    let score = |hyps: &[String]| {
+        let stats = bleu.all_stats(hyps, references);
+        (bleu.score_stats(&crate::bleu::sum(&stats)).score, bleu_samples(&stats, &idx))
+    };
+    let ((b, bs), (s, ss)) = (score(baseline), score(system));
+    (b, s, paired_p_value(&bs, &ss, b, s, false))
+}
+
+/// The paired change of a mean over sentences, `after − before` on the same sentences (a
+/// system's LM loss against the baseline's), with its 95 % percentile bootstrap interval.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Change {
+    pub delta: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// [`Change`] over `samples` resamplings of the sentences, as numpy computes
+/// `d = after - before; np.percentile(d[default_rng(seed).choice(n, (samples, n))].mean(1),
+/// [2.5, 97.5])`; `None` without sentences or when the lengths differ.
+pub fn mean_change(before: &[f64], after: &[f64], samples: usize, seed: u64) -> Option<Change> {
+    if before.is_empty() || before.len() != after.len() || samples == 0 {
+        return None;
+    }
+    let d: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    let mut means: Vec<f64> = sample_indices(d.len(), samples, seed).iter().map(|idx| numpy_mean(&idx.iter().map(|&i| d[i]).collect::<Vec<_>>(), false)).collect();
+    means.sort_by(f64::total_cmp);
+    Some(Change { delta: numpy_mean(&d, false), low: percentile(&means, 2.5), high: percentile(&means, 97.5) })
+}
+
+/// numpy's default (`linear`) percentile `q` of sorted values.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let pos = q / 100.0 * (sorted.len() - 1) as f64;
+    let (i, t) = (pos.floor() as usize, pos - pos.floor());
+    let (a, b) = (sorted[i], sorted[(i + 1).min(sorted.len() - 1)]);
+    // numpy's lerp, exact at both ends.
+    if t >= 0.5 { b - (b - a) * (1.0 - t) } else { a + (b - a) * t }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,5 +320,19 @@ mod tests {
         // np.random.default_rng(12345).choice(40, size=(1000, 40)) begins with these.
         let idx = sample_indices(40, 1, 12345);
         assert_eq!(idx[0][..8], [27, 9, 31, 12, 8, 31, 25, 27]);
+    }
+
+    #[test]
+    fn mean_change_matches_numpys_paired_percentile_interval() {
+        // numpy 2: d = after - before; m = d[np.random.default_rng(12345).choice(10, (1000, 10))].mean(1)
+        // d.mean() = 0.2099999999999999, np.percentile(m, [2.5, 97.5]) = [0.0497499999999998, 0.37]
+        let before = [3.1, 2.7, 4.0, 3.3, 2.9, 3.8, 3.5, 2.2, 4.4, 3.0];
+        let after = [3.4, 2.6, 4.5, 3.2, 3.3, 3.9, 3.9, 2.5, 4.1, 3.6];
+        let c = mean_change(&before, &after, 1000, 12345).unwrap();
+        for (got, want) in [(c.delta, 0.2099999999999999), (c.low, 0.0497499999999998), (c.high, 0.37)] {
+            assert!((got - want).abs() < 1e-12, "{c:?}");
+        }
+        assert_eq!(mean_change(&before, &after[..9], 1000, 12345), None, "unpaired lengths");
+        assert_eq!(mean_change(&[], &[], 1000, 12345), None);
     }
 }

@@ -1,12 +1,50 @@
 //! Decoding translations for evaluation: the template's prompt, greedy continuation with the KV
 //! cache over length-sorted sentences, `batch_size` rows at a time with finished rows replaced by
-//! the next sentences (continuous batching), stopped at EOS or at the first token that
-//! contains a newline, and the output cut at that newline (METHOD.md stage 5).
+//! the next sentences (continuous batching), stopped at EOS or at a newline once the output has
+//! text, and the hypothesis is the first non-empty line, trimmed (METHOD.md stage 5).
+
+use std::sync::Arc;
 
 use landermt_data::{Direction, Pair};
 use landermt_data::prompt::Template;
 use landermt_model::LanguageModel;
-use landermt_model::generate::{BeamOptions, GreedyOptions, beam, greedy_stream};
+use landermt_model::generate::{BeamOptions, GreedyOptions, LineBreaks, beam, greedy_stream};
+
+/// Where a translation ends at a newline (`[eval] newline`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Newline {
+    /// At a newline once the output has non-whitespace text; the hypothesis is the first
+    /// non-empty line (as `text.strip().split("\n")[0]`). A model that starts its answer on a
+    /// new line is not cut to an empty hypothesis.
+    #[default]
+    AfterText,
+    /// At the first token holding a newline, even the first token (landermt before 0.2, the
+    /// ref-code's cut): an untuned model's hypothesis is empty wherever it starts with one.
+    First,
+    /// Never: EOS or the token limit ends the output, which is kept whole.
+    Ignore,
+}
+
+impl Newline {
+    /// The hypothesis in a decoded `text`.
+    pub fn hypothesis(self, text: &str) -> String {
+        match self {
+            Newline::AfterText => text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or(""),
+            Newline::First => text.split('\n').next().unwrap_or("").trim(),
+            Newline::Ignore => text.trim(),
+        }
+        .to_string()
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Newline::AfterText => "EOS, or a newline after text (hypothesis: the first non-empty line)",
+            Newline::First => "EOS or the first newline (hypothesis: the text before it)",
+            Newline::Ignore => "EOS",
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct DecodeOptions {
@@ -14,8 +52,8 @@ pub struct DecodeOptions {
     pub template: Template,
     pub max_new_tokens: usize,
     pub batch_size: usize,
-    /// Stop at (and cut at) the first newline.
-    pub stop_at_newline: bool,
+    /// Where a newline ends the translation.
+    pub newline: Newline,
     /// 1: greedy, batched; more: beam search, one sentence at a time.
     pub beams: usize,
     pub length_penalty: f64,
@@ -23,7 +61,7 @@ pub struct DecodeOptions {
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        Self { template: Template::default(), max_new_tokens: 128, batch_size: 8, stop_at_newline: true, beams: 1, length_penalty: 1.0 }
+        Self { template: Template::default(), max_new_tokens: 128, batch_size: 8, newline: Newline::AfterText, beams: 1, length_penalty: 1.0 }
     }
 }
 
@@ -47,49 +85,66 @@ pub fn prompt(template: &Template, direction: Direction, src: &str, shots: &[Pai
     p
 }
 
+/// Each token's text as [`LineBreaks`] classifies it (a scan of the whole vocabulary).
+pub fn line_breaks(model: &LanguageModel) -> LineBreaks {
+    let t = &model.tokenizer;
+    LineBreaks::new(t.vocab_size(), |id| t.decode(&[id], false).ok())
+}
+
 /// A model with its decoding settings and stop tokens, which are found once (finding the
 /// newline tokens scans the whole vocabulary).
 pub struct Decoder<'a> {
     model: &'a LanguageModel,
     opts: DecodeOptions,
     stop_ids: Vec<u32>,
+    line_breaks: Option<Arc<LineBreaks>>,
 }
 
 impl<'a> Decoder<'a> {
     pub fn new(model: &'a LanguageModel, opts: &DecodeOptions) -> Self {
         let mut stop_ids = model.config.eos_token_ids.clone();
-        if opts.stop_at_newline {
-            stop_ids.extend(newline_ids(model));
+        let mut line_breaks = None;
+        match opts.newline {
+            Newline::AfterText => line_breaks = Some(Arc::new(self::line_breaks(model))),
+            Newline::First => stop_ids.extend(newline_ids(model)),
+            Newline::Ignore => {}
         }
-        Self { model, opts: opts.clone(), stop_ids }
+        Self { model, opts: opts.clone(), stop_ids, line_breaks }
     }
 
     /// Translations of `sources`, one line each (in order), with the same in-context examples
     /// `shots` before every source (`eval.shots`); `progress` gets the sentences done.
     pub fn translate(&self, direction: Direction, sources: &[String], shots: &[Pair], progress: &dyn Fn(usize)) -> landermt_model::Result<Decoded> {
         let (model, opts) = (self.model, &self.opts);
-        let greedy_opts = GreedyOptions { max_new_tokens: opts.max_new_tokens, stop_ids: self.stop_ids.clone(), pad_id: model.config.pad_token_id.unwrap_or(0) };
+        let greedy_opts = GreedyOptions { max_new_tokens: opts.max_new_tokens, stop_ids: self.stop_ids.clone(), line_breaks: self.line_breaks.clone(), pad_id: model.config.pad_token_id.unwrap_or(0) };
         let ids: Vec<Vec<u32>> = sources.iter().map(|s| model.encode(&prompt(&opts.template, direction, s, shots))).collect::<landermt_model::Result<_>>()?;
         // Similar lengths together waste less on padding; outputs go back to their lines.
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| ids[i].len());
         let sorted: Vec<Vec<u32>> = order.iter().map(|&i| ids[i].clone()).collect();
         let generated: Vec<Vec<u32>> = if opts.beams > 1 {
-            let b = BeamOptions { beams: opts.beams, length_penalty: opts.length_penalty, max_new_tokens: opts.max_new_tokens, stop_ids: self.stop_ids.clone() };
+            let b = BeamOptions { beams: opts.beams, length_penalty: opts.length_penalty, max_new_tokens: opts.max_new_tokens, stop_ids: self.stop_ids.clone(), line_breaks: self.line_breaks.clone() };
             sorted.iter().map(|p| { let g = beam(&model.net, p, &b).0; progress(1); g }).collect()
         } else {
             // Continuous batching: finished rows make room for the next sentences.
             greedy_stream(&model.net, &sorted, opts.batch_size, &greedy_opts, &mut |_| progress(1))
         };
         let mut out = vec![String::new(); ids.len()];
+        let mut at_limit = vec![false; ids.len()];
         let mut generated_tokens = 0;
         for (&i, generated) in order.iter().zip(generated) {
             generated_tokens += generated.len();
-            let text = model.tokenizer.decode(&generated, true)?;
-            let line = if opts.stop_at_newline { text.split('\n').next().unwrap_or("") } else { text.as_str() };
-            out[i] = line.trim().to_string();
+            // A stop token is kept in the output, so a row that ends with one stopped by itself.
+            let stopped = generated.last().is_some_and(|&t| self.stops_at(&generated[..generated.len() - 1], t));
+            at_limit[i] = generated.len() >= opts.max_new_tokens && !stopped;
+            out[i] = opts.newline.hypothesis(&model.tokenizer.decode(&generated, true)?);
         }
-        Ok(Decoded { lines: out, generated_tokens })
+        Ok(Decoded { lines: out, generated_tokens, at_limit })
+    }
+
+    /// Whether decoding stops at `token` after `so_far`.
+    fn stops_at(&self, so_far: &[u32], token: u32) -> bool {
+        self.stop_ids.contains(&token) || self.line_breaks.as_ref().is_some_and(|l| l.ends_line(so_far, token))
     }
 }
 
@@ -101,9 +156,27 @@ pub struct Decoded {
     /// Tokens the model generated, the stop token included and the text after a cut newline
     /// too: the decoding work done, for tokens/s.
     pub generated_tokens: usize,
+    /// Per line: whether decoding ran to `max_new_tokens` without a stop (a runaway output,
+    /// typically a span repeated to the limit).
+    pub at_limit: Vec<bool>,
 }
 
 /// Translations of `sources` without in-context examples (a [`Decoder`] made for one call).
 pub fn translate(model: &LanguageModel, direction: Direction, sources: &[String], opts: &DecodeOptions, progress: &dyn Fn(usize)) -> landermt_model::Result<Vec<String>> {
     Ok(Decoder::new(model, opts).translate(direction, sources, &[], progress)?.lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Newline;
+
+    #[test]
+    fn the_hypothesis_is_the_first_non_empty_line_trimmed() {
+        let text = "\n \n  Le chat dort.  \nTranslate this from English to French:";
+        assert_eq!(Newline::AfterText.hypothesis(text), "Le chat dort.");
+        assert_eq!(Newline::First.hypothesis(text), "", "the old cut leaves it empty");
+        assert_eq!(Newline::AfterText.hypothesis("Le chat.\nEnglish:"), "Le chat.");
+        assert_eq!(Newline::AfterText.hypothesis(" \n\t"), "");
+        assert_eq!(Newline::Ignore.hypothesis(" a\nb "), "a\nb");
+    }
 }

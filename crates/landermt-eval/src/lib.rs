@@ -11,6 +11,7 @@ pub mod bleu;
 pub mod bootstrap;
 pub mod chrf;
 pub mod decode;
+pub mod langid;
 pub mod tokenize;
 
 pub use bleu::{Bleu, BleuScore, Smooth};

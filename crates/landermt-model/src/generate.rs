@@ -2,6 +2,8 @@
 //! token per step for every row, feeding each row's argmax back in. Beam search: one prompt at
 //! a time, its beams as the batch rows, the cache reordered to follow the surviving beams.
 
+use std::sync::Arc;
+
 use burn::tensor::Tensor;
 
 use crate::model::{Batch, KvCache, Transformer};
@@ -13,8 +15,63 @@ pub struct GreedyOptions {
     pub max_new_tokens: usize,
     /// Stop a row once it produces one of these (the stop token is kept in its output).
     pub stop_ids: Vec<u32>,
+    /// Stop a row at a line break once its output has text (the stop token is kept).
+    pub line_breaks: Option<Arc<LineBreaks>>,
     /// Id fed for rows that have stopped while others go on.
     pub pad_id: u32,
+}
+
+/// What each token's text holds, for the stop rule "a newline ends the output once the output
+/// has non-whitespace text before it": a row that starts with a blank line goes on to the
+/// line after it (METHOD.md, stage 5).
+#[derive(Debug, Clone, Default)]
+pub struct LineBreaks {
+    /// Per token id, [`TEXT`] | [`NEWLINE`] | [`ENDS_OWN_LINE`].
+    flags: Vec<u8>,
+}
+
+/// The token's text has a character other than whitespace.
+const TEXT: u8 = 1;
+/// The token's text has a newline.
+const NEWLINE: u8 = 2;
+/// The token's text has a newline after a character other than whitespace.
+const ENDS_OWN_LINE: u8 = 4;
+
+impl LineBreaks {
+    /// The flags of a vocabulary of `vocab` ids, from each token's text (`None`: no text).
+    pub fn new(vocab: usize, text_of: impl Fn(u32) -> Option<String>) -> Self {
+        let flags = (0..vocab as u32).map(|id| text_of(id).map_or(0, |s| Self::flags_of(&s))).collect();
+        Self { flags }
+    }
+
+    fn flags_of(s: &str) -> u8 {
+        let first_text = s.find(|c: char| !c.is_whitespace());
+        let mut f = 0;
+        if first_text.is_some() {
+            f |= TEXT;
+        }
+        if s.contains('\n') {
+            f |= NEWLINE;
+        }
+        if first_text.is_some_and(|i| s[i..].contains('\n')) {
+            f |= ENDS_OWN_LINE;
+        }
+        f
+    }
+
+    fn flag(&self, token: u32, bit: u8) -> bool {
+        self.flags.get(token as usize).is_some_and(|f| f & bit != 0)
+    }
+
+    /// Whether `token`, following `so_far`, completes the output's first non-empty line.
+    pub fn ends_line(&self, so_far: &[u32], token: u32) -> bool {
+        self.flag(token, NEWLINE) && (self.flag(token, ENDS_OWN_LINE) || so_far.iter().any(|&t| self.flag(t, TEXT)))
+    }
+}
+
+/// Whether a row that has produced `so_far` stops at `token` (`stop_ids`, then `line_breaks`).
+fn stops(stop_ids: &[u32], line_breaks: Option<&LineBreaks>, so_far: &[u32], token: u32) -> bool {
+    stop_ids.contains(&token) || line_breaks.is_some_and(|l| l.ends_line(so_far, token))
 }
 
 /// Greedy continuations of `prompts` (each without padding). Returns the new tokens per row.
@@ -74,8 +131,9 @@ impl Rows {
         let next = argmax_last(model.logits(hidden.narrow(1, t - 1, 1).reshape([b, 1, h])));
         let mut keep = Vec::with_capacity(self.live.len());
         for (row, (&p, &tok)) in self.live.iter().zip(&next).enumerate() {
+            let stop = stops(&opts.stop_ids, opts.line_breaks.as_deref(), &out[p], tok);
             out[p].push(tok);
-            if opts.stop_ids.contains(&tok) || out[p].len() >= opts.max_new_tokens {
+            if stop || out[p].len() >= opts.max_new_tokens {
                 done(p);
             } else {
                 keep.push(row);
@@ -106,6 +164,8 @@ pub struct BeamOptions {
     pub length_penalty: f64,
     pub max_new_tokens: usize,
     pub stop_ids: Vec<u32>,
+    /// As [`GreedyOptions::line_breaks`].
+    pub line_breaks: Option<Arc<LineBreaks>>,
 }
 
 /// Beam search for one prompt: the best hypothesis's new tokens (its stop token kept) and its
@@ -137,8 +197,9 @@ pub fn beam(model: &Transformer, prompt: &[u32], opts: &BeamOptions) -> (Vec<u32
         let (mut next, mut parents) = (Vec::new(), Vec::new());
         for (rank, &(score, r, id)) in cands.iter().enumerate() {
             let mut tokens = alive[r].0.clone();
+            let stop = stops(&opts.stop_ids, opts.line_breaks.as_deref(), &tokens, id);
             tokens.push(id);
-            if opts.stop_ids.contains(&id) {
+            if stop {
                 if rank < k {
                     finished.push((tokens.clone(), score, norm(tokens.len(), score)));
                 }
@@ -182,4 +243,27 @@ fn argmax_last(logits: Tensor<3>) -> Vec<u32> {
             best as u32
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A vocabulary of hand-written token texts.
+    fn breaks(texts: &[&str]) -> LineBreaks {
+        LineBreaks::new(texts.len(), |id| Some(texts[id as usize].to_string()))
+    }
+
+    #[test]
+    fn a_newline_ends_the_output_only_after_text() {
+        // 0 "\n", 1 " ", 2 "Bonjour", 3 ".\n", 4 "\n\n", 5 "\nfin", 6 " \t"
+        let b = breaks(&["\n", " ", "Bonjour", ".\n", "\n\n", "\nfin", " \t"]);
+        assert!(!b.ends_line(&[], 0), "a leading newline is not the end");
+        assert!(!b.ends_line(&[0, 1, 6], 4), "nor are blank lines and spaces before any text");
+        assert!(b.ends_line(&[0, 2], 0), "a newline after text is");
+        assert!(b.ends_line(&[], 3), "a token with text then a newline ends its own line");
+        assert!(!b.ends_line(&[], 5), "a newline then text starts the first line");
+        assert!(b.ends_line(&[5], 0), "which the next newline ends");
+        assert!(!b.ends_line(&[2], 2), "text alone never ends a line");
+    }
 }

@@ -69,6 +69,9 @@ pub struct EvalSection {
     /// `Translate "{src}" to {Tgt}.\n{tgt}`).
     pub template: Option<landermt_data::prompt::Template>,
     pub max_new_tokens: usize,
+    /// `after-text` (a newline ends a translation once it has text; the hypothesis is the first
+    /// non-empty line) or `first` (the cut at the first newline, as before 2026-12-06).
+    pub newline: landermt_eval::decode::Newline,
     pub batch_size: usize,
     /// 1 for greedy decoding, more for beam search.
     pub beams: usize,
@@ -81,7 +84,8 @@ pub struct EvalSection {
     pub length_penalty: f64,
     /// Forgetting: mean LM loss of each method on held-out monolingual text of these languages.
     pub lm_languages: Vec<landermt_data::Language>,
-    /// Sentences per language for the LM loss (the first `lm_n` of `lm_data`).
+    /// Sentences per language for the LM loss (the first `lm_n` of `lm_data`): 200 by default,
+    /// enough for a paired bootstrap interval of the change against the baseline.
     pub lm_n: usize,
     pub lm_data: landermt_data::MonoSource,
     /// Bootstrap samples for confidence intervals and paired tests (seed 12345, as sacreBLEU).
@@ -124,14 +128,16 @@ impl Default for EvalSection {
             ],
             template: None,
             max_new_tokens: 128,
+            newline: landermt_eval::decode::Newline::AfterText,
             batch_size: 8,
             beams: 1,
             shots: 0,
             icl_shots: 0,
             length_penalty: 1.0,
             lm_languages: Vec::new(),
-            lm_n: 50,
-            lm_data: landermt_data::MonoSource::Flores { dir: "data/flores200-devtest".into(), first: 901, last: 1012 },
+            lm_n: 200,
+            // FLORES devtest lines after the default test set's first 200 (501–700).
+            lm_data: landermt_data::MonoSource::Flores { dir: "data/flores200-devtest".into(), first: 701, last: 1012 },
             cross: None,
             n_bootstrap: 1000,
         }
@@ -425,6 +431,12 @@ impl RunConfig {
         ] {
             if value == 0 {
                 bail!("{}: must be at least 1", at(section, Some(key)));
+            }
+        }
+        if let landermt_data::MonoSource::Flores { first, last, .. } = cfg.eval.lm_data {
+            let lines = (last + 1).saturating_sub(first);
+            if !cfg.eval.lm_languages.is_empty() && lines < cfg.eval.lm_n {
+                bail!("{}: {} sentences per language, but lm_data holds {lines} (lines {first}–{last}); widen lm_data or lower lm_n", at("eval", Some("lm_n")), cfg.eval.lm_n);
             }
         }
         match &cfg.probe.layers {

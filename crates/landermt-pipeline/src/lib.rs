@@ -18,6 +18,7 @@
 //! # anyhow::Ok(())
 //! ```
 
+pub mod claims;
 pub mod config;
 pub mod device;
 pub mod figures;

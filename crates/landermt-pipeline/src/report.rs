@@ -84,6 +84,13 @@ pub struct Row {
     pub chrf: f64,
     pub chrf_signature: String,
     pub chrf_ci: landermt_eval::bootstrap::Estimate,
+    /// Hypotheses identified as another of the run's languages than the target.
+    #[serde(default)]
+    pub off_target: Option<landermt_eval::langid::OffTarget>,
+    /// Hypotheses whose decoding ran to `max_new_tokens` without stopping (unknown for files
+    /// decoded before it was recorded).
+    #[serde(default)]
+    pub at_limit: Option<usize>,
     /// Paired bootstrap p-values against the baseline (absent for the baseline).
     pub bleu_p: Option<f64>,
     pub chrf_p: Option<f64>,
@@ -115,6 +122,10 @@ pub struct LmRow {
     pub language: String,
     pub sentences: usize,
     pub loss: f64,
+    /// The change against the baseline's loss on the same sentences, with its paired 95 %
+    /// bootstrap interval (absent for the baseline and where per-sentence losses were not kept).
+    #[serde(default)]
+    pub change: Option<landermt_eval::bootstrap::Change>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -190,12 +201,25 @@ impl Report {
         if self.icl_shots > 0 {
             md.push_str(&format!("`icl` is the untuned model given the first {} dev pairs of the direction before each test sentence.\n\n", self.icl_shots));
         }
-        md.push_str("| system | direction | test set | BLEU | ± | p | chrF | ± | p | sent/s | tok/s |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+        md.push_str(&format!("Decoding stops at {}. Off-target: hypotheses identified (lingua, among the run's languages) as another language than the target. At limit: hypotheses that ran to {} tokens without stopping.\n\n", self.decoding.stop, self.decoding.max_new_tokens));
+        md.push_str("| system | direction | test set | BLEU | ± | p | chrF | ± | p | off-target | at limit | sent/s | tok/s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         let p = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{v:.3}"));
         for r in &self.rows {
             md.push_str(&format!(
-                "| {} | {} | {} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {} | {:.2} | {:.1} |\n",
-                r.system, r.direction, r.test_set, r.bleu, r.bleu_ci.ci, p(r.bleu_p), r.chrf, r.chrf_ci.ci, p(r.chrf_p), r.sentences_per_second, r.tokens_per_second
+                "| {} | {} | {} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {} | {} | {} | {:.2} | {:.1} |\n",
+                r.system,
+                r.direction,
+                r.test_set,
+                r.bleu,
+                r.bleu_ci.ci,
+                p(r.bleu_p),
+                r.chrf,
+                r.chrf_ci.ci,
+                p(r.chrf_p),
+                r.off_target.map_or("–".to_string(), |o| format!("{:.1} %", 100.0 * o.rate())),
+                r.at_limit.map_or("–".to_string(), |n| format!("{n}/{}", r.sentences)),
+                r.sentences_per_second,
+                r.tokens_per_second
             ));
         }
         if let Some(r) = self.rows.first() {
@@ -214,9 +238,13 @@ impl Report {
         }
         self.settings_table(&mut md);
         if !self.lm_loss.is_empty() {
-            md.push_str("\nForgetting: mean next-token loss (nats) on held-out monolingual text.\n\n| system | language | sentences | LM loss |\n|---|---|---|---|\n");
+            md.push_str(&format!(
+                "\nForgetting: mean next-token loss (nats) on held-out monolingual text, and its change against `{}` on the same sentences with a paired 95 % bootstrap interval (an interval above 0: forgotten).\n\n| system | language | sentences | LM loss | change | 95 % interval |\n|---|---|---|---|---|---|\n",
+                self.baseline
+            ));
             for r in &self.lm_loss {
-                md.push_str(&format!("| {} | {} | {} | {:.4} |\n", r.system, r.language, r.sentences, r.loss));
+                let (change, interval) = r.change.map_or(("–".to_string(), "–".to_string()), |c| (format!("{:+.4}", c.delta), format!("[{:+.4}, {:+.4}]", c.low, c.high)));
+                md.push_str(&format!("| {} | {} | {} | {:.4} | {change} | {interval} |\n", r.system, r.language, r.sentences, r.loss));
             }
         }
         if let Some(m) = &self.transfer {

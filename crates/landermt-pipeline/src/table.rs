@@ -45,6 +45,9 @@ pub struct Transfer {
     pub test_set: String,
     /// (trained on, BLEU per column of [`JointReport::directions`]).
     pub rows: Vec<(String, Vec<Option<f64>>)>,
+    /// The same rows' off-target rates (0–1), where identified.
+    #[serde(default)]
+    pub off_target: Vec<(String, Vec<Option<f64>>)>,
 }
 
 /// One pair: where its artifacts are, its layers and routed units, its forgetting.
@@ -82,6 +85,9 @@ pub struct Cell {
     /// Paired bootstrap p-value of BLEU against the baseline (absent for the baseline).
     pub bleu_p: Option<f64>,
     pub sentences: usize,
+    /// The share of hypotheses identified as another language than the target (0–1).
+    #[serde(default)]
+    pub off_target: Option<f64>,
 }
 
 /// The columns: the run's directions whose target is the most common language first (the
@@ -141,15 +147,17 @@ pub fn build(cfg: &RunConfig) -> Result<JointReport> {
 fn transfer(cfg: &RunConfig, method: &str, directions: &[String], reports: &[Report], tables: &[Table]) -> Vec<Transfer> {
     let mut out = Vec::new();
     for t in tables {
-        let mut rows: Vec<(String, Vec<Option<f64>>)> = Vec::new();
+        let (mut rows, mut off_target): (Vec<(String, Vec<Option<f64>>)>, Vec<(String, Vec<Option<f64>>)>) = (Vec::new(), Vec::new());
         if let Some(base) = t.rows.iter().find(|r| r.system == cfg.eval.baseline.name()) {
             rows.push((base.system.clone(), base.cells.iter().map(|c| c.as_ref().map(|c| c.bleu)).collect()));
+            off_target.push((base.system.clone(), base.cells.iter().map(|c| c.as_ref().and_then(|c| c.off_target)).collect()));
         }
         for (p, r) in cfg.pairs().iter().filter_map(|p| Some((p, reports.iter().find(|r| r.trained_directions.iter().any(|d| p.directions.iter().any(|x| x.to_string() == *d)))?))) {
-            let bleu = |d: &String| r.rows.iter().find(|x| x.system == method && x.direction == *d && x.test_set == t.test_set).map(|x| x.bleu);
-            rows.push((format!("{method} on {}", p.name), directions.iter().map(bleu).collect()));
+            let row = |d: &String| r.rows.iter().find(|x| x.system == method && x.direction == *d && x.test_set == t.test_set);
+            rows.push((format!("{method} on {}", p.name), directions.iter().map(|d| row(d).map(|x| x.bleu)).collect()));
+            off_target.push((format!("{method} on {}", p.name), directions.iter().map(|d| row(d).and_then(|x| x.off_target).map(|o| o.rate())).collect()));
         }
-        out.push(Transfer { method: method.to_string(), test_set: t.test_set.clone(), rows });
+        out.push(Transfer { method: method.to_string(), test_set: t.test_set.clone(), rows, off_target });
     }
     out
 }
@@ -163,7 +171,7 @@ fn tables(cfg: &RunConfig, directions: &[String], reports: &[Report]) -> Vec<Tab
         let cell = |system: &str, direction: &str| {
             let report = reports.iter().find(|r| r.trained_directions.iter().any(|d| d == direction))?;
             let row = report.rows.iter().find(|r| r.system == system && r.direction == direction && r.test_set == set.name)?;
-            Some(Cell { bleu: row.bleu, chrf: row.chrf, bleu_p: row.bleu_p, sentences: row.sentences })
+            Some(Cell { bleu: row.bleu, chrf: row.chrf, bleu_p: row.bleu_p, sentences: row.sentences, off_target: row.off_target.map(|o| o.rate()) })
         };
         let rows: Vec<TableRow> = systems
             .iter()
@@ -197,6 +205,15 @@ impl JointReport {
                 let _ = writeln!(md, "| {} | {} | {} |", r.system, cells.join(" | "), r.mean_bleu.map_or("–".into(), |m| format!("{m:.2}")));
             }
             md.push('\n');
+            if t.rows.iter().flat_map(|r| &r.cells).flatten().any(|c| c.off_target.is_some()) {
+                let _ = writeln!(md, "Off-target rate on `{}`: hypotheses identified as another of the run's languages than the target (%)\n", t.test_set);
+                let _ = writeln!(md, "| system | {} |", self.directions.join(" | "));
+                let _ = writeln!(md, "|---|{}", "---:|".repeat(self.directions.len()));
+                for r in &t.rows {
+                    let _ = writeln!(md, "| {} | {} |", r.system, percentages(r.cells.iter().map(|c| c.as_ref().and_then(|c| c.off_target))));
+                }
+                md.push('\n');
+            }
         }
         for t in &self.transfer {
             let _ = writeln!(md, "## Transfer across pairs: `{}` trained on one pair, BLEU on every direction (`{}`; in brackets the gain over `{}`)\n", t.method, t.test_set, self.baseline);
@@ -216,6 +233,15 @@ impl JointReport {
                 let _ = writeln!(md, "| {label} | {} |", cells.join(" | "));
             }
             md.push('\n');
+            if t.off_target.iter().flat_map(|(_, c)| c).any(Option::is_some) {
+                let _ = writeln!(md, "Off-target rate of the same systems (`{}`, %)\n", t.test_set);
+                let _ = writeln!(md, "| trained on | {} |", self.directions.join(" | "));
+                let _ = writeln!(md, "|---|{}", "---:|".repeat(self.directions.len()));
+                for (label, cells) in &t.off_target {
+                    let _ = writeln!(md, "| {label} | {} |", percentages(cells.iter().copied()));
+                }
+                md.push('\n');
+            }
         }
         md.push_str("## Layers and routed units per pair\n\n| pair | selected layers | units per routed layer (general / pair-specific / other) |\n|---|---|---|\n");
         for p in &self.pairs {
@@ -235,20 +261,23 @@ impl JointReport {
             return String::new();
         }
         let mut md = format!(
-            "\n## Forgetting: LM loss on held-out text (nats; in brackets the change against `{}` of the same pair)\n\n| pair | system | {} |\n|---|---|{}\n",
+            "\n## Forgetting: LM loss on held-out text (nats; in brackets the change against `{}` of the same pair, with its paired 95 % bootstrap interval where per-sentence losses were kept)\n\n| pair | system | {} |\n|---|---|{}\n",
             self.baseline,
             languages.join(" | "),
             "---:|".repeat(languages.len())
         );
         for p in &self.pairs {
-            let loss = |system: &str, language: &str| p.lm_loss.iter().find(|r| r.system == system && r.language == language).map(|r| r.loss);
+            let row = |system: &str, language: &str| p.lm_loss.iter().find(|r| r.system == system && r.language == language);
             for s in p.lm_loss.iter().map(|r| r.system.as_str()).unique() {
                 let cells: Vec<String> = languages
                     .iter()
-                    .map(|l| match (loss(s, l), loss(&self.baseline, l)) {
-                        (Some(x), Some(b)) if s != self.baseline => format!("{x:.3} ({:+.3})", x - b),
-                        (Some(x), _) => format!("{x:.3}"),
-                        (None, _) => "–".into(),
+                    .map(|l| {
+                        let Some(x) = row(s, l) else { return "–".into() };
+                        match (x.change, row(&self.baseline, l)) {
+                            (Some(c), _) => format!("{:.3} ({:+.3} [{:+.3}, {:+.3}])", x.loss, c.delta, c.low, c.high),
+                            (None, Some(b)) if s != self.baseline => format!("{:.3} ({:+.3})", x.loss, x.loss - b.loss),
+                            _ => format!("{:.3}", x.loss),
+                        }
                     })
                     .collect();
                 let _ = writeln!(md, "| {} | {s} | {} |", p.pair, cells.join(" | "));
@@ -296,6 +325,11 @@ impl JointReport {
         let base = t.rows.iter().find(|(l, _)| *l == self.baseline).map(|(_, c)| c.as_slice()).unwrap_or(&[]);
         cells.iter().enumerate().map(|(i, c)| Some(c.as_ref()? - base.get(i).copied().flatten()?)).collect()
     }
+}
+
+/// Rates (0–1) as percentages, `–` where absent, joined as table cells.
+fn percentages(rates: impl Iterator<Item = Option<f64>>) -> String {
+    rates.map(|r| r.map_or("–".into(), |r| format!("{:.0}", 100.0 * r))).collect::<Vec<String>>().join(" | ")
 }
 
 fn format_cell(c: &Cell) -> String {

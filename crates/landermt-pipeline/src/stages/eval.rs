@@ -1,21 +1,23 @@
 //! Stage 5, `eval/` and `report.*`: every system decoded on every test set, scored, compared.
 
 use super::*;
+use itertools::Itertools;
+use landermt_eval::langid::LanguageId;
+
 use crate::report::{Comparison, LmRow, Report, Row, SystemInfo};
 
-/// Mean over sentences of the next-token loss (each sentence's mean over its predicted tokens).
-fn lm_loss(model: &LanguageModel, text: &[String], batch_size: usize) -> Result<f64> {
+/// Each sentence's next-token loss (its mean over the sentence's predicted tokens), in order.
+fn lm_losses(model: &LanguageModel, text: &[String], batch_size: usize) -> Result<Vec<f64>> {
     let pad = model.config.pad_token_id.unwrap_or(0);
-    let (mut sum, mut n) = (0f64, 0usize);
+    let mut out = Vec::with_capacity(text.len());
     for chunk in text.chunks(batch_size.max(1)) {
         let ids = chunk.iter().map(|s| model.encode(s)).collect::<landermt_model::Result<Vec<_>>>()?;
         let batch = landermt_model::Batch::left_padded(&ids, pad);
         let hidden = model.net.forward(&batch, None, &mut landermt_model::Taps::none());
         let losses: Vec<f32> = landermt_model::loss::sequence_losses(&model.net, &batch, hidden).into_data().try_into_vec().expect("f32");
-        sum += losses.iter().map(|&l| l as f64).sum::<f64>();
-        n += losses.len();
+        out.extend(losses.iter().map(|&l| l as f64));
     }
-    Ok(sum / n.max(1) as f64)
+    Ok(out)
 }
 
 /// A system's training facts for the report, from its `train.json` and delta (or the delta's
@@ -63,11 +65,15 @@ fn read_shots(cfg: &RunConfig, direction: Direction, n: usize) -> std::result::R
 
 /// What a hypothesis file was decoded from and how long it took, kept next to it as
 /// `{file}.json`.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct DecodedFile {
     pub(crate) key: String,
     pub(crate) seconds: f64,
     pub(crate) generated_tokens: usize,
+    /// The lines (0-based) whose decoding ran to `max_new_tokens` without stopping; absent in
+    /// files decoded before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) at_limit: Option<Vec<usize>>,
 }
 
 impl DecodedFile {
@@ -86,6 +92,16 @@ impl DecodedFile {
         (record.key == key && lines.len() == sources).then_some((lines, record))
     }
 
+    /// A file decoded under the first-newline cut ([`landermt_eval::decode::Newline::First`], the rule until
+    /// 2026-12-06) from the same inputs, with no empty line, taken as decoded under
+    /// [`landermt_eval::decode::Newline::AfterText`]: in greedy decoding the two rules stop at the same token unless the
+    /// output's first line is blank, and then the old hypothesis is empty. So a trained system
+    /// whose delta is gone keeps its hypotheses when none of them is empty.
+    pub fn reuse_first_newline_cut(hyp: &std::path::Path, legacy_key: &str, sources: usize) -> Option<(Vec<String>, DecodedFile)> {
+        let (lines, record) = Self::reuse(hyp, legacy_key, sources)?;
+        lines.iter().all(|l| !l.trim().is_empty()).then_some((lines, record))
+    }
+
     /// Written after the hypotheses, so a record never describes a file not yet written.
     fn write(&self, hyp: &std::path::Path) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(self)?;
@@ -102,6 +118,8 @@ struct Hypotheses {
     lines: Vec<String>,
     seconds: f64,
     generated_tokens: usize,
+    /// Lines that ran to `max_new_tokens` (unknown for files decoded before it was recorded).
+    at_limit: Option<usize>,
     file: String,
 }
 
@@ -128,7 +146,7 @@ fn test_sets(cfg: &RunConfig, directions: &[Direction]) -> Result<Vec<TestSet>> 
 /// What decoding one system produced: its training facts, LM losses and hypotheses.
 struct Decoded {
     info: SystemInfo,
-    lm_rows: Vec<LmRow>,
+    lm: Vec<(LmRow, Vec<f64>)>,
     hyps: Vec<Hypotheses>,
 }
 
@@ -137,7 +155,12 @@ struct Decoded {
 struct LmRecord {
     key: String,
     sentences: usize,
+    /// The mean of `losses`.
     loss: f64,
+    /// Each sentence's loss, for the paired interval against the baseline (empty in records
+    /// written before they were kept).
+    #[serde(default)]
+    losses: Vec<f64>,
 }
 
 impl LmRecord {
@@ -153,8 +176,8 @@ struct LmJob {
     text: Vec<String>,
     file: std::path::PathBuf,
     key: String,
-    /// The loss kept in `file`, if measured from the same inputs.
-    kept: Option<f64>,
+    /// The record kept in `file`, if measured from the same inputs.
+    kept: Option<LmRecord>,
 }
 
 /// One hypothesis file of a system's evaluation.
@@ -195,7 +218,7 @@ impl<'a> Work<'a> {
             text.truncate(e.lm_n);
             let key = crate::report::sha256(format!("{weights}\n{}\n{}\n{text:?}", language.code, e.batch_size).as_bytes());
             let file = dir.join(format!("lm.{}.json", language.code));
-            let kept = LmRecord::reuse(&file, &key).map(|r| r.loss);
+            let kept = LmRecord::reuse(&file, &key);
             lm.push(LmJob { language, file, text, key, kept });
         }
         let (mut jobs, mut left_out) = (Vec::new(), Vec::new());
@@ -216,9 +239,13 @@ impl<'a> Work<'a> {
             };
             shots.truncate(n_shots);
             let sources: Vec<&str> = set.pairs.iter().map(|p| p.src.as_str()).collect();
-            let decode_key = crate::report::sha256(format!("{weights}\n{opts:?}\n{}\n{shots:?}\n{sources:?}", set.direction).as_bytes());
+            let key_of = |opts: &dyn std::fmt::Debug| crate::report::sha256(format!("{weights}\n{opts:?}\n{}\n{shots:?}\n{sources:?}", set.direction).as_bytes());
+            let decode_key = key_of(opts);
             let file = dir.join(format!("{}.{}.hyp", set.name, set.direction));
-            let kept = DecodedFile::reuse(&file, &decode_key, sources.len());
+            let kept = DecodedFile::reuse(&file, &decode_key, sources.len()).or_else(|| {
+                let legacy = first_newline_cut(opts)?;
+                DecodedFile::reuse_first_newline_cut(&file, &key_of(&legacy), sources.len())
+            });
             jobs.push(SetJob { key, set, shots, file, decode_key, kept });
         }
         Ok(Work { name, info, lm, sets: jobs, left_out })
@@ -238,29 +265,35 @@ fn decode_system(cfg: &RunConfig, system: System, sets: &[TestSet], opts: &lande
     let model = if work.is_done() { None } else { Some(trained_model(cfg, system)?.into_decoding()) };
     let decoder = model.as_ref().map(|m| landermt_eval::decode::Decoder::new(m, opts));
     const LOADED: &str = "the model is loaded when an output is missing";
-    let mut lm_rows = Vec::new();
+    let mut lm = Vec::new();
     for job in &work.lm {
-        let loss = match job.kept {
-            Some(loss) => loss,
+        let (loss, losses) = match &job.kept {
+            Some(r) => (r.loss, r.losses.clone()),
             None => {
-                let loss = lm_loss(model.as_ref().expect(LOADED), &job.text, cfg.eval.batch_size)?;
-                write_json(&job.file, &LmRecord { key: job.key.clone(), sentences: job.text.len(), loss })?;
-                loss
+                let losses = lm_losses(model.as_ref().expect(LOADED), &job.text, cfg.eval.batch_size)?;
+                let loss = losses.iter().sum::<f64>() / losses.len().max(1) as f64;
+                write_json(&job.file, &LmRecord { key: job.key.clone(), sentences: job.text.len(), loss, losses: losses.clone() })?;
+                (loss, losses)
             }
         };
-        lm_rows.push(LmRow { system: work.name.clone(), language: job.language.code.to_string(), sentences: job.text.len(), loss });
+        lm.push((LmRow { system: work.name.clone(), language: job.language.code.to_string(), sentences: job.text.len(), loss, change: None }, losses));
     }
     let mut hyps = Vec::new();
     for job in work.sets {
         hyps.push(match job.kept {
             Some((lines, kept)) => {
                 tracing::info!(system = %work.name, direction = %job.set.direction, set = job.set.name, "hypotheses current, reused");
-                Hypotheses { system: work.name.clone(), key: job.key, lines, seconds: kept.seconds, generated_tokens: kept.generated_tokens, file: job.file.display().to_string() }
+                if kept.key != job.decode_key {
+                    // Taken from the first-newline cut: recorded under today's key from now on.
+                    DecodedFile { key: job.decode_key.clone(), ..kept.clone() }.write(&job.file)?;
+                }
+                let at_limit = kept.at_limit.as_ref().map(Vec::len);
+                Hypotheses { system: work.name.clone(), key: job.key, lines, seconds: kept.seconds, generated_tokens: kept.generated_tokens, at_limit, file: job.file.display().to_string() }
             }
             None => decode_set(&work.name, decoder.as_ref().expect(LOADED), &job)?,
         });
     }
-    Ok(Decoded { info: work.info, lm_rows, hyps })
+    Ok(Decoded { info: work.info, lm, hyps })
 }
 
 /// One system's hypotheses for one test set, decoded and written with their record.
@@ -274,15 +307,43 @@ fn decode_set(name: &str, decoder: &landermt_eval::decode::Decoder, job: &SetJob
     let seconds = start.elapsed().as_secs_f64();
     let text = out.lines.iter().map(|l| format!("{l}\n")).collect::<String>();
     landermt_model::atomic::write_atomic(file, |w| w.write_all(text.as_bytes()))?;
-    DecodedFile { key: job.decode_key.clone(), seconds, generated_tokens: out.generated_tokens }.write(file)?;
-    tracing::info!(system = %name, %direction, set = set_name, seconds, tokens = out.generated_tokens, "decoded");
-    Ok(Hypotheses { system: name.to_string(), key: job.key, lines: out.lines, seconds, generated_tokens: out.generated_tokens, file: file.display().to_string() })
+    let at_limit: Vec<usize> = out.at_limit.iter().enumerate().filter(|(_, hit)| **hit).map(|(i, _)| i).collect();
+    let runaway = at_limit.len();
+    DecodedFile { key: job.decode_key.clone(), seconds, generated_tokens: out.generated_tokens, at_limit: Some(at_limit) }.write(file)?;
+    tracing::info!(system = %name, %direction, set = set_name, seconds, tokens = out.generated_tokens, runaway, "decoded");
+    Ok(Hypotheses { system: name.to_string(), key: job.key, lines: out.lines, seconds, generated_tokens: out.generated_tokens, at_limit: Some(runaway), file: file.display().to_string() })
 }
 
 /// The decoding settings of the eval stage.
 fn decode_options(cfg: &RunConfig) -> landermt_eval::decode::DecodeOptions {
     let e = &cfg.eval;
-    landermt_eval::decode::DecodeOptions { template: cfg.eval_template().clone(), max_new_tokens: e.max_new_tokens, batch_size: e.batch_size, stop_at_newline: true, beams: e.beams, length_penalty: e.length_penalty }
+    landermt_eval::decode::DecodeOptions { template: cfg.eval_template().clone(), max_new_tokens: e.max_new_tokens, batch_size: e.batch_size, newline: e.newline, beams: e.beams, length_penalty: e.length_penalty }
+}
+
+/// The decoding options as they were written before `newline` replaced `stop_at_newline`
+/// (2026-12-06): their `Debug` text is what hypothesis files decoded then were keyed by.
+#[derive(Debug)]
+#[allow(dead_code)] // read through `Debug` only
+struct DecodeOptions {
+    template: landermt_data::prompt::Template,
+    max_new_tokens: usize,
+    batch_size: usize,
+    stop_at_newline: bool,
+    beams: usize,
+    length_penalty: f64,
+}
+
+/// `opts` under the first-newline cut, as they were keyed then, where a file decoded so can
+/// stand for today's rule ([`DecodedFile::reuse_first_newline_cut`]): greedy decoding only.
+fn first_newline_cut(opts: &landermt_eval::decode::DecodeOptions) -> Option<DecodeOptions> {
+    (opts.newline == landermt_eval::decode::Newline::AfterText && opts.beams == 1).then(|| DecodeOptions {
+        template: opts.template.clone(),
+        max_new_tokens: opts.max_new_tokens,
+        batch_size: opts.batch_size,
+        stop_at_newline: true,
+        beams: opts.beams,
+        length_penalty: opts.length_penalty,
+    })
 }
 
 /// The run's directions, with the other pairs' directions the transfer method is decoded on.
@@ -343,7 +404,7 @@ struct Scored<'a> {
 
 /// The report's rows for test set `key`: every system against the baseline, and `eval.compare`
 /// against every other system, all on the same resamplings.
-fn score_set(cfg: &RunConfig, key: usize, set: &TestSet, hyps: &[Hypotheses], rows: &mut Vec<Row>, comparisons: &mut Vec<Comparison>) {
+fn score_set(cfg: &RunConfig, key: usize, set: &TestSet, hyps: &[Hypotheses], language_id: &LanguageId, rows: &mut Vec<Row>, comparisons: &mut Vec<Comparison>) {
     use landermt_eval::bootstrap::{bleu_samples, chrf_samples, estimate, paired_p_value, sample_indices};
     let e = &cfg.eval;
     let reference: Vec<String> = set.pairs.iter().map(|p| p.tgt.clone()).collect();
@@ -396,6 +457,8 @@ fn score_set(cfg: &RunConfig, key: usize, set: &TestSet, hyps: &[Hypotheses], ro
             chrf_ci: estimate(&s.chrf_samples, false, true),
             bleu_p: base.filter(|_| !is_base).map(|b| paired_p_value(&b.bleu_samples, &s.bleu_samples, b.bleu, s.bleu, false)),
             chrf_p: base.filter(|_| !is_base).map(|b| paired_p_value(&b.chrf_samples, &s.chrf_samples, b.chrf, s.chrf, true)),
+            off_target: Some(language_id.off_target(&s.h.lines, set.direction.tgt.code)),
+            at_limit: s.h.at_limit,
             sentences_per_second: reference.len() as f64 / s.h.seconds.max(1e-9),
             tokens_per_second: s.h.generated_tokens as f64 / s.h.seconds.max(1e-9),
             generated_tokens: s.h.generated_tokens,
@@ -414,16 +477,18 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
     let evaluated = evaluated_directions(cfg);
     let sets = test_sets(cfg, &evaluated)?;
     let model_sha256 = model_sha256(&cfg.model.resolve(true)?)?;
-    let (mut infos, mut lm_rows, mut hyps) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut infos, mut lm, mut hyps) = (Vec::new(), Vec::new(), Vec::new());
     for system in cfg.systems() {
         let d = decode_system(cfg, system, &sets, &opts, &model_sha256)?;
         infos.push(d.info);
-        lm_rows.extend(d.lm_rows);
+        lm.extend(d.lm);
         hyps.extend(d.hyps);
     }
+    let languages: Vec<&str> = evaluated.iter().flat_map(|d| [d.src.code, d.tgt.code]).unique().collect();
+    let language_id = LanguageId::new(&languages).context("the off-target rate")?;
     let (mut rows, mut comparisons) = (Vec::new(), Vec::new());
     for (key, set) in sets.iter().enumerate() {
-        score_set(cfg, key, set, &hyps, &mut rows, &mut comparisons);
+        score_set(cfg, key, set, &hyps, &language_id, &mut rows, &mut comparisons);
     }
     let data_sha256 = sets
         .iter()
@@ -435,7 +500,7 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
         model: cfg.model.describe(),
         shots: e.shots,
         icl_shots: e.icl_shots,
-        decoding: crate::report::Decoding { beams: e.beams, length_penalty: e.length_penalty, max_new_tokens: e.max_new_tokens, stop: "EOS or newline".into(), template: cfg.eval_template().to_string() },
+        decoding: crate::report::Decoding { beams: e.beams, length_penalty: e.length_penalty, max_new_tokens: e.max_new_tokens, stop: opts.newline.describe().into(), template: cfg.eval_template().to_string() },
         baseline: e.baseline.name().to_string(),
         metrics: "BLEU and chrF computed by landermt following sacreBLEU 2.6.0's definitions; signatures as sacreBLEU prints them".into(),
         n_bootstrap: e.n_bootstrap,
@@ -445,7 +510,7 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
         systems: infos,
         rows,
         comparisons,
-        lm_loss: lm_rows,
+        lm_loss: forgetting(lm, e.baseline.name(), e.n_bootstrap),
         inputs: crate::report::Inputs {
             model_sha256,
             eval_config_sha256: crate::report::sha256(&serde_json::to_vec(e)?),
@@ -454,6 +519,19 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
         },
     };
     write_report(cfg, &report)
+}
+
+/// The LM-loss rows, each with its paired change against the baseline's loss on the same
+/// sentences and the 95 % bootstrap interval of that change (seed 12345), where both kept their
+/// per-sentence losses.
+fn forgetting(lm: Vec<(LmRow, Vec<f64>)>, baseline: &str, n_bootstrap: usize) -> Vec<LmRow> {
+    let base = |language: &str| lm.iter().find(|(r, _)| r.system == baseline && r.language == language).map(|(_, l)| l.as_slice());
+    lm.iter()
+        .map(|(row, losses)| {
+            let change = base(&row.language).filter(|_| row.system != baseline).and_then(|b| landermt_eval::bootstrap::mean_change(b, losses, n_bootstrap, 12345));
+            LmRow { change, ..row.clone() }
+        })
+        .collect()
 }
 
 /// `report.json`, `report.md` and the figures; the report is printed too.

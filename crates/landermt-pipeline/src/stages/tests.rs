@@ -261,6 +261,10 @@ fn eval_writes_hypotheses_a_report_and_the_transfer_and_forgetting_figures() {
         let hyp = std::fs::read_to_string(&r.hypotheses).unwrap();
         assert_eq!(hyp.lines().count(), r.sentences);
         assert!(r.generated_tokens >= r.sentences && r.tokens_per_second > 0.0, "{r:?}");
+        // Off-target and runaway counts of every freshly decoded file.
+        let off = r.off_target.expect("off-target identified");
+        assert!(off.lines == r.sentences && off.off + off.undetermined <= off.lines, "{off:?}");
+        assert!(r.at_limit.is_some_and(|n| n <= r.sentences), "{r:?}");
     }
     // The report's systems carry their trainable counts from train.json.
     let landermt = report.systems.iter().find(|s| s.name == "landermt").unwrap();
@@ -272,6 +276,15 @@ fn eval_writes_hypotheses_a_report_and_the_transfer_and_forgetting_figures() {
     assert_eq!(report.lm_loss.len(), 4);
     assert!(report.lm_loss.iter().all(|r| r.language == "de" && r.loss > 0.0));
     assert_ne!(report.lm_loss[0].loss, report.lm_loss[1].loss, "training left the LM loss exactly unchanged");
+    // Each trained system's change against `none` on the same sentences, with its interval.
+    for r in &report.lm_loss {
+        match (r.system.as_str(), r.change) {
+            ("none", c) => assert_eq!(c, None),
+            (_, Some(c)) => assert!(c.low <= c.delta && c.delta <= c.high && c.delta != 0.0, "{r:?}"),
+            (_, None) => panic!("no change against none: {r:?}"),
+        }
+    }
+    assert!(md.contains("off-target") && md.contains("95 % interval"), "{md}");
     // The figures: a transfer matrix per test set whose cells are the report's BLEU.
     let csv = std::fs::read_to_string(dir.path().join("figures/transfer-flores.csv")).unwrap();
     let cell = format!("en-fr,en-de,{}", report.bleu("landermt@en-fr", "en-de", "flores").unwrap());
@@ -319,10 +332,15 @@ fn hypotheses_are_reused_only_with_their_key_and_one_line_per_source() {
     let dir = tempfile::tempdir().unwrap();
     let hyp = dir.path().join("flores.en-fr.hyp");
     std::fs::write(&hyp, "un\ndeux\n").unwrap();
-    let record = DecodedFile { key: "k".into(), seconds: 1.0, generated_tokens: 5 };
+    let record = DecodedFile { key: "k".into(), seconds: 1.0, generated_tokens: 5, at_limit: None };
     std::fs::write(dir.path().join("flores.en-fr.hyp.json"), serde_json::to_vec(&record).unwrap()).unwrap();
     let (lines, done) = DecodedFile::reuse(&hyp, "k", 2).expect("current");
     assert_eq!((lines, done.generated_tokens), (vec!["un".to_string(), "deux".to_string()], 5));
     assert!(DecodedFile::reuse(&hyp, "other", 2).is_none(), "decoded from other inputs");
     assert!(DecodedFile::reuse(&hyp, "k", 3).is_none(), "a file with a line missing");
+    // A file cut at the first newline stands for today's rule only where no line is empty.
+    assert!(DecodedFile::reuse_first_newline_cut(&hyp, "k", 2).is_some());
+    std::fs::write(&hyp, "un\n\n").unwrap();
+    assert!(DecodedFile::reuse(&hyp, "k", 2).is_some());
+    assert!(DecodedFile::reuse_first_newline_cut(&hyp, "k", 2).is_none(), "an empty line may have been a leading newline");
 }

@@ -1,0 +1,355 @@
+//! The numbers the README quotes, regenerated from the committed results.
+//!
+//! A results table in a Markdown page sits between `<!-- results: NAME -->` and
+//! `<!-- /results -->`, and is what [`blocks`] makes of the committed report it names.
+//! `cargo xtask claims --write` rewrites every block; `cargo xtask claims`, and the test that
+//! runs in `cargo test --workspace`, fail when a block differs from its results or when a
+//! sentence of [`sentences`] (a number quoted in prose, written out from the results) is not
+//! in its page word for word. So a page cannot quote a number its results no longer give.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use itertools::Itertools;
+
+use crate::report::Report;
+use crate::table::JointReport;
+
+/// The pages that may hold generated blocks, from the project root.
+pub const PAGES: [&str; 1] = ["README.md"];
+
+/// A results block: its name in the page's marker and its Markdown.
+pub struct Block {
+    pub name: &'static str,
+    pub markdown: String,
+}
+
+fn read_report(root: &Path, path: &str) -> Result<Report> {
+    Report::read(&root.join(path))
+}
+
+fn read_joint(root: &Path, path: &str) -> Result<JointReport> {
+    let p = root.join(path);
+    serde_json::from_slice(&std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?).with_context(|| format!("{}: not a joint report.json", p.display()))
+}
+
+/// Every generated block, from the committed results.
+pub fn blocks(root: &Path) -> Result<Vec<Block>> {
+    let default_run = read_report(root, DEFAULT_RUN)?;
+    let paper_cpu = read_joint(root, PAPER_CPU)?;
+    let study = read_report(root, STUDY)?;
+    let study_cells = [("en-fr", "flores"), ("fr-en", "flores"), ("en-fr", "opus100"), ("fr-en", "opus100"), ("en-de", "flores")];
+    Ok(vec![
+        Block { name: "default-run", markdown: system_table(&default_run, &[("en-fr", "flores"), ("fr-en", "flores"), ("en-de", "flores")]) },
+        Block { name: "default-run-measures", markdown: measures_table(&default_run, &[("en-fr", "flores"), ("fr-en", "flores"), ("en-de", "flores")]) },
+        Block { name: "study", markdown: system_table(&study, &study_cells) },
+        Block { name: "study-measures", markdown: measures_table(&study, &study_cells) },
+        Block { name: "study-landermt-against", markdown: comparisons_table(&study, &study_cells) },
+        Block { name: "paper-cpu", markdown: joint_bleu(root, &paper_cpu, "flores")? },
+        Block { name: "paper-cpu-off-target", markdown: joint_off_target(&paper_cpu, "flores")? },
+    ])
+}
+
+/// The default run's report, copied from `runs/en-fr` (which git does not keep).
+pub const DEFAULT_RUN: &str = "docs/study-en-fr/report.json";
+/// The paper-cpu run's joint report.
+pub const PAPER_CPU: &str = "results/paper-cpu/report.json";
+/// The en-fr study's report.
+pub const STUDY: &str = "results/en-fr-study/report.json";
+
+/// A report's stop rule in words; reports written before 2026-12-06 say "EOS or newline".
+fn stop_text(stop: &str) -> String {
+    match stop {
+        "EOS or newline" => "EOS or the first newline (the cut before 2026-12-06: a leading newline left the hypothesis empty)".into(),
+        other => other.into(),
+    }
+}
+
+/// `compare`'s score differences against every other system on each cell, with their
+/// paired-bootstrap p-values (the report's `comparisons`).
+fn comparisons_table(r: &Report, cells: &[(&str, &str)]) -> String {
+    let Some(focus) = r.comparisons.first().map(|c| c.system.clone()) else { return String::new() };
+    let mut md = format!("`{focus}` minus each system, BLEU (p: paired bootstrap).\n\n| against |");
+    for (d, s) in cells {
+        let _ = write!(md, " {} {} |", set_name(s), arrow(d));
+    }
+    let _ = writeln!(md, "\n|---|{}", "---:|".repeat(cells.len()));
+    for against in r.comparisons.iter().map(|c| c.against.as_str()).unique() {
+        let mut row = cells.iter().map(|(d, s)| {
+            r.comparisons.iter().find(|c| c.against == against && c.direction == *d && c.test_set == *s).map_or("–".to_string(), |c| format!("{:+.2} (p {:.3})", c.bleu_delta, c.bleu_p))
+        });
+        let _ = writeln!(md, "| {against} | {} |", row.join(" | "));
+    }
+    md
+}
+
+/// The arrow form of a direction, `en→fr`.
+fn arrow(direction: &str) -> String {
+    direction.replace('-', "→")
+}
+
+fn set_name(set: &str) -> &str {
+    match set {
+        "flores" => "FLORES",
+        "opus100" => "OPUS",
+        other => other,
+    }
+}
+
+/// Per system, BLEU ± half-width (p against the baseline) on each (direction, test set), the
+/// best of each column in bold; with each system's learning rate and trainable share.
+fn system_table(r: &Report, cells: &[(&str, &str)]) -> String {
+    let trained: Vec<&str> = r.trained_directions.iter().map(String::as_str).collect();
+    let lines = r.rows.first().map_or(0, |x| x.sentences);
+    let mut md = format!(
+        "Greedy decoding, stopped at {}; {lines} lines per cell. BLEU ± 95 % bootstrap half-width, p: paired bootstrap against `{}` ({} resamplings).\n\n| system | trainable | final dev loss |",
+        stop_text(&r.decoding.stop), r.baseline, r.n_bootstrap
+    );
+    for (d, s) in cells {
+        let untrained = if trained.contains(d) { "" } else { " (untrained)" };
+        let _ = write!(md, " {} {}{untrained} |", set_name(s), arrow(d));
+    }
+    let _ = writeln!(md, "\n|---|---:|---:|{}", "---|".repeat(cells.len()));
+    let best: Vec<Option<f64>> = cells.iter().map(|(d, s)| r.rows.iter().filter(|x| x.direction == *d && x.test_set == *s).map(|x| x.bleu).reduce(f64::max)).collect();
+    for info in &r.systems {
+        let lr = info.settings.as_ref().map_or(String::new(), |t| format!(", lr {:e}", t.lr));
+        let dev_loss = info.final_validation_loss.map_or("–".to_string(), |l| format!("{l:.4}"));
+        let _ = write!(md, "| {}{lr} | {:.2} % | {dev_loss} |", info.name, 100.0 * info.trainable_share);
+        for ((d, s), best) in cells.iter().zip(&best) {
+            let cell = r.rows.iter().find(|x| x.system == info.name && x.direction == *d && x.test_set == *s).map_or("–".to_string(), |x| {
+                let bleu = if Some(x.bleu) == *best { format!("**{:.2}**", x.bleu) } else { format!("{:.2}", x.bleu) };
+                let p = x.bleu_p.map_or(String::new(), |p| format!(" (p {p:.3})"));
+                format!("{bleu} ± {:.2}{p}", x.bleu_ci.ci)
+            });
+            let _ = write!(md, " {cell} |");
+        }
+        md.push('\n');
+    }
+    md
+}
+
+/// Per system: the off-target rate and the hypotheses at the token limit on each cell, and the
+/// LM loss's change against the baseline with its 95 % interval, per language.
+fn measures_table(r: &Report, cells: &[(&str, &str)]) -> String {
+    let languages: Vec<&str> = r.lm_loss.iter().map(|l| l.language.as_str()).unique().collect();
+    let cell_names = cells.iter().map(|(d, s)| format!("{} {}", set_name(s), arrow(d))).join(" / ");
+    let sentences = r.lm_loss.first().map_or(0, |l| l.sentences);
+    let mut md = format!(
+        "Off-target: hypotheses `lingua` identifies as another of the run's languages than the target. Forgetting: LM loss on {sentences} held-out sentences per language, its change against `{}` and, where each sentence's loss was kept, the paired 95 % bootstrap interval of that change.\n\n| system | off-target % ({cell_names}) | at the token limit | {} |\n",
+        r.baseline,
+        languages.iter().map(|l| format!("LM loss {l} (change [95 % interval])")).join(" | ")
+    );
+    let _ = writeln!(md, "|---|---|---:|{}", "---|".repeat(languages.len()));
+    for info in &r.systems {
+        let rows: Vec<_> = cells.iter().map(|(d, s)| r.rows.iter().find(|x| x.system == info.name && x.direction == *d && x.test_set == *s)).collect();
+        let off = rows.iter().map(|x| x.and_then(|x| x.off_target).map_or("–".into(), |o| format!("{:.0}", 100.0 * o.rate()))).join(" / ");
+        let limit: Option<usize> = rows.iter().flatten().map(|x| x.at_limit).sum();
+        let lines: usize = rows.iter().flatten().map(|x| x.sentences).sum();
+        let limit = limit.map_or("–".to_string(), |n| format!("{n} of {lines}"));
+        let lm = languages
+            .iter()
+            .map(|l| {
+                let Some(x) = r.lm_loss.iter().find(|x| x.system == info.name && x.language == *l) else { return "–".to_string() };
+                let base = r.lm_loss.iter().find(|b| b.system == r.baseline && b.language == *l).filter(|_| info.name != r.baseline);
+                match (x.change, base) {
+                    (Some(c), _) => format!("{:.3} ({:+.3} [{:+.3}, {:+.3}])", x.loss, c.delta, c.low, c.high),
+                    (None, Some(b)) => format!("{:.3} ({:+.3})", x.loss, x.loss - b.loss),
+                    (None, None) => format!("{:.3}", x.loss),
+                }
+            })
+            .join(" | ");
+        let _ = writeln!(md, "| {} | {off} | {limit} | {lm} |", info.name);
+    }
+    md
+}
+
+/// The joint report's BLEU table on `set`, the paper's Table 1: p against the baseline, the
+/// best of each column in bold.
+fn joint_bleu(root: &Path, j: &JointReport, set: &str) -> Result<String> {
+    let t = j.tables.iter().find(|t| t.test_set == set).with_context(|| format!("{PAPER_CPU}: no `{set}` table"))?;
+    let mut md = pairs_decoding(root, j)?;
+    let _ = write!(md, "| system | {} | mean |\n|---|{}---:|\n", j.directions.iter().map(|d| arrow(d)).join(" | "), "---:|".repeat(j.directions.len()));
+    let column_best = |i: usize| t.rows.iter().filter_map(|r| r.cells[i].as_ref().map(|c| c.bleu)).reduce(f64::max);
+    let mean_best = t.rows.iter().filter_map(|r| r.mean_bleu).reduce(f64::max);
+    let bold = |x: f64, best: Option<f64>| if Some(x) == best { format!("**{x:.2}**") } else { format!("{x:.2}") };
+    for r in &t.rows {
+        let mut cells = r.cells.iter().enumerate().map(|(i, c)| {
+            c.as_ref().map_or("–".into(), |c| {
+                let p = c.bleu_p.map_or(String::new(), |p| format!(" (p {})", format!("{p:.3}").trim_start_matches('0')));
+                format!("{}{p}", bold(c.bleu, column_best(i)))
+            })
+        });
+        let _ = writeln!(md, "| {} | {} | {} |", r.system, cells.join(" | "), r.mean_bleu.map_or("–".into(), |m| bold(m, mean_best)));
+    }
+    Ok(md)
+}
+
+/// How each pair's hypotheses were decoded, from the pairs' own reports: one sentence.
+fn pairs_decoding(root: &Path, j: &JointReport) -> Result<String> {
+    let mut stops: Vec<(String, String)> = Vec::new();
+    for p in j.pairs.iter().filter(|p| p.evaluated) {
+        let r = Report::read(&root.join(&p.dir).join("report.json"))?;
+        stops.push((p.pair.clone(), r.decoding.stop));
+    }
+    let distinct: Vec<&String> = stops.iter().map(|(_, s)| s).unique().collect();
+    Ok(match distinct.as_slice() {
+        [one] => format!("Greedy decoding, stopped at {}.\n\n", stop_text(one)),
+        _ => format!("Greedy decoding, stopped by pair at: {}.\n\n", stops.iter().map(|(p, s)| format!("{p}: {}", stop_text(s))).join("; ")),
+    })
+}
+
+/// The joint report's off-target rates on `set`: per system and direction, then `landermt`
+/// trained on each pair (the transfer matrix), in percent.
+fn joint_off_target(j: &JointReport, set: &str) -> Result<String> {
+    let t = j.tables.iter().find(|t| t.test_set == set).with_context(|| format!("{PAPER_CPU}: no `{set}` table"))?;
+    let mut md = format!("| system | {} |\n|---|{}\n", j.directions.iter().map(|d| arrow(d)).join(" | "), "---:|".repeat(j.directions.len()));
+    let pct = |r: Option<f64>| r.map_or("–".to_string(), |r| format!("{:.0}", 100.0 * r));
+    for r in &t.rows {
+        let _ = writeln!(md, "| {} | {} |", r.system, r.cells.iter().map(|c| pct(c.as_ref().and_then(|c| c.off_target))).join(" | "));
+    }
+    if let Some(tr) = j.transfer.iter().find(|tr| tr.test_set == set) {
+        for (label, cells) in tr.off_target.iter().filter(|(l, _)| *l != j.baseline) {
+            let _ = writeln!(md, "| {label} | {} |", cells.iter().map(|c| pct(*c)).join(" | "));
+        }
+    }
+    Ok(md)
+}
+
+/// Sentences of prose that quote results: each must appear in its page word for word.
+pub fn sentences(root: &Path) -> Result<Vec<(&'static str, String)>> {
+    Ok(vec![("README.md", first_blocks(root)?)])
+}
+
+/// The en-fr study's sweep points, from the project root.
+const SWEEP: &str = "results/en-fr-study/sweep";
+
+/// A sweep point's dev hypotheses of `direction`, from its `dev.json`.
+fn dev_hypotheses(root: &Path, point: &str, direction: &str) -> Result<Vec<String>> {
+    let dir = root.join(SWEEP).join(point);
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("dev.json")).with_context(|| format!("reading {}/dev.json", dir.display()))?)?;
+    let d = saved["point"]["directions"].as_array().and_then(|ds| ds.iter().find(|d| d["direction"] == direction)).with_context(|| format!("{}: no {direction} in dev.json", dir.display()))?;
+    let file = dir.join(d["hypotheses"].as_str().context("dev.json: no hypotheses file")?);
+    Ok(std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?.lines().map(str::to_string).collect())
+}
+
+/// The study's dev references of `direction`: the first 100 pairs of its dev file.
+fn dev_references(root: &Path, direction: &str) -> Result<Vec<String>> {
+    let source = landermt_data::ParallelSource::Tsv { path: root.join("data/corpus/dev.en-fr.tsv"), src_lang: "en".into(), tgt_lang: "fr".into() };
+    let mut pairs = landermt_data::read_parallel(&source, direction.parse()?)?;
+    pairs.truncate(100);
+    Ok(pairs.into_iter().map(|p| p.tgt).collect())
+}
+
+/// The opening summary's sentence on blocks 0–2: `layers` and `landermt` on the model's first
+/// three blocks against the probe's 12–14, and `landermt` there against LoRA, on dev.
+fn first_blocks(root: &Path) -> Result<String> {
+    let directions = ["en-fr", "fr-en"];
+    // (sweep point a, sweep point b) → per direction (b − a, p).
+    let compare = |a: &str, b: &str| -> Result<Vec<(f64, f64)>> {
+        directions
+            .iter()
+            .map(|d| {
+                let refs = dev_references(root, d)?;
+                let bleu = crate::stages::bleu_for(d.parse()?);
+                let (x, y, p) = landermt_eval::bootstrap::paired_bleu(&bleu, &refs, &dev_hypotheses(root, a, d)?, &dev_hypotheses(root, b, d)?, 1000, 12345);
+                Ok((y - x, p))
+            })
+            .collect()
+    };
+    let layers = compare("layers/train.lr/1e-4", "layers/probe.layers/0-1-2")?;
+    let landermt = compare("landermt/train.lr/3e-4", "landermt/probe.layers/0-1-2")?;
+    let lora = compare("lora/train.lr/3e-4", "landermt/probe.layers/0-1-2")?;
+    let pair = |v: &[(f64, f64)], f: &dyn Fn(f64) -> String| v.iter().map(|x| f(x.0)).join(" / ");
+    let ps = |v: &[(f64, f64)]| v.iter().map(|x| format!("{:.3}", x.1)).join(" / ");
+    Ok(format!(
+        "`layers` gains {} dev BLEU (en→fr / fr→en; p {}) and LANDeRMT {} (p {}), which leaves LANDeRMT {} behind LoRA (p {})",
+        pair(&layers, &|x| format!("{x:.2}")),
+        ps(&layers),
+        pair(&landermt, &|x| format!("{x:.2}")),
+        ps(&landermt),
+        pair(&lora, &|x| format!("{:.2}", -x)),
+        ps(&lora)
+    ))
+}
+
+const OPEN: &str = "<!-- results: ";
+const CLOSE: &str = "<!-- /results -->";
+
+/// `text` with every block's body replaced by `blocks`' Markdown; errors on a block name that
+/// [`blocks`] does not make or a marker left open.
+pub fn regenerate(text: &str, blocks: &[Block], page: &str) -> Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(OPEN) {
+        let line_end = rest[at..].find('\n').map(|i| at + i + 1).with_context(|| format!("{page}: a results marker without a line end"))?;
+        let name = rest[at + OPEN.len()..line_end].trim().trim_end_matches("-->").trim();
+        let block = blocks.iter().find(|b| b.name == name).with_context(|| format!("{page}: `{name}` is not a results block (known: {})", blocks.iter().map(|b| b.name).join(", ")))?;
+        let close = rest[line_end..].find(CLOSE).map(|i| line_end + i).with_context(|| format!("{page}: results block `{name}` has no `{CLOSE}`"))?;
+        out.push_str(&rest[..line_end]);
+        out.push_str(&block.markdown);
+        rest = &rest[close..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// What differs between the pages and the results: a block out of date, or a quoted sentence
+/// missing. Empty when every number is current.
+pub fn check(root: &Path) -> Result<Vec<String>> {
+    let blocks = blocks(root)?;
+    let mut problems = Vec::new();
+    for page in PAGES {
+        let text = std::fs::read_to_string(root.join(page)).with_context(|| format!("reading {page}"))?;
+        let fresh = regenerate(&text, &blocks, page)?;
+        if fresh != text {
+            let line = text.lines().zip(fresh.lines()).position(|(a, b)| a != b).map_or(0, |i| i + 1);
+            problems.push(format!("{page}:{line}: a results block differs from the committed results (run `cargo xtask claims --write`)"));
+        }
+    }
+    for (page, sentence) in sentences(root)? {
+        let text = std::fs::read_to_string(root.join(page)).with_context(|| format!("reading {page}"))?;
+        if !text.contains(&sentence) {
+            problems.push(format!("{page}: the results now say \"{sentence}\", which the page does not"));
+        }
+    }
+    Ok(problems)
+}
+
+/// Rewrites every page's blocks from the results; returns the pages that changed.
+pub fn write(root: &Path) -> Result<Vec<&'static str>> {
+    let blocks = blocks(root)?;
+    let mut changed = Vec::new();
+    for page in PAGES {
+        let path = root.join(page);
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {page}"))?;
+        let fresh = regenerate(&text, &blocks, page)?;
+        if fresh != text {
+            landermt_model::atomic::write_atomic(&path, |w| w.write_all(fresh.as_bytes()))?;
+            changed.push(page);
+        }
+    }
+    Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_block_is_replaced_between_its_markers_and_nothing_else_moves() {
+        let blocks = [Block { name: "t", markdown: "| new |\n".into() }];
+        let page = "before\n<!-- results: t -->\n| old |\n<!-- /results -->\nafter\n";
+        assert_eq!(regenerate(page, &blocks, "p").unwrap(), "before\n<!-- results: t -->\n| new |\n<!-- /results -->\nafter\n");
+        assert!(regenerate("<!-- results: u -->\n<!-- /results -->\n", &blocks, "p").unwrap_err().to_string().contains("`u` is not a results block"));
+        assert!(regenerate("<!-- results: t -->\n| old |\n", &blocks, "p").unwrap_err().to_string().contains("no `<!-- /results -->`"));
+    }
+
+    /// The README's numbers are the committed results' (the claims check of issue 37).
+    #[test]
+    fn the_readme_quotes_the_committed_results() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let problems = check(&root).unwrap();
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+}
