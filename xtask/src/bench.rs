@@ -448,7 +448,7 @@ pub fn run_ours(workload: Workload, path: &Path, inputs: &Inputs, backend: Backe
             let rows = if workload == Workload::DecodeB1 { 1 } else { s.batch };
             let prompts = &inputs.prompt_ids[..rows];
             // No stop ids: every row generates exactly `new_tokens`.
-            let opts = |n: usize| GreedyOptions { line_breaks: None, max_new_tokens: n, stop_ids: Vec::new(), pad_id: pad };
+            let opts = |n: usize| GreedyOptions { line_breaks: None, no_repeat_ngram: 0, max_new_tokens: n, stop_ids: Vec::new(), pad_id: pad };
             greedy(&model.net, prompts, &opts(2));
             let start = Instant::now();
             let out = greedy(&model.net, prompts, &opts(s.new_tokens));

@@ -166,7 +166,7 @@ fn tiny_parity(dir: &Path, device: &Device) -> Result<(f32, usize, usize)> {
         let hidden: Vec<f32> = states.into_iter().flat_map(floats).collect();
         worst = worst.max(max_diff(&hidden, &f32s(&format!("hidden_{k}"))?)).max(max_diff(&logits, &f32s(&format!("logits_{k}"))?));
         let want = ids(&format!("greedy_{k}"))?;
-        let opts = GreedyOptions { line_breaks: None, max_new_tokens: want.len(), stop_ids: vec![], pad_id: 0 };
+        let opts = GreedyOptions { line_breaks: None, no_repeat_ngram: 0, max_new_tokens: want.len(), stop_ids: vec![], pad_id: 0 };
         same += usize::from(greedy(&model.net, std::slice::from_ref(&prompt), &opts)[0] == want);
         k += 1;
     }
@@ -194,7 +194,7 @@ struct GemmaParity {
 fn gemma_parity(path: &Path, device: &Device) -> Result<GemmaParity> {
     let texts = ["Translate this from English to French:\nEnglish: The cat sleeps on the sofa.\nFrench:", "The history of the region goes back"];
     let (gpu, cpu) = (LanguageModel::load(path, device)?, LanguageModel::load(path, &landermt_pipeline::gemm_device(Backend::Flex, &Default::default())?)?);
-    let greedy_of = |m: &LanguageModel, ids: &[u32]| greedy(&m.net, &[ids.to_vec()], &GreedyOptions { line_breaks: None, max_new_tokens: 32, stop_ids: vec![], pad_id: 0 }).remove(0);
+    let greedy_of = |m: &LanguageModel, ids: &[u32]| greedy(&m.net, &[ids.to_vec()], &GreedyOptions { line_breaks: None, no_repeat_ngram: 0, max_new_tokens: 32, stop_ids: vec![], pad_id: 0 }).remove(0);
     let mut out = GemmaParity { logit_diff: 0.0, agree: 0, ties: 0, picks: 0, free_run_same: true };
     for text in texts {
         let prompt = cpu.encode(text)?;

@@ -53,7 +53,7 @@ pub fn forward(model: &str, text: &str, out: &Path, hidden: bool, backend: Backe
 pub fn generate(model: &str, text: &str, max_new_tokens: usize, backend: Backend) -> Result<()> {
     let m = load(model, backend)?.into_decoding();
     let ids = m.encode(text)?;
-    let opts = GreedyOptions { line_breaks: None,
+    let opts = GreedyOptions { line_breaks: None, no_repeat_ngram: 0,
         max_new_tokens,
         stop_ids: m.config.eos_token_ids.clone(),
         pad_id: m.config.pad_token_id.unwrap_or(0),

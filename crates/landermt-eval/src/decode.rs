@@ -46,7 +46,7 @@ impl Newline {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DecodeOptions {
     /// The prompt is this template's text before `{tgt}` (`[eval] template`, else `[prompt]`).
     pub template: Template,
@@ -57,11 +57,33 @@ pub struct DecodeOptions {
     /// 1: greedy, batched; more: beam search, one sentence at a time.
     pub beams: usize,
     pub length_penalty: f64,
+    /// Never repeat an n-gram of this size within a hypothesis (0: off, the default); see
+    /// [`landermt_model::generate::repeated_ngram_ends`].
+    pub no_repeat_ngram: usize,
 }
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        Self { template: Template::default(), max_new_tokens: 128, batch_size: 8, newline: Newline::AfterText, beams: 1, length_penalty: 1.0 }
+        Self { template: Template::default(), max_new_tokens: 128, batch_size: 8, newline: Newline::AfterText, beams: 1, length_penalty: 1.0, no_repeat_ngram: 0 }
+    }
+}
+
+/// The options as decoded outputs are keyed by (their text goes into each hypothesis file's
+/// key): an option added later appears only when set, so that files decoded before it
+/// existed, with what is its default, stay current.
+impl std::fmt::Debug for DecodeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("DecodeOptions");
+        d.field("template", &self.template)
+            .field("max_new_tokens", &self.max_new_tokens)
+            .field("batch_size", &self.batch_size)
+            .field("newline", &self.newline)
+            .field("beams", &self.beams)
+            .field("length_penalty", &self.length_penalty);
+        if self.no_repeat_ngram > 0 {
+            d.field("no_repeat_ngram", &self.no_repeat_ngram);
+        }
+        d.finish()
     }
 }
 
@@ -116,14 +138,14 @@ impl<'a> Decoder<'a> {
     /// `shots` before every source (`eval.shots`); `progress` gets the sentences done.
     pub fn translate(&self, direction: Direction, sources: &[String], shots: &[Pair], progress: &dyn Fn(usize)) -> landermt_model::Result<Decoded> {
         let (model, opts) = (self.model, &self.opts);
-        let greedy_opts = GreedyOptions { max_new_tokens: opts.max_new_tokens, stop_ids: self.stop_ids.clone(), line_breaks: self.line_breaks.clone(), pad_id: model.config.pad_token_id.unwrap_or(0) };
+        let greedy_opts = GreedyOptions { max_new_tokens: opts.max_new_tokens, stop_ids: self.stop_ids.clone(), line_breaks: self.line_breaks.clone(), no_repeat_ngram: opts.no_repeat_ngram, pad_id: model.config.pad_token_id.unwrap_or(0) };
         let ids: Vec<Vec<u32>> = sources.iter().map(|s| model.encode(&prompt(&opts.template, direction, s, shots))).collect::<landermt_model::Result<_>>()?;
         // Similar lengths together waste less on padding; outputs go back to their lines.
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| ids[i].len());
         let sorted: Vec<Vec<u32>> = order.iter().map(|&i| ids[i].clone()).collect();
         let generated: Vec<Vec<u32>> = if opts.beams > 1 {
-            let b = BeamOptions { beams: opts.beams, length_penalty: opts.length_penalty, max_new_tokens: opts.max_new_tokens, stop_ids: self.stop_ids.clone(), line_breaks: self.line_breaks.clone() };
+            let b = BeamOptions { beams: opts.beams, length_penalty: opts.length_penalty, max_new_tokens: opts.max_new_tokens, stop_ids: self.stop_ids.clone(), line_breaks: self.line_breaks.clone(), no_repeat_ngram: opts.no_repeat_ngram };
             sorted.iter().map(|p| { let g = beam(&model.net, p, &b).0; progress(1); g }).collect()
         } else {
             // Continuous batching: finished rows make room for the next sentences.
@@ -168,7 +190,18 @@ pub fn translate(model: &LanguageModel, direction: Direction, sources: &[String]
 
 #[cfg(test)]
 mod tests {
-    use super::Newline;
+    use super::{DecodeOptions, Newline};
+
+    /// Hypothesis files are keyed by this text: it must not change for options at their
+    /// defaults, or every kept output (and every trained system behind it) is redone.
+    #[test]
+    fn the_key_text_of_default_options_is_what_derive_wrote() {
+        let opts = DecodeOptions { max_new_tokens: 128, batch_size: 32, ..Default::default() };
+        let text = format!("{opts:?}");
+        assert!(text.starts_with("DecodeOptions { template: "), "{text}");
+        assert!(text.ends_with(", max_new_tokens: 128, batch_size: 32, newline: AfterText, beams: 1, length_penalty: 1.0 }"), "{text}");
+        assert!(format!("{:?}", DecodeOptions { no_repeat_ngram: 4, ..opts }).ends_with("length_penalty: 1.0, no_repeat_ngram: 4 }"));
+    }
 
     #[test]
     fn the_hypothesis_is_the_first_non_empty_line_trimmed() {

@@ -17,6 +17,9 @@ pub struct GreedyOptions {
     pub stop_ids: Vec<u32>,
     /// Stop a row at a line break once its output has text (the stop token is kept).
     pub line_breaks: Option<Arc<LineBreaks>>,
+    /// Never generate an n-gram of this size twice in a row's output (0: off); see
+    /// [`repeated_ngram_ends`].
+    pub no_repeat_ngram: usize,
     /// Id fed for rows that have stopped while others go on.
     pub pad_id: u32,
 }
@@ -67,6 +70,18 @@ impl LineBreaks {
     pub fn ends_line(&self, so_far: &[u32], token: u32) -> bool {
         self.flag(token, NEWLINE) && (self.flag(token, ENDS_OWN_LINE) || so_far.iter().any(|&t| self.flag(t, TEXT)))
     }
+}
+
+/// The tokens that would complete an n-gram already in `so_far`: for each earlier occurrence
+/// of `so_far`'s last n − 1 tokens, the token that followed it. transformers'
+/// `no_repeat_ngram_size`, over the generated tokens only (ours): the prompt holds the source,
+/// whose names and numbers a translation must be free to copy. `n` = 0 bans nothing.
+pub fn repeated_ngram_ends(so_far: &[u32], n: usize) -> Vec<u32> {
+    if n == 0 || so_far.len() + 1 < n {
+        return Vec::new();
+    }
+    let prefix = &so_far[so_far.len() + 1 - n..];
+    so_far.windows(n).filter(|w| w[..n - 1] == *prefix).map(|w| w[n - 1]).collect()
 }
 
 /// Whether a row that has produced `so_far` stops at `token` (`stop_ids`, then `line_breaks`).
@@ -128,7 +143,8 @@ impl Rows {
         }
         let hidden = model.forward(batch, Some(&mut self.cache), &mut Taps::none());
         let [b, t, h] = hidden.dims();
-        let next = argmax_last(model.logits(hidden.narrow(1, t - 1, 1).reshape([b, 1, h])));
+        let banned = |row: usize| repeated_ngram_ends(&out[self.live[row]], opts.no_repeat_ngram);
+        let next = argmax_last(model.logits(hidden.narrow(1, t - 1, 1).reshape([b, 1, h])), &banned);
         let mut keep = Vec::with_capacity(self.live.len());
         for (row, (&p, &tok)) in self.live.iter().zip(&next).enumerate() {
             let stop = stops(&opts.stop_ids, opts.line_breaks.as_deref(), &out[p], tok);
@@ -166,6 +182,8 @@ pub struct BeamOptions {
     pub stop_ids: Vec<u32>,
     /// As [`GreedyOptions::line_breaks`].
     pub line_breaks: Option<Arc<LineBreaks>>,
+    /// As [`GreedyOptions::no_repeat_ngram`], per beam.
+    pub no_repeat_ngram: usize,
 }
 
 /// Beam search for one prompt: the best hypothesis's new tokens (its stop token kept) and its
@@ -183,7 +201,12 @@ pub fn beam(model: &Transformer, prompt: &[u32], opts: &BeamOptions) -> (Vec<u32
         let [b, t, h] = hidden.dims();
         let last = hidden.narrow(1, t - 1, 1).reshape([b, 1, h]);
         let v = model.config.vocab_size;
-        let logp: Vec<f32> = burn::tensor::activation::log_softmax(model.logits(last).reshape([b, v]), 1).into_data().try_into_vec().expect("f32");
+        let mut logp: Vec<f32> = burn::tensor::activation::log_softmax(model.logits(last).reshape([b, v]), 1).into_data().try_into_vec().expect("f32");
+        for (r, (tokens, _)) in alive.iter().enumerate() {
+            for t in repeated_ngram_ends(tokens, opts.no_repeat_ngram) {
+                logp[r * v + t as usize] = f32::NEG_INFINITY;
+            }
+        }
         // The 2k best (beam, token) continuations; ties go to the lower beam, then lower id.
         let mut cands: Vec<(f64, usize, u32)> = Vec::with_capacity(b * 2 * k);
         for (r, (_, score)) in alive.iter().enumerate() {
@@ -228,12 +251,17 @@ pub fn beam(model: &Transformer, prompt: &[u32], opts: &BeamOptions) -> (Vec<u32
     finished.into_iter().max_by(|a, b| a.2.total_cmp(&b.2)).map(|(t, s, _)| (t, s)).unwrap_or_default()
 }
 
-/// Argmax over the vocabulary of `[B, 1, V]` logits, ties to the lowest id (as torch.argmax).
-fn argmax_last(logits: Tensor<3>) -> Vec<u32> {
+/// Argmax over the vocabulary of `[B, 1, V]` logits, ties to the lowest id (as torch.argmax),
+/// leaving out each row's `banned(row)` tokens.
+fn argmax_last(logits: Tensor<3>, banned: &dyn Fn(usize) -> Vec<u32>) -> Vec<u32> {
     let [b, _, v] = logits.dims();
-    let data: Vec<f32> = logits.reshape([b, v]).into_data().try_into_vec::<f32>().expect("f32 logits");
-    data.chunks_exact(v)
-        .map(|row| {
+    let mut data: Vec<f32> = logits.reshape([b, v]).into_data().try_into_vec::<f32>().expect("f32 logits");
+    data.chunks_exact_mut(v)
+        .enumerate()
+        .map(|(r, row)| {
+            for t in banned(r) {
+                row[t as usize] = f32::NEG_INFINITY;
+            }
             let mut best = 0;
             for (i, &x) in row.iter().enumerate() {
                 if x > row[best] {
@@ -265,5 +293,16 @@ mod tests {
         assert!(!b.ends_line(&[], 5), "a newline then text starts the first line");
         assert!(b.ends_line(&[5], 0), "which the next newline ends");
         assert!(!b.ends_line(&[2], 2), "text alone never ends a line");
+    }
+
+    #[test]
+    fn repeated_ngram_ends_are_the_tokens_that_followed_the_last_n_minus_1() {
+        // 5 6 7 5 6 | next: with n = 3 the trigram (5 6 7) exists, so 7 is banned after "5 6".
+        assert_eq!(repeated_ngram_ends(&[5, 6, 7, 5, 6], 3), [7]);
+        assert_eq!(repeated_ngram_ends(&[5, 6, 7, 5, 6], 2), [7], "bigram (6 7)");
+        assert_eq!(repeated_ngram_ends(&[5, 6, 5, 6, 5, 8, 5], 2), [6, 6, 8], "every token that followed 5");
+        assert_eq!(repeated_ngram_ends(&[5, 6, 7], 1), [5, 6, 7], "n = 1 bans every token so far");
+        assert!(repeated_ngram_ends(&[5, 6, 7, 5, 6], 0).is_empty(), "0 is off");
+        assert!(repeated_ngram_ends(&[5], 3).is_empty(), "too short to hold an (n − 1)-gram");
     }
 }

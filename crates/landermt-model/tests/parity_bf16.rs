@@ -45,7 +45,7 @@ fn check(name: &str) {
         assert!(shift <= rounding_limit(name), "{name} prompt {k}: bf16 weights moved the logits by {shift}, over {}", rounding_limit(name));
         // Greedy decoding with the KV cache, over the rounded weights.
         let want = rounded.ids(&format!("greedy_{k}"));
-        let opts = GreedyOptions { line_breaks: None, max_new_tokens: want.len(), stop_ids: vec![], pad_id: 0 };
+        let opts = GreedyOptions { line_breaks: None, no_repeat_ngram: 0, max_new_tokens: want.len(), stop_ids: vec![], pad_id: 0 };
         assert_eq!(greedy(&model.net, std::slice::from_ref(&ids), &opts)[0], want, "{name} bf16 prompt {k}: greedy tokens");
         k += 1;
     }

@@ -91,7 +91,7 @@ fn gemma3_hidden_states_top_logits_and_greedy_match_transformers() {
 
         eprintln!("prompt {k}: hidden states max relative error {worst_hidden:.2e}, top-20 logits {worst_logits:.2e}");
         let want = reference.ids(&format!("greedy_{k}"));
-        let opts = GreedyOptions { line_breaks: None, max_new_tokens: want.len(), stop_ids: vec![], pad_id: 0 };
+        let opts = GreedyOptions { line_breaks: None, no_repeat_ngram: 0, max_new_tokens: want.len(), stop_ids: vec![], pad_id: 0 };
         assert_eq!(greedy(&m.net, &[ids], &opts)[0], want, "prompt {k}: greedy tokens");
     }
 }

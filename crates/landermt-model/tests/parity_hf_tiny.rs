@@ -49,7 +49,7 @@ fn check_model(name: &str, backend: Backend) {
         assert_close(&format!("{name}/{backend} prompt {k} logits"), &logits, &reference.f32(&format!("logits_{k}")).0, tol);
 
         let want = reference.ids(&format!("greedy_{k}"));
-        let opts = GreedyOptions { line_breaks: None, max_new_tokens: want.len(), stop_ids: vec![], pad_id: 0 };
+        let opts = GreedyOptions { line_breaks: None, no_repeat_ngram: 0, max_new_tokens: want.len(), stop_ids: vec![], pad_id: 0 };
         let got = greedy(&model.net, std::slice::from_ref(&ids), &opts);
         assert_eq!(got[0], want, "{name}/{backend} prompt {k}: greedy tokens");
         seqs.push(ids);
@@ -65,7 +65,7 @@ fn check_model(name: &str, backend: Backend) {
     assert_close(&format!("{name}/{backend} batch logits"), &real(&logits), &real(&want), tol);
 
     // Batched greedy decoding must give each row what it gets alone.
-    let opts = GreedyOptions { line_breaks: None, max_new_tokens: 16, stop_ids: vec![], pad_id: pad };
+    let opts = GreedyOptions { line_breaks: None, no_repeat_ngram: 0, max_new_tokens: 16, stop_ids: vec![], pad_id: pad };
     let batched = greedy(&model.net, &seqs, &opts);
     for (k, row) in batched.iter().enumerate() {
         assert_eq!(row, &reference.ids(&format!("greedy_{k}")), "{name}/{backend}: batched greedy row {k}");
@@ -75,7 +75,7 @@ fn check_model(name: &str, backend: Backend) {
     // early: the last prompt joins the batch mid-way (its cache shorter than the others', padded
     // on merge), and every row must still decode as alone, up to its first stop token.
     let stop = reference.ids("greedy_0")[3];
-    let opts = GreedyOptions { line_breaks: None, max_new_tokens: 16, stop_ids: vec![stop], pad_id: pad };
+    let opts = GreedyOptions { line_breaks: None, no_repeat_ngram: 0, max_new_tokens: 16, stop_ids: vec![stop], pad_id: pad };
     let mut finished = Vec::new();
     let streamed = greedy_stream(&model.net, &seqs, (seqs.len() - 1).max(1), &opts, &mut |p| finished.push(p));
     for (k, row) in streamed.iter().enumerate() {

@@ -72,6 +72,9 @@ pub struct EvalSection {
     /// `after-text` (a newline ends a translation once it has text; the hypothesis is the first
     /// non-empty line) or `first` (the cut at the first newline, as before 2026-12-06).
     pub newline: landermt_eval::decode::Newline,
+    /// Never repeat an n-gram of this size within a hypothesis (0, the default: off), a guard
+    /// against greedy decoding looping to `max_new_tokens`.
+    pub no_repeat_ngram: usize,
     pub batch_size: usize,
     /// 1 for greedy decoding, more for beam search.
     pub beams: usize,
@@ -129,6 +132,7 @@ impl Default for EvalSection {
             template: None,
             max_new_tokens: 128,
             newline: landermt_eval::decode::Newline::AfterText,
+            no_repeat_ngram: 0,
             batch_size: 8,
             beams: 1,
             shots: 0,

@@ -368,7 +368,7 @@ fn dev_point(cfg: &RunConfig, method: Method, value: &str, n: usize) -> Result<P
         return Ok(point);
     }
     let model = crate::stages::trained_model(cfg, system)?.into_decoding();
-    let opts = landermt_eval::decode::DecodeOptions { template: cfg.eval_template().clone(), max_new_tokens: cfg.eval.max_new_tokens, batch_size: cfg.eval.batch_size, newline: cfg.eval.newline, ..Default::default() };
+    let opts = landermt_eval::decode::DecodeOptions { template: cfg.eval_template().clone(), max_new_tokens: cfg.eval.max_new_tokens, batch_size: cfg.eval.batch_size, newline: cfg.eval.newline, no_repeat_ngram: cfg.eval.no_repeat_ngram, ..Default::default() };
     let decoder = landermt_eval::decode::Decoder::new(&model, &opts);
     let mut directions = Vec::new();
     for direction in cfg.directions() {

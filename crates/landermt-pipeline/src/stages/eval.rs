@@ -317,7 +317,7 @@ fn decode_set(name: &str, decoder: &landermt_eval::decode::Decoder, job: &SetJob
 /// The decoding settings of the eval stage.
 fn decode_options(cfg: &RunConfig) -> landermt_eval::decode::DecodeOptions {
     let e = &cfg.eval;
-    landermt_eval::decode::DecodeOptions { template: cfg.eval_template().clone(), max_new_tokens: e.max_new_tokens, batch_size: e.batch_size, newline: e.newline, beams: e.beams, length_penalty: e.length_penalty }
+    landermt_eval::decode::DecodeOptions { template: cfg.eval_template().clone(), max_new_tokens: e.max_new_tokens, batch_size: e.batch_size, newline: e.newline, beams: e.beams, length_penalty: e.length_penalty, no_repeat_ngram: e.no_repeat_ngram }
 }
 
 /// The decoding options as they were written before `newline` replaced `stop_at_newline`
