@@ -216,9 +216,29 @@ fn joint_off_target(j: &JointReport, set: &str) -> Result<String> {
     Ok(md)
 }
 
-/// Sentences of prose that quote results: each must appear in its page word for word.
+/// Sentences of prose that quote results: each must appear in its page word for word (a line
+/// break counting as a space).
 pub fn sentences(root: &Path) -> Result<Vec<(&'static str, String)>> {
-    Ok(vec![("README.md", first_blocks(root)?)])
+    let study = read_report(root, STUDY)?;
+    Ok(vec![("README.md", first_blocks(root)?), ("README.md", dev_losses(&study)?), ("README.md", german_forgetting(&study)?)])
+}
+
+/// A system's report entry, or an error naming the report.
+fn system<'a>(r: &'a Report, name: &str) -> Result<&'a crate::report::SystemInfo> {
+    r.systems.iter().find(|s| s.name == name).with_context(|| format!("{STUDY}: no system `{name}`"))
+}
+
+/// The study's final dev losses of `lora` and `full`, quoted beside the rate sweep.
+fn dev_losses(study: &Report) -> Result<String> {
+    let loss = |name: &str| -> Result<f64> { system(study, name)?.final_validation_loss.with_context(|| format!("{STUDY}: `{name}` has no final dev loss")) };
+    Ok(format!("LoRA's {:.3} and full's {:.3} at theirs", loss("lora")?, loss("full")?))
+}
+
+/// The change of the study's LM loss on German against `none`, for the claims table.
+fn german_forgetting(study: &Report) -> Result<String> {
+    let loss = |name: &str| study.lm_loss.iter().find(|r| r.system == name && r.language == "de").map(|r| r.loss).with_context(|| format!("{STUDY}: no German LM loss of `{name}`"));
+    let base = loss("none")?;
+    Ok(format!("LM loss on German {:+.2} nats against `none`; LoRA {:+.2}, full {:+.2}", loss("landermt")? - base, loss("lora")? - base, loss("full")? - base))
 }
 
 /// The en-fr study's sweep points, from the project root.
@@ -309,7 +329,9 @@ pub fn check(root: &Path) -> Result<Vec<String>> {
     }
     for (page, sentence) in sentences(root)? {
         let text = std::fs::read_to_string(root.join(page)).with_context(|| format!("reading {page}"))?;
-        if !text.contains(&sentence) {
+        // Line breaks in a paragraph are spaces.
+        let words = |s: &str| s.split_whitespace().join(" ");
+        if !words(&text).contains(&words(&sentence)) {
             problems.push(format!("{page}: the results now say \"{sentence}\", which the page does not"));
         }
     }
