@@ -11,10 +11,12 @@ inclusive) greedily, one sentence at a time, with the same prompt our evaluation
   `{tgt}` with its trailing spaces removed (so, by default, it ends in `French:`);
 * the prompt is tokenized with the tokenizer's default special tokens (BOS first);
 * decoding is greedy (do_sample=False, num_beams=1), batch 1, no padding, at most
-  --max-new-tokens tokens, and stops at EOS or at the first generated token whose decoded text
-  contains a newline;
-* the generated ids are decoded with skip_special_tokens=True, cut at the first '\\n' and
-  stripped of surrounding whitespace.
+  --max-new-tokens tokens, and stops at EOS or, with `--newline after-text` (the default, as
+  `[eval] newline`), at the first newline that follows non-whitespace text, the hypothesis being
+  the first non-empty line (`text.strip().split("\\n")[0]`); with `--newline first`, at the first
+  generated token whose decoded text contains a newline, cut there (the rule before 2026-12-06);
+* the generated ids are decoded with skip_special_tokens=True and stripped of surrounding
+  whitespace.
 
 Writes one hypothesis per line to --out and, for debugging, `<out>.ids.json` (per line: the
 prompt's ids and the generated ids, the stopping token included).
@@ -72,6 +74,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=cached_model("gemma-3-270m"), help="GGUF file (default: %(default)s)")
     ap.add_argument("--data", type=Path, default=REPO / "data" / "flores200-devtest", help="FLORES-200 devtest folder")
     ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--newline", choices=["after-text", "first"], default="after-text", help="where a newline ends the translation, as [eval] newline")
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     ap.add_argument("--attn-implementation", default="sdpa", help="transformers attention kernel (sdpa, eager)")
     args = ap.parse_args()
@@ -107,16 +110,28 @@ def main() -> None:
           f"({[tokenizer.convert_ids_to_tokens(i) for i in eos_ids]})", file=sys.stderr)
 
     class StopAtNewline(StoppingCriteria):
-        """Stops once the last generated token's decoded text contains a newline."""
+        """`first`: stops once the last generated token's decoded text contains a newline.
+        `after-text`: once a token's newline follows non-whitespace text (in that token or an
+        earlier generated one), each token's text taken alone as `LineBreaks` takes it."""
 
-        def __init__(self, prompt_len: int):
-            self.prompt_len = prompt_len
+        def __init__(self, prompt_len: int, rule: str):
+            self.prompt_len, self.rule = prompt_len, rule
 
         def __call__(self, input_ids, scores, **kwargs):
             if input_ids.shape[1] <= self.prompt_len:
                 return torch.zeros(input_ids.shape[0], dtype=torch.bool)
-            last = input_ids[:, -1].tolist()
-            return torch.tensor(["\n" in tokenizer.decode([t]) for t in last], dtype=torch.bool)
+            out = []
+            for row in input_ids[:, self.prompt_len :].tolist():
+                texts = [tokenizer.decode([t]) for t in row]
+                last = texts[-1]
+                if self.rule == "first":
+                    out.append("\n" in last)
+                    continue
+                had_text = any(t.strip() for t in texts[:-1])
+                first_text = next((i for i, c in enumerate(last) if not c.isspace()), None)
+                ends_own_line = first_text is not None and "\n" in last[first_text:]
+                out.append("\n" in last and (had_text or ends_own_line))
+            return torch.tensor(out, dtype=torch.bool)
 
     hyps, records = [], []
     start = time.perf_counter()
@@ -132,13 +147,17 @@ def main() -> None:
                 max_new_tokens=args.max_new_tokens,
                 eos_token_id=eos_ids,
                 pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0],
-                stopping_criteria=StoppingCriteriaList([StopAtNewline(ids.shape[1])]),
+                stopping_criteria=StoppingCriteriaList([StopAtNewline(ids.shape[1], args.newline)]),
                 temperature=None,
                 top_p=None,
                 top_k=None,
             )
         gen = out[0, ids.shape[1] :].tolist()
-        text = tokenizer.decode(gen, skip_special_tokens=True).split("\n", 1)[0].strip()
+        decoded = tokenizer.decode(gen, skip_special_tokens=True)
+        if args.newline == "first":
+            text = decoded.split("\n", 1)[0].strip()
+        else:
+            text = next((line.strip() for line in decoded.split("\n") if line.strip()), "")
         hyps.append(text)
         records.append({"line": args.first + k, "prompt_ids": ids[0].tolist(), "generated_ids": gen})
         done = k + 1

@@ -12,6 +12,11 @@ pub enum Rule {
     Pairs,
     /// Block i+1 of the k largest D_i.
     Blocks,
+    /// Blocks i and i+1 of the k/4 largest D_i within each half of the network (k = 4: one
+    /// adjacent pair near each end): the reference code's hard-coded BLOOM-7b1 layers (3, 4,
+    /// 21, 22) and the paper's analysis, which finds the pair's information in the early and
+    /// the late layers. A pair that straddles the middle belongs to neither half.
+    Ends,
     /// Blocks named by hand (`probe.layers`), not chosen by D: an ablation of *where* the
     /// method trains. The curves are still measured, for the figures.
     Given,
@@ -23,6 +28,8 @@ pub enum SelectError {
     TooMany { k: usize, layers: usize },
     #[error("rule `pairs` selects adjacent pairs and needs an even k ≥ 2, got {0}")]
     OddPairs(usize),
+    #[error("rule `ends` selects k/4 adjacent pairs in each half and needs k a multiple of 4, got {0}")]
+    EndsK(usize),
     #[error("k must be at least 1")]
     Zero,
     #[error("rule `given` takes its blocks from probe.layers, which is empty or missing")]
@@ -62,6 +69,18 @@ fn top(d: &[f64], n: usize) -> Vec<usize> {
     idx
 }
 
+/// Blocks i and i+1 of the `per_half` largest D_i with both blocks in the first half
+/// (blocks 0 … L/2 − 1), and the same in the second half (L/2 … L − 1).
+fn ends(d: &[f64], per_half: usize) -> Result<Vec<usize>, SelectError> {
+    let half = d.len().div_ceil(2); // L/2 for L = d.len() + 1 blocks
+    let (first, second) = (&d[..half.saturating_sub(1)], &d[half.min(d.len())..]);
+    if per_half > first.len() || per_half > second.len() {
+        return Err(SelectError::TooMany { k: 4 * per_half, layers: d.len() + 1 });
+    }
+    let pairs = top(first, per_half).into_iter().chain(top(second, per_half).into_iter().map(|i| i + half));
+    Ok(pairs.flat_map(|i| [i, i + 1]).collect())
+}
+
 /// The selected layers (0-based, sorted, without repeats) for deltas `d` of a model with
 /// `d.len() + 1` blocks. Overlapping pairs share a block, so `pairs` may select fewer than k.
 pub fn select(d: &[f64], k: usize, rule: Rule) -> Result<Vec<usize>, SelectError> {
@@ -81,6 +100,8 @@ pub fn select(d: &[f64], k: usize, rule: Rule) -> Result<Vec<usize>, SelectError
             }
             top(d, k).into_iter().map(|i| i + 1).collect()
         }
+        Rule::Ends if k % 4 != 0 => return Err(SelectError::EndsK(k)),
+        Rule::Ends => ends(d, k / 4)?,
         Rule::Given => return Err(SelectError::NoGivenBlocks),
     };
     Ok(sorted_unique(sel))
@@ -108,6 +129,25 @@ mod tests {
         assert_eq!(select(&[0.0, 0.9, 0.8, 0.1], 4, Rule::Pairs).unwrap(), vec![1, 2, 3]);
         // Ties go to the lower index.
         assert_eq!(select(&[0.5, 0.5, 0.5], 1, Rule::Blocks).unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn ends_picks_one_adjacent_pair_in_each_half() {
+        // Ten blocks: the first half is blocks 0–4 (D_0 … D_3), the second 5–9 (D_5 … D_8);
+        // D_4 joins blocks 4 and 5 and belongs to neither, although it is the largest.
+        //         D_0  D_1  D_2  D_3  D_4   D_5  D_6  D_7  D_8
+        let d = [0.1, 0.7, 0.2, 0.3, 0.95, 0.2, 0.1, 0.8, 0.4];
+        assert_eq!(select(&d, 4, Rule::Ends).unwrap(), vec![1, 2, 7, 8]);
+        assert_eq!(select(&d, 4, Rule::Pairs).unwrap(), vec![4, 5, 7, 8], "pairs takes the middle");
+        // k = 8: two pairs per half.
+        assert_eq!(select(&d, 8, Rule::Ends).unwrap(), vec![1, 2, 3, 4, 7, 8, 9]);
+        assert_eq!(select(&d, 6, Rule::Ends), Err(SelectError::EndsK(6)));
+        // Eighteen blocks (Gemma 3 270M): halves 0–8 and 9–17.
+        let mut g = [0.0; 17];
+        g[7] = 1.0; // blocks 7, 8: the last pair of the first half
+        g[8] = 2.0; // blocks 8, 9 straddle
+        g[9] = 0.5; // blocks 9, 10: the first pair of the second half
+        assert_eq!(select(&g, 4, Rule::Ends).unwrap(), vec![7, 8, 9, 10]);
     }
 
     #[test]
