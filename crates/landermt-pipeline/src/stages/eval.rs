@@ -218,7 +218,10 @@ impl<'a> Work<'a> {
             text.truncate(e.lm_n);
             let key = crate::report::sha256(format!("{weights}\n{}\n{}\n{text:?}", language.code, e.batch_size).as_bytes());
             let file = dir.join(format!("lm.{}.json", language.code));
-            let kept = LmRecord::reuse(&file, &key);
+            // A record from before per-sentence losses were kept has no interval; an untrained
+            // system's is measured again (no weights needed), a trained one's is kept until
+            // its system is trained again.
+            let kept = LmRecord::reuse(&file, &key).filter(|r| !r.losses.is_empty() || system.method != landermt_train::Method::None);
             lm.push(LmJob { language, file, text, key, kept });
         }
         let (mut jobs, mut left_out) = (Vec::new(), Vec::new());

@@ -285,6 +285,17 @@ fn eval_writes_hypotheses_a_report_and_the_transfer_and_forgetting_figures() {
         }
     }
     assert!(md.contains("off-target") && md.contains("95 % interval"), "{md}");
+    // An LM record from before per-sentence losses were kept: the untrained system's is
+    // measured again, a trained system's stands until that system is trained again.
+    for s in ["none", "landermt"] {
+        let file = dir.path().join("eval").join(s).join("lm.de.json");
+        let mut record: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        record.as_object_mut().unwrap().remove("losses");
+        std::fs::write(&file, serde_json::to_vec(&record).unwrap()).unwrap();
+    }
+    assert!(!is_decoded(&cfg, systems[0]).unwrap() && is_decoded(&cfg, systems[1]).unwrap());
+    decode(&cfg, systems[0]).unwrap();
+    assert!(is_decoded(&cfg, systems[0]).unwrap());
     // The figures: a transfer matrix per test set whose cells are the report's BLEU.
     let csv = std::fs::read_to_string(dir.path().join("figures/transfer-flores.csv")).unwrap();
     let cell = format!("en-fr,en-de,{}", report.bleu("landermt@en-fr", "en-de", "flores").unwrap());
