@@ -220,7 +220,41 @@ fn joint_off_target(j: &JointReport, set: &str) -> Result<String> {
 /// break counting as a space).
 pub fn sentences(root: &Path) -> Result<Vec<(&'static str, String)>> {
     let study = read_report(root, STUDY)?;
-    Ok(vec![("README.md", first_blocks(root)?), ("README.md", dev_losses(&study)?), ("README.md", german_forgetting(&study)?)])
+    let default_run = read_report(root, DEFAULT_RUN)?;
+    Ok(vec![
+        ("README.md", first_blocks(root)?),
+        ("README.md", dev_losses(&study)?),
+        ("README.md", german_forgetting(&study)?),
+        ("README.md", gains(&default_run, "landermt", &["en-fr", "fr-en", "en-de"])?),
+        ("README.md", off_target_range(&default_run, &["en-fr", "en-de"])?),
+    ])
+}
+
+/// `system`'s BLEU gain over the baseline on FLORES in `directions`, with the p-values.
+fn gains(r: &Report, system: &str, directions: &[&str]) -> Result<String> {
+    let row = |s: &str, d: &str| r.rows.iter().find(|x| x.system == s && x.direction == d && x.test_set == "flores").with_context(|| format!("no `{s}` row on {d}"));
+    let (mut deltas, mut ps) = (Vec::new(), Vec::new());
+    for d in directions {
+        let (x, b) = (row(system, d)?, row(&r.baseline, d)?);
+        deltas.push(format!("{:+.2}", x.bleu - b.bleu));
+        ps.push(x.bleu_p.map_or("–".to_string(), |p| format!("{p:.3}")));
+    }
+    Ok(format!("`{system}` is {} BLEU above `{}` (p {})", deltas.join(" / "), r.baseline, ps.join(" / ")))
+}
+
+/// The baseline's off-target rate on FLORES in `directions`, and the trained systems' range.
+fn off_target_range(r: &Report, directions: &[&str]) -> Result<String> {
+    let rate = |s: &str, d: &str| -> Result<f64> {
+        let row = r.rows.iter().find(|x| x.system == s && x.direction == d && x.test_set == "flores").with_context(|| format!("no `{s}` row on {d}"))?;
+        Ok(100.0 * row.off_target.with_context(|| format!("`{s}` on {d}: no off-target rate"))?.rate())
+    };
+    let mut parts = Vec::new();
+    for d in directions {
+        let trained: Vec<f64> = r.systems.iter().filter(|s| s.name != r.baseline).map(|s| rate(&s.name, d)).collect::<Result<_>>()?;
+        let (lo, hi) = trained.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        parts.push(format!("from {:.0} % to {lo:.0}–{hi:.0} % on {}", rate(&r.baseline, d)?, arrow(d)));
+    }
+    Ok(format!("cut the untuned model's off-target rate {}", parts.join(" and ")))
 }
 
 /// A system's report entry, or an error naming the report.
