@@ -96,8 +96,13 @@ fn a_run_over_two_language_pairs_keeps_per_pair_artifacts_and_stamps() {
     assert!(run.join("pairs/en-fr/eval/landermt/flores.de-en.hyp").exists() && !run.join("pairs/en-fr/eval/none/flores.de-en.hyp").exists());
     assert!(!run.join("pairs/en-fr/train/landermt@en-fr").exists());
     assert!(md.contains("## Transfer across pairs: `landermt`"), "{md}");
+    // The transfer matrix's BLEU, then the same rows' off-target rates.
+    let transfer = &md[md.find("## Transfer across pairs").unwrap()..];
+    let (bleu, off_target) = transfer.split_once("Off-target rate of the same systems").unwrap_or_else(|| panic!("no off-target matrix:\n{md}"));
     for row in ["| none |", "| landermt on en-fr |", "| landermt on en-de |"] {
-        let line = md.lines().rfind(|l| l.starts_with(row)).unwrap_or_else(|| panic!("{row} missing:\n{md}"));
+        let line = off_target.lines().find(|l| l.starts_with(row)).unwrap_or_else(|| panic!("{row} missing from the off-target matrix:\n{md}"));
+        assert_eq!(line.matches(" | ").count(), 4, "a rate per direction: {line}");
+        let line = bleu.lines().find(|l| l.starts_with(row)).unwrap_or_else(|| panic!("{row} missing:\n{md}"));
         assert!(!line.contains('–'), "{line}");
         // Each trained row gives its gain over the baseline's row, cell by cell.
         assert_eq!(line.matches(" (+").count() + line.matches(" (-").count(), if row == "| none |" { 0 } else { 4 }, "{line}");
