@@ -8,7 +8,7 @@ use std::sync::Arc;
 use landermt_data::{Direction, Pair};
 use landermt_data::prompt::Template;
 use landermt_model::LanguageModel;
-use landermt_model::generate::{BeamOptions, GreedyOptions, LineBreaks, beam, greedy_stream};
+use landermt_model::generate::{BeamOptions, GreedyOptions, LineBreaks, beam, greedy_stream, stops};
 
 /// Where a translation ends at a newline (`[eval] newline`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -157,16 +157,11 @@ impl<'a> Decoder<'a> {
         for (&i, generated) in order.iter().zip(generated) {
             generated_tokens += generated.len();
             // A stop token is kept in the output, so a row that ends with one stopped by itself.
-            let stopped = generated.last().is_some_and(|&t| self.stops_at(&generated[..generated.len() - 1], t));
+            let stopped = generated.last().is_some_and(|&t| stops(&self.stop_ids, self.line_breaks.as_deref(), &generated[..generated.len() - 1], t));
             at_limit[i] = generated.len() >= opts.max_new_tokens && !stopped;
             out[i] = opts.newline.hypothesis(&model.tokenizer.decode(&generated, true)?);
         }
         Ok(Decoded { lines: out, generated_tokens, at_limit })
-    }
-
-    /// Whether decoding stops at `token` after `so_far`.
-    fn stops_at(&self, so_far: &[u32], token: u32) -> bool {
-        self.stop_ids.contains(&token) || self.line_breaks.as_ref().is_some_and(|l| l.ends_line(so_far, token))
     }
 }
 

@@ -65,3 +65,23 @@ fn decoding_on_wgpu_gives_the_flex_translations() {
     let gpu = landermt_model::Backend::Wgpu.device().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(on(&gpu), on(&Device::flex()));
 }
+
+/// A line is at the limit when its decoding produced `max_new_tokens` tokens and none of them
+/// stopped it: with one new token, every line whose token is not EOS.
+#[test]
+fn lines_that_run_to_the_token_limit_are_counted() {
+    use landermt_eval::decode::{Decoder, Newline};
+    use landermt_model::generate::{GreedyOptions, greedy};
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let model = LanguageModel::load(root.join("tests/fixtures/hf-tiny/llama-tiny"), &Device::flex()).unwrap();
+    let direction = "en-fr".parse().unwrap();
+    let source = ParallelSource::Flores { dir: root.join("data/flores200-devtest"), first: 1, last: 5 };
+    let sources: Vec<String> = read_parallel(&source, direction).unwrap().into_iter().map(|p| p.src).collect();
+    let opts = DecodeOptions { max_new_tokens: 1, batch_size: 5, newline: Newline::Ignore, ..Default::default() };
+    let out = Decoder::new(&model, &opts).translate(direction, &sources, &[], &|_| {}).unwrap();
+    let prompts: Vec<Vec<u32>> = sources.iter().map(|s| model.encode(&landermt_eval::decode::prompt(&opts.template, direction, s, &[])).unwrap()).collect();
+    let first = greedy(&model.net, &prompts, &GreedyOptions { max_new_tokens: 1, stop_ids: vec![], line_breaks: None, no_repeat_ngram: 0, pad_id: 0 });
+    let want: Vec<bool> = first.iter().map(|t| !model.config.eos_token_ids.contains(&t[0])).collect();
+    assert_eq!(out.at_limit, want);
+    assert!(want.iter().any(|&hit| hit));
+}

@@ -85,7 +85,7 @@ pub fn repeated_ngram_ends(so_far: &[u32], n: usize) -> Vec<u32> {
 }
 
 /// Whether a row that has produced `so_far` stops at `token` (`stop_ids`, then `line_breaks`).
-fn stops(stop_ids: &[u32], line_breaks: Option<&LineBreaks>, so_far: &[u32], token: u32) -> bool {
+pub fn stops(stop_ids: &[u32], line_breaks: Option<&LineBreaks>, so_far: &[u32], token: u32) -> bool {
     stop_ids.contains(&token) || line_breaks.is_some_and(|l| l.ends_line(so_far, token))
 }
 
