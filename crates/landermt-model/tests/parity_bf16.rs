@@ -64,7 +64,7 @@ fn bf16_weights_match_transformers_over_the_rounded_weights() {
 
 #[test]
 fn bf16_is_refused_off_flex_with_a_clear_error() {
-    let Ok(device) = Backend::Wgpu.device() else { return };
+    let Some(device) = Backend::Wgpu.test_device("bf16_is_refused_off_flex_with_a_clear_error") else { return };
     let dir = fixtures().join("hf-tiny").join("llama-tiny");
     let err = LanguageModel::load_as(&dir, &device, WeightDtype::Bf16).unwrap_err().to_string();
     assert!(err.contains("bf16") && err.contains("flex"), "{err}");

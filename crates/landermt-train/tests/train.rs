@@ -327,7 +327,8 @@ fn one_step_on(device: &Device, method: Method) -> (f64, f64, Vec<(String, Vec<f
 // none of lora's.)
 #[test]
 fn one_training_step_on_wgpu_matches_flex() {
-    let gpu = landermt_model::Backend::Wgpu.device().unwrap_or_else(|e| panic!("{e}")).autodiff();
+    let Some(gpu) = landermt_model::Backend::Wgpu.test_device("one_training_step_on_wgpu_matches_flex") else { return };
+    let gpu = gpu.autodiff();
     for method in [Method::Landermt, Method::Lora] {
         let (cpu_before, cpu_after, cpu) = one_step_on(&Device::flex().autodiff(), method);
         let (gpu_before, gpu_after, gpu_w) = one_step_on(&gpu, method);
