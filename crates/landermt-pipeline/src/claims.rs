@@ -46,6 +46,7 @@ pub fn blocks(root: &Path) -> Result<Vec<Block>> {
         Block { name: "study", markdown: system_table(&study, &study_cells) },
         Block { name: "study-measures", markdown: measures_table(&study, &study_cells) },
         Block { name: "study-landermt-against", markdown: comparisons_table(&study, &study_cells) },
+        Block { name: "default-run-guard", markdown: guard_table(root, &default_run, &read_report(root, GUARDED_RUN)?)? },
         Block { name: "paper-cpu", markdown: joint_bleu(root, &paper_cpu, "flores")? },
         Block { name: "paper-cpu-off-target", markdown: joint_off_target(&paper_cpu, "flores")? },
     ])
@@ -53,6 +54,9 @@ pub fn blocks(root: &Path) -> Result<Vec<Block>> {
 
 /// The default run's report, copied from `runs/en-fr` (which git does not keep).
 pub const DEFAULT_RUN: &str = "docs/study-en-fr/report.json";
+/// The default run decoded again with `[eval] no_repeat_ngram = 4`; both runs' hypotheses are
+/// kept beside it, in `hyp/default/` and `hyp/no-repeat-4/`.
+pub const GUARDED_RUN: &str = "docs/study-en-fr/report-no-repeat-4.json";
 /// The paper-cpu run's joint report.
 pub const PAPER_CPU: &str = "results/paper-cpu/report.json";
 /// The en-fr study's report.
@@ -211,6 +215,30 @@ fn joint_off_target(j: &JointReport, set: &str) -> Result<String> {
     if let Some(tr) = j.transfer.iter().find(|tr| tr.test_set == set) {
         for (label, cells) in tr.off_target.iter().filter(|(l, _)| *l != j.baseline) {
             let _ = writeln!(md, "| {label} | {} |", cells.iter().map(|c| pct(*c)).join(" | "));
+        }
+    }
+    Ok(md)
+}
+
+/// Per system and FLORES direction: BLEU without and with the no-repeat guard (p: paired
+/// bootstrap between the two), and the hypotheses at the token limit in each.
+fn guard_table(root: &Path, plain: &Report, guarded: &Report) -> Result<String> {
+    let hyps = |run: &str, system: &str, d: &str| -> Result<Vec<String>> {
+        let p = root.join("docs/study-en-fr/hyp").join(run).join(system).join(format!("flores.{d}.hyp"));
+        Ok(std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?.lines().map(str::to_string).collect())
+    };
+    let n = guarded.decoding.no_repeat_ngram;
+    let mut md = format!("| system | direction | BLEU | with no_repeat_ngram = {n} | p | at the token limit | with the guard |\n|---|---|---:|---:|---:|---:|---:|\n");
+    for info in &plain.systems {
+        for d in ["en-fr", "fr-en", "en-de"] {
+            let row = |r: &Report| r.rows.iter().find(|x| x.system == info.name && x.direction == d && x.test_set == "flores").cloned().with_context(|| format!("no `{}` row on {d}", info.name));
+            let (a, b) = (row(plain)?, row(guarded)?);
+            let source = landermt_data::ParallelSource::Flores { dir: root.join("data/flores200-devtest"), first: 501, last: 500 + a.sentences };
+            let refs: Vec<String> = landermt_data::read_parallel(&source, d.parse()?)?.into_iter().map(|p| p.tgt).collect();
+            let (x, y, p) = landermt_eval::bootstrap::paired_bleu(&crate::stages::bleu_for(d.parse()?), &refs, &hyps("default", &info.name, d)?, &hyps("no-repeat-4", &info.name, d)?, 1000, 12345);
+            anyhow::ensure!((x - a.bleu).abs() < 1e-9 && (y - b.bleu).abs() < 1e-9, "the kept hypotheses of `{}` on {d} are not the reports'", info.name);
+            let limit = |r: &crate::report::Row| r.at_limit.map_or("–".to_string(), |k| k.to_string());
+            let _ = writeln!(md, "| {} | {} | {x:.2} | {y:.2} | {p:.3} | {} | {} |", info.name, arrow(d), limit(&a), limit(&b));
         }
     }
     Ok(md)

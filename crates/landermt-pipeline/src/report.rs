@@ -45,6 +45,9 @@ pub struct Decoding {
     pub length_penalty: f64,
     pub max_new_tokens: usize,
     pub stop: String,
+    /// `[eval] no_repeat_ngram` (0: off; absent in reports written before it existed).
+    #[serde(default)]
+    pub no_repeat_ngram: usize,
     /// The prompt template (its text before `{tgt}` is what the model was given).
     #[serde(default)]
     pub template: String,
@@ -200,6 +203,9 @@ impl Report {
         }
         if self.icl_shots > 0 {
             md.push_str(&format!("`icl` is the untuned model given the first {} dev pairs of the direction before each test sentence.\n\n", self.icl_shots));
+        }
+        if self.decoding.no_repeat_ngram > 0 {
+            md.push_str(&format!("No {}-gram repeats within a hypothesis (`no_repeat_ngram`).\n\n", self.decoding.no_repeat_ngram));
         }
         md.push_str(&format!("Decoding stops at {}. Off-target: hypotheses identified (lingua, among the run's languages) as another language than the target. At limit: hypotheses that ran to {} tokens without stopping.\n\n", self.decoding.stop, self.decoding.max_new_tokens));
         md.push_str("| system | direction | test set | BLEU | ± | p | chrF | ± | p | off-target | at limit | sent/s | tok/s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");

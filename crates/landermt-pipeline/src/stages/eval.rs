@@ -503,7 +503,7 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
         model: cfg.model.describe(),
         shots: e.shots,
         icl_shots: e.icl_shots,
-        decoding: crate::report::Decoding { beams: e.beams, length_penalty: e.length_penalty, max_new_tokens: e.max_new_tokens, stop: opts.newline.describe().into(), template: cfg.eval_template().to_string() },
+        decoding: crate::report::Decoding { beams: e.beams, length_penalty: e.length_penalty, max_new_tokens: e.max_new_tokens, stop: opts.newline.describe().into(), no_repeat_ngram: e.no_repeat_ngram, template: cfg.eval_template().to_string() },
         baseline: e.baseline.name().to_string(),
         metrics: "BLEU and chrF computed by landermt following sacreBLEU 2.6.0's definitions; signatures as sacreBLEU prints them".into(),
         n_bootstrap: e.n_bootstrap,
