@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use itertools::Itertools;
 
 use crate::report::Report;
-use crate::table::JointReport;
+use crate::table::{JointReport, percentages};
 
 /// The pages that may hold generated blocks, from the project root.
 pub const PAGES: [&str; 1] = ["README.md"];
@@ -208,13 +208,12 @@ fn pairs_decoding(root: &Path, j: &JointReport) -> Result<String> {
 fn joint_off_target(j: &JointReport, set: &str) -> Result<String> {
     let t = j.tables.iter().find(|t| t.test_set == set).with_context(|| format!("{PAPER_CPU}: no `{set}` table"))?;
     let mut md = format!("| system | {} |\n|---|{}\n", j.directions.iter().map(|d| arrow(d)).join(" | "), "---:|".repeat(j.directions.len()));
-    let pct = |r: Option<f64>| r.map_or("–".to_string(), |r| format!("{:.0}", 100.0 * r));
     for r in &t.rows {
-        let _ = writeln!(md, "| {} | {} |", r.system, r.cells.iter().map(|c| pct(c.as_ref().and_then(|c| c.off_target))).join(" | "));
+        let _ = writeln!(md, "| {} | {} |", r.system, percentages(r.cells.iter().map(|c| c.as_ref().and_then(|c| c.off_target))));
     }
     if let Some(tr) = j.transfer.iter().find(|tr| tr.test_set == set) {
         for (label, cells) in tr.off_target.iter().filter(|(l, _)| *l != j.baseline) {
-            let _ = writeln!(md, "| {label} | {} |", cells.iter().map(|c| pct(*c)).join(" | "));
+            let _ = writeln!(md, "| {label} | {} |", percentages(cells.iter().copied()));
         }
     }
     Ok(md)

@@ -328,7 +328,7 @@ impl JointReport {
 }
 
 /// Rates (0–1) as percentages, `–` where absent, joined as table cells.
-fn percentages(rates: impl Iterator<Item = Option<f64>>) -> String {
+pub(crate) fn percentages(rates: impl Iterator<Item = Option<f64>>) -> String {
     rates.map(|r| r.map_or("–".into(), |r| format!("{:.0}", 100.0 * r))).collect::<Vec<String>>().join(" | ")
 }
 
