@@ -47,7 +47,7 @@ pub fn blocks(root: &Path) -> Result<Vec<Block>> {
         Block { name: "study-measures", markdown: measures_table(&study, &study_cells) },
         Block { name: "study-landermt-against", markdown: comparisons_table(&study, &study_cells) },
         Block { name: "default-run-guard", markdown: guard_table(root, &default_run, &read_report(root, GUARDED_RUN)?)? },
-        Block { name: "paper-cpu", markdown: joint_bleu(root, &paper_cpu, "flores")? },
+        Block { name: "paper-cpu", markdown: joint_bleu(&paper_cpu, "flores")? },
         Block { name: "paper-cpu-off-target", markdown: joint_off_target(&paper_cpu, "flores")? },
     ])
 }
@@ -170,9 +170,9 @@ fn measures_table(r: &Report, cells: &[(&str, &str)]) -> String {
 
 /// The joint report's BLEU table on `set`, the paper's Table 1: p against the baseline, the
 /// best of each column in bold.
-fn joint_bleu(root: &Path, j: &JointReport, set: &str) -> Result<String> {
+fn joint_bleu(j: &JointReport, set: &str) -> Result<String> {
     let t = j.tables.iter().find(|t| t.test_set == set).with_context(|| format!("{PAPER_CPU}: no `{set}` table"))?;
-    let mut md = pairs_decoding(root, j)?;
+    let mut md = pairs_decoding(j);
     let _ = write!(md, "| system | {} | mean |\n|---|{}---:|\n", j.directions.iter().map(|d| arrow(d)).join(" | "), "---:|".repeat(j.directions.len()));
     let column_best = |i: usize| t.rows.iter().filter_map(|r| r.cells[i].as_ref().map(|c| c.bleu)).reduce(f64::max);
     let mean_best = t.rows.iter().filter_map(|r| r.mean_bleu).reduce(f64::max);
@@ -189,18 +189,15 @@ fn joint_bleu(root: &Path, j: &JointReport, set: &str) -> Result<String> {
     Ok(md)
 }
 
-/// How each pair's hypotheses were decoded, from the pairs' own reports: one sentence.
-fn pairs_decoding(root: &Path, j: &JointReport) -> Result<String> {
-    let mut stops: Vec<(String, String)> = Vec::new();
-    for p in j.pairs.iter().filter(|p| p.evaluated) {
-        let r = Report::read(&root.join(&p.dir).join("report.json"))?;
-        stops.push((p.pair.clone(), r.decoding.stop));
-    }
+/// How each pair's hypotheses were decoded, as the joint report recorded it: one sentence.
+fn pairs_decoding(j: &JointReport) -> String {
+    // Joint reports from before the rule was recorded all cut at the first newline.
+    let stops: Vec<(String, String)> = j.pairs.iter().filter(|p| p.evaluated).map(|p| (p.pair.clone(), p.stop.clone().unwrap_or_else(|| "EOS or newline".into()))).collect();
     let distinct: Vec<&String> = stops.iter().map(|(_, s)| s).unique().collect();
-    Ok(match distinct.as_slice() {
+    match distinct.as_slice() {
         [one] => format!("Greedy decoding, stopped at {}.\n\n", stop_text(one)),
         _ => format!("Greedy decoding, stopped by pair at: {}.\n\n", stops.iter().map(|(p, s)| format!("{p}: {}", stop_text(s))).join("; ")),
-    })
+    }
 }
 
 /// The joint report's off-target rates on `set`: per system and direction, then `landermt`

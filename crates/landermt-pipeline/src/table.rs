@@ -61,6 +61,10 @@ pub struct PairEntry {
     /// Per routed layer: (layer, general, pair-specific, other-specific units).
     pub route: Vec<(usize, [usize; 3])>,
     pub lm_loss: Vec<LmRow>,
+    /// Where its decoding stopped (its report's `decoding.stop`; absent in joint reports
+    /// written before it was recorded, all of which cut at the first newline).
+    #[serde(default)]
+    pub stop: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -121,6 +125,7 @@ pub fn build(cfg: &RunConfig) -> Result<JointReport> {
             layers: layers.map(|l| l.selected),
             route: route.map(|r| r.layers.iter().map(|l| (l.layer, l.counts)).collect()).unwrap_or_default(),
             lm_loss: report.as_ref().map(|r| r.lm_loss.clone()).unwrap_or_default(),
+            stop: report.as_ref().map(|r| r.decoding.stop.clone()),
         });
         reports.extend(report);
     }
