@@ -249,7 +249,13 @@ impl Report {
                 self.baseline
             ));
             for r in &self.lm_loss {
-                let (change, interval) = r.change.map_or(("–".to_string(), "–".to_string()), |c| (format!("{:+.4}", c.delta), format!("[{:+.4}, {:+.4}]", c.low, c.high)));
+                // Without per-sentence losses (records kept from before), the change has no interval.
+                let base = self.lm_loss.iter().find(|b| b.system == self.baseline && b.language == r.language).filter(|_| r.system != self.baseline);
+                let (change, interval) = match (r.change, base) {
+                    (Some(c), _) => (format!("{:+.4}", c.delta), format!("[{:+.4}, {:+.4}]", c.low, c.high)),
+                    (None, Some(b)) => (format!("{:+.4}", r.loss - b.loss), "–".to_string()),
+                    (None, None) => ("–".to_string(), "–".to_string()),
+                };
                 md.push_str(&format!("| {} | {} | {} | {:.4} | {change} | {interval} |\n", r.system, r.language, r.sentences, r.loss));
             }
         }
