@@ -39,10 +39,11 @@ pub fn blocks(root: &Path) -> Result<Vec<Block>> {
     let default_run = read_report(root, DEFAULT_RUN)?;
     let paper_cpu = read_joint(root, PAPER_CPU)?;
     let study = read_report(root, STUDY)?;
+    let default_cells = [("en-fr", "flores"), ("fr-en", "flores"), ("en-de", "flores")];
     let study_cells = [("en-fr", "flores"), ("fr-en", "flores"), ("en-fr", "opus100"), ("fr-en", "opus100"), ("en-de", "flores")];
     Ok(vec![
-        Block { name: "default-run", markdown: system_table(&default_run, &[("en-fr", "flores"), ("fr-en", "flores"), ("en-de", "flores")]) },
-        Block { name: "default-run-measures", markdown: measures_table(&default_run, &[("en-fr", "flores"), ("fr-en", "flores"), ("en-de", "flores")]) },
+        Block { name: "default-run", markdown: system_table(&default_run, &default_cells) },
+        Block { name: "default-run-measures", markdown: measures_table(&default_run, &default_cells) },
         Block { name: "study", markdown: system_table(&study, &study_cells) },
         Block { name: "study-measures", markdown: measures_table(&study, &study_cells) },
         Block { name: "study-landermt-against", markdown: comparisons_table(&study, &study_cells) },
