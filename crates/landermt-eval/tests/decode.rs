@@ -10,11 +10,7 @@ use landermt_model::LanguageModel;
 
 #[test]
 fn batched_decoding_equals_sentence_by_sentence_decoding() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let model = LanguageModel::load(root.join("tests/fixtures/hf-tiny/llama-tiny"), &Device::flex()).unwrap();
-    let direction = "en-fr".parse().unwrap();
-    let source = ParallelSource::Flores { dir: root.join("data/flores200-devtest"), first: 1, last: 5 };
-    let sources: Vec<String> = read_parallel(&source, direction).unwrap().into_iter().map(|p| p.src).collect();
+    let (model, direction, sources) = tiny_and_sources();
     let opts = DecodeOptions { max_new_tokens: 12, batch_size: 5, ..Default::default() };
     let batched = translate(&model, direction, &sources, &opts, &|_| {}).unwrap();
     let alone: Vec<String> = sources
@@ -72,11 +68,7 @@ fn decoding_on_wgpu_gives_the_flex_translations() {
 fn lines_that_run_to_the_token_limit_are_counted() {
     use landermt_eval::decode::{Decoder, Newline};
     use landermt_model::generate::{GreedyOptions, greedy};
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let model = LanguageModel::load(root.join("tests/fixtures/hf-tiny/llama-tiny"), &Device::flex()).unwrap();
-    let direction = "en-fr".parse().unwrap();
-    let source = ParallelSource::Flores { dir: root.join("data/flores200-devtest"), first: 1, last: 5 };
-    let sources: Vec<String> = read_parallel(&source, direction).unwrap().into_iter().map(|p| p.src).collect();
+    let (model, direction, sources) = tiny_and_sources();
     let opts = DecodeOptions { max_new_tokens: 1, batch_size: 5, newline: Newline::Ignore, ..Default::default() };
     let out = Decoder::new(&model, &opts).translate(direction, &sources, &[], &|_| {}).unwrap();
     let prompts: Vec<Vec<u32>> = sources.iter().map(|s| model.encode(&landermt_eval::decode::prompt(&opts.template, direction, s, &[])).unwrap()).collect();
@@ -84,4 +76,13 @@ fn lines_that_run_to_the_token_limit_are_counted() {
     let want: Vec<bool> = first.iter().map(|t| !model.config.eos_token_ids.contains(&t[0])).collect();
     assert_eq!(out.at_limit, want);
     assert!(want.iter().any(|&hit| hit));
+}
+
+/// The tiny LLaMA on flex, and the first five FLORES devtest sources of en→fr.
+fn tiny_and_sources() -> (LanguageModel, landermt_data::Direction, Vec<String>) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let model = LanguageModel::load(root.join("tests/fixtures/hf-tiny/llama-tiny"), &Device::flex()).unwrap();
+    let direction = "en-fr".parse().unwrap();
+    let source = ParallelSource::Flores { dir: root.join("data/flores200-devtest"), first: 1, last: 5 };
+    (model, direction, read_parallel(&source, direction).unwrap().into_iter().map(|p| p.src).collect())
 }
