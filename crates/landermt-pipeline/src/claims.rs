@@ -50,6 +50,8 @@ pub fn blocks(root: &Path) -> Result<Vec<Block>> {
         Block { name: "default-run-guard", markdown: guard_table(root, &default_run, &read_report(root, GUARDED_RUN)?)? },
         Block { name: "paper-cpu", markdown: joint_bleu(&paper_cpu, "flores")? },
         Block { name: "paper-cpu-off-target", markdown: joint_off_target(&paper_cpu, "flores")? },
+        Block { name: "paper-cpu-transfer", markdown: joint_transfer_gain(&paper_cpu, "flores")? },
+        Block { name: "paper-cpu-forgetting", markdown: joint_forgetting(&paper_cpu) },
     ])
 }
 
@@ -217,6 +219,49 @@ fn joint_off_target(j: &JointReport, set: &str) -> Result<String> {
     Ok(md)
 }
 
+/// The transfer matrix on `set` as gains over the baseline: a row per pair `landermt` was
+/// trained on, the pair's own directions in bold.
+fn joint_transfer_gain(j: &JointReport, set: &str) -> Result<String> {
+    let tr = j.transfer.iter().find(|tr| tr.test_set == set).with_context(|| format!("{PAPER_CPU}: no `{set}` transfer matrix"))?;
+    let (_, base) = tr.rows.iter().find(|(l, _)| *l == j.baseline).with_context(|| format!("{PAPER_CPU}: the transfer matrix has no `{}` row", j.baseline))?;
+    let mut md = format!("| trained on | {} |\n|---|{}\n", j.directions.iter().map(|d| arrow(d)).join(" | "), "---:|".repeat(j.directions.len()));
+    for (label, cells) in tr.rows.iter().filter(|(l, _)| *l != j.baseline) {
+        let pair = label.rsplit(' ').next().unwrap_or_default();
+        let own = |d: &str| d.split('-').sorted().join("-") == pair.split('-').sorted().join("-");
+        let mut gains = cells.iter().zip(base).zip(&j.directions).map(|((x, b), d)| match (x, b) {
+            (Some(x), Some(b)) if own(d) => format!("**{:+.2}**", x - b),
+            (Some(x), Some(b)) => format!("{:+.2}", x - b),
+            _ => "–".into(),
+        });
+        let _ = writeln!(md, "| {label} | {} |", gains.join(" | "));
+    }
+    Ok(md)
+}
+
+/// Forgetting per pair and trained system: the range of its LM-loss change against the
+/// baseline over the held-out languages, and how many of the changes' 95 % intervals lie
+/// above zero where intervals were kept.
+fn joint_forgetting(j: &JointReport) -> String {
+    let systems: Vec<&str> = j.pairs.iter().flat_map(|p| p.lm_loss.iter().map(|r| r.system.as_str())).filter(|s| *s != j.baseline).unique().collect();
+    let mut md = format!("| pair | {} |\n|---|{}\n", systems.iter().map(|s| format!("`{s}`")).join(" | "), "---|".repeat(systems.len()));
+    for p in j.pairs.iter().filter(|p| !p.lm_loss.is_empty()) {
+        let cell = |system: &str| {
+            let changes: Vec<(f64, Option<landermt_eval::bootstrap::Change>)> = p
+                .lm_loss
+                .iter()
+                .filter(|r| r.system == system)
+                .filter_map(|r| p.lm_loss.iter().find(|b| b.system == j.baseline && b.language == r.language).map(|b| (r.loss - b.loss, r.change)))
+                .collect();
+            let Some((lo, hi)) = changes.iter().map(|c| c.0).minmax().into_option() else { return "–".to_string() };
+            let kept: Vec<_> = changes.iter().filter_map(|c| c.1).collect();
+            let above = if kept.len() == changes.len() { format!(" ({} of {} above 0)", kept.iter().filter(|c| c.low > 0.0).count(), kept.len()) } else { String::new() };
+            format!("{lo:+.3} to {hi:+.3}{above}")
+        };
+        let _ = writeln!(md, "| {} | {} |", p.pair, systems.iter().map(|s| cell(s)).join(" | "));
+    }
+    md
+}
+
 /// Per system and FLORES direction: BLEU without and with the no-repeat guard (p: paired
 /// bootstrap between the two), and the hypotheses at the token limit in each.
 fn guard_table(root: &Path, plain: &Report, guarded: &Report) -> Result<String> {
@@ -246,13 +291,44 @@ fn guard_table(root: &Path, plain: &Report, guarded: &Report) -> Result<String> 
 pub fn sentences(root: &Path) -> Result<Vec<(&'static str, String)>> {
     let study = read_report(root, STUDY)?;
     let default_run = read_report(root, DEFAULT_RUN)?;
+    let paper_cpu = read_joint(root, PAPER_CPU)?;
     Ok(vec![
         ("README.md", first_blocks(root)?),
+        ("README.md", joint_significance(&paper_cpu, "flores", "landermt")?),
+        ("README.md", joint_significance(&paper_cpu, "flores", "lora")?),
         ("README.md", dev_losses(&study)?),
         ("README.md", german_forgetting(&study)?),
         ("README.md", gains(&default_run, "landermt", &["en-fr", "fr-en", "en-de"])?),
         ("README.md", off_target_range(&default_run, &["en-fr", "en-de"])?),
     ])
+}
+
+/// Where `system`'s BLEU on `set` is significantly above the joint report's baseline (p < 0.05),
+/// and where it is below it.
+fn joint_significance(j: &JointReport, set: &str, system: &str) -> Result<String> {
+    let t = j.tables.iter().find(|t| t.test_set == set).with_context(|| format!("{PAPER_CPU}: no `{set}` table"))?;
+    let row = |s: &str| t.rows.iter().find(|r| r.system == s).with_context(|| format!("{PAPER_CPU}: no `{s}` row"));
+    let (x, b) = (row(system)?, row(&j.baseline)?);
+    let (mut above, mut below) = (Vec::new(), Vec::new());
+    for ((c, base), d) in x.cells.iter().zip(&b.cells).zip(&j.directions) {
+        let (Some(c), Some(base)) = (c, base) else { continue };
+        if c.bleu_p.is_some_and(|p| p < 0.05) && c.bleu > base.bleu {
+            above.push(arrow(d));
+        }
+        if c.bleu < base.bleu {
+            below.push(arrow(d));
+        }
+    }
+    let list = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
+    Ok(format!(
+        "`{system}` is significantly above `{}` (p < 0.05) on {} of the {} directions ({}) and below it on {} ({})",
+        j.baseline,
+        above.len(),
+        j.directions.len(),
+        list(&above),
+        below.len(),
+        list(&below)
+    ))
 }
 
 /// `system`'s BLEU gain over the baseline on FLORES in `directions`, with the p-values.
