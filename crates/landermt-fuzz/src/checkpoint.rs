@@ -12,7 +12,7 @@ use burn::tensor::Device;
 use landermt_data::{Direction, ParallelSource, prompt::mixed, read_parallel};
 use landermt_model::LanguageModel;
 use landermt_train::trainer::{self, Run};
-use landermt_train::{Method, Settings, Trainee, adamw, example};
+use landermt_train::{Method, Settings, Trainee, example};
 use safetensors::{SafeTensors, tensor::TensorView};
 
 /// The layer `layers` trains: one block keeps the files small (a few hundred kilobytes).
@@ -60,7 +60,9 @@ pub fn run(work: &Path, input: &[u8]) {
     for bytes in std::iter::once(input.to_vec()).chain(with_checksum_made_right(input)) {
         std::fs::write(&path, &bytes).expect("scratch folder");
         let _ = trainer::load_trained(&path, fresh(&root));
-        let _ = trainer::load(&path, fresh(&root), adamw(0.0), &setup());
+        let trainee = fresh(&root);
+        let optim = landermt_train::optim::Optim::new(&trainee, &Settings::default());
+        let _ = trainer::load(&path, trainee, optim, &setup());
     }
 }
 
@@ -70,8 +72,9 @@ fn with_checksum_made_right(input: &[u8]) -> Option<Vec<u8>> {
     let (_, meta) = SafeTensors::read_metadata(input).ok()?;
     let mut meta: HashMap<String, String> = meta.metadata().clone()?;
     let mut views: Vec<(String, TensorView)> = st.tensors();
-    // The checksum covers the trained tensors in order, then the optimizer (trainer.rs).
-    views.sort_by_key(|(n, _)| (n == "optimizer", n.strip_prefix("trainable.").and_then(|k| k.parse::<usize>().ok())));
+    // The checksum covers the trained tensors in order, then the optimizer, then the lazy
+    // optimizer's tensors by name (trainer.rs).
+    views.sort_by_key(|(n, _)| (n.starts_with("lazy."), n == "optimizer", n.strip_prefix("trainable.").and_then(|k| k.parse::<usize>().ok()), n.clone()));
     meta.insert(trainer::CHECKSUM_KEY.into(), trainer::checksum(views.iter().map(|(n, v)| (n.as_str(), v.data()))));
     safetensors::serialize(views, Some(meta)).ok()
 }

@@ -172,6 +172,10 @@ pub struct TrainSection {
     pub seed: u64,
     pub eval_every: usize,
     pub checkpoint_every: usize,
+    /// A joint run's optimizer of the LANDeRMT variants' slices: `lazy` (default) or `dense`
+    /// (METHOD.md stage 4, joint mode). Keyed only when `dense`.
+    #[serde(skip_serializing_if = "landermt_train::trainer::OptimizerKind::is_lazy")]
+    pub optimizer: landermt_train::trainer::OptimizerKind,
     /// LoRA rank, alpha and target maps (`q k v o gate up down`), for `lora` and `adapter-lora`.
     pub lora_rank: usize,
     pub lora_alpha: f64,
@@ -208,6 +212,7 @@ impl Default for TrainSection {
             seed: s.seed,
             eval_every: s.eval_every,
             checkpoint_every: s.checkpoint_every,
+            optimizer: s.optimizer,
             methods: Default::default(),
         }
     }
@@ -249,6 +254,7 @@ impl TrainSection {
             seed: self.seed,
             eval_every: self.eval_every,
             checkpoint_every: self.checkpoint_every,
+            optimizer: self.optimizer,
         }
     }
 }
@@ -344,6 +350,25 @@ pub struct RunSection {
     pub dir: PathBuf,
     /// Translation directions `src-tgt` (ISO 639-1 codes).
     pub directions: Vec<landermt_data::Direction>,
+    /// Over several language pairs: `per-pair` (default; a run of its own per pair) or `joint`
+    /// (one model for every direction, as the paper trains). Keyed only when `joint`.
+    #[serde(default, skip_serializing_if = "RunMode::is_per_pair")]
+    pub mode: RunMode,
+}
+
+/// `run.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunMode {
+    #[default]
+    PerPair,
+    Joint,
+}
+
+impl RunMode {
+    pub fn is_per_pair(&self) -> bool {
+        *self == RunMode::PerPair
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]

@@ -36,9 +36,20 @@ impl RunConfig {
         out
     }
 
-    /// Whether the run's directions span several language pairs.
+    /// Whether the run's directions span several language pairs, each run on its own
+    /// (`run.mode = "per-pair"`).
     pub fn is_multi_pair(&self) -> bool {
-        self.pairs().len() > 1
+        self.pairs().len() > 1 && self.run.mode == crate::config::RunMode::PerPair
+    }
+
+    /// Stage 3's artifact: `routes.json` (one route per pair) in a joint run, else `route.json`.
+    pub fn route_file(&self) -> &'static str {
+        if self.is_joint() { "routes.json" } else { "route.json" }
+    }
+
+    /// Whether one model learns every direction of several pairs (`run.mode = "joint"`).
+    pub fn is_joint(&self) -> bool {
+        self.pairs().len() > 1 && self.run.mode == crate::config::RunMode::Joint
     }
 
     /// Where `neurons.json` and `neurons.safetensors` are: the run's folder, also for a pair's

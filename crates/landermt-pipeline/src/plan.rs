@@ -124,7 +124,7 @@ fn score_step(cfg: &RunConfig) -> Step {
 }
 
 fn route_step(cfg: &RunConfig) -> Step {
-    Step::new("route", "route", vec![cfg.run.dir.join("route.json")])
+    Step::new("route", "route", vec![cfg.run.dir.join(cfg.route_file())])
 }
 
 fn eval_step(cfg: &RunConfig) -> Step {
@@ -195,7 +195,7 @@ fn key_naming(cfg: &RunConfig, step: &Step, names: Names) -> Result<String> {
             h.update(serde_json::to_vec(&cfg.train_for(system.method))?);
             h.update(serde_json::to_vec(&cfg.prompt)?);
             hash_file(&mut h, &dir.join("layers.json"), names);
-            hash_file(&mut h, &dir.join("route.json"), names);
+            hash_file(&mut h, &dir.join(cfg.route_file()), names);
             hash_file(&mut h, &neurons.join("neurons.json"), names);
         }
         _ if step.name == "report" => {

@@ -71,6 +71,48 @@ pub struct Check {
     pub max_abs_logit_diff: f64,
 }
 
+/// Version of the `routes.json` schema.
+pub const ROUTES_VERSION: u32 = 1;
+
+/// A joint run's stage 3 (`routes.json`): one [`Route`] per language pair of the run, all over
+/// the run's one layer set. A batch or a decoded sentence of src→tgt is routed with the route
+/// of the pair {src, tgt}.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Routes {
+    pub version: u32,
+    pub routes: Vec<Route>,
+}
+
+impl Routes {
+    /// The route of the pair `{a, b}`.
+    pub fn of_pair(&self, a: Language, b: Language) -> Option<&Route> {
+        self.routes.iter().find(|r| r.pair.contains(&a) && r.pair.contains(&b))
+    }
+
+    /// The route that text in `language` alone is read with (the forgetting measure): the
+    /// first pair that holds it.
+    pub fn of_language(&self, language: Language) -> Option<&Route> {
+        self.routes.iter().find(|r| r.pair.contains(&language))
+    }
+}
+
+/// The language pairs of a run's directions, in order of first appearance.
+pub fn pairs_of_all(directions: &[Direction]) -> Vec<[Language; 2]> {
+    let mut out: Vec<[Language; 2]> = Vec::new();
+    for d in directions {
+        if !out.iter().any(|p| p.contains(&d.src) && p.contains(&d.tgt)) {
+            out.push([d.src, d.tgt]);
+        }
+    }
+    out
+}
+
+/// The constant router parts of `route` for a model of `hidden` units: what a joint run swaps
+/// in for a batch of the route's pair.
+pub fn router_masks(route: &Route, hidden: usize, device: &burn::tensor::Device) -> Vec<(usize, landermt_model::nn::router::RouterMasks)> {
+    route.layers.iter().map(|l| (l.layer, Router::new(route.car, &l.partition(), hidden, device).masks)).collect()
+}
+
 /// The one language pair of a run's directions (e.g. en-fr and fr-en → [en, fr]).
 pub fn pair_of(directions: &[Direction]) -> Result<[Language; 2], RouteError> {
     let first = directions.first().ok_or(RouteError::NoDirections)?;

@@ -67,6 +67,23 @@ impl Target {
         }
     }
 
+    /// The unit set's site whose units this target's slices hold.
+    pub fn site(self) -> Site {
+        match self {
+            Target::Q => Site::AttnQ,
+            Target::K => Site::AttnK,
+            Target::V => Site::AttnV,
+            Target::O => Site::AttnO,
+            Target::Gate | Target::Up | Target::Down => Site::FfnAct,
+        }
+    }
+
+    /// Whether the units index the rows of Burn's `[in, out]` weight (the down projection's
+    /// inputs) rather than its columns.
+    pub fn by_rows(self) -> bool {
+        self.dim() == 0
+    }
+
     /// The targets a unit set's site maps to.
     fn of(site: Site) -> &'static [Target] {
         match site {

@@ -17,8 +17,11 @@ pub mod added;
 pub mod data;
 pub mod delta;
 pub mod ids;
+pub mod joint;
+pub mod lazy;
 pub mod loss;
 pub mod method;
+pub mod optim;
 pub mod trainer;
 
 use burn::module::Module;
@@ -38,6 +41,9 @@ pub struct Trainee {
     pub delta: Delta,
     /// The LoRA pairs of `lora` and `adapter-lora`.
     pub lora: Option<added::Lora>,
+    /// In a joint run of a LANDeRMT variant: each direction's routing and update set.
+    #[module(skip)]
+    pub joint: Option<std::sync::Arc<joint::Joint>>,
 }
 
 impl Trainee {
@@ -74,7 +80,7 @@ impl Trainee {
         }
         let empty = UnitSet::new();
         let delta = Delta::new(&net, units.unwrap_or(&empty));
-        Self { net, delta, lora }
+        Self { net, delta, lora, joint: None }
     }
 
     /// The network with the trained slices and LoRA pairs in place.
@@ -86,12 +92,21 @@ impl Trainee {
         }
     }
 
+    /// The network as direction `direction` is computed: routed with its pair's partition in a
+    /// joint run, [`network`](Self::network) otherwise.
+    pub fn network_for(&self, direction: landermt_data::Direction) -> Transformer {
+        match &self.joint {
+            Some(j) => j.route(self.network(), j.index(direction)),
+            None => self.network(),
+        }
+    }
+
     /// Loss of a batch of examples (all of one direction), on the target tokens: a scalar to
     /// call `backward()` on (its gradients are the loss's, its value is not), and the value.
     pub fn loss(&self, examples: &[&Example], pad_id: u32) -> (burn::tensor::Tensor<1>, f64) {
         let seqs: Vec<Vec<u32>> = examples.iter().map(|e| e.ids.clone()).collect();
         let batch = Batch::left_padded(&seqs, pad_id);
-        let net = self.network();
+        let net = self.network_for(examples[0].direction);
         let hidden = net.forward(&batch, None, &mut Taps::none());
         loss::target_loss_for_backward(&net, &batch, examples, hidden)
     }

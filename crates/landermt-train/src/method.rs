@@ -95,6 +95,11 @@ impl Method {
         }
     }
 
+    /// Whether it trains a unit set (the LANDeRMT variants).
+    pub fn is_selective(self) -> bool {
+        matches!(self, Method::Landermt | Method::LandermtLs | Method::LandermtLg)
+    }
+
     /// The unit set of the LANDeRMT variants; `None` for the whole-tensor and added-module
     /// methods.
     pub fn units(self, route: &Route, neurons: &Neurons) -> Option<UnitSet> {

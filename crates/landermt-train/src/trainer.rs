@@ -6,12 +6,13 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::{Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::data::Example;
+use crate::optim::{Optim, StateTensor};
 use crate::{Trainee, ids};
 
 /// Version of the checkpoint and `delta.safetensors` layout.
@@ -47,11 +48,47 @@ pub struct Settings {
     pub eval_every: usize,
     /// Checkpoint every this many optimizer steps (0: only at the end).
     pub checkpoint_every: usize,
+    /// The optimizer of a joint run's gathered slices (METHOD.md stage 4, joint mode); absent
+    /// from the recorded setup when `lazy`, so that no other run's key depends on it.
+    #[serde(skip_serializing_if = "OptimizerKind::is_lazy")]
+    pub optimizer: OptimizerKind,
+}
+
+/// `train.optimizer`: how a joint run's slices step when a batch may update only some units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// Units outside the step's update set do not move, decay or advance their moments; the
+    /// bias correction counts each unit's own steps ([`crate::lazy`]).
+    #[default]
+    Lazy,
+    /// The authors' code: AdamW over masked gradients (every entry decays, and moves on the
+    /// moments earlier batches left).
+    Dense,
+}
+
+impl OptimizerKind {
+    pub fn is_lazy(&self) -> bool {
+        *self == OptimizerKind::Lazy
+    }
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { lr: 5e-5, weight_decay: 0.01, batch_size: 8, grad_accum: 10, epochs: 1, warmup_steps: 0, schedule: Schedule::Linear, max_len: 256, seed: 1, eval_every: 0, checkpoint_every: 10 }
+        Self {
+            lr: 5e-5,
+            weight_decay: 0.01,
+            batch_size: 8,
+            grad_accum: 10,
+            epochs: 1,
+            warmup_steps: 0,
+            schedule: Schedule::Linear,
+            max_len: 256,
+            seed: 1,
+            eval_every: 0,
+            checkpoint_every: 10,
+            optimizer: OptimizerKind::Lazy,
+        }
     }
 }
 
@@ -154,20 +191,20 @@ fn f32_bytes(t: &Tensor<2>) -> Vec<u8> {
 }
 
 /// Writes the trainable tensors (and, for a checkpoint, the optimizer state) with `state` in
-/// the metadata, atomically.
-pub fn save(path: &Path, trainee: &Trainee, optim: Option<&ModuleOptimizer>, state: &State) -> Result<(), TrainError> {
+/// the metadata, atomically. The checksum covers the trainable tensors, then Burn's optimizer
+/// record, then the lazy optimizer's tensors by name.
+pub fn save(path: &Path, trainee: &Trainee, optim: Option<&Optim>, state: &State) -> Result<(), TrainError> {
     let tensors = ids::trainable(trainee);
     let mut state = state.clone();
     state.names = tensors.iter().map(|(n, _)| n.clone()).collect();
-    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors.iter().enumerate().map(|(k, (_, t))| (format!("trainable.{k}"), f32_bytes(t), t.dims().to_vec())).collect();
-    let optim_bytes = match optim {
-        Some(o) => Some(o.into_bytes().map_err(|e| TrainError::Checkpoint { path: path.into(), msg: format!("optimizer state: {e:?}") })?.to_vec()),
-        None => None,
-    };
-    let mut views: Vec<(String, TensorView)> = bytes.iter().map(|(n, b, s)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).expect("shape matches"))).collect();
-    if let Some(o) = &optim_bytes {
-        views.push(("optimizer".into(), TensorView::new(Dtype::U8, vec![o.len()], o).expect("bytes")));
+    let mut bytes: Vec<StateTensor> = tensors.iter().enumerate().map(|(k, (_, t))| (format!("trainable.{k}"), Dtype::F32, t.dims().to_vec(), f32_bytes(t))).collect();
+    if let Some(o) = optim {
+        let (record, mut lazy) = o.state().map_err(|e| TrainError::Checkpoint { path: path.into(), msg: format!("optimizer state: {e}") })?;
+        bytes.push(("optimizer".into(), Dtype::U8, vec![record.len()], record));
+        lazy.sort_by(|a, b| a.0.cmp(&b.0));
+        bytes.extend(lazy);
     }
+    let views: Vec<(String, TensorView)> = bytes.iter().map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).expect("shape matches"))).collect();
     let meta = HashMap::from([
         ("landermt".to_string(), serde_json::to_string(&state).expect("plain data")),
         (CHECKSUM_KEY.to_string(), checksum(views.iter().map(|(n, v)| (n.as_str(), v.data())))),
@@ -182,7 +219,7 @@ pub fn save(path: &Path, trainee: &Trainee, optim: Option<&ModuleOptimizer>, sta
 /// Burn reads the optimizer state onto `Device::default()`, and the first step moves it to
 /// each parameter's device. In a build with a GPU backend that default is the GPU: set
 /// `BURN_DEVICE=flex` (the `xtask` binary does) so the state lands in host memory.
-pub fn load(path: &Path, trainee: Trainee, optim: ModuleOptimizer, setup: &serde_json::Value) -> Result<(Trainee, ModuleOptimizer, State), TrainError> {
+pub fn load(path: &Path, trainee: Trainee, optim: Optim, setup: &serde_json::Value) -> Result<(Trainee, Optim, State), TrainError> {
     let bad = |msg: String| TrainError::Checkpoint { path: path.into(), msg };
     let file = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
     let state = read_state(path, &file, "not a checkpoint", "; delete it to start over")?;
@@ -197,10 +234,11 @@ pub fn load(path: &Path, trainee: Trainee, optim: ModuleOptimizer, setup: &serde
     if current.len() != state.names.len() {
         return Err(bad(format!("{} trainable tensors saved, {} expected", state.names.len(), current.len())));
     }
-    let values = read_trainable(path, &st, &current, &trainee.net.device().inner())?;
+    let device = trainee.net.device().inner();
+    let values = read_trainable(path, &st, &current, &device)?;
     let trainee = ids::restore(trainee, values);
     let optim = match st.tensor("optimizer") {
-        Ok(o) => optim.from_bytes(burn::tensor::Bytes::from_bytes_vec(o.data().to_vec())).map_err(|e| bad(format!("optimizer state: {e:?}")))?,
+        Ok(o) => optim.restored(o.data().to_vec(), &st, &device).map_err(|e| bad(format!("optimizer state: {e}")))?,
         Err(_) => return Err(bad("no optimizer state (a final delta, not a checkpoint)".into())),
     };
     Ok((trainee, optim, state))
@@ -252,6 +290,9 @@ fn read_state(path: &Path, file: &[u8], not_ours: &str, hint: &str) -> Result<St
         if st.names().iter().any(|n| *n == "optimizer") {
             names.push("optimizer".into());
         }
+        let mut lazy: Vec<String> = st.names().into_iter().filter(|n| n.starts_with("lazy.")).map(str::to_string).collect();
+        lazy.sort();
+        names.extend(lazy);
         let views = names.iter().map(|n| st.tensor(n)).collect::<Result<Vec<_>, _>>().map_err(|e| bad(e.to_string()))?;
         if checksum(names.iter().zip(&views).map(|(n, v)| (n.as_str(), v.data()))) != *expected {
             return Err(bad(format!("checksum mismatch: the file is corrupted (a flipped bit or a partial copy){hint}")));
@@ -299,7 +340,7 @@ pub struct Run<'a> {
 pub fn run(mut trainee: Trainee, r: &Run) -> Result<(Trainee, State), TrainError> {
     let s = r.settings;
     trainee = ids::number(trainee);
-    let mut optim = crate::adamw(s.weight_decay);
+    let mut optim = Optim::new(&trainee, s);
     let batches = plan(&r.train.iter().map(Vec::len).collect::<Vec<_>>(), s.batch_size, s.epochs, s.seed);
     let total = batches.len().div_ceil(s.grad_accum.max(1));
     let ckpt = r.dir.join("checkpoint.safetensors");
@@ -317,15 +358,23 @@ pub fn run(mut trainee: Trainee, r: &Run) -> Result<(Trainee, State), TrainError
         let micro = &batches[state.step * s.grad_accum..((state.step + 1) * s.grad_accum).min(batches.len())];
         let mut accumulator = GradientsAccumulator::<Trainee>::new();
         let mut loss_sum = 0.0;
+        // In a joint run, the joint directions of the step's batches.
+        let mut directions = Vec::new();
         for (d, idx) in micro {
             let examples: Vec<&Example> = idx.iter().map(|&i| &r.train[*d][i]).collect();
             let (loss, value) = trainee.loss(&examples, r.pad_id);
             let loss = loss.div_scalar(micro.len() as f64);
             loss_sum += value / micro.len() as f64;
             state.tokens += examples.iter().map(|e| e.ids.len()).sum::<usize>();
-            accumulator.accumulate(&trainee, GradientsParams::from_grads(loss.backward(), &trainee));
+            let mut grads = GradientsParams::from_grads(loss.backward(), &trainee);
+            if let Some(j) = &trainee.joint {
+                let d = j.index(examples[0].direction);
+                j.mask_gradients(&trainee, &mut grads, d);
+                directions.push(d);
+            }
+            accumulator.accumulate(&trainee, grads);
         }
-        trainee = optim.step(lr, trainee, accumulator.grads());
+        trainee = optim.step(lr, trainee, accumulator.grads(), &directions);
         state.step += 1;
         state.losses.push(loss_sum);
         state.seconds += start.elapsed().as_secs_f64();
@@ -355,8 +404,14 @@ pub fn run(mut trainee: Trainee, r: &Run) -> Result<(Trainee, State), TrainError
 pub fn validation_loss(trainee: &Trainee, dev: &[Example], batch_size: usize, pad_id: u32) -> f64 {
     use burn::module::Module;
     let net = trainee.network().valid();
+    // A joint run routes each direction as its pair does: batches of one direction each.
+    let groups: Vec<&[Example]> = if trainee.joint.is_some() { dev.chunk_by(|a, b| a.direction == b.direction).collect() } else { vec![dev] };
     let (mut sum, mut n) = (0.0, 0usize);
-    for chunk in dev.chunks(batch_size.max(1)) {
+    for chunk in groups.into_iter().flat_map(|g| g.chunks(batch_size.max(1))) {
+        let net = match &trainee.joint {
+            Some(j) => j.route(net.clone(), j.index(chunk[0].direction)),
+            None => net.clone(),
+        };
         let refs: Vec<&Example> = chunk.iter().collect();
         let seqs: Vec<Vec<u32>> = chunk.iter().map(|e| e.ids.clone()).collect();
         let batch = landermt_model::Batch::left_padded(&seqs, pad_id);

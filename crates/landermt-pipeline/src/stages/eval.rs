@@ -266,14 +266,27 @@ fn decode_system(cfg: &RunConfig, system: System, sets: &[TestSet], opts: &lande
     let work = Work::of(cfg, system, sets, opts, model_sha256)?;
     work.left_out.iter().for_each(|why| tracing::warn!("{why}"));
     let model = if work.is_done() { None } else { Some(trained_model(cfg, system)?.into_decoding()) };
-    let decoder = model.as_ref().map(|m| landermt_eval::decode::Decoder::new(m, opts));
+    // A joint run's LANDeRMT variant reads each direction with its pair's routing.
+    let routes = if cfg.is_joint() && system.method.is_selective() { Some(read_artifact::<landermt_route::Routes>(cfg, cfg.route_file(), "route")?) } else { None };
+    let routed = |route: Option<&landermt_route::Route>| -> Option<LanguageModel> {
+        let mut m = model.clone()?;
+        if let Some(route) = route {
+            for (layer, masks) in landermt_route::router_masks(route, m.config.hidden_size, &m.net.device()) {
+                if let Some(r) = m.net.layers[layer].mlp.router.as_mut() {
+                    r.masks = masks;
+                }
+            }
+        }
+        Some(m)
+    };
     const LOADED: &str = "the model is loaded when an output is missing";
     let mut lm = Vec::new();
     for job in &work.lm {
         let (loss, losses) = match &job.kept {
             Some(r) => (r.loss, r.losses.clone()),
             None => {
-                let losses = lm_losses(model.as_ref().expect(LOADED), &job.text, cfg.eval.batch_size)?;
+                let m = routed(routes.as_ref().and_then(|r| r.of_language(job.language))).expect(LOADED);
+                let losses = lm_losses(&m, &job.text, cfg.eval.batch_size)?;
                 let loss = losses.iter().sum::<f64>() / losses.len().max(1) as f64;
                 write_json(&job.file, &LmRecord { key: job.key.clone(), sentences: job.text.len(), loss, losses: losses.clone() })?;
                 (loss, losses)
@@ -293,7 +306,10 @@ fn decode_system(cfg: &RunConfig, system: System, sets: &[TestSet], opts: &lande
                 let at_limit = kept.at_limit.as_ref().map(Vec::len);
                 Hypotheses { system: work.name.clone(), key: job.key, lines, seconds: kept.seconds, generated_tokens: kept.generated_tokens, at_limit, file: job.file.display().to_string() }
             }
-            None => decode_set(&work.name, decoder.as_ref().expect(LOADED), &job)?,
+            None => {
+                let m = routed(routes.as_ref().and_then(|r| r.of_pair(job.set.direction.src, job.set.direction.tgt))).expect(LOADED);
+                decode_set(&work.name, &landermt_eval::decode::Decoder::new(&m, opts), &job)?
+            }
         });
     }
     Ok(Decoded { info: work.info, lm, hyps })

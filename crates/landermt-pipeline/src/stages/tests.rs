@@ -163,8 +163,9 @@ fn export_writes_a_folder_that_loads_with_the_trained_logits() {
 
     // The routed-and-trained model (CAR off), rebuilt here, against the exported folder.
     let method = landermt_train::Method::Landermt;
-    let (model, units, _, selected) = prepare(&cfg, method).unwrap();
-    let trainee = landermt_train::Trainee::with_added(model.net.clone(), method, units.as_ref(), &selected, &cfg.train.added(), cfg.train.seed);
+    let prepared = prepare(&cfg, method).unwrap();
+    let trainee = prepared.trainee(&cfg, method);
+    let model = prepared.model;
     let delta = dir.path().join("train/landermt/delta.safetensors");
     let (trainee, _) = landermt_train::trainer::load_trained(&delta, trainee).unwrap();
     let exported = LanguageModel::load(&out, &landermt_model::Backend::Flex.device().unwrap()).unwrap();

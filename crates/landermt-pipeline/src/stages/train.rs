@@ -2,26 +2,85 @@
 
 use super::*;
 
-/// The model on an autodiff device (routed for the LANDeRMT variants), the unit set, the
-/// upstream facts a checkpoint records, and the selected layers.
-pub(super) fn prepare(cfg: &RunConfig, method: landermt_train::Method) -> Result<(LanguageModel, Option<landermt_train::UnitSet>, serde_json::Value, Vec<usize>)> {
+/// What a system trains from: the model on an autodiff device (routed for the LANDeRMT
+/// variants), the unit set, the upstream facts a checkpoint records, the selected layers, and
+/// in a joint run each direction's unit set and routing.
+pub(super) struct Prepared {
+    pub model: LanguageModel,
+    pub units: Option<landermt_train::UnitSet>,
+    pub upstream: serde_json::Value,
+    pub selected: Vec<usize>,
+    pub joint: Option<JointUnits>,
+}
+
+/// A joint run's LANDeRMT variant: per direction, its pair's units and routing.
+pub(super) struct JointUnits {
+    pub directions: Vec<Direction>,
+    pub units: Vec<landermt_train::UnitSet>,
+    pub routing: Vec<Vec<(usize, landermt_model::nn::router::RouterMasks)>>,
+}
+
+impl Prepared {
+    /// The trainee of `method`, with its joint run's routing and update sets where it has them.
+    pub fn trainee(&self, cfg: &RunConfig, method: landermt_train::Method) -> landermt_train::Trainee {
+        let t = cfg.train_for(method);
+        let mut trainee = landermt_train::Trainee::with_added(self.model.net.clone(), method, self.units.as_ref(), &self.selected, &t.added(), t.seed);
+        if let Some(j) = &self.joint {
+            trainee.joint = Some(landermt_train::joint::Joint::new(&trainee.delta, j.directions.clone(), &j.units, j.routing.clone()));
+        }
+        trainee
+    }
+}
+
+pub(super) fn prepare(cfg: &RunConfig, method: landermt_train::Method) -> Result<Prepared> {
     use landermt_train::Method;
     // `full` trains every weight, so they are f32 whatever `model.dtype` says.
     let dtype = if method == Method::Full { landermt_model::WeightDtype::F32 } else { cfg.model.dtype };
     let mut model = cfg.model.load_in(true, dtype)?;
     let layers = read_layers(cfg)?;
     let mut upstream = serde_json::json!({ "layers": layers.selected });
-    let units = if matches!(method, Method::Landermt | Method::LandermtLs | Method::LandermtLg) {
+    let selective = matches!(method, Method::Landermt | Method::LandermtLs | Method::LandermtLg);
+    let (mut units, mut joint) = (None, None);
+    if selective && cfg.is_joint() {
+        let routes: landermt_route::Routes = read_artifact(cfg, cfg.route_file(), "route")?;
+        let neurons: landermt_score::Neurons = read_artifact(cfg, "neurons.json", "score")?;
+        let first = routes.routes.first().context("routes.json holds no route")?;
+        landermt_route::apply(&mut model, first)?;
+        upstream["routes"] = serde_json::to_value(routes.routes.iter().map(|r| (r.pair, r.layers.iter().map(|l| (l.layer, l.counts, l.static_car)).collect::<Vec<_>>())).collect::<Vec<_>>())?;
+        upstream["car"] = serde_json::to_value(first.car)?;
+        let directions = cfg.directions();
+        let (mut per_direction, mut routing) = (Vec::new(), Vec::new());
+        for d in &directions {
+            let route = routes.of_pair(d.src, d.tgt).with_context(|| format!("{}: no route for {d}; run the route stage again", cfg.route_file()))?;
+            per_direction.push(method.units(route, &neurons).expect("a LANDeRMT variant has units"));
+            routing.push(landermt_route::router_masks(route, model.config.hidden_size, &model.net.device()));
+        }
+        units = Some(union(&per_direction));
+        joint = Some(JointUnits { directions, units: per_direction, routing });
+    } else if selective {
         let route: landermt_route::Route = read_artifact(cfg, "route.json", "route")?;
         let neurons: landermt_score::Neurons = read_artifact(cfg, "neurons.json", "score")?;
         landermt_route::apply(&mut model, &route)?;
         upstream["route"] = serde_json::to_value(route.layers.iter().map(|l| (l.layer, &l.counts, l.static_car)).collect::<Vec<_>>())?;
         upstream["car"] = serde_json::to_value(route.car)?;
-        method.units(&route, &neurons)
-    } else {
-        None
-    };
-    Ok((model, units, upstream, layers.selected))
+        units = method.units(&route, &neurons);
+    }
+    Ok(Prepared { model, units, upstream, selected: layers.selected, joint })
+}
+
+/// Every unit any of `sets` holds, per layer and site, sorted.
+fn union(sets: &[landermt_train::UnitSet]) -> landermt_train::UnitSet {
+    let mut out = landermt_train::UnitSet::new();
+    for set in sets {
+        for (key, units) in set {
+            out.entry(*key).or_default().extend(units);
+        }
+    }
+    for units in out.values_mut() {
+        units.sort_unstable();
+        units.dedup();
+    }
+    out
 }
 
 /// Merges the base model and `{run}/train/{method}/delta.safetensors` into a Hugging Face
@@ -39,23 +98,24 @@ pub fn export(cfg: &RunConfig, system: System, out: &std::path::Path) -> Result<
 /// `{run}/train/{system}/`: `delta.safetensors`, `checkpoint.safetensors` (resumed when
 /// present), `train.json` and the loss curve.
 pub fn train(cfg: &RunConfig, system: System) -> Result<()> {
-    use landermt_train::{Method, Trainee, trainer};
+    use landermt_train::{Method, trainer};
     let method = system.method;
     let t = &cfg.train_for(method);
     let settings = t.settings();
     let name = system.name();
     let dir = crate::kept::train_dir(cfg, system);
-    let (model, units, mut upstream, selected) = prepare(cfg, method)?;
+    let prepared = prepare(cfg, method)?;
+    let (model, mut upstream) = (&prepared.model, prepared.upstream.clone());
     let pad = model.config.pad_token_id.unwrap_or(0);
     let directions = system.directions(&cfg.directions());
-    let (train_sets, dev) = examples(cfg, &model, t, &settings, &directions)?;
+    let (train_sets, dev) = examples(cfg, model, t, &settings, &directions)?;
 
     let total_params = burn::module::Module::num_params(&model.net);
     let added = t.added();
     if matches!(method, Method::Lora | Method::Adapter | Method::AdapterLora) {
         upstream["added"] = serde_json::to_value(&added)?;
     }
-    let trainee = Trainee::with_added(model.net.clone(), method, units.as_ref(), &selected, &added, settings.seed);
+    let trainee = prepared.trainee(cfg, method);
     let trainable: usize = landermt_train::ids::trainable(&trainee).iter().map(|(_, t)| t.shape().num_elements()).sum();
     let setup = serde_json::json!({
         "model": cfg.model.describe(),
@@ -203,10 +263,10 @@ pub(super) fn missing_delta(cfg: &RunConfig, system: System) -> anyhow::Error {
 
 /// The base model with `delta` trained in (routed for the LANDeRMT variants), without autodiff.
 fn with_delta(cfg: &RunConfig, method: landermt_train::Method, delta: &std::path::Path) -> Result<LanguageModel> {
-    let (mut model, units, _, selected) = prepare(cfg, method)?;
-    let t = cfg.train_for(method);
-    let trainee = landermt_train::Trainee::with_added(model.net.clone(), method, units.as_ref(), &selected, &t.added(), t.seed);
+    let prepared = prepare(cfg, method)?;
+    let trainee = prepared.trainee(cfg, method);
     let (trainee, _) = landermt_train::trainer::load_trained(delta, trainee)?;
+    let mut model = prepared.model;
     model.net = burn::module::Module::valid(&trainee.network());
     Ok(model)
 }
