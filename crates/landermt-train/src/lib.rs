@@ -9,9 +9,12 @@
 //! - [`loss`]: cross-entropy on target tokens only, logits only where needed;
 //! - [`Trainee`]: the model and its trainable part, and one optimisation step;
 //! - [`trainer`]: the loop (seeded plan, accumulation, schedule, validation) with atomic,
-//!   resumable checkpoints.
-//!
-//! Status: LoRA, adapters, export and `cargo xtask train` are next (issue 4).
+//!   resumable checkpoints;
+//! - [`added`]: LoRA pairs and adapters;
+//! - [`joint`]: a joint run's per-direction routing and update sets over one delta;
+//! - [`lazy`], [`optim`]: the lazy AdamW of joint runs (per-unit steps) and the choice of
+//!   optimizer;
+//! - [`ids`]: stable parameter ids, so a resumed run meets its optimizer state.
 
 pub mod added;
 pub mod data;

@@ -356,3 +356,56 @@ fn hypotheses_are_reused_only_with_their_key_and_one_line_per_source() {
     assert!(DecodedFile::reuse(&hyp, "k", 2).is_some());
     assert!(DecodedFile::reuse_first_newline_cut(&hyp, "k", 2).is_none(), "an empty line may have been a leading newline");
 }
+
+/// quick.toml over two pairs (en↔fr, en↔de) in joint mode: one model for the four directions.
+fn quick_joint(run_dir: &std::path::Path) -> RunConfig {
+    let mut cfg = quick(run_dir);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    cfg.run.directions = ["en-fr", "fr-en", "en-de", "de-en"].iter().map(|d| d.parse().unwrap()).collect();
+    cfg.run.mode = crate::config::RunMode::Joint;
+    cfg.train.data = landermt_data::ParallelSource::Corpus { dir: root.join("data/corpus"), split: "train".into() };
+    cfg.train.dev = landermt_data::ParallelSource::Corpus { dir: root.join("data/corpus"), split: "dev".into() };
+    cfg.eval.extra_directions.clear();
+    cfg.eval.transfer = None;
+    cfg.eval.methods = vec![landermt_train::Method::None, landermt_train::Method::Landermt, landermt_train::Method::Lora];
+    cfg.eval.test_sets.retain(|t| t.name == "flores");
+    cfg
+}
+
+#[test]
+fn a_joint_run_over_two_pairs_trains_one_delta_per_system_and_decodes_every_direction_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = quick_joint(dir.path());
+    assert!(cfg.is_joint() && !cfg.is_multi_pair());
+    probe(&cfg).unwrap();
+    score(&cfg).unwrap();
+    route(&cfg).unwrap();
+    let routes: landermt_route::Routes = serde_json::from_slice(&std::fs::read(dir.path().join("routes.json")).unwrap()).unwrap();
+    let layers = |r: &landermt_route::Route| r.layers.iter().map(|l| l.layer).collect::<Vec<_>>();
+    assert_eq!(routes.routes.iter().map(|r| r.pair.map(|l| l.code).join("-")).collect::<Vec<_>>(), ["en-fr", "en-de"]);
+    assert_eq!(layers(&routes.routes[0]), layers(&routes.routes[1]), "one layer set for every pair");
+    assert_ne!(routes.routes[0].layers[0].specific, routes.routes[1].layers[0].specific, "each pair routes its own specific units");
+    for method in [landermt_train::Method::Landermt, landermt_train::Method::Lora] {
+        train(&cfg, System::all(method)).unwrap();
+    }
+    assert!(!dir.path().join("pairs").exists(), "no per-pair runs");
+    let trained = |m: &str| -> serde_json::Value { serde_json::from_slice(&std::fs::read(dir.path().join("train").join(m).join("train.json")).unwrap()).unwrap() };
+    // Up to 4 pairs per direction that fit max_len, batches of 2, one direction per batch: the
+    // same stream for every system, at least one batch of each direction.
+    let steps = trained("landermt")["steps"].as_u64().unwrap();
+    assert!(steps >= 4 && trained("lora")["steps"] == steps, "{steps}");
+    eval(&cfg).unwrap();
+    let report = Report::read(&dir.path().join("report.json")).unwrap();
+    for system in ["none", "landermt", "lora"] {
+        let mut ds: Vec<&str> = report.rows.iter().filter(|r| r.system == system).map(|r| r.direction.as_str()).collect();
+        ds.sort();
+        assert_eq!(ds, ["de-en", "en-de", "en-fr", "fr-en"], "{system}");
+    }
+    // The trained model loads with the first pair's routing; eval swaps in each direction's.
+    let hyp = |d: &str| std::fs::read_to_string(dir.path().join("eval/landermt").join(format!("flores.{d}.hyp"))).unwrap();
+    let model = super::train::trained_model(&cfg, System::all(landermt_train::Method::Landermt)).unwrap();
+    let router = |layer: usize| model.net.layers[layer].mlp.router.as_ref().unwrap().masks.specific.clone().into_data().try_into_vec::<f32>().unwrap();
+    let fr_specific: Vec<usize> = router(routes.routes[0].layers[0].layer).iter().enumerate().filter(|(_, x)| **x > 0.0).map(|(i, _)| i).collect();
+    assert_eq!(fr_specific, routes.routes[0].layers[0].specific, "the trained model is loaded with the first pair's routing");
+    assert!(!hyp("en-de").is_empty());
+}
