@@ -93,6 +93,15 @@ pub struct EvalSection {
     pub lm_data: landermt_data::MonoSource,
     /// Bootstrap samples for confidence intervals and paired tests (seed 12345, as sacreBLEU).
     pub n_bootstrap: usize,
+    /// Seeds the methods of `seeded` are trained with, each a system of its own
+    /// (`landermt.seed2`); `train.seed`'s system is the method's own. The report gives each
+    /// method's mean and spread over its seeds, and a claim "A beats B" holds only with the
+    /// same sign on every seed and p < 0.05 on the pooled hypotheses. Keyed only when set.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub seeds: Vec<u64>,
+    /// The methods trained with every seed of `seeds` (empty: every trained method evaluated).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub seeded: Vec<landermt_train::Method>,
     /// In one pair's view of a run over several pairs with `transfer = M`: M (trained on the
     /// pair) is also decoded on these directions, the other pairs' (the transfer across pairs).
     #[serde(skip)]
@@ -137,6 +146,8 @@ impl Default for EvalSection {
             beams: 1,
             shots: 0,
             icl_shots: 0,
+            seeds: Vec::new(),
+            seeded: Vec::new(),
             length_penalty: 1.0,
             lm_languages: Vec::new(),
             lm_n: 200,
@@ -564,12 +575,25 @@ impl RunConfig {
             }
         }
         if let Some(m) = self.eval.transfer {
-            out.extend(self.directions().into_iter().map(|d| System { method: m, only: Some(d), icl: false }));
+            out.extend(self.directions().into_iter().map(|d| System { only: Some(d), ..System::all(m) }));
+        }
+        for m in self.seeded_methods() {
+            out.extend(self.eval.seeds.iter().filter(|&&s| s != self.train_for(m).seed).map(|&s| System::seeded(m, s)));
         }
         if self.eval.icl_shots > 0 {
             out.push(System::icl());
         }
         out
+    }
+
+    /// The methods `[eval] seeds` trains again: `[eval] seeded`, or every trained method of
+    /// `[eval] methods` when that is empty.
+    pub fn seeded_methods(&self) -> Vec<landermt_train::Method> {
+        if self.eval.seeds.is_empty() {
+            return Vec::new();
+        }
+        let trained = self.eval.methods.iter().copied().filter(|m| *m != landermt_train::Method::None && *m != self.eval.baseline);
+        if self.eval.seeded.is_empty() { trained.collect() } else { self.eval.seeded.clone() }
     }
 
     /// The run's directions, then `eval.extra_directions` not among them.

@@ -28,6 +28,7 @@ pub mod pairs;
 pub mod plan;
 pub mod report;
 pub mod run;
+pub mod seeds;
 pub mod stages;
 pub mod sweep;
 pub mod system;

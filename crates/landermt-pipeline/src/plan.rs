@@ -193,6 +193,9 @@ fn key_naming(cfg: &RunConfig, step: &Step, names: Names) -> Result<String> {
             // The method's own settings: overriding one method's lr retrains only that method.
             let system = system_of(step)?.expect("a training step names its system");
             h.update(serde_json::to_vec(&cfg.train_for(system.method))?);
+            if let Some(seed) = system.seed {
+                h.update(format!("seed {seed}").as_bytes());
+            }
             h.update(serde_json::to_vec(&cfg.prompt)?);
             hash_file(&mut h, &dir.join("layers.json"), names);
             hash_file(&mut h, &dir.join(cfg.route_file()), names);

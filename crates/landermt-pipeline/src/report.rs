@@ -35,6 +35,12 @@ pub struct Report {
     /// `eval.compare` against every other system (paired bootstrap on shared resamplings).
     pub comparisons: Vec<Comparison>,
     pub lm_loss: Vec<LmRow>,
+    /// With `[eval] seeds`: each seeded method's BLEU over its seeds, per direction and test set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seeds: Vec<crate::seeds::SeedSummary>,
+    /// With `[eval] seeds`: every two seeded methods, and whether "A beats B" holds on every seed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seed_claims: Vec<crate::seeds::SeedClaim>,
     /// What produced the numbers.
     pub inputs: Inputs,
 }
@@ -268,11 +274,30 @@ impl Report {
                 }
             }
         }
+        self.seeds_table(&mut md);
         md.push_str(&format!("\nInputs: model sha256 `{}`, `[eval]` sha256 `{}`.\n", &self.inputs.model_sha256[..16.min(self.inputs.model_sha256.len())], &self.inputs.eval_config_sha256[..16]));
         md
     }
 
     /// The effective training settings of every trained system.
+    /// Each seeded method's mean ± standard deviation over its seeds, and the claims between
+    /// them (`[eval] seeds`).
+    fn seeds_table(&self, md: &mut String) {
+        if self.seeds.is_empty() {
+            return;
+        }
+        md.push_str("\nSeeds: BLEU mean ± standard deviation over each method's seeds.\n\n| method | seeds | direction | test set | mean | ± | per seed |\n|---|---|---|---|---|---|---|\n");
+        for s in &self.seeds {
+            let seeds = s.seeds.iter().join(", ");
+            md.push_str(&format!("| {} | {seeds} | {} | {} | {:.2} | {:.2} | {} |\n", s.method, s.direction, s.test_set, s.mean, s.sd, s.bleu.iter().map(|b| format!("{b:.2}")).join(" / ")));
+        }
+        md.push_str("\nClaims between seeded methods: A − B per seed, the paired bootstrap on the pooled hypotheses, and whether \"A beats B\" (or B beats A) holds: the same sign on every seed and p < 0.05.\n\n| A | B | direction | test set | A − B per seed | pooled p | holds |\n|---|---|---|---|---|---|---|\n");
+        for c in &self.seed_claims {
+            let deltas = c.deltas.iter().map(|d| format!("{d:+.2}")).join(" / ");
+            md.push_str(&format!("| {} | {} | {} | {} | {deltas} | {:.3} | {} |\n", c.system, c.against, c.direction, c.test_set, c.pooled_p, if c.holds { "yes" } else { "no" }));
+        }
+    }
+
     fn settings_table(&self, md: &mut String) {
         let trained: Vec<&SystemInfo> = self.systems.iter().filter(|s| s.settings.is_some()).collect();
         if trained.is_empty() {

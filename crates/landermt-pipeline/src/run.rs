@@ -225,5 +225,5 @@ pub fn system_arg(cfg: &RunConfig, method: Option<&str>, direction: Option<&str>
             Some(d)
         }
     };
-    Ok(System { method, only, icl: false })
+    Ok(System { only, ..System::all(method) })
 }

@@ -1,5 +1,6 @@
 //! A system the evaluation compares: a training method, fine-tuned on all the run's directions
-//! (`landermt`) or, for the transfer matrix, on one of them alone (`landermt@en-fr`).
+//! (`landermt`), on one of them alone for the transfer matrix (`landermt@en-fr`), or with
+//! another seed than `train.seed` (`landermt.seed2`, `[eval] seeds`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -15,23 +16,34 @@ pub struct System {
     /// In-context learning (`icl`): the untuned model given `[eval] icl_shots` dev examples
     /// before each test sentence.
     pub icl: bool,
+    /// The seed it trains with instead of `train.seed` (data order, LoRA's initialisation).
+    pub seed: Option<u64>,
 }
 
 impl System {
     pub fn all(method: Method) -> Self {
-        Self { method, only: None, icl: false }
+        Self { method, only: None, icl: false, seed: None }
     }
 
     pub fn icl() -> Self {
-        Self { method: Method::None, only: None, icl: true }
+        Self { method: Method::None, only: None, icl: true, seed: None }
+    }
+
+    /// `method` on every direction, trained with `seed`.
+    pub fn seeded(method: Method, seed: u64) -> Self {
+        Self { seed: Some(seed), ..Self::all(method) }
     }
 
     /// Its name in paths (`{run}/train/{name}/`), step names and reports.
     pub fn name(&self) -> String {
-        match self.only {
+        let base = match self.only {
             _ if self.icl => "icl".to_string(),
             None => self.method.name().to_string(),
             Some(d) => format!("{}@{d}", self.method.name()),
+        };
+        match self.seed {
+            Some(seed) => format!("{base}.seed{seed}"),
+            None => base,
         }
     }
 
@@ -53,14 +65,18 @@ impl fmt::Display for System {
 impl FromStr for System {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        if s == "icl" {
-            return Ok(Self::icl());
-        }
-        let (m, d) = match s.split_once('@') {
-            Some((m, d)) => (m, Some(d.parse::<Direction>().map_err(|e| format!("`{s}`: {e}"))?)),
+        let (rest, seed) = match s.rsplit_once(".seed") {
+            Some((rest, n)) => (rest, Some(n.parse::<u64>().map_err(|e| format!("`{s}`: seed `{n}`: {e}"))?)),
             None => (s, None),
         };
-        Ok(Self { method: m.parse()?, only: d, icl: false })
+        if rest == "icl" {
+            return Ok(Self { seed, ..Self::icl() });
+        }
+        let (m, d) = match rest.split_once('@') {
+            Some((m, d)) => (m, Some(d.parse::<Direction>().map_err(|e| format!("`{s}`: {e}"))?)),
+            None => (rest, None),
+        };
+        Ok(Self { method: m.parse()?, only: d, icl: false, seed })
     }
 }
 
@@ -70,9 +86,11 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for s in ["landermt", "lora", "landermt@en-fr", "full@fr-en", "icl"] {
+        for s in ["landermt", "lora", "landermt@en-fr", "full@fr-en", "icl", "landermt.seed2", "landermt-ls.seed3"] {
             assert_eq!(s.parse::<System>().unwrap().name(), s);
         }
+        assert_eq!("lora.seed7".parse::<System>().unwrap(), System::seeded(Method::Lora, 7));
+        assert!("lora.seedx".parse::<System>().unwrap_err().contains("seed `x`"));
         assert!("landermt@en-xx".parse::<System>().unwrap_err().contains("xx"));
         assert!("qlora@en-fr".parse::<System>().is_err());
     }

@@ -509,6 +509,7 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
     for (key, set) in sets.iter().enumerate() {
         score_set(cfg, key, set, &hyps, &language_id, &mut rows, &mut comparisons);
     }
+    let (seeds, seed_claims) = seeded(cfg, &sets, &hyps);
     let data_sha256 = sets
         .iter()
         .map(|s| (s.name.clone(), s.direction.to_string(), crate::report::sha256(s.pairs.iter().map(|p| format!("{}\t{}\n", p.src, p.tgt)).collect::<String>().as_bytes())))
@@ -530,6 +531,8 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
         rows,
         comparisons,
         lm_loss: forgetting(lm, e.baseline.name(), e.n_bootstrap),
+        seeds,
+        seed_claims,
         inputs: crate::report::Inputs {
             model_sha256,
             eval_config_sha256: crate::report::sha256(&serde_json::to_vec(e)?),
@@ -538,6 +541,33 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
         },
     };
     write_report(cfg, &report)
+}
+
+/// With `[eval] seeds`: every seeded method's BLEU over its seeds on each test set, and the
+/// claims between every two of them ([`crate::seeds`]).
+fn seeded(cfg: &RunConfig, sets: &[TestSet], hyps: &[Hypotheses]) -> (Vec<crate::seeds::SeedSummary>, Vec<crate::seeds::SeedClaim>) {
+    let (mut summaries, mut claims) = (Vec::new(), Vec::new());
+    let methods = cfg.seeded_methods();
+    if methods.is_empty() {
+        return (summaries, claims);
+    }
+    for (key, set) in sets.iter().enumerate() {
+        let lines = |system: System| hyps.iter().find(|h| h.key == key && h.system == system.name()).map(|h| h.lines.as_slice());
+        let seeded: Vec<crate::seeds::Seeded> = methods
+            .iter()
+            .map(|&m| {
+                let base = cfg.train_for(m).seed;
+                let seeds = std::iter::once(base).chain(cfg.eval.seeds.iter().copied().filter(|&s| s != base));
+                let runs = seeds.filter_map(|s| lines(if s == base { System::all(m) } else { System::seeded(m, s) }).map(|h| (s, h))).collect();
+                crate::seeds::Seeded { method: m.name().to_string(), runs }
+            })
+            .collect();
+        let references: Vec<String> = set.pairs.iter().map(|p| p.tgt.clone()).collect();
+        let (s, c) = crate::seeds::summarise(set.direction, &set.name, &references, &seeded, cfg.eval.n_bootstrap);
+        summaries.extend(s);
+        claims.extend(c);
+    }
+    (summaries, claims)
 }
 
 /// The LM-loss rows, each with its paired change against the baseline's loss on the same

@@ -164,7 +164,7 @@ fn export_writes_a_folder_that_loads_with_the_trained_logits() {
     // The routed-and-trained model (CAR off), rebuilt here, against the exported folder.
     let method = landermt_train::Method::Landermt;
     let prepared = prepare(&cfg, method).unwrap();
-    let trainee = prepared.trainee(&cfg, method);
+    let trainee = prepared.trainee(&cfg, System::all(method));
     let model = prepared.model;
     let delta = dir.path().join("train/landermt/delta.safetensors");
     let (trainee, _) = landermt_train::trainer::load_trained(&delta, trainee).unwrap();
@@ -375,8 +375,11 @@ fn quick_joint(run_dir: &std::path::Path) -> RunConfig {
 #[test]
 fn a_joint_run_over_two_pairs_trains_one_delta_per_system_and_decodes_every_direction_from_it() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = quick_joint(dir.path());
+    let mut cfg = quick_joint(dir.path());
     assert!(cfg.is_joint() && !cfg.is_multi_pair());
+    cfg.eval.seeds = vec![cfg.train.seed, 2];
+    let names: Vec<String> = cfg.systems().iter().map(|s| s.name()).collect();
+    assert_eq!(names, ["none", "landermt", "lora", "landermt.seed2", "lora.seed2"]);
     probe(&cfg).unwrap();
     score(&cfg).unwrap();
     route(&cfg).unwrap();
@@ -385,9 +388,11 @@ fn a_joint_run_over_two_pairs_trains_one_delta_per_system_and_decodes_every_dire
     assert_eq!(routes.routes.iter().map(|r| r.pair.map(|l| l.code).join("-")).collect::<Vec<_>>(), ["en-fr", "en-de"]);
     assert_eq!(layers(&routes.routes[0]), layers(&routes.routes[1]), "one layer set for every pair");
     assert_ne!(routes.routes[0].layers[0].specific, routes.routes[1].layers[0].specific, "each pair routes its own specific units");
-    for method in [landermt_train::Method::Landermt, landermt_train::Method::Lora] {
-        train(&cfg, System::all(method)).unwrap();
+    for system in &cfg.systems()[1..] {
+        train(&cfg, *system).unwrap();
     }
+    let delta = |s: &str| std::fs::read(dir.path().join("train").join(s).join("delta.safetensors")).unwrap();
+    assert_ne!(delta("landermt"), delta("landermt.seed2"), "another seed, another data order");
     assert!(!dir.path().join("pairs").exists(), "no per-pair runs");
     let trained = |m: &str| -> serde_json::Value { serde_json::from_slice(&std::fs::read(dir.path().join("train").join(m).join("train.json")).unwrap()).unwrap() };
     // Up to 4 pairs per direction that fit max_len, batches of 2, one direction per batch: the
@@ -401,6 +406,12 @@ fn a_joint_run_over_two_pairs_trains_one_delta_per_system_and_decodes_every_dire
         ds.sort();
         assert_eq!(ds, ["de-en", "en-de", "en-fr", "fr-en"], "{system}");
     }
+    // Two seeds per method: a mean and spread per direction, and the claim lora vs landermt.
+    assert_eq!(report.seeds.len(), 2 * 4);
+    assert!(report.seeds.iter().all(|s| s.seeds == [1, 2] && s.bleu.len() == 2));
+    assert_eq!(report.seed_claims.len(), 4);
+    assert!(report.seed_claims.iter().all(|c| c.system == "landermt" && c.against == "lora" && c.deltas.len() == 2));
+    assert!(std::fs::read_to_string(dir.path().join("report.md")).unwrap().contains("Claims between seeded methods"));
     // The trained model loads with the first pair's routing; eval swaps in each direction's.
     let hyp = |d: &str| std::fs::read_to_string(dir.path().join("eval/landermt").join(format!("flores.{d}.hyp"))).unwrap();
     let model = super::train::trained_model(&cfg, System::all(landermt_train::Method::Landermt)).unwrap();

@@ -21,10 +21,11 @@ pub(super) struct JointUnits {
 }
 
 impl Prepared {
-    /// The trainee of `method`, with its joint run's routing and update sets where it has them.
-    pub fn trainee(&self, cfg: &RunConfig, method: landermt_train::Method) -> landermt_train::Trainee {
-        let t = cfg.train_for(method);
-        let mut trainee = landermt_train::Trainee::with_added(self.model.net.clone(), method, self.units.as_ref(), &self.selected, &t.added(), t.seed);
+    /// The trainee of `system`, with its joint run's routing and update sets where it has them.
+    pub fn trainee(&self, cfg: &RunConfig, system: System) -> landermt_train::Trainee {
+        let t = cfg.train_for(system.method);
+        let seed = system.seed.unwrap_or(t.seed);
+        let mut trainee = landermt_train::Trainee::with_added(self.model.net.clone(), system.method, self.units.as_ref(), &self.selected, &t.added(), seed);
         if let Some(j) = &self.joint {
             trainee.joint = Some(landermt_train::joint::Joint::new(&trainee.delta, j.directions.clone(), &j.units, j.routing.clone()));
         }
@@ -88,7 +89,7 @@ fn union(sets: &[landermt_train::UnitSet]) -> landermt_train::UnitSet {
 /// whose computation a plain transformers checkpoint cannot express.
 pub fn export(cfg: &RunConfig, system: System, out: &std::path::Path) -> Result<()> {
     let delta = delta_path(cfg, system)?;
-    let model = with_delta(cfg, system.method, &delta)?;
+    let model = with_delta(cfg, system, &delta)?;
     landermt_model::export::write_hf_folder(&model, &model.net, out).with_context(|| format!("exporting `{system}` to {}", out.display()))?;
     println!("export: {} + {} → {}", cfg.model.describe(), delta.display(), out.display());
     Ok(())
@@ -101,7 +102,8 @@ pub fn train(cfg: &RunConfig, system: System) -> Result<()> {
     use landermt_train::{Method, trainer};
     let method = system.method;
     let t = &cfg.train_for(method);
-    let settings = t.settings();
+    // A seeded system (`[eval] seeds`) trains with its own seed: data order, LoRA's start.
+    let settings = landermt_train::Settings { seed: system.seed.unwrap_or(t.seed), ..t.settings() };
     let name = system.name();
     let dir = crate::kept::train_dir(cfg, system);
     let prepared = prepare(cfg, method)?;
@@ -115,7 +117,7 @@ pub fn train(cfg: &RunConfig, system: System) -> Result<()> {
     if matches!(method, Method::Lora | Method::Adapter | Method::AdapterLora) {
         upstream["added"] = serde_json::to_value(&added)?;
     }
-    let trainee = prepared.trainee(cfg, method);
+    let trainee = prepared.trainee(cfg, system);
     let trainable: usize = landermt_train::ids::trainable(&trainee).iter().map(|(_, t)| t.shape().num_elements()).sum();
     let setup = serde_json::json!({
         "model": cfg.model.describe(),
@@ -242,7 +244,7 @@ pub fn trained_model(cfg: &RunConfig, system: System) -> Result<LanguageModel> {
     if system.method == landermt_train::Method::None {
         return cfg.model.load(false);
     }
-    with_delta(cfg, system.method, &delta_path(cfg, system)?)
+    with_delta(cfg, system, &delta_path(cfg, system)?)
 }
 
 /// `{run}/train/{system}/delta.safetensors`, or an error naming the command that makes it.
@@ -262,9 +264,10 @@ pub(super) fn missing_delta(cfg: &RunConfig, system: System) -> anyhow::Error {
 }
 
 /// The base model with `delta` trained in (routed for the LANDeRMT variants), without autodiff.
-fn with_delta(cfg: &RunConfig, method: landermt_train::Method, delta: &std::path::Path) -> Result<LanguageModel> {
+fn with_delta(cfg: &RunConfig, system: System, delta: &std::path::Path) -> Result<LanguageModel> {
+    let method = system.method;
     let prepared = prepare(cfg, method)?;
-    let trainee = prepared.trainee(cfg, method);
+    let trainee = prepared.trainee(cfg, system);
     let (trainee, _) = landermt_train::trainer::load_trained(delta, trainee)?;
     let mut model = prepared.model;
     model.net = burn::module::Module::valid(&trainee.network());
