@@ -387,11 +387,11 @@ fn run(command: Cmd) -> Result<()> {
 }
 
 
-/// `cargo xtask sweep`: one grid on a one-pair config; prints the sweep's table.
+/// `cargo xtask sweep`: one grid on a one-pair or joint config; prints the sweep's table.
 fn sweep_cmd(config: &std::path::Path, method: &str, set: &str, dev_lines: Option<usize>, by: sweep::By) -> Result<()> {
     let cfg = RunConfig::load(config)?;
     if cfg.is_multi_pair() {
-        bail!("{}: a sweep runs on one language pair; sweep a config with that pair's directions", config.display());
+        bail!("{}: a sweep runs on one language pair or one joint model; sweep a config with that pair's directions, or set run.mode = \"joint\"", config.display());
     }
     let method: landermt_train::Method = method.parse().map_err(anyhow::Error::msg)?;
     let grid = sweep::Grid::parse(set)?;

@@ -369,9 +369,11 @@ fn dev_point(cfg: &RunConfig, method: Method, value: &str, n: usize) -> Result<P
     }
     let model = crate::stages::trained_model(cfg, system)?.into_decoding();
     let opts = landermt_eval::decode::DecodeOptions { template: cfg.eval_template().clone(), max_new_tokens: cfg.eval.max_new_tokens, batch_size: cfg.eval.batch_size, newline: cfg.eval.newline, no_repeat_ngram: cfg.eval.no_repeat_ngram, ..Default::default() };
-    let decoder = landermt_eval::decode::Decoder::new(&model, &opts);
+    let routing = crate::stages::Routing::of(cfg, system)?;
     let mut directions = Vec::new();
     for direction in cfg.directions() {
+        let routed = routing.for_direction(&model, direction);
+        let decoder = landermt_eval::decode::Decoder::new(&routed, &opts);
         let mut pairs = landermt_data::read_parallel(&t.dev, direction)?;
         pairs.truncate(n);
         let sources: Vec<String> = pairs.iter().map(|p| p.src.clone()).collect();
@@ -542,6 +544,33 @@ mod tests {
     /// The steps of an outcome without the scratch directory.
     fn ran(out: &Outcome, root: &Path) -> Vec<String> {
         out.ran.iter().map(|r| r.replace(&format!("{}/", root.display()), "").replace(&root.display().to_string(), ".")).collect()
+    }
+
+    #[test]
+    fn a_joint_sweep_scores_every_direction_each_with_its_pairs_routing() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = crate::stages::tests::quick_joint(dir.path());
+        let grid = Grid::parse("train.lr=1e-2").unwrap();
+        let out = run(Path::new("quick-joint.toml"), &base, Method::Landermt, &grid, Some(1), By::Bleu, None).unwrap();
+        assert!(out.ran.iter().any(|s| s.ends_with("route")), "{:?}", out.ran);
+        let report: SweepReport = serde_json::from_slice(&std::fs::read(dir.path().join("sweep/landermt/train.lr/sweep.json")).unwrap()).unwrap();
+        let directions: Vec<&str> = report.points[0].directions.iter().map(|d| d.direction.as_str()).collect();
+        assert_eq!(directions, ["en-fr", "fr-en", "en-de", "de-en"]);
+        // The point's model reads en→de with en–de's routing and fr→en with en–fr's.
+        let point = RunConfig { run: crate::config::RunSection { dir: report.points[0].dir.clone().into(), ..base.run.clone() }, ..base.clone() };
+        let system = System::all(Method::Landermt);
+        let model = crate::stages::trained_model(&point, system).unwrap();
+        let routing = crate::stages::Routing::of(&point, system).unwrap();
+        let routes: landermt_route::Routes = serde_json::from_slice(&std::fs::read(dir.path().join("routes.json")).unwrap()).unwrap();
+        let layer = routes.routes[0].layers[0].layer;
+        let specific = |d: &str| -> Vec<usize> {
+            let m = routing.for_direction(&model, d.parse().unwrap());
+            let v: Vec<f32> = m.net.layers[layer].mlp.router.as_ref().unwrap().masks.specific.clone().into_data().try_into_vec().unwrap();
+            v.iter().enumerate().filter(|(_, x)| **x > 0.0).map(|(i, _)| i).collect()
+        };
+        assert_eq!(specific("en-de"), routes.routes[1].layers[0].specific);
+        assert_eq!(specific("fr-en"), routes.routes[0].layers[0].specific);
+        assert_ne!(routes.routes[0].layers[0].specific, routes.routes[1].layers[0].specific);
     }
 
     #[test]

@@ -267,25 +267,14 @@ fn decode_system(cfg: &RunConfig, system: System, sets: &[TestSet], opts: &lande
     work.left_out.iter().for_each(|why| tracing::warn!("{why}"));
     let model = if work.is_done() { None } else { Some(trained_model(cfg, system)?.into_decoding()) };
     // A joint run's LANDeRMT variant reads each direction with its pair's routing.
-    let routes = if cfg.is_joint() && system.method.is_selective() { Some(read_artifact::<landermt_route::Routes>(cfg, cfg.route_file(), "route")?) } else { None };
-    let routed = |route: Option<&landermt_route::Route>| -> Option<LanguageModel> {
-        let mut m = model.clone()?;
-        if let Some(route) = route {
-            for (layer, masks) in landermt_route::router_masks(route, m.config.hidden_size, &m.net.device()) {
-                if let Some(r) = m.net.layers[layer].mlp.router.as_mut() {
-                    r.masks = masks;
-                }
-            }
-        }
-        Some(m)
-    };
+    let routing = super::train::Routing::of(cfg, system)?;
     const LOADED: &str = "the model is loaded when an output is missing";
     let mut lm = Vec::new();
     for job in &work.lm {
         let (loss, losses) = match &job.kept {
             Some(r) => (r.loss, r.losses.clone()),
             None => {
-                let m = routed(routes.as_ref().and_then(|r| r.of_language(job.language))).expect(LOADED);
+                let m = routing.for_language(model.as_ref().expect(LOADED), job.language);
                 let losses = lm_losses(&m, &job.text, cfg.eval.batch_size)?;
                 let loss = losses.iter().sum::<f64>() / losses.len().max(1) as f64;
                 write_json(&job.file, &LmRecord { key: job.key.clone(), sentences: job.text.len(), loss, losses: losses.clone() })?;
@@ -307,7 +296,7 @@ fn decode_system(cfg: &RunConfig, system: System, sets: &[TestSet], opts: &lande
                 Hypotheses { system: work.name.clone(), key: job.key, lines, seconds: kept.seconds, generated_tokens: kept.generated_tokens, at_limit, file: job.file.display().to_string() }
             }
             None => {
-                let m = routed(routes.as_ref().and_then(|r| r.of_pair(job.set.direction.src, job.set.direction.tgt))).expect(LOADED);
+                let m = routing.for_direction(model.as_ref().expect(LOADED), job.set.direction);
                 decode_set(&work.name, &landermt_eval::decode::Decoder::new(&m, opts), &job)?
             }
         });

@@ -22,7 +22,7 @@ pub use eval::{DecodedFile, decode, eval, is_decoded};
 pub use probe::probe;
 pub use route::route;
 pub use score::score;
-pub use train::{export, train, trained_model};
+pub use train::{Routing, export, train, trained_model};
 
 fn bar(len: usize, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len as u64);

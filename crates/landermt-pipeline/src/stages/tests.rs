@@ -358,7 +358,7 @@ fn hypotheses_are_reused_only_with_their_key_and_one_line_per_source() {
 }
 
 /// quick.toml over two pairs (en↔fr, en↔de) in joint mode: one model for the four directions.
-fn quick_joint(run_dir: &std::path::Path) -> RunConfig {
+pub(crate) fn quick_joint(run_dir: &std::path::Path) -> RunConfig {
     let mut cfg = quick(run_dir);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     cfg.run.directions = ["en-fr", "fr-en", "en-de", "de-en"].iter().map(|d| d.parse().unwrap()).collect();

@@ -247,6 +247,45 @@ pub fn trained_model(cfg: &RunConfig, system: System) -> Result<LanguageModel> {
     with_delta(cfg, system, &delta_path(cfg, system)?)
 }
 
+/// How a trained system reads each direction: in a joint run a LANDeRMT variant is routed with
+/// the route of the direction's pair (of the first pair holding a language, for text in that
+/// language alone); any other system reads every direction as loaded.
+pub struct Routing(Option<landermt_route::Routes>);
+
+impl Routing {
+    pub fn of(cfg: &RunConfig, system: System) -> Result<Self> {
+        if cfg.is_joint() && system.method.is_selective() {
+            Ok(Self(Some(read_artifact(cfg, cfg.route_file(), "route")?)))
+        } else {
+            Ok(Self(None))
+        }
+    }
+
+    /// `model` as it translates `direction`.
+    pub fn for_direction(&self, model: &LanguageModel, direction: Direction) -> LanguageModel {
+        routed(model, self.0.as_ref().and_then(|r| r.of_pair(direction.src, direction.tgt)))
+    }
+
+    /// `model` as it reads text in `language` (the LM loss of forgetting).
+    pub fn for_language(&self, model: &LanguageModel, language: landermt_data::Language) -> LanguageModel {
+        routed(model, self.0.as_ref().and_then(|r| r.of_language(language)))
+    }
+}
+
+/// A copy of `model` with `route`'s router constants in place of its own (the learned CAR's w
+/// and b kept).
+fn routed(model: &LanguageModel, route: Option<&landermt_route::Route>) -> LanguageModel {
+    let mut m = model.clone();
+    if let Some(route) = route {
+        for (layer, masks) in landermt_route::router_masks(route, m.config.hidden_size, &m.net.device()) {
+            if let Some(r) = m.net.layers[layer].mlp.router.as_mut() {
+                r.masks = masks;
+            }
+        }
+    }
+    m
+}
+
 /// `{run}/train/{system}/delta.safetensors`, or an error naming the command that makes it.
 fn delta_path(cfg: &RunConfig, system: System) -> Result<std::path::PathBuf> {
     let delta = crate::kept::train_dir(cfg, system).join(crate::kept::DELTA);
