@@ -555,7 +555,7 @@ fn train(workload: Workload, mut model: LanguageModel, inputs: &Inputs, flops: &
                 })
                 .collect();
             let pair = ["en".parse().expect("known language"), "fr".parse().expect("known language")];
-            let route = landermt_route::Route { version: landermt_route::ROUTE_VERSION, model: "bench".into(), pair, car: CarMode::Taylor, layers, check: None };
+            let route = landermt_route::Route { version: landermt_route::ROUTE_VERSION, model: "bench".into(), pair, car: CarMode::Taylor, start: Default::default(), layers, check: None };
             landermt_route::apply(&mut model, &route)?;
             let mut set = UnitSet::new();
             for l in &inputs.units {

@@ -276,6 +276,10 @@ impl TrainSection {
 pub struct RouteSection {
     /// `taylor` (default) | `static` | `learned` | `off`.
     pub car: landermt_model::nn::CarMode,
+    /// `paper` (default) or `identity`: a trained λ per layer, 0 at the start, scales the CAR
+    /// shares so that the routed model starts as the pretrained one. Keyed only when `identity`.
+    #[serde(skip_serializing_if = "landermt_model::nn::Start::is_paper")]
+    pub start: landermt_model::nn::Start,
     /// Sentences of each language of the pair on which the routed model is compared with the
     /// base model before training (default: FLORES-200 devtest lines 201–220, which stage 2's
     /// default 200 sentences do not use).
@@ -284,7 +288,7 @@ pub struct RouteSection {
 
 impl Default for RouteSection {
     fn default() -> Self {
-        Self { car: Default::default(), check: landermt_data::MonoSource::Flores { dir: "data/flores200-devtest".into(), first: 201, last: 220 } }
+        Self { car: Default::default(), start: Default::default(), check: landermt_data::MonoSource::Flores { dir: "data/flores200-devtest".into(), first: 201, last: 220 } }
     }
 }
 

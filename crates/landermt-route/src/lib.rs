@@ -9,7 +9,7 @@
 //! `landermt_model::nn::Router`).
 
 use landermt_data::{Direction, Language};
-use landermt_model::nn::{CarMode, Partition, Router};
+use landermt_model::nn::{CarMode, Partition, Router, Start};
 use landermt_model::{LanguageModel, Site};
 use landermt_score::{Neurons, Scores};
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,9 @@ pub struct Route {
     /// The two languages whose specific units form S.
     pub pair: [Language; 2],
     pub car: CarMode,
+    /// `route.start`: `paper` (absent) or `identity` (step 0 is the pretrained model).
+    #[serde(default, skip_serializing_if = "Start::is_paper")]
+    pub start: Start,
     pub layers: Vec<RoutedLayer>,
     /// How far the routed model moves from the base model before training, if measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -172,7 +175,7 @@ pub fn build(neurons: &Neurons, scores: &Scores, pair: [Language; 2], layers: &[
             })
         })
         .collect::<Result<Vec<_>, RouteError>>()?;
-    Ok(Route { version: ROUTE_VERSION, model: neurons.model.clone(), pair, car, layers, check: None })
+    Ok(Route { version: ROUTE_VERSION, model: neurons.model.clone(), pair, car, start: Start::Paper, layers, check: None })
 }
 
 impl RoutedLayer {
@@ -194,7 +197,7 @@ pub fn apply(model: &mut LanguageModel, route: &Route) -> Result<(), RouteError>
         }
     }
     for l in &route.layers {
-        model.net.layers[l.layer].mlp.router = Some(Router::new(route.car, &l.partition(), cfg.hidden_size, &device));
+        model.net.layers[l.layer].mlp.router = Some(Router::with_start(route.car, route.start, &l.partition(), cfg.hidden_size, &device));
     }
     Ok(())
 }

@@ -72,10 +72,11 @@ impl Trainee {
                 }
             }
             Method::Landermt | Method::LandermtLs | Method::LandermtLg => {
-                // The learned CAR's w and b train with the selected units (METHOD.md stage 4).
+                // The learned CAR's w and b, and the identity start's λ, train with the selected
+                // units (METHOD.md stages 3–4).
                 for block in &mut net.layers {
                     if let Some(r) = block.mlp.router.take() {
-                        block.mlp.router = Some(if r.w.is_some() { r.set_require_grad(true) } else { r });
+                        block.mlp.router = Some(if r.w.is_some() || r.lambda.is_some() { r.set_require_grad(true) } else { r });
                     }
                 }
             }

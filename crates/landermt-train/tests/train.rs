@@ -347,3 +347,21 @@ fn one_training_step_on_wgpu_matches_flex() {
         assert!(off * 1000 <= entries, "{method:?}: {off} of {entries} trained entries differ by more than 2e-5");
     }
 }
+
+/// With `route.start = "identity"` the step-0 model is the pretrained one, and λ trains with
+/// the selected units (it leaves 0 after one step).
+#[test]
+fn the_identity_starts_lambda_trains_with_the_units() {
+    let (neurons, route) = artifacts();
+    let route = Route { car: CarMode::Taylor, start: landermt_model::nn::Start::Identity, ..route };
+    let mut model = load();
+    landermt_route::apply(&mut model, &route).unwrap();
+    let exs = examples(&model, 2);
+    let batch: Vec<&Example> = exs.iter().collect();
+    let trainee = Trainee::new(model.net.clone(), Method::Landermt, Method::Landermt.units(&route, &neurons).as_ref(), &[2, 3]);
+    let lambda = |t: &Trainee| -> Vec<f32> { t.net.layers[2].mlp.router.as_ref().unwrap().lambda.as_ref().unwrap().val().into_data().try_into_vec().unwrap() };
+    assert_eq!(lambda(&trainee), [0.0]);
+    let mut optim = adamw(0.0);
+    let (trained, _) = step(trainee, &mut optim, 1e-2, &batch, 0);
+    assert!(lambda(&trained)[0].abs() > 1e-4, "λ did not move: {:?}", lambda(&trained));
+}

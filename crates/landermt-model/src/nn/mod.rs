@@ -19,7 +19,7 @@ pub use adapter::Adapter;
 pub use block::Block;
 pub use mlp::Mlp;
 pub use norm::Norm;
-pub use router::{CarMode, Partition, Router};
+pub use router::{CarMode, Partition, Router, Start};
 
 use burn::module::Param;
 use burn::nn::Linear;

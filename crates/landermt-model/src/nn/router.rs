@@ -27,14 +27,36 @@ pub enum CarMode {
     Off,
 }
 
+/// Where the routed FFN starts (`route.start`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Start {
+    /// The paper's eq. 5 from the first step: the routed model differs from the pretrained one
+    /// before any update.
+    #[default]
+    Paper,
+    /// Ours: each branch's input is scaled by `1 + λ·(share − 1)` (share: CAR for G ∪ O, 1 − CAR
+    /// for S) with a trained λ per layer that starts at 0, so that step 0 is the pretrained
+    /// model and λ = 1 is eq. 5.
+    Identity,
+}
+
+impl Start {
+    pub fn is_paper(&self) -> bool {
+        *self == Start::Paper
+    }
+}
+
 /// The routing of one FFN: unit masks and the CAR weights. `w` and `b` are trainable in the
-/// `learned` mode; everything else is a constant.
+/// `learned` mode, λ with the identity start; everything else is a constant.
 #[derive(Module, Debug)]
 pub struct Router {
     /// `learned`: `[hidden]`, zeros at the start.
     pub w: Option<Param<Tensor<1>>>,
     /// `learned`: `[1]`, logit of the static CAR at the start.
     pub b: Option<Param<Tensor<1>>>,
+    /// The identity start: `[1]`, 0 at the start (see [`Start::Identity`]).
+    pub lambda: Option<Param<Tensor<1>>>,
     #[module(skip)]
     pub masks: RouterMasks,
 }
@@ -90,7 +112,13 @@ impl Router {
             }
             _ => (None, None),
         };
-        Self { w, b, masks }
+        Self { w, b, lambda: None, masks }
+    }
+
+    /// As [`new`](Self::new), starting as `start` says.
+    pub fn with_start(mode: CarMode, start: Start, p: &Partition, hidden: usize, device: &Device) -> Self {
+        let lambda = (start == Start::Identity).then(|| Param::from_tensor(Tensor::zeros([1], device)));
+        Self { lambda, ..Self::new(mode, p, hidden, device) }
     }
 
     pub fn mode(&self) -> CarMode {
@@ -124,11 +152,19 @@ impl Router {
         }
     }
 
-    /// The routed intermediate units: `act(CAR·x)` on G ∪ O and `act((1 − CAR)·x)` on S.
+    /// The routed intermediate units: `act(CAR·x)` on G ∪ O and `act((1 − CAR)·x)` on S (with
+    /// the identity start, `act((1 + λ(CAR − 1))·x)` and `act((1 − λ·CAR)·x)`).
     pub fn route(&self, x: Tensor<3>, act: &dyn Fn(Tensor<3>) -> Tensor<3>) -> Tensor<3> {
         let car = self.car(&x, act);
-        let general = act(x.clone().mul(car.clone()));
-        let specific = act(x.mul(car.neg().add_scalar(1.0)));
+        let (general_share, specific_share) = match &self.lambda {
+            None => (car.clone(), car.neg().add_scalar(1.0)),
+            Some(l) => {
+                let l = l.val().reshape([1, 1, 1]);
+                (car.clone().sub_scalar(1.0).mul(l.clone()).add_scalar(1.0), car.mul(l).neg().add_scalar(1.0))
+            }
+        };
+        let general = act(x.clone().mul(general_share));
+        let specific = act(x.mul(specific_share));
         let s = self.masks.specific.clone().reshape([1, 1, self.masks.specific.dims()[0]]);
         general.mul(s.clone().neg().add_scalar(1.0)).add(specific.mul(s))
     }

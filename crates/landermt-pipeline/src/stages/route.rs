@@ -15,7 +15,7 @@ pub fn route(cfg: &RunConfig) -> Result<()> {
     let pair = landermt_route::pair_of(&cfg.directions())?;
     // The pair's own layers: over several pairs, neurons.* covers every layer.
     let layers = read_layers(cfg)?;
-    let mut route = landermt_route::build(&neurons, &scores, pair, &layers.selected, cfg.route.car)?;
+    let mut route = landermt_route::Route { start: cfg.route.start, ..landermt_route::build(&neurons, &scores, pair, &layers.selected, cfg.route.car)? };
 
     let base = cfg.model.load(false)?;
     let mut routed = base.clone();
@@ -43,7 +43,7 @@ fn joint_routes(cfg: &RunConfig, neurons: &landermt_score::Neurons, scores: &lan
     let base = cfg.model.load(false)?;
     let mut routes = Vec::new();
     for pair in landermt_route::pairs_of_all(&cfg.directions()) {
-        let mut route = landermt_route::build(neurons, scores, pair, &layers.selected, cfg.route.car)?;
+        let mut route = landermt_route::Route { start: cfg.route.start, ..landermt_route::build(neurons, scores, pair, &layers.selected, cfg.route.car)? };
         let mut routed = base.clone();
         landermt_route::apply(&mut routed, &route)?;
         route.check = Some(check(&base, &routed, &cfg.route.check, pair)?);

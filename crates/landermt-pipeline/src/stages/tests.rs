@@ -121,6 +121,14 @@ fn route_writes_route_json_and_measures_the_routed_model() {
         assert_eq!(c.sentences, 12, "lines 201–206 of en and fr");
         assert_eq!(c.max_abs_logit_diff > 0.0, moves, "{car:?}: {c:?}");
     }
+    // The identity start: Taylor CAR, and the held-out check shows no change before training.
+    assert!(!serde_json::to_string(&cfg.route).unwrap().contains("start"), "runs before route.start keep their route key");
+    cfg.route.start = landermt_model::nn::Start::Identity;
+    route(&cfg).unwrap();
+    let r: landermt_route::Route = serde_json::from_slice(&std::fs::read(dir.path().join("route.json")).unwrap()).unwrap();
+    let c = r.check.unwrap();
+    assert_eq!(r.start, landermt_model::nn::Start::Identity);
+    assert!(c.max_abs_logit_diff < 1e-5 && (c.base_loss - c.routed_loss).abs() < 1e-6, "{c:?}");
 }
 
 #[test]
