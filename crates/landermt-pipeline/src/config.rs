@@ -309,6 +309,13 @@ pub struct ScoreSection {
     pub batch_size: usize,
     /// Where the sentences come from (default: one side of FLORES-200 devtest lines 1–500).
     pub data: landermt_data::MonoSource,
+    /// `taylor` (default) or `random`: Taylor's counts per layer and module, units drawn with
+    /// `seed` (the control). Keyed only when not `taylor`.
+    #[serde(skip_serializing_if = "landermt_score::ScoreMethod::is_taylor")]
+    pub method: landermt_score::ScoreMethod,
+    /// The random control's seed (default 1). Keyed only when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 impl Default for ScoreSection {
@@ -320,6 +327,8 @@ impl Default for ScoreSection {
             epsilon: 0.9,
             batch_size: 8,
             data: landermt_data::MonoSource::Flores { dir: "data/flores200-devtest".into(), first: 1, last: 500 },
+            method: Default::default(),
+            seed: None,
         }
     }
 }

@@ -210,6 +210,10 @@ pub struct Neurons {
     /// The layers of `layers.json` whose splits follow (0-based, sorted).
     pub selected: Vec<usize>,
     pub layers: Vec<LayerSplit>,
+    /// How the units were chosen: Taylor awareness (absent), or the `random` control with its
+    /// seed (`score.method`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub random_seed: Option<u64>,
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 //! ```
 
 pub mod artifact;
+pub mod random;
 pub mod split;
 pub mod taylor;
 
@@ -26,6 +27,23 @@ pub use split::{Split, split};
 pub use taylor::{Awareness, SCORED, awareness, frozen};
 
 use landermt_data::{Language, MonoSource};
+
+/// `score.method`: how stage 2 chooses the units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScoreMethod {
+    /// Taylor awareness and the variance split (METHOD.md eq. 2–3).
+    #[default]
+    Taylor,
+    /// The control: Taylor's counts, random units ([`random`]).
+    Random,
+}
+
+impl ScoreMethod {
+    pub fn is_taylor(&self) -> bool {
+        *self == ScoreMethod::Taylor
+    }
+}
 
 /// What the run asked for that stage 2 cannot do.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -114,6 +132,7 @@ pub fn neurons(settings: &Settings, awareness: &[Awareness]) -> Result<(Scores, 
         num_layers: settings.num_layers,
         selected,
         layers,
+        random_seed: None,
     };
     Ok((Scores { languages: settings.languages.clone(), modules }, neurons))
 }

@@ -52,11 +52,16 @@ pub fn score(cfg: &RunConfig) -> Result<()> {
         num_layers: model.config.num_layers,
         selected,
     };
-    let (scores, neurons) = landermt_score::neurons(&settings, &per_language)?;
+    let (scores, mut neurons) = landermt_score::neurons(&settings, &per_language)?;
+    if sc.method == landermt_score::ScoreMethod::Random {
+        // The control: Taylor's counts, drawn units (the scores, and so CAR's Ḡ, stay Taylor's).
+        neurons = landermt_score::random::randomized(&neurons, sc.seed.unwrap_or(1));
+    }
     scores.write(&cfg.run.dir.join("neurons.safetensors"))?;
     let out = cfg.run.dir.join("neurons.json");
     write_json(&out, &neurons)?;
-    println!("score: {} languages in {:.1}s → {}", languages.len(), start.elapsed().as_secs_f64(), out.display());
+    let how = neurons.random_seed.map_or(String::new(), |s| format!(" (random units, seed {s})"));
+    println!("score: {} languages in {:.1}s{how} → {}", languages.len(), start.elapsed().as_secs_f64(), out.display());
     for l in &neurons.layers {
         let ffn = &l.modules["ffn_act"];
         let specific: Vec<String> = languages.iter().map(|lang| format!("{lang} {}", ffn.counts[lang.code])).collect();

@@ -428,3 +428,27 @@ fn a_joint_run_over_two_pairs_trains_one_delta_per_system_and_decodes_every_dire
     assert_eq!(fr_specific, routes.routes[0].layers[0].specific, "the trained model is loaded with the first pair's routing");
     assert!(!hyp("en-de").is_empty());
 }
+
+#[test]
+fn the_random_control_keeps_taylors_counts_and_route_and_train_read_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = quick(dir.path());
+    probe(&cfg).unwrap();
+    score(&cfg).unwrap();
+    let read = || -> landermt_score::Neurons { serde_json::from_slice(&std::fs::read(dir.path().join("neurons.json")).unwrap()).unwrap() };
+    let taylor = read();
+    assert!(!serde_json::to_string(&cfg.score).unwrap().contains("method"), "runs before score.method keep their score key");
+    cfg.score.method = landermt_score::ScoreMethod::Random;
+    score(&cfg).unwrap();
+    let random = read();
+    assert_eq!(random.random_seed, Some(1));
+    for (t, r) in taylor.layers.iter().zip(&random.layers) {
+        for (name, split) in &t.modules {
+            assert_eq!(r.modules[name].counts, split.counts, "layer {} {name}", t.layer);
+        }
+    }
+    assert_ne!(taylor.layers[0].modules["ffn_act"].general, random.layers[0].modules["ffn_act"].general);
+    route(&cfg).unwrap();
+    train(&cfg, System::all(landermt_train::Method::Landermt)).unwrap();
+    assert!(dir.path().join("train/landermt/delta.safetensors").exists());
+}
