@@ -44,9 +44,12 @@ pub fn hf_tensors(net: &Transformer) -> Result<Vec<(String, Vec<usize>, Vec<f32>
     let gemma = c.architecture == Architecture::Gemma3;
     out.push(("model.embed_tokens.weight".into(), vec![c.vocab_size, c.hidden_size], host(net.embed_tokens.val())));
     for (i, b) in net.layers.iter().enumerate() {
-        if b.mlp.adapter.is_some() || b.mlp.router.as_ref().is_some_and(|r| r.mode() != crate::nn::CarMode::Off) {
+        if b.mlp.adapter.is_some() {
+            return Err(ModelError::Input(format!("layer {i} has an adapter, which a plain transformers checkpoint cannot express")));
+        }
+        if b.mlp.router.as_ref().is_some_and(|r| r.constant_shares().is_none()) {
             return Err(ModelError::Input(format!(
-                "layer {i} has an adapter or CAR routing, which a plain transformers checkpoint cannot express"
+                "layer {i} has token-dependent CAR routing (`taylor` or `learned`), which a plain transformers checkpoint cannot express; `route.car = \"static\"` or `\"off\"` export exactly"
             )));
         }
         let p = format!("model.layers.{i}");
@@ -66,8 +69,15 @@ pub fn hf_tensors(net: &Transformer) -> Result<Vec<(String, Vec<usize>, Vec<f32>
         } else {
             norm(&mut out, &format!("{p}.post_attention_layernorm"), &b.ffn_norm);
         }
-        linear(&mut out, &format!("{p}.mlp.gate_proj"), b.mlp.gate_proj.as_ref().expect("gated FFN"));
-        linear(&mut out, &format!("{p}.mlp.up_proj"), &b.mlp.up_proj);
+        // A constant CAR folds into the weights: FFN_U(c·x) has U's gate and up columns scaled
+        // by c (not their biases).
+        let scale = b.mlp.router.as_ref().and_then(|r| r.constant_shares().map(|(g, s)| r.unit_scales(g, s)));
+        let scaled = |l: &Linear| match &scale {
+            Some(scale) => Linear { weight: burn::module::Param::initialized(burn::module::ParamId::new(), l.weight.val().mul(scale.clone())), ..l.clone() },
+            None => l.clone(),
+        };
+        linear(&mut out, &format!("{p}.mlp.gate_proj"), &scaled(b.mlp.gate_proj.as_ref().expect("gated FFN")));
+        linear(&mut out, &format!("{p}.mlp.up_proj"), &scaled(&b.mlp.up_proj));
         linear(&mut out, &format!("{p}.mlp.down_proj"), &b.mlp.down_proj);
     }
     norm(&mut out, "model.norm", &net.final_norm);

@@ -121,6 +121,32 @@ impl Router {
         Self { lambda, ..Self::new(mode, p, hidden, device) }
     }
 
+    /// The constant input scales of the two branches (G ∪ O, S) where CAR does not depend on
+    /// the token (`static`), with the identity start's λ applied; `None` for `taylor` and
+    /// `learned`. `off` routes nothing: (1, 1).
+    pub fn constant_shares(&self) -> Option<(f32, f32)> {
+        let c = match self.masks.mode {
+            CarMode::Off => return Some((1.0, 1.0)),
+            CarMode::Static => self.masks.constant,
+            CarMode::Taylor | CarMode::Learned => return None,
+        };
+        Some(match &self.lambda {
+            None => (c, 1.0 - c),
+            Some(l) => {
+                let l = l.val().into_data().try_into_vec::<f32>().expect("f32 λ")[0];
+                (1.0 + l * (c - 1.0), 1.0 - l * c)
+            }
+        })
+    }
+
+    /// Per intermediate unit, the scale of its branch: `[1, I]`, for folding a constant CAR
+    /// into the gate and up columns (`FFN_U(c·x)` has the units' input maps scaled by c).
+    pub fn unit_scales(&self, general: f32, specific: f32) -> Tensor<2> {
+        let s = self.masks.specific.clone();
+        let units = s.dims()[0];
+        s.clone().mul_scalar(specific).add(s.neg().add_scalar(1.0).mul_scalar(general)).reshape([1, units])
+    }
+
     pub fn mode(&self) -> CarMode {
         self.masks.mode
     }

@@ -193,7 +193,47 @@ fn export_writes_a_folder_that_loads_with_the_trained_logits() {
     cfg.route.car = landermt_model::nn::CarMode::Taylor;
     route(&cfg).unwrap();
     let err = format!("{:#}", export(&cfg, System::all(cfg.train.method), &dir.path().join("x")).unwrap_err());
-    assert!(err.contains("CAR routing"), "{err}");
+    assert!(err.contains("token-dependent CAR routing") && err.contains("static"), "{err}");
+}
+
+/// Static CAR folds exactly into the gate and up columns: the exported plain checkpoint gives
+/// the routed, trained model's logits, with the paper's start and with the identity start.
+#[test]
+fn a_static_car_model_exports_as_a_plain_checkpoint_with_its_routed_logits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = quick(dir.path());
+    cfg.route.car = landermt_model::nn::CarMode::Static;
+    probe(&cfg).unwrap();
+    score(&cfg).unwrap();
+    for start in [landermt_model::nn::Start::Paper, landermt_model::nn::Start::Identity] {
+        cfg.route.start = start;
+        route(&cfg).unwrap();
+        let system = System::all(landermt_train::Method::Landermt);
+        if start == landermt_model::nn::Start::Identity {
+            // The start is part of the recorded setup: the paper-start checkpoint is refused.
+            let err = format!("{:#}", train(&cfg, system).unwrap_err());
+            assert!(err.contains("start") && err.contains("different setup"), "{err}");
+            std::fs::remove_dir_all(dir.path().join("train/landermt")).unwrap();
+        }
+        train(&cfg, system).unwrap();
+        let out = dir.path().join(format!("export-{start:?}"));
+        export(&cfg, system, &out).unwrap();
+        let routed = super::train::trained_model(&cfg, system).unwrap();
+        let exported = LanguageModel::load(&out, &landermt_model::Backend::Flex.device().unwrap()).unwrap();
+        let ids = exported.encode("Le chat dort sur le canapé.").unwrap();
+        let logits = |net: &landermt_model::Transformer| -> Vec<f32> {
+            let batch = landermt_model::Batch::single(&ids);
+            net.logits(net.forward(&batch, None, &mut landermt_model::Taps::none())).inner().into_data().try_into_vec().unwrap()
+        };
+        let (a, b) = (logits(&routed.net), logits(&exported.net));
+        let mut unrouted = routed.clone();
+        unrouted.net.layers.iter_mut().for_each(|l| l.mlp.router = None);
+        let worst = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+        assert!(worst(&a, &b) < 1e-5, "{start:?}: the exported logits differ by {}", worst(&a, &b));
+        if start == landermt_model::nn::Start::Paper {
+            assert!(worst(&a, &logits(&unrouted.net)) > 1e-3, "the routing should matter");
+        }
+    }
 }
 
 /// Our trainer and transformers + PEFT (bench/train_reference.py) on one protocol: the same

@@ -49,6 +49,9 @@ pub(super) fn prepare(cfg: &RunConfig, method: landermt_train::Method) -> Result
         landermt_route::apply(&mut model, first)?;
         upstream["routes"] = serde_json::to_value(routes.routes.iter().map(|r| (r.pair, r.layers.iter().map(|l| (l.layer, l.counts, l.static_car)).collect::<Vec<_>>())).collect::<Vec<_>>())?;
         upstream["car"] = serde_json::to_value(first.car)?;
+        if !first.start.is_paper() {
+            upstream["start"] = serde_json::to_value(first.start)?;
+        }
         let directions = cfg.directions();
         let (mut per_direction, mut routing) = (Vec::new(), Vec::new());
         for d in &directions {
@@ -64,6 +67,10 @@ pub(super) fn prepare(cfg: &RunConfig, method: landermt_train::Method) -> Result
         landermt_route::apply(&mut model, &route)?;
         upstream["route"] = serde_json::to_value(route.layers.iter().map(|l| (l.layer, &l.counts, l.static_car)).collect::<Vec<_>>())?;
         upstream["car"] = serde_json::to_value(route.car)?;
+        // Keyed only when not the paper's, so that older checkpoints still resume.
+        if !route.start.is_paper() {
+            upstream["start"] = serde_json::to_value(route.start)?;
+        }
         units = method.units(&route, &neurons);
     }
     Ok(Prepared { model, units, upstream, selected: layers.selected, joint })
