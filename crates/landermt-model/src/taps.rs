@@ -22,6 +22,9 @@ pub enum Site {
     FfnAct,
     FfnDown,
     Block,
+    /// The FFN's activation before the gate product: `act(gate·x)` for gated FFNs, `act(up·x)`
+    /// otherwise (LAPE's activation; recorded only, computed only when asked for).
+    FfnGate,
 }
 
 impl Site {
@@ -39,12 +42,13 @@ impl Site {
             Site::FfnAct => "ffn_act",
             Site::FfnDown => "ffn_down",
             Site::Block => "block",
+            Site::FfnGate => "ffn_gate",
         }
     }
 
     /// The site of an artifact name (the inverse of [`name`](Self::name)).
     pub fn from_name(name: &str) -> Option<Site> {
-        std::iter::once(Site::Embedding).chain(Site::ALL).find(|s| s.name() == name)
+        [Site::Embedding, Site::FfnGate].into_iter().chain(Site::ALL).find(|s| s.name() == name)
     }
 }
 
@@ -106,6 +110,11 @@ impl Taps {
             self.recorded.insert((layer, site), x.clone());
         }
         x
+    }
+
+    /// Whether `site` is recorded (for activations computed only on request).
+    pub fn records(&self, site: Site) -> bool {
+        self.record.contains(&site)
     }
 
     /// Whether anything will be recorded or probed (lets the model skip bookkeeping).

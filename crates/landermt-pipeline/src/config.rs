@@ -316,6 +316,16 @@ pub struct ScoreSection {
     /// The random control's seed (default 1). Keyed only when given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// LAPE's thresholds (`method = "lape"`): `top_rate` 0.01, `filter_rate` 0.95, `bar_rate`
+    /// 0.95, as the reference. Keyed only when `method = "lape"`.
+    #[serde(skip_serializing_if = "ScoreSection::lape_unused")]
+    pub lape: landermt_score::lape::LapeSettings,
+}
+
+impl ScoreSection {
+    fn lape_unused(s: &landermt_score::lape::LapeSettings) -> bool {
+        *s == landermt_score::lape::LapeSettings::default()
+    }
 }
 
 impl Default for ScoreSection {
@@ -329,6 +339,7 @@ impl Default for ScoreSection {
             data: landermt_data::MonoSource::Flores { dir: "data/flores200-devtest".into(), first: 1, last: 500 },
             method: Default::default(),
             seed: None,
+            lape: Default::default(),
         }
     }
 }

@@ -214,6 +214,9 @@ pub struct Neurons {
     /// seed (`score.method`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub random_seed: Option<u64>,
+    /// With `score.method = "lape"`: LAPE's thresholds (its FFN units are in the splits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lape: Option<crate::lape::LapeSettings>,
 }
 
 #[cfg(test)]

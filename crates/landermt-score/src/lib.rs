@@ -16,6 +16,7 @@
 //! ```
 
 pub mod artifact;
+pub mod lape;
 pub mod random;
 pub mod split;
 pub mod taylor;
@@ -37,12 +38,31 @@ pub enum ScoreMethod {
     Taylor,
     /// The control: Taylor's counts, random units ([`random`]).
     Random,
+    /// LAPE's language-specific FFN units ([`lape`]); Taylor's general units less those.
+    Lape,
 }
 
 impl ScoreMethod {
     pub fn is_taylor(&self) -> bool {
         *self == ScoreMethod::Taylor
     }
+}
+
+/// `neurons` with each selected layer's FFN split taken from `lape`: every language's specific
+/// units are LAPE's in that layer, and the general units Taylor's less any LAPE unit. The
+/// attention modules keep Taylor's split.
+pub fn with_lape(neurons: &Neurons, lape: &lape::Lape) -> Neurons {
+    let mut out = Neurons { lape: Some(lape.settings), ..neurons.clone() };
+    for layer in &mut out.layers {
+        let Some(split) = layer.modules.get_mut(landermt_model::Site::FfnAct.name()) else { continue };
+        let units = &lape.units[layer.layer];
+        let any: std::collections::BTreeSet<usize> = units.values().flatten().copied().collect();
+        split.general.retain(|u| !any.contains(u));
+        split.specific = units.clone();
+        split.counts = split.specific.iter().map(|(l, u)| (l.clone(), u.len())).collect();
+        split.counts.insert("general".into(), split.general.len());
+    }
+    out
 }
 
 /// What the run asked for that stage 2 cannot do.
@@ -133,6 +153,7 @@ pub fn neurons(settings: &Settings, awareness: &[Awareness]) -> Result<(Scores, 
         selected,
         layers,
         random_seed: None,
+        lape: None,
     };
     Ok((Scores { languages: settings.languages.clone(), modules }, neurons))
 }

@@ -75,6 +75,7 @@ mod tests {
             selected: vec![1, 2],
             layers: vec![layer(1), layer(2)],
             random_seed: None,
+            lape: None,
         }
     }
 

@@ -51,7 +51,24 @@ impl Mlp {
         }
     }
 
+    /// `act(gate·x)` (gated FFNs) or `act(up·x)`: the activation LAPE counts.
+    pub fn gate_act(&self, x: Tensor<3>) -> Tensor<3> {
+        let pre = super::project(self.gate_proj.as_ref().unwrap_or(&self.up_proj), x.clone());
+        if super::on_host(&pre) {
+            // The kernel `act` uses, so that an ungated FFN's count sees its units' own values.
+            return super::fused_act::gated(self.activation, pre, None);
+        }
+        match (self.activation, &self.gate_proj) {
+            (Activation::SwiGlu, Some(g)) => silu(super::project(g, x)),
+            (Activation::GeGluTanh, Some(g)) => gelu_tanh(super::project(g, x)),
+            _ => gelu_tanh(super::project(&self.up_proj, x)),
+        }
+    }
+
     pub fn forward(&self, x: Tensor<3>, layer: usize, taps: &mut Taps) -> Tensor<3> {
+        if taps.records(Site::FfnGate) {
+            taps.tap(layer, Site::FfnGate, self.gate_act(x.clone()));
+        }
         let h = match &self.router {
             Some(r) if r.mode() != CarMode::Off => r.route(x, &|x| self.act(x)),
             _ => self.act(x),

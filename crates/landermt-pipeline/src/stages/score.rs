@@ -53,14 +53,24 @@ pub fn score(cfg: &RunConfig) -> Result<()> {
         selected,
     };
     let (scores, mut neurons) = landermt_score::neurons(&settings, &per_language)?;
-    if sc.method == landermt_score::ScoreMethod::Random {
+    match sc.method {
+        landermt_score::ScoreMethod::Taylor => {}
         // The control: Taylor's counts, drawn units (the scores, and so CAR's Ḡ, stay Taylor's).
-        neurons = landermt_score::random::randomized(&neurons, sc.seed.unwrap_or(1));
+        landermt_score::ScoreMethod::Random => neurons = landermt_score::random::randomized(&neurons, sc.seed.unwrap_or(1)),
+        landermt_score::ScoreMethod::Lape => {
+            let lape = lape(cfg, &model, &languages)?;
+            write_json(&cfg.run.dir.join("lape.json"), &lape)?;
+            neurons = landermt_score::with_lape(&neurons, &lape);
+        }
     }
     scores.write(&cfg.run.dir.join("neurons.safetensors"))?;
     let out = cfg.run.dir.join("neurons.json");
     write_json(&out, &neurons)?;
-    let how = neurons.random_seed.map_or(String::new(), |s| format!(" (random units, seed {s})"));
+    let how = match (neurons.random_seed, neurons.lape) {
+        (Some(s), _) => format!(" (random units, seed {s})"),
+        (_, Some(_)) => " (LAPE's FFN units; lape.json)".to_string(),
+        _ => String::new(),
+    };
     println!("score: {} languages in {:.1}s{how} → {}", languages.len(), start.elapsed().as_secs_f64(), out.display());
     for l in &neurons.layers {
         let ffn = &l.modules["ffn_act"];
@@ -69,4 +79,21 @@ pub fn score(cfg: &RunConfig) -> Result<()> {
     }
     figures(cfg);
     Ok(())
+}
+
+/// LAPE over the score stage's sentences of every language (the same text Taylor reads).
+fn lape(cfg: &RunConfig, model: &LanguageModel, languages: &[landermt_data::Language]) -> Result<landermt_score::lape::Lape> {
+    let sc = &cfg.score;
+    // The model's special prefix (BOS) is the same in every language: not counted.
+    let skip = model.encode("")?.len();
+    let mut activity = Vec::new();
+    for lang in languages {
+        let mut sentences = read_monolingual(&sc.data, *lang)?;
+        sentences.truncate(sc.n);
+        let ids = sentences.iter().map(|s| model.encode(s)).collect::<landermt_model::Result<Vec<_>>>()?;
+        let pb = bar(ids.len(), &format!("LAPE {lang}"));
+        activity.push(landermt_score::lape::activity(model, &ids, skip, &|n| pb.inc(n as u64)));
+        pb.finish();
+    }
+    Ok(landermt_score::lape::select(languages, &activity, sc.lape))
 }

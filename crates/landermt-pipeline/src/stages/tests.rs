@@ -492,3 +492,26 @@ fn the_random_control_keeps_taylors_counts_and_route_and_train_read_it() {
     train(&cfg, System::all(landermt_train::Method::Landermt)).unwrap();
     assert!(dir.path().join("train/landermt/delta.safetensors").exists());
 }
+
+#[test]
+fn lape_units_replace_the_ffn_split_and_route_and_train_read_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = quick(dir.path());
+    cfg.score.method = landermt_score::ScoreMethod::Lape;
+    cfg.score.lape.top_rate = 0.05;
+    probe(&cfg).unwrap();
+    score(&cfg).unwrap();
+    let neurons: landermt_score::Neurons = serde_json::from_slice(&std::fs::read(dir.path().join("neurons.json")).unwrap()).unwrap();
+    let lape: landermt_score::lape::Lape = serde_json::from_slice(&std::fs::read(dir.path().join("lape.json")).unwrap()).unwrap();
+    assert_eq!(neurons.lape, Some(cfg.score.lape));
+    // 4 blocks × 176 units × 0.05 = 35.2 → 35 units ranked and kept.
+    assert_eq!(lape.kept, 35);
+    for l in &neurons.layers {
+        let ffn = &l.modules["ffn_act"];
+        assert_eq!(ffn.specific, lape.units[l.layer], "layer {}", l.layer);
+        assert!(ffn.general.iter().all(|u| !ffn.specific.values().flatten().any(|s| s == u)), "general and LAPE units overlap");
+    }
+    assert!(lape.units.iter().flat_map(|m| m.values()).any(|u| !u.is_empty()), "LAPE found no unit at all");
+    route(&cfg).unwrap();
+    train(&cfg, System::all(landermt_train::Method::Landermt)).unwrap();
+}
