@@ -610,6 +610,11 @@ impl RunConfig {
         out
     }
 
+    /// Whether the score stage writes `lape.json`: for `score.method = "lape"` or a `lape` system.
+    pub fn needs_lape(&self) -> bool {
+        self.score.method == landermt_score::ScoreMethod::Lape || self.eval.methods.contains(&landermt_train::Method::Lape)
+    }
+
     /// The methods `[eval] seeds` trains again: `[eval] seeded`, or every trained method of
     /// `[eval] methods` when that is empty.
     pub fn seeded_methods(&self) -> Vec<landermt_train::Method> {

@@ -120,7 +120,11 @@ fn probe_step(cfg: &RunConfig) -> Step {
 
 fn score_step(cfg: &RunConfig) -> Step {
     let dir = cfg.neurons_dir();
-    Step::new("score", "score", vec![dir.join("neurons.json"), dir.join("neurons.safetensors")])
+    let mut artifacts = vec![dir.join("neurons.json"), dir.join("neurons.safetensors")];
+    if cfg.needs_lape() {
+        artifacts.push(dir.join("lape.json"));
+    }
+    Step::new("score", "score", artifacts)
 }
 
 fn route_step(cfg: &RunConfig) -> Step {
@@ -178,6 +182,11 @@ fn key_naming(cfg: &RunConfig, step: &Step, names: Names) -> Result<String> {
         "probe" => h.update(serde_json::to_vec(&cfg.probe)?),
         "score" => {
             h.update(serde_json::to_vec(&cfg.score)?);
+            // LAPE's units for a `lape` system (keyed only then: other runs keep their key).
+            if cfg.needs_lape() {
+                h.update(b"lape.json");
+                h.update(serde_json::to_vec(&cfg.score.lape)?);
+            }
             // Over several pairs it scores every layer, whatever the pairs selected.
             if !cfg.is_multi_pair() {
                 hash_file(&mut h, &dir.join("layers.json"), names);

@@ -21,6 +21,9 @@ pub enum Method {
     LandermtLg,
     /// Every parameter of the selected layers (ablation).
     Layers,
+    /// LAPE's units of the batch's two languages in every block (the subnetwork protocol of
+    /// Gurgurov et al. 2025; issue 39): FFN gate and up rows, down columns.
+    Lape,
     /// Every parameter.
     Full,
     Lora,
@@ -33,6 +36,21 @@ pub enum Method {
 /// Which units of one module of one layer are trained: output units of q, k, v, o, and the FFN
 /// intermediate units (gate/up outputs and down inputs).
 pub type UnitSet = BTreeMap<(usize, Site), Vec<usize>>;
+
+/// The units `lape` trains for a batch of `languages`: in every block, the FFN units LAPE gives
+/// any of them (`lape.units[block][language]`).
+pub fn lape_units(lape: &landermt_score::lape::Lape, languages: &[landermt_data::Language]) -> UnitSet {
+    let mut set = UnitSet::new();
+    for (layer, units) in lape.units.iter().enumerate() {
+        let mut u: Vec<usize> = languages.iter().flat_map(|l| units.get(l.code).into_iter().flatten().copied()).collect();
+        u.sort_unstable();
+        u.dedup();
+        if !u.is_empty() {
+            set.insert((layer, Site::FfnAct), u);
+        }
+    }
+    set
+}
 
 /// The units trained by a LANDeRMT variant, from stage 3's FFN partition and stage 2's
 /// attention splits. `general` and `specific` say which parts are included.
@@ -68,11 +86,12 @@ pub fn unit_set(route: &Route, neurons: &Neurons, general: bool, specific: bool)
 }
 
 impl Method {
-    pub const ALL: [Method; 9] = [
+    pub const ALL: [Method; 10] = [
         Method::Landermt,
         Method::LandermtLs,
         Method::LandermtLg,
         Method::Layers,
+        Method::Lape,
         Method::Full,
         Method::Lora,
         Method::Adapter,
@@ -87,6 +106,7 @@ impl Method {
             Method::LandermtLs => "landermt-ls",
             Method::LandermtLg => "landermt-lg",
             Method::Layers => "layers",
+            Method::Lape => "lape",
             Method::Full => "full",
             Method::Lora => "lora",
             Method::Adapter => "adapter",

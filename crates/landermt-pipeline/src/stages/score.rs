@@ -54,12 +54,14 @@ pub fn score(cfg: &RunConfig) -> Result<()> {
     };
     let (scores, mut neurons) = landermt_score::neurons(&settings, &per_language)?;
     match sc.method {
-        landermt_score::ScoreMethod::Taylor => {}
+        landermt_score::ScoreMethod::Taylor | landermt_score::ScoreMethod::Lape => {}
         // The control: Taylor's counts, drawn units (the scores, and so CAR's Ḡ, stay Taylor's).
         landermt_score::ScoreMethod::Random => neurons = landermt_score::random::randomized(&neurons, sc.seed.unwrap_or(1)),
-        landermt_score::ScoreMethod::Lape => {
-            let lape = lape(cfg, &model, &languages)?;
-            write_json(&cfg.run.dir.join("lape.json"), &lape)?;
+    }
+    if cfg.needs_lape() {
+        let lape = lape(cfg, &model, &languages)?;
+        write_json(&cfg.run.dir.join("lape.json"), &lape)?;
+        if sc.method == landermt_score::ScoreMethod::Lape {
             neurons = landermt_score::with_lape(&neurons, &lape);
         }
     }

@@ -426,8 +426,11 @@ fn a_joint_run_over_two_pairs_trains_one_delta_per_system_and_decodes_every_dire
     let mut cfg = quick_joint(dir.path());
     assert!(cfg.is_joint() && !cfg.is_multi_pair());
     cfg.eval.seeds = vec![cfg.train.seed, 2];
+    cfg.eval.seeded = vec![landermt_train::Method::Landermt, landermt_train::Method::Lora];
+    cfg.eval.methods.push(landermt_train::Method::Lape);
+    cfg.score.lape.top_rate = 0.05;
     let names: Vec<String> = cfg.systems().iter().map(|s| s.name()).collect();
-    assert_eq!(names, ["none", "landermt", "lora", "landermt.seed2", "lora.seed2"]);
+    assert_eq!(names, ["none", "landermt", "lora", "lape", "landermt.seed2", "lora.seed2"]);
     probe(&cfg).unwrap();
     score(&cfg).unwrap();
     route(&cfg).unwrap();
@@ -449,7 +452,7 @@ fn a_joint_run_over_two_pairs_trains_one_delta_per_system_and_decodes_every_dire
     assert!(steps >= 4 && trained("lora")["steps"] == steps, "{steps}");
     eval(&cfg).unwrap();
     let report = Report::read(&dir.path().join("report.json")).unwrap();
-    for system in ["none", "landermt", "lora"] {
+    for system in ["none", "landermt", "lora", "lape"] {
         let mut ds: Vec<&str> = report.rows.iter().filter(|r| r.system == system).map(|r| r.direction.as_str()).collect();
         ds.sort();
         assert_eq!(ds, ["de-en", "en-de", "en-fr", "fr-en"], "{system}");
@@ -514,4 +517,40 @@ fn lape_units_replace_the_ffn_split_and_route_and_train_read_them() {
     assert!(lape.units.iter().flat_map(|m| m.values()).any(|u| !u.is_empty()), "LAPE found no unit at all");
     route(&cfg).unwrap();
     train(&cfg, System::all(landermt_train::Method::Landermt)).unwrap();
+}
+
+/// `lape` trains LAPE's units of the pair's languages in every block and nothing else: every
+/// other entry of the trained model is the base model's, bit for bit.
+#[test]
+fn lape_trains_its_units_in_every_block_and_leaves_every_other_entry_bit_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = quick(dir.path());
+    cfg.eval.methods.push(landermt_train::Method::Lape);
+    cfg.score.lape.top_rate = 0.05;
+    assert!(cfg.needs_lape());
+    probe(&cfg).unwrap();
+    score(&cfg).unwrap();
+    let lape: landermt_score::lape::Lape = serde_json::from_slice(&std::fs::read(dir.path().join("lape.json")).unwrap()).unwrap();
+    let system = System::all(landermt_train::Method::Lape);
+    train(&cfg, system).unwrap();
+    let trained = super::train::trained_model(&cfg, system).unwrap();
+    let base = cfg.model.load(false).unwrap();
+    let values = |t: burn::tensor::Tensor<2>| -> Vec<f32> { t.into_data().try_into_vec().unwrap() };
+    let mut moved = 0;
+    for (l, (a, b)) in trained.net.layers.iter().zip(&base.net.layers).enumerate() {
+        let units: Vec<usize> = ["en", "fr"].iter().flat_map(|c| lape.units[l][*c].iter().copied()).collect();
+        for (name, x, y) in [("q", &a.attn.q_proj, &b.attn.q_proj), ("o", &a.attn.o_proj, &b.attn.o_proj), ("up", &a.mlp.up_proj, &b.mlp.up_proj)] {
+            // Burn's [in, out] layout: entry i is output unit i % out.
+            let out = x.weight.dims()[1];
+            let (x, y) = (values(x.weight.val()), values(y.weight.val()));
+            for (i, (p, q)) in x.iter().zip(&y).enumerate() {
+                if name == "up" && units.contains(&(i % out)) {
+                    moved += (p != q) as usize;
+                } else {
+                    assert_eq!(p.to_bits(), q.to_bits(), "layer {l} {name} entry {i} moved");
+                }
+            }
+        }
+    }
+    assert!(moved > 0, "no LAPE unit was trained");
 }

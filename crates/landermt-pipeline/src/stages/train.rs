@@ -61,6 +61,8 @@ pub(super) fn prepare(cfg: &RunConfig, method: landermt_train::Method) -> Result
         }
         units = Some(union(&per_direction));
         joint = Some(JointUnits { directions, units: per_direction, routing });
+    } else if method == Method::Lape {
+        (units, joint) = lape_units(cfg, &mut upstream)?;
     } else if selective {
         let route: landermt_route::Route = read_artifact(cfg, "route.json", "route")?;
         let neurons: landermt_score::Neurons = read_artifact(cfg, "neurons.json", "score")?;
@@ -74,6 +76,19 @@ pub(super) fn prepare(cfg: &RunConfig, method: landermt_train::Method) -> Result
         units = method.units(&route, &neurons);
     }
     Ok(Prepared { model, units, upstream, selected: layers.selected, joint })
+}
+
+/// `lape`'s units from `lape.json`: the pair's two languages' in every block, or in a joint run
+/// each direction's own (no routing).
+fn lape_units(cfg: &RunConfig, upstream: &mut serde_json::Value) -> Result<(Option<landermt_train::UnitSet>, Option<JointUnits>)> {
+    let path = cfg.neurons_dir().join("lape.json");
+    let lape: landermt_score::lape::Lape = read_optional(&path)?.with_context(|| format!("{}: missing; run `cargo xtask score --config …` with `lape` among [eval] methods first", path.display()))?;
+    upstream["lape"] = serde_json::to_value(lape.settings)?;
+    let directions = cfg.directions();
+    let sets: Vec<landermt_train::UnitSet> = directions.iter().map(|d| landermt_train::method::lape_units(&lape, &[d.src, d.tgt])).collect();
+    let units = union(&sets);
+    let joint = cfg.is_joint().then(|| JointUnits { routing: vec![Vec::new(); directions.len()], directions, units: sets });
+    Ok((Some(units), joint))
 }
 
 /// Every unit any of `sets` holds, per layer and site, sorted.
