@@ -47,6 +47,15 @@ impl Default for Bleu {
     }
 }
 
+impl Bleu {
+    /// sacreBLEU's defaults for a target language (ISO 639-1): `zh` tokenisation for Chinese,
+    /// 13a for the rest, as WMT reports them.
+    pub fn for_target(language: &str) -> Self {
+        let tokenize = if language == "zh" { Tokenize::Zh } else { Tokenize::Mteval13a };
+        Self { tokenize, ..Default::default() }
+    }
+}
+
 /// Sufficient statistics: `[sys_len, ref_len, matches 1..4, totals 1..4]`.
 pub type Stats = [u64; 2 + 2 * MAX_ORDER];
 

@@ -128,3 +128,18 @@ fn softmax_xent_by_ops(x: Tensor<2>, targets: &[i64], weights: &[f32]) -> (Tenso
     // ∂L/∂x = w·exp/Σexp − w·onehot(target).
     (exp.mul(w.clone().div(sum)).scatter(1, at, w.neg(), IndexingUpdateOp::Add), loss)
 }
+
+/// Each text's mean next-token loss under `model` (its usual special tokens, no prompt), in
+/// left-padded batches of `batch_size`: the held-out LM loss of forgetting.
+pub fn lm_losses(model: &crate::LanguageModel, texts: &[String], batch_size: usize) -> crate::Result<Vec<f64>> {
+    let pad = model.config.pad_token_id.unwrap_or(0);
+    let mut out = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(batch_size.max(1)) {
+        let ids = chunk.iter().map(|s| model.encode(s)).collect::<crate::Result<Vec<_>>>()?;
+        let batch = Batch::left_padded(&ids, pad);
+        let hidden = model.net.forward(&batch, None, &mut crate::Taps::none());
+        let losses: Vec<f32> = sequence_losses(&model.net, &batch, hidden).into_data().try_into_vec().expect("f32");
+        out.extend(losses.iter().map(|&l| l as f64));
+    }
+    Ok(out)
+}

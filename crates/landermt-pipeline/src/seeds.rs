@@ -44,7 +44,7 @@ pub struct Seeded<'a> {
 /// The summaries of every seeded method, and the claims between every two of them, on one
 /// test set of `direction` with `references`.
 pub fn summarise(direction: landermt_data::Direction, test_set: &str, references: &[String], methods: &[Seeded], n_bootstrap: usize) -> (Vec<SeedSummary>, Vec<SeedClaim>) {
-    let bleu = crate::stages::bleu_for(direction);
+    let bleu = landermt_eval::Bleu::for_target(direction.tgt.code);
     let score = |hyps: &[String]| bleu.score_stats(&landermt_eval::bleu::sum(&bleu.all_stats(hyps, references))).score;
     let summaries: Vec<SeedSummary> = methods
         .iter()

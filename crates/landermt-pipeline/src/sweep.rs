@@ -383,7 +383,7 @@ fn dev_point(cfg: &RunConfig, method: Method, value: &str, n: usize) -> Result<P
         let text: String = hyps.iter().map(|h| format!("{h}\n")).collect();
         std::fs::create_dir_all(cfg.run.dir.join("dev"))?;
         landermt_model::atomic::write_atomic(&cfg.run.dir.join(&file), |w| w.write_all(text.as_bytes()))?;
-        let (bleu, chrf) = (crate::stages::bleu_for(direction).corpus(&hyps, &refs).score, landermt_eval::Chrf::CHRF.corpus(&hyps, &refs));
+        let (bleu, chrf) = (landermt_eval::Bleu::for_target(direction.tgt.code).corpus(&hyps, &refs).score, landermt_eval::Chrf::CHRF.corpus(&hyps, &refs));
         directions.push(DevScore { direction: direction.to_string(), lines: refs.len(), bleu, chrf, hypotheses: Some(file), p_vs_best: None });
     }
     let mean = |f: fn(&DevScore) -> f64| directions.iter().map(f).sum::<f64>() / directions.len().max(1) as f64;
@@ -430,7 +430,7 @@ fn p_values_against_best(base: &RunConfig, method: Method, r: &mut SweepReport) 
     for direction in base.directions() {
         let mut refs: Vec<String> = landermt_data::read_parallel(&base.train_for(method).dev, direction)?.into_iter().map(|p| p.tgt).collect();
         refs.truncate(r.dev_lines);
-        let bleu = crate::stages::bleu_for(direction);
+        let bleu = landermt_eval::Bleu::for_target(direction.tgt.code);
         let idx = sample_indices(refs.len(), base.eval.n_bootstrap, 12345);
         // Each point's (corpus BLEU, resampled BLEUs), when its hypotheses are kept.
         let scored: Vec<Option<(f64, Vec<f64>)>> = r

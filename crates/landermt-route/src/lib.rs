@@ -201,3 +201,27 @@ pub fn apply(model: &mut LanguageModel, route: &Route) -> Result<(), RouteError>
     }
     Ok(())
 }
+
+/// How far `routed` moves from `base` on `texts` before any training: the mean LM loss of both
+/// (each text's mean next-token loss) and the largest |logit difference| over every position
+/// and the whole vocabulary.
+pub fn check(base: &LanguageModel, routed: &LanguageModel, texts: &[String]) -> Result<Check, landermt_model::ModelError> {
+    use landermt_model::{Batch, Taps, loss::sequence_losses_of_logits};
+    let scalar = |t: burn::tensor::Tensor<1>| -> f64 { t.into_data().try_into_vec::<f32>().expect("f32")[0] as f64 };
+    let (mut n, mut base_loss, mut routed_loss, mut worst) = (0usize, 0f64, 0f64, 0f64);
+    for text in texts {
+        let ids = base.encode(text)?;
+        let batch = Batch::single(&ids);
+        // Full logits once per model: the loss reads all but the last position.
+        let lb = base.net.logits(base.net.forward(&batch, None, &mut Taps::none()));
+        let lr = routed.net.logits(routed.net.forward(&batch, None, &mut Taps::none()));
+        if ids.len() >= 2 {
+            let predicted = ids.len() - 1;
+            base_loss += scalar(sequence_losses_of_logits(&batch, lb.clone().narrow(1, 0, predicted)));
+            routed_loss += scalar(sequence_losses_of_logits(&batch, lr.clone().narrow(1, 0, predicted)));
+        }
+        worst = worst.max(scalar(lb.sub(lr).abs().max().reshape([1])));
+        n += 1;
+    }
+    Ok(Check { sentences: n, base_loss: base_loss / n.max(1) as f64, routed_loss: routed_loss / n.max(1) as f64, max_abs_logit_diff: worst })
+}

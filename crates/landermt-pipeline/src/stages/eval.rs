@@ -7,19 +7,6 @@ use landermt_eval::langid::LanguageId;
 use crate::report::{Comparison, LmRow, Report, Row, SystemInfo};
 
 /// Each sentence's next-token loss (its mean over the sentence's predicted tokens), in order.
-fn lm_losses(model: &LanguageModel, text: &[String], batch_size: usize) -> Result<Vec<f64>> {
-    let pad = model.config.pad_token_id.unwrap_or(0);
-    let mut out = Vec::with_capacity(text.len());
-    for chunk in text.chunks(batch_size.max(1)) {
-        let ids = chunk.iter().map(|s| model.encode(s)).collect::<landermt_model::Result<Vec<_>>>()?;
-        let batch = landermt_model::Batch::left_padded(&ids, pad);
-        let hidden = model.net.forward(&batch, None, &mut landermt_model::Taps::none());
-        let losses: Vec<f32> = landermt_model::loss::sequence_losses(&model.net, &batch, hidden).into_data().try_into_vec().expect("f32");
-        out.extend(losses.iter().map(|&l| l as f64));
-    }
-    Ok(out)
-}
-
 /// A system's training facts for the report, from its `train.json` and delta (or the delta's
 /// kept hash, [`crate::kept`]).
 fn system_info(cfg: &RunConfig, system: System) -> Result<SystemInfo> {
@@ -275,7 +262,7 @@ fn decode_system(cfg: &RunConfig, system: System, sets: &[TestSet], opts: &lande
             Some(r) => (r.loss, r.losses.clone()),
             None => {
                 let m = routing.for_language(model.as_ref().expect(LOADED), job.language);
-                let losses = lm_losses(&m, &job.text, cfg.eval.batch_size)?;
+                let losses = landermt_model::loss::lm_losses(&m, &job.text, cfg.eval.batch_size)?;
                 let loss = losses.iter().sum::<f64>() / losses.len().max(1) as f64;
                 write_json(&job.file, &LmRecord { key: job.key.clone(), sentences: job.text.len(), loss, losses: losses.clone() })?;
                 (loss, losses)
@@ -416,7 +403,7 @@ fn score_set(cfg: &RunConfig, key: usize, set: &TestSet, hyps: &[Hypotheses], la
     use landermt_eval::bootstrap::{bleu_samples, chrf_samples, estimate, paired_p_value, sample_indices};
     let e = &cfg.eval;
     let reference: Vec<String> = set.pairs.iter().map(|p| p.tgt.clone()).collect();
-    let (bleu, chrf) = (bleu_for(set.direction), landermt_eval::Chrf::CHRF);
+    let (bleu, chrf) = (landermt_eval::Bleu::for_target(set.direction.tgt.code), landermt_eval::Chrf::CHRF);
     let idx = sample_indices(reference.len(), e.n_bootstrap, 12345);
     let scored: Vec<Scored> = hyps
         .iter()

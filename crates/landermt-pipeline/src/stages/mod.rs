@@ -81,9 +81,3 @@ pub fn final_validation_loss(train: &serde_json::Value) -> Option<f64> {
     train["validation_loss"].as_array()?.last()?[1].as_f64()
 }
 
-/// BLEU as the report computes it for `direction`: sacreBLEU's `zh` tokenizer for Chinese
-/// targets, 13a otherwise.
-pub fn bleu_for(direction: Direction) -> landermt_eval::Bleu {
-    let tokenize = if direction.tgt.code == "zh" { landermt_eval::Tokenize::Zh } else { landermt_eval::Tokenize::Mteval13a };
-    landermt_eval::Bleu { tokenize, ..Default::default() }
-}

@@ -20,7 +20,7 @@ pub fn route(cfg: &RunConfig) -> Result<()> {
     let base = cfg.model.load(false)?;
     let mut routed = base.clone();
     landermt_route::apply(&mut routed, &route)?;
-    route.check = Some(check(&base, &routed, &cfg.route.check, pair)?);
+    route.check = Some(landermt_route::check(&base, &routed, &check_texts(&cfg.route.check, pair)?)?);
 
     let out = cfg.run.dir.join(cfg.route_file());
     write_json(&out, &route)?;
@@ -46,7 +46,7 @@ fn joint_routes(cfg: &RunConfig, neurons: &landermt_score::Neurons, scores: &lan
         let mut route = landermt_route::Route { start: cfg.route.start, ..landermt_route::build(neurons, scores, pair, &layers.selected, cfg.route.car)? };
         let mut routed = base.clone();
         landermt_route::apply(&mut routed, &route)?;
-        route.check = Some(check(&base, &routed, &cfg.route.check, pair)?);
+        route.check = Some(landermt_route::check(&base, &routed, &check_texts(&cfg.route.check, pair)?)?);
         let c = route.check.as_ref().expect("just measured");
         let units = route.layers.iter().map(|l| format!("{}: {}/{}/{}", l.layer, l.counts[0], l.counts[1], l.counts[2])).collect::<Vec<_>>().join(", ");
         println!("route: {}–{} (general/pair-specific/other per layer: {units}); held-out LM loss {:.4} → {:.4}", pair[0], pair[1], c.base_loss, c.routed_loss);
@@ -58,27 +58,11 @@ fn joint_routes(cfg: &RunConfig, neurons: &landermt_score::Neurons, scores: &lan
     Ok(())
 }
 
-/// Mean LM loss of both models and their largest logit difference, sentence by sentence.
-fn check(base: &LanguageModel, routed: &LanguageModel, data: &landermt_data::MonoSource, pair: [landermt_data::Language; 2]) -> Result<landermt_route::Check> {
-    use landermt_model::{Batch, Taps, loss::sequence_losses_of_logits};
-    let scalar = |t: burn::tensor::Tensor<1>| -> f64 { t.into_data().try_into_vec::<f32>().expect("f32")[0] as f64 };
-    let (mut n, mut base_loss, mut routed_loss, mut worst) = (0usize, 0f64, 0f64, 0f64);
+/// The route check's sentences: `data`'s text of each language of the pair, one after the other.
+fn check_texts(data: &landermt_data::MonoSource, pair: [landermt_data::Language; 2]) -> Result<Vec<String>> {
+    let mut texts = Vec::new();
     for lang in pair {
-        for text in read_monolingual(data, lang)? {
-            let ids = base.encode(&text)?;
-            let batch = Batch::single(&ids);
-            // Full logits once per model: the loss reads all but the last position.
-            let lb = base.net.logits(base.net.forward(&batch, None, &mut Taps::none()));
-            let lr = routed.net.logits(routed.net.forward(&batch, None, &mut Taps::none()));
-            if ids.len() >= 2 {
-                let predicted = ids.len() - 1;
-                base_loss += scalar(sequence_losses_of_logits(&batch, lb.clone().narrow(1, 0, predicted)));
-                routed_loss += scalar(sequence_losses_of_logits(&batch, lr.clone().narrow(1, 0, predicted)));
-            }
-            let diff = lb.sub(lr).abs().max().reshape([1]);
-            worst = worst.max(scalar(diff));
-            n += 1;
-        }
+        texts.extend(read_monolingual(data, lang)?);
     }
-    Ok(landermt_route::Check { sentences: n, base_loss: base_loss / n.max(1) as f64, routed_loss: routed_loss / n.max(1) as f64, max_abs_logit_diff: worst })
+    Ok(texts)
 }
