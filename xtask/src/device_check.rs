@@ -194,7 +194,8 @@ struct GemmaParity {
 fn gemma_parity(path: &Path, device: &Device) -> Result<GemmaParity> {
     let texts = ["Translate this from English to French:\nEnglish: The cat sleeps on the sofa.\nFrench:", "The history of the region goes back"];
     let (gpu, cpu) = (LanguageModel::load(path, device)?, LanguageModel::load(path, &landermt_pipeline::gemm_device(Backend::Flex, &Default::default())?)?);
-    let greedy_of = |m: &LanguageModel, ids: &[u32]| greedy(&m.net, &[ids.to_vec()], &GreedyOptions { line_breaks: None, no_repeat_ngram: 0, max_new_tokens: 32, stop_ids: vec![], pad_id: 0 }).remove(0);
+    let greedy_of =
+        |m: &LanguageModel, ids: &[u32]| greedy(&m.net, &[ids.to_vec()], &GreedyOptions { line_breaks: None, no_repeat_ngram: 0, max_new_tokens: 32, stop_ids: vec![], pad_id: 0 }).remove(0);
     let mut out = GemmaParity { logit_diff: 0.0, agree: 0, ties: 0, picks: 0, free_run_same: true };
     for text in texts {
         let prompt = cpu.encode(text)?;

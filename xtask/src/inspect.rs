@@ -40,10 +40,7 @@ pub fn forward(model: &str, text: &str, out: &Path, hidden: bool, backend: Backe
     }
     bufs.push(("logits", Dtype::F32, vec![t, v], bytes(floats(m.net.logits(last)))));
 
-    let views: HashMap<String, TensorView> = bufs
-        .iter()
-        .map(|(n, d, s, b)| Ok((n.to_string(), TensorView::new(*d, s.clone(), b)?)))
-        .collect::<Result<_, safetensors::SafeTensorError>>()?;
+    let views: HashMap<String, TensorView> = bufs.iter().map(|(n, d, s, b)| Ok((n.to_string(), TensorView::new(*d, s.clone(), b)?))).collect::<Result<_, safetensors::SafeTensorError>>()?;
     let bytes = safetensors::serialize(&views, None)?;
     landermt_model::atomic::write_atomic(out, |w| w.write_all(&bytes))?;
     println!("wrote {} ({t} tokens)", out.display());
@@ -53,11 +50,7 @@ pub fn forward(model: &str, text: &str, out: &Path, hidden: bool, backend: Backe
 pub fn generate(model: &str, text: &str, max_new_tokens: usize, backend: Backend) -> Result<()> {
     let m = load(model, backend)?.into_decoding();
     let ids = m.encode(text)?;
-    let opts = GreedyOptions { line_breaks: None, no_repeat_ngram: 0,
-        max_new_tokens,
-        stop_ids: m.config.eos_token_ids.clone(),
-        pad_id: m.config.pad_token_id.unwrap_or(0),
-    };
+    let opts = GreedyOptions { line_breaks: None, no_repeat_ngram: 0, max_new_tokens, stop_ids: m.config.eos_token_ids.clone(), pad_id: m.config.pad_token_id.unwrap_or(0) };
     let start = std::time::Instant::now();
     let new = greedy(&m.net, &[ids], &opts).remove(0);
     let secs = start.elapsed().as_secs_f64();

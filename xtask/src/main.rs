@@ -386,7 +386,6 @@ fn run(command: Cmd) -> Result<()> {
     }
 }
 
-
 /// `cargo xtask sweep`: one grid on a one-pair or joint config; prints the sweep's table.
 fn sweep_cmd(config: &std::path::Path, method: &str, set: &str, dev_lines: Option<usize>, by: sweep::By) -> Result<()> {
     let cfg = RunConfig::load(config)?;
@@ -481,16 +480,19 @@ fn stamped(config: &std::path::Path, step: &str, stage: fn(&RunConfig) -> Result
     mark(&cfg, step)
 }
 
-
 /// Logs: on the terminal at `info` with `-v` (or as `RUST_LOG` says), else warnings only; for
 /// `pipeline`, also everything at `info` into `{run}/pipeline.log`.
 fn init_logs(cli: &Cli) {
     use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
     // The fuzzer feeds warnings by the million (short files, clipped ranges): errors only.
-    let level = if cli.verbose { "info" } else if matches!(cli.command, Cmd::Fuzz { .. }) { "error" } else { "warn" };
-    let console = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()));
+    let level = if cli.verbose {
+        "info"
+    } else if matches!(cli.command, Cmd::Fuzz { .. }) {
+        "error"
+    } else {
+        "warn"
+    };
+    let console = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()));
     let file = match &cli.command {
         // A dry run only prints the plan: it creates nothing, not even the run folder.
         Cmd::Pipeline { config, dry_run: false, .. } => RunConfig::load(config).ok().and_then(|cfg| {
@@ -502,11 +504,6 @@ fn init_logs(cli: &Cli) {
     };
     tracing_subscriber::registry().with(console).with(file).init();
 }
-
-
-
-
-
 
 fn fuzz(target: &str, secs: Option<f64>, execs: Option<u64>, seed: u64) -> Result<()> {
     let all = landermt_fuzz::targets();
@@ -525,7 +522,16 @@ fn fuzz(target: &str, secs: Option<f64>, execs: Option<u64>, seed: u64) -> Resul
         let (big, len) = s.largest_allocation;
         println!(
             "| {} | {} | {:.0} | {:.0} | {} | {} | {} | {} B / {} B | {:.1} ms |",
-            t.name, s.execs, s.seconds, s.execs as f64 / s.seconds.max(1e-9), s.panics.len(), s.hangs, s.over_allocations, big, len, s.slowest.as_secs_f64() * 1e3
+            t.name,
+            s.execs,
+            s.seconds,
+            s.execs as f64 / s.seconds.max(1e-9),
+            s.panics.len(),
+            s.hangs,
+            s.over_allocations,
+            big,
+            len,
+            s.slowest.as_secs_f64() * 1e3
         );
         s.panics.iter().for_each(|p| eprintln!("  panic: {}", p.display()));
         clean &= s.clean();

@@ -12,7 +12,20 @@ fn the_quick_pipeline_runs_end_to_end() {
     let cfg = quick_config(tmp.path(), &run, &[]);
     let run_pipeline = |extra: &[&str]| common::pipeline(&cfg, extra);
     let first = run_pipeline(&[]);
-    for file in ["layers.json", "neurons.json", "neurons.safetensors", "route.json", "train/landermt/delta.safetensors", "train/landermt/loss.svg", "train/landermt@fr-en/delta.safetensors", "report.json", "report.md", "figures/delta.svg", "figures/transfer-flores.svg", "figures/forgetting-lm.svg"] {
+    for file in [
+        "layers.json",
+        "neurons.json",
+        "neurons.safetensors",
+        "route.json",
+        "train/landermt/delta.safetensors",
+        "train/landermt/loss.svg",
+        "train/landermt@fr-en/delta.safetensors",
+        "report.json",
+        "report.md",
+        "figures/delta.svg",
+        "figures/transfer-flores.svg",
+        "figures/forgetting-lm.svg",
+    ] {
         assert!(run.join(file).exists(), "{file} is missing");
     }
     assert!(first.contains("| landermt | en-fr | flores |"), "{first}");

@@ -104,10 +104,7 @@ pub fn read_parallel(source: &ParallelSource, direction: Direction) -> Result<Ve
             let (src_path, src) = flores_lines(dir, direction.src, *first, *last)?;
             let (tgt_path, tgt) = flores_lines(dir, direction.tgt, *first, *last)?;
             if src.len() != tgt.len() {
-                return Err(CorpusError::File {
-                    path: tgt_path,
-                    msg: format!("{} lines in the range, but {} has {}", tgt.len(), src_path.display(), src.len()),
-                });
+                return Err(CorpusError::File { path: tgt_path, msg: format!("{} lines in the range, but {} has {}", tgt.len(), src_path.display(), src.len()) });
             }
             Ok(src.into_iter().zip(tgt).map(|(src, tgt)| Pair { src, tgt }).collect())
         }
@@ -117,10 +114,7 @@ pub fn read_parallel(source: &ParallelSource, direction: Direction) -> Result<Ve
             } else if (src_lang.as_str(), tgt_lang.as_str()) == (direction.tgt.code, direction.src.code) {
                 true
             } else {
-                return Err(CorpusError::File {
-                    path: path.clone(),
-                    msg: format!("holds {src_lang}-{tgt_lang} pairs, not {direction}"),
-                });
+                return Err(CorpusError::File { path: path.clone(), msg: format!("holds {src_lang}-{tgt_lang} pairs, not {direction}") });
             };
             let mut pairs = Vec::new();
             for (i, line) in read_lines(path)?.into_iter().enumerate() {
@@ -152,19 +146,16 @@ pub fn read_parallel(source: &ParallelSource, direction: Direction) -> Result<Ve
         }
         ParallelSource::Opus { dir } => {
             let (s, t) = (direction.src.code, direction.tgt.code);
-            let folder = [dir.join(format!("{s}-{t}")), dir.join(format!("{t}-{s}"))].into_iter().find(|p| p.is_dir()).ok_or_else(|| CorpusError::File {
-                path: dir.clone(),
-                msg: format!("no `{s}-{t}` or `{t}-{s}` folder"),
-            })?;
+            let folder = [dir.join(format!("{s}-{t}")), dir.join(format!("{t}-{s}"))]
+                .into_iter()
+                .find(|p| p.is_dir())
+                .ok_or_else(|| CorpusError::File { path: dir.clone(), msg: format!("no `{s}-{t}` or `{t}-{s}` folder") })?;
             read_parallel(&ParallelSource::Files { src: folder.join(format!("test.{s}")), tgt: folder.join(format!("test.{t}")) }, direction)
         }
         ParallelSource::Files { src, tgt } => {
             let (a, b) = (read_lines(src)?, read_lines(tgt)?);
             if a.len() != b.len() {
-                return Err(CorpusError::File {
-                    path: tgt.clone(),
-                    msg: format!("{} lines, but {} has {}: the files are not aligned", b.len(), src.display(), a.len()),
-                });
+                return Err(CorpusError::File { path: tgt.clone(), msg: format!("{} lines, but {} has {}: the files are not aligned", b.len(), src.display(), a.len()) });
             }
             Ok(a.into_iter().zip(b).map(|(src, tgt)| Pair { src, tgt }).collect())
         }
@@ -200,7 +191,6 @@ mod tests {
             assert!(err.contains(&format!("{name}:2")) && err.contains(what), "{err}");
         }
     }
-
 
     #[test]
     fn tsv_reads_both_directions_and_names_bad_lines() {

@@ -68,13 +68,7 @@ impl Chrf {
 
     /// `nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.6.0`.
     pub fn signature(&self) -> String {
-        format!(
-            "nrefs:1|case:{}|eff:yes|nc:{}|nw:{}|space:no|version:{}",
-            if self.lowercase { "lc" } else { "mixed" },
-            self.char_order,
-            self.word_order,
-            crate::SACREBLEU_VERSION
-        )
+        format!("nrefs:1|case:{}|eff:yes|nc:{}|nw:{}|space:no|version:{}", if self.lowercase { "lc" } else { "mixed" }, self.char_order, self.word_order, crate::SACREBLEU_VERSION)
     }
 
     pub fn name(&self) -> String {

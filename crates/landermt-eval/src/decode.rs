@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use landermt_data::{Direction, Pair};
 use landermt_data::prompt::Template;
+use landermt_data::{Direction, Pair};
 use landermt_model::LanguageModel;
 use landermt_model::generate::{BeamOptions, GreedyOptions, LineBreaks, beam, greedy_stream, stops};
 
@@ -138,15 +138,35 @@ impl<'a> Decoder<'a> {
     /// `shots` before every source (`eval.shots`); `progress` gets the sentences done.
     pub fn translate(&self, direction: Direction, sources: &[String], shots: &[Pair], progress: &dyn Fn(usize)) -> landermt_model::Result<Decoded> {
         let (model, opts) = (self.model, &self.opts);
-        let greedy_opts = GreedyOptions { max_new_tokens: opts.max_new_tokens, stop_ids: self.stop_ids.clone(), line_breaks: self.line_breaks.clone(), no_repeat_ngram: opts.no_repeat_ngram, pad_id: model.config.pad_token_id.unwrap_or(0) };
+        let greedy_opts = GreedyOptions {
+            max_new_tokens: opts.max_new_tokens,
+            stop_ids: self.stop_ids.clone(),
+            line_breaks: self.line_breaks.clone(),
+            no_repeat_ngram: opts.no_repeat_ngram,
+            pad_id: model.config.pad_token_id.unwrap_or(0),
+        };
         let ids: Vec<Vec<u32>> = sources.iter().map(|s| model.encode(&prompt(&opts.template, direction, s, shots))).collect::<landermt_model::Result<_>>()?;
         // Similar lengths together waste less on padding; outputs go back to their lines.
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| ids[i].len());
         let sorted: Vec<Vec<u32>> = order.iter().map(|&i| ids[i].clone()).collect();
         let generated: Vec<Vec<u32>> = if opts.beams > 1 {
-            let b = BeamOptions { beams: opts.beams, length_penalty: opts.length_penalty, max_new_tokens: opts.max_new_tokens, stop_ids: self.stop_ids.clone(), line_breaks: self.line_breaks.clone(), no_repeat_ngram: opts.no_repeat_ngram };
-            sorted.iter().map(|p| { let g = beam(&model.net, p, &b).0; progress(1); g }).collect()
+            let b = BeamOptions {
+                beams: opts.beams,
+                length_penalty: opts.length_penalty,
+                max_new_tokens: opts.max_new_tokens,
+                stop_ids: self.stop_ids.clone(),
+                line_breaks: self.line_breaks.clone(),
+                no_repeat_ngram: opts.no_repeat_ngram,
+            };
+            sorted
+                .iter()
+                .map(|p| {
+                    let g = beam(&model.net, p, &b).0;
+                    progress(1);
+                    g
+                })
+                .collect()
         } else {
             // Continuous batching: finished rows make room for the next sentences.
             greedy_stream(&model.net, &sorted, opts.batch_size, &greedy_opts, &mut |_| progress(1))

@@ -57,11 +57,7 @@ impl LanguageId {
     /// How many of `hypotheses` are identified as another language than `target`.
     pub fn off_target(&self, hypotheses: &[String], target: &str) -> OffTarget {
         let detected: Vec<Option<String>> = hypotheses.iter().map(|h| self.detect(h)).collect();
-        OffTarget {
-            off: detected.iter().flatten().filter(|l| *l != target).count(),
-            undetermined: detected.iter().filter(|l| l.is_none()).count(),
-            lines: hypotheses.len(),
-        }
+        OffTarget { off: detected.iter().flatten().filter(|l| *l != target).count(), undetermined: detected.iter().filter(|l| l.is_none()).count(), lines: hypotheses.len() }
     }
 }
 

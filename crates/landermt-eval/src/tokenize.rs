@@ -122,13 +122,8 @@ fn tokenize_zh(line: &str) -> String {
     join_split(&apply_13a_rules(out))
 }
 
-static RULES_INTL: LazyLock<[(Regex, &str); 3]> = LazyLock::new(|| {
-    [
-        (Regex::new(r"(\P{N})(\p{P})").unwrap(), "$1 $2 "),
-        (Regex::new(r"(\p{P})(\P{N})").unwrap(), " $1 $2"),
-        (Regex::new(r"(\p{S})").unwrap(), " $1 "),
-    ]
-});
+static RULES_INTL: LazyLock<[(Regex, &str); 3]> =
+    LazyLock::new(|| [(Regex::new(r"(\P{N})(\p{P})").unwrap(), "$1 $2 "), (Regex::new(r"(\p{P})(\P{N})").unwrap(), " $1 $2"), (Regex::new(r"(\p{S})").unwrap(), " $1 ")]);
 
 fn tokenize_intl(line: &str) -> String {
     let mut line = line.to_string();

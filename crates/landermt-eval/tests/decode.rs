@@ -13,10 +13,7 @@ fn batched_decoding_equals_sentence_by_sentence_decoding() {
     let (model, direction, sources) = tiny_and_sources();
     let opts = DecodeOptions { max_new_tokens: 12, batch_size: 5, ..Default::default() };
     let batched = translate(&model, direction, &sources, &opts, &|_| {}).unwrap();
-    let alone: Vec<String> = sources
-        .iter()
-        .map(|s| translate(&model, direction, std::slice::from_ref(s), &DecodeOptions { batch_size: 1, ..opts.clone() }, &|_| {}).unwrap().remove(0))
-        .collect();
+    let alone: Vec<String> = sources.iter().map(|s| translate(&model, direction, std::slice::from_ref(s), &DecodeOptions { batch_size: 1, ..opts.clone() }, &|_| {}).unwrap().remove(0)).collect();
     assert_eq!(batched, alone);
     assert!(batched.iter().all(|l| !l.contains('\n')));
     assert!(batched.iter().any(|l| !l.is_empty()), "{batched:?}");
@@ -38,10 +35,7 @@ fn shots_come_before_the_test_prompt_as_complete_examples() {
         "Translate this from English to French:\nEnglish: Hello.\nFrench: Bonjour.\nTranslate this from English to French:\nEnglish: Good night.\nFrench:"
     );
     let paper: landermt_data::prompt::Template = landermt_data::prompt::PAPER_TEST_TEMPLATE.parse().unwrap();
-    assert_eq!(
-        landermt_eval::decode::prompt(&paper, direction, "Good night.", &shots),
-        "Translate \"Hello.\" to French.\nBonjour.\nTranslate \"Good night.\" to French.\n"
-    );
+    assert_eq!(landermt_eval::decode::prompt(&paper, direction, "Good night.", &shots), "Translate \"Hello.\" to French.\nBonjour.\nTranslate \"Good night.\" to French.\n");
     assert_eq!(landermt_eval::decode::prompt(&paper, direction, "Good night.", &[]), "Translate \"Good night.\" to French.\n");
 }
 

@@ -29,12 +29,7 @@ fn settings(key: &str) -> Bleu {
         "none" => Smooth::None,
         other => panic!("smoothing {other}"),
     };
-    Bleu {
-        tokenize: Tokenize::parse(parts[0]).unwrap(),
-        smooth,
-        lowercase: parts.get(2) == Some(&"lowercase"),
-        effective_order: parts.get(2) == Some(&"effective_order"),
-    }
+    Bleu { tokenize: Tokenize::parse(parts[0]).unwrap(), smooth, lowercase: parts.get(2) == Some(&"lowercase"), effective_order: parts.get(2) == Some(&"effective_order") }
 }
 
 fn close(what: &str, got: f64, want: f64) {

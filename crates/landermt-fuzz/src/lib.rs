@@ -128,7 +128,13 @@ pub fn run(target: &Target, root: &Path, budget: Budget, seed: u64, out: &Path) 
         stats.over_allocations += u64::from(over);
         if panicked || over || took > HANG {
             std::fs::create_dir_all(out)?;
-            let kind = if panicked { "panic" } else if over { "alloc" } else { "hang" };
+            let kind = if panicked {
+                "panic"
+            } else if over {
+                "alloc"
+            } else {
+                "hang"
+            };
             let path = out.join(format!("{kind}-{}-{}", seed, stats.execs));
             std::fs::write(&path, &input)?;
             if panicked {

@@ -31,9 +31,27 @@ pub fn targets() -> Vec<Target> {
         Target { name: "tokenizer-json", about: "a Hugging Face tokenizer.json, then encoding and decoding a sentence", seeds: tokenizer_seeds, run: tokenizer, tokens: JSON },
         Target { name: "run-config", about: "a run config (TOML) with every check of RunConfig::parse", seeds: run_config_seeds, run: run_config, tokens: TOML },
         Target { name: "corpus", about: "TSV, aligned files, FLORES, OPUS and monolingual readers", seeds: corpus_seeds, run: corpus, tokens: TEXT },
-        Target { name: "neurons-safetensors", about: "stage 2's neurons.safetensors: S, G and σ² per layer, site and language, named by the documented scheme", seeds: neurons_seeds, run: neurons, tokens: JSON },
-        Target { name: "checkpoint", about: "stage 4's checkpoint.safetensors and delta.safetensors (tiny LLaMA, `layers`): checksum, state, trained tensors' names and shapes, Burn's optimizer record; each mutant also with its checksum made right", seeds: checkpoint::seeds, run: checkpoint::run, tokens: JSON },
-        Target { name: "artifacts", about: "layers.json, neurons.json, route.json, report.json (one pair and joint, rendered), train.json, score partials, .hyp.json sidecars", seeds: artifact_seeds, run: artifacts, tokens: JSON },
+        Target {
+            name: "neurons-safetensors",
+            about: "stage 2's neurons.safetensors: S, G and σ² per layer, site and language, named by the documented scheme",
+            seeds: neurons_seeds,
+            run: neurons,
+            tokens: JSON,
+        },
+        Target {
+            name: "checkpoint",
+            about: "stage 4's checkpoint.safetensors and delta.safetensors (tiny LLaMA, `layers`): checksum, state, trained tensors' names and shapes, Burn's optimizer record; each mutant also with its checksum made right",
+            seeds: checkpoint::seeds,
+            run: checkpoint::run,
+            tokens: JSON,
+        },
+        Target {
+            name: "artifacts",
+            about: "layers.json, neurons.json, route.json, report.json (one pair and joint, rendered), train.json, score partials, .hyp.json sidecars",
+            seeds: artifact_seeds,
+            run: artifacts,
+            tokens: JSON,
+        },
     ]
 }
 
@@ -46,11 +64,7 @@ fn read_all(root: &Path, files: &[&str]) -> std::io::Result<Vec<Vec<u8>>> {
 fn gguf_seeds(root: &Path) -> std::io::Result<Vec<Vec<u8>>> {
     use landermt_model::gguf::write;
     let types: Vec<(u32, GgmlType)> = (0..40).filter_map(|id| GgmlType::from_id(id).map(|t| (id, t))).collect();
-    let kv = [
-        ("general.architecture", 8, write::string("llama")),
-        ("llama.block_count", 4, 2u32.to_le_bytes().to_vec()),
-        ("tokenizer.ggml.tokens", 9, write::string_array(&["a", "b"])),
-    ];
+    let kv = [("general.architecture", 8, write::string("llama")), ("llama.block_count", 4, 2u32.to_le_bytes().to_vec()), ("tokenizer.ggml.tokens", 9, write::string_array(&["a", "b"]))];
     let names: Vec<String> = types.iter().map(|(id, _)| format!("t{id}")).collect();
     let mut offset = 0u64;
     let mut tensors = Vec::new();

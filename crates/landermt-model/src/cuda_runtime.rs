@@ -92,9 +92,7 @@ pub fn preflight() -> Result<()> {
     // SAFETY: loading the NVIDIA libraries runs only their initializers, as cudarc's own loading does.
     let loads = |names: &[&str]| names.iter().any(|name| unsafe { libloading::Library::new(*name) }.is_ok());
     if !loads(&["libcuda.so.1", "libcuda.so"]) {
-        return Err(ModelError::Input(
-            "backend `cuda`: no NVIDIA driver library (libcuda.so.1) on this machine's library path; it needs an NVIDIA GPU and its driver (570 or later)".into(),
-        ));
+        return Err(ModelError::Input("backend `cuda`: no NVIDIA driver library (libcuda.so.1) on this machine's library path; it needs an NVIDIA GPU and its driver (570 or later)".into()));
     }
     let fetch = format!("install a CUDA toolkit, or run `cargo xtask fetch-cuda-runtime` and its exports:\n{}", exports(&dir()));
     if !loads(&["libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12"]) {

@@ -152,11 +152,8 @@ pub fn write_hf_folder(model: &LanguageModel, net: &Transformer, out: &Path) -> 
     crate::atomic::write_atomic(&out.join("model.safetensors"), |w| w.write_all(&file))?;
 
     let source_config = model.source.join("config.json");
-    let config = if source_config.is_file() {
-        std::fs::read(&source_config).map_err(|e| ModelError::io(&source_config, e))?
-    } else {
-        serde_json::to_vec_pretty(&hf_config(model)?).expect("plain JSON")
-    };
+    let config =
+        if source_config.is_file() { std::fs::read(&source_config).map_err(|e| ModelError::io(&source_config, e))? } else { serde_json::to_vec_pretty(&hf_config(model)?).expect("plain JSON") };
     crate::atomic::write_atomic(&out.join("config.json"), |w| w.write_all(&config))?;
     let tokenizer = model.tokenizer.inner().to_string(true).map_err(|e| ModelError::Input(format!("tokenizer: {e}")))?;
     crate::atomic::write_atomic(&out.join("tokenizer.json"), |w| w.write_all(tokenizer.as_bytes()))

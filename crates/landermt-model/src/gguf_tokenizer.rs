@@ -20,8 +20,7 @@ const USER_DEFINED: i64 = 4;
 
 /// transformers' `_LLAMA3_SPLIT`, used by several `tokenizer.ggml.pre` names.
 const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-const LLAMA3_PRE: &[&str] =
-    &["llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "jina-v5-nano", "dbrx", "smaug-bpe"];
+const LLAMA3_PRE: &[&str] = &["llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "jina-v5-nano", "dbrx", "smaug-bpe"];
 
 struct Meta<'a> {
     g: &'a GgufFile,
@@ -91,11 +90,8 @@ pub(crate) fn build(g: &GgufFile) -> Result<tokenizers::Tokenizer> {
 /// `tokenizer.ggml.model = "llama"`: SentencePiece-style BPE with byte fallback. Gemma files
 /// rank merges by token position and respell all-space tokens as `▁` runs.
 fn sentencepiece(m: &Meta, tokens: &[String], file_merges: Option<&[String]>, gemma: bool) -> Result<tokenizers::Tokenizer> {
-    let spelled: Vec<String> = if gemma {
-        tokens.iter().map(|t| if t.contains(' ') && t.trim().is_empty() { "\u{2581}".repeat(t.chars().count()) } else { t.clone() }).collect()
-    } else {
-        tokens.to_vec()
-    };
+    let spelled: Vec<String> =
+        if gemma { tokens.iter().map(|t| if t.contains(' ') && t.trim().is_empty() { "\u{2581}".repeat(t.chars().count()) } else { t.clone() }).collect() } else { tokens.to_vec() };
     let merges = match file_merges {
         Some(ms) => split_merges(m, ms)?,
         None if gemma => generate_merges(&spelled, |_, i| -(i as f64)),
@@ -131,8 +127,7 @@ fn sentencepiece(m: &Meta, tokens: &[String], file_merges: Option<&[String]>, ge
 /// merges from the file, the pre-tokenizer named by `tokenizer.ggml.pre`.
 fn byte_level_bpe(m: &Meta, tokens: &[String], file_merges: Option<&[String]>) -> Result<tokenizers::Tokenizer> {
     let alphabet = byte_alphabet();
-    let spelled: Vec<String> =
-        tokens.iter().map(|t| if t.chars().all(|c| alphabet.contains(&c)) { t.clone() } else { t.bytes().map(|b| alphabet[b as usize]).collect() }).collect();
+    let spelled: Vec<String> = tokens.iter().map(|t| if t.chars().all(|c| alphabet.contains(&c)) { t.clone() } else { t.bytes().map(|b| alphabet[b as usize]).collect() }).collect();
     let merges = split_merges(m, file_merges.ok_or_else(|| m.err("a gpt2 tokenizer without `tokenizer.ggml.merges`"))?)?;
     let bpe = BPE::builder()
         .vocab_and_merges(vocab_of(&spelled), merges)
@@ -166,12 +161,8 @@ fn add_vocabulary_tokens(tok: &mut tokenizers::Tokenizer, tokens: &[String], typ
         .map(|(t, _)| AddedToken::from(t.clone(), true).normalized(false))
         .collect();
     tok.add_special_tokens(&control);
-    let user: Vec<AddedToken> = tokens
-        .iter()
-        .zip(types)
-        .filter(|(t, ty)| **ty == USER_DEFINED && tok.token_to_id(t).is_some())
-        .map(|(t, _)| AddedToken::from(t.clone(), false).normalized(false))
-        .collect();
+    let user: Vec<AddedToken> =
+        tokens.iter().zip(types).filter(|(t, ty)| **ty == USER_DEFINED && tok.token_to_id(t).is_some()).map(|(t, _)| AddedToken::from(t.clone(), false).normalized(false)).collect();
     tok.add_tokens(&user);
 }
 
@@ -182,8 +173,7 @@ fn template(bos: Option<(String, u32)>, eos: Option<(String, u32)>) -> PostProce
     let single: Vec<_> = [piece(&bos, 0), Some(seq("A", 0)), piece(&eos, 0)].into_iter().flatten().collect();
     let mut pair = single.clone();
     pair.extend([piece(&bos, 1), Some(seq("B", 1)), piece(&eos, 1)].into_iter().flatten());
-    let specials: serde_json::Map<String, serde_json::Value> =
-        [bos, eos].into_iter().flatten().map(|(s, id)| (s.clone(), json!({"id": s, "ids": [id], "tokens": [s]}))).collect();
+    let specials: serde_json::Map<String, serde_json::Value> = [bos, eos].into_iter().flatten().map(|(s, id)| (s.clone(), json!({"id": s, "ids": [id], "tokens": [s]}))).collect();
     wrapper(json!({"type": "TemplateProcessing", "single": single, "pair": pair, "special_tokens": specials}))
 }
 
@@ -193,10 +183,7 @@ fn vocab_of(tokens: &[String]) -> Vocab {
 }
 
 fn split_merges(m: &Meta, merges: &[String]) -> Result<Vec<(String, String)>> {
-    merges
-        .iter()
-        .map(|s| s.split_once(' ').map(|(a, b)| (a.to_owned(), b.to_owned())).ok_or_else(|| m.err(format!("merge `{s}` has no space"))))
-        .collect()
+    merges.iter().map(|s| s.split_once(' ').map(|(a, b)| (a.to_owned(), b.to_owned())).ok_or_else(|| m.err(format!("merge `{s}` has no space")))).collect()
 }
 
 /// transformers' `generate_merges(vocab, vocab_scores)`: every split of every token into two

@@ -18,16 +18,16 @@ pub mod atomic;
 pub mod backend;
 pub mod blas;
 pub mod cache;
-pub mod cuda_runtime;
 pub mod config;
+pub mod cuda_runtime;
 pub mod dtype;
 pub mod error;
 pub mod export;
 pub mod generate;
-pub mod loss;
 pub mod gguf;
 mod gguf_tokenizer;
 pub mod heap;
+pub mod loss;
 pub mod model;
 pub mod nn;
 #[cfg(target_arch = "x86_64")]
@@ -36,9 +36,9 @@ pub mod taps;
 pub mod tokenizer;
 pub mod vmath;
 pub mod weights;
-mod xent;
 #[cfg(feature = "wgpu")]
 pub mod wgpu_adapter;
+mod xent;
 
 use std::path::{Path, PathBuf};
 
@@ -85,10 +85,7 @@ impl LanguageModel {
         };
         // A tokenizer larger than the embedding would index past it.
         if tokenizer.vocab_size() > config.vocab_size {
-            return Err(ModelError::Tokenizer {
-                path: path.into(),
-                msg: format!("{} tokens but the model embeds only {}", tokenizer.vocab_size(), config.vocab_size),
-            });
+            return Err(ModelError::Tokenizer { path: path.into(), msg: format!("{} tokens but the model embeds only {}", tokenizer.vocab_size(), config.vocab_size) });
         }
         if dtype != WeightDtype::F32 && *device != Device::flex() && *device != Device::flex().autodiff() {
             return Err(ModelError::unsupported(path, format!("{dtype} weights on {device:?}: the mixed-precision products exist on flex only")));

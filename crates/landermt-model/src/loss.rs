@@ -85,11 +85,7 @@ pub fn weighted_nll_for_backward(net: &Transformer, hidden: Tensor<2>, targets: 
     // owner and the host pass overwrites it instead of copying it.
     let x = logits.clone().detach();
     let logits = head_trains.then_some(logits);
-    let (grad, loss) = if device == Device::flex() {
-        softmax_xent_on_host(x, targets, weights)
-    } else {
-        softmax_xent_by_ops(x, targets, weights)
-    };
+    let (grad, loss) = if device == Device::flex() { softmax_xent_on_host(x, targets, weights) } else { softmax_xent_by_ops(x, targets, weights) };
     let surrogate = if let Some(logits) = logits {
         logits.mul(grad).sum()
     } else {

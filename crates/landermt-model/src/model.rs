@@ -149,13 +149,21 @@ impl Transformer {
         let past = past_mask[0].len();
 
         // Key validity over cache + new tokens; positions count the real tokens before each one.
-        let key_mask: Vec<Vec<bool>> =
-            (0..b).map(|r| past_mask[r].iter().copied().chain(batch.mask_row(r).iter().copied()).collect()).collect();
+        let key_mask: Vec<Vec<bool>> = (0..b).map(|r| past_mask[r].iter().copied().chain(batch.mask_row(r).iter().copied()).collect()).collect();
         let key_positions: Vec<Vec<i64>> = key_mask
             .iter()
             .map(|row| {
                 let mut n = -1i64;
-                row.iter().map(|&m| if m { n += 1; n } else { 0 }).collect()
+                row.iter()
+                    .map(|&m| {
+                        if m {
+                            n += 1;
+                            n
+                        } else {
+                            0
+                        }
+                    })
+                    .collect()
             })
             .collect();
         let query_positions: Vec<Vec<i64>> = key_positions.iter().map(|p| p[past..].to_vec()).collect();
@@ -268,19 +276,8 @@ fn mask_bias(key_mask: &[Vec<bool>], past: usize, tq: usize, kind: LayerAttentio
 }
 
 /// Builds a norm from host weights.
-pub(crate) fn norm(
-    weight: crate::weights::HostTensor,
-    bias: Option<crate::weights::HostTensor>,
-    kind: NormKind,
-    eps: f64,
-    device: &Device,
-) -> Norm {
-    Norm {
-        weight: Param::from_tensor(crate::nn::tensor1(weight, device)),
-        bias: bias.map(|b| Param::from_tensor(crate::nn::tensor1(b, device))),
-        kind,
-        eps,
-    }
+pub(crate) fn norm(weight: crate::weights::HostTensor, bias: Option<crate::weights::HostTensor>, kind: NormKind, eps: f64, device: &Device) -> Norm {
+    Norm { weight: Param::from_tensor(crate::nn::tensor1(weight, device)), bias: bias.map(|b| Param::from_tensor(crate::nn::tensor1(b, device))), kind, eps }
 }
 
 #[cfg(test)]
@@ -300,10 +297,7 @@ mod tests {
         let row = vec![vec![false, true, true, true]];
         assert_eq!(allowed(&row, 0, 4, LayerAttention::Full), vec![vec![0, 0, 0, 0], vec![0, 1, 0, 0], vec![0, 1, 1, 0], vec![0, 1, 1, 1]]);
         // Window 2: a query sees itself and the one before (transformers: kv > q − window).
-        assert_eq!(
-            allowed(&row, 0, 4, LayerAttention::Sliding { window: 2 }),
-            vec![vec![0, 0, 0, 0], vec![0, 1, 0, 0], vec![0, 1, 1, 0], vec![0, 0, 1, 1]]
-        );
+        assert_eq!(allowed(&row, 0, 4, LayerAttention::Sliding { window: 2 }), vec![vec![0, 0, 0, 0], vec![0, 1, 0, 0], vec![0, 1, 1, 0], vec![0, 0, 1, 1]]);
         // With two cached positions, the one new query is position 2.
         let cached = vec![vec![true, true, true]];
         assert_eq!(allowed(&cached, 2, 1, LayerAttention::Full), vec![vec![1, 1, 1]]);

@@ -59,7 +59,11 @@ pub struct SafetensorsFile {
 
 pub enum Weights {
     /// `model.safetensors`, or the shards named by `model.safetensors.index.json`.
-    Safetensors { files: Vec<SafetensorsFile>, index: BTreeMap<String, usize>, origin: PathBuf },
+    Safetensors {
+        files: Vec<SafetensorsFile>,
+        index: BTreeMap<String, usize>,
+        origin: PathBuf,
+    },
     Gguf(GgufFile),
 }
 
@@ -96,10 +100,7 @@ impl SafetensorsFile {
     }
 
     fn get(&self, name: &str) -> Result<HostTensor> {
-        let info = self
-            .metadata
-            .info(name)
-            .ok_or_else(|| ModelError::MissingTensor { path: self.path.clone(), name: name.into() })?;
+        let info = self.metadata.info(name).ok_or_else(|| ModelError::MissingTensor { path: self.path.clone(), name: name.into() })?;
         let (start, end) = info.data_offsets;
         let bytes = &self.map[8 + self.header_len + start..8 + self.header_len + end];
         let data: Vec<f32> = match info.dtype {
@@ -132,18 +133,14 @@ impl Weights {
             return Self::open(&single);
         }
         if !sharded.is_file() {
-            return Err(ModelError::io(
-                &single,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no model.safetensors or model.safetensors.index.json"),
-            ));
+            return Err(ModelError::io(&single, std::io::Error::new(std::io::ErrorKind::NotFound, "no model.safetensors or model.safetensors.index.json")));
         }
         #[derive(serde::Deserialize)]
         struct Index {
             weight_map: BTreeMap<String, String>,
         }
         let text = std::fs::read_to_string(&sharded).map_err(|e| ModelError::io(&sharded, e))?;
-        let index: Index =
-            serde_json::from_str(&text).map_err(|e| ModelError::format(&sharded, format!("bad index JSON: {e}")))?;
+        let index: Index = serde_json::from_str(&text).map_err(|e| ModelError::format(&sharded, format!("bad index JSON: {e}")))?;
         let mut shard_ids: BTreeMap<String, usize> = BTreeMap::new();
         let mut files = Vec::new();
         let mut map = BTreeMap::new();
@@ -192,13 +189,9 @@ impl Weights {
                 None => Err(ModelError::MissingTensor { path: origin.clone(), name: name.into() }),
             },
             Self::Gguf(g) => {
-                let gname = gguf_name(name, gguf_arch(g)).ok_or_else(|| {
-                    ModelError::MissingTensor { path: g.path().into(), name: format!("{name} (no GGUF equivalent)") }
-                })?;
+                let gname = gguf_name(name, gguf_arch(g)).ok_or_else(|| ModelError::MissingTensor { path: g.path().into(), name: format!("{name} (no GGUF equivalent)") })?;
                 let (data, shape) = g.tensor_f32(&gname).map_err(|e| match e {
-                    ModelError::MissingTensor { path, name: n } => {
-                        ModelError::MissingTensor { path, name: format!("{n} (Hugging Face `{name}`)") }
-                    }
+                    ModelError::MissingTensor { path, name: n } => ModelError::MissingTensor { path, name: format!("{n} (Hugging Face `{name}`)") },
                     other => other,
                 })?;
                 Ok(HostTensor::new(data, shape))
@@ -210,12 +203,7 @@ impl Weights {
     pub fn get_shaped(&self, name: &str, shape: &[usize]) -> Result<HostTensor> {
         let t = self.get(name)?;
         if t.shape != shape {
-            return Err(ModelError::Shape {
-                path: self.origin().to_path_buf(),
-                name: name.into(),
-                expected: shape.to_vec(),
-                found: t.shape,
-            });
+            return Err(ModelError::Shape { path: self.origin().to_path_buf(), name: name.into(), expected: shape.to_vec(), found: t.shape });
         }
         Ok(t)
     }

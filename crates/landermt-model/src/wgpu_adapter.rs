@@ -46,10 +46,7 @@ fn index(kind: &DeviceKind) -> usize {
 fn adapters() -> &'static [wgpu::AdapterInfo] {
     static ADAPTERS: std::sync::OnceLock<Vec<wgpu::AdapterInfo>> = std::sync::OnceLock::new();
     ADAPTERS.get_or_init(|| {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-            backends: wgpu::Backends::PRIMARY,
-            ..wgpu::InstanceDescriptor::new_without_display_handle()
-        });
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor { backends: wgpu::Backends::PRIMARY, ..wgpu::InstanceDescriptor::new_without_display_handle() });
         futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY)).iter().map(wgpu::Adapter::get_info).collect()
     })
 }
@@ -65,10 +62,7 @@ fn matches(device_type: wgpu::DeviceType, kind: &DeviceKind) -> bool {
     use wgpu::DeviceType as T;
     matches!(
         (device_type, kind),
-        (T::DiscreteGpu, DeviceKind::DiscreteGpu(_))
-            | (T::IntegratedGpu, DeviceKind::IntegratedGpu(_))
-            | (T::VirtualGpu, DeviceKind::VirtualGpu(_))
-            | (T::Cpu, DeviceKind::Cpu)
+        (T::DiscreteGpu, DeviceKind::DiscreteGpu(_)) | (T::IntegratedGpu, DeviceKind::IntegratedGpu(_)) | (T::VirtualGpu, DeviceKind::VirtualGpu(_)) | (T::Cpu, DeviceKind::Cpu)
     )
 }
 

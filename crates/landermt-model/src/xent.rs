@@ -80,10 +80,14 @@ fn exp_shifted_in_place(row: &mut [f32], max: f32) -> f32 {
             *a += *x;
         });
     }
-    let tail: f32 = chunks.into_remainder().iter_mut().map(|x| {
-        *x = crate::vmath::exp(*x - max);
-        *x
-    }).sum();
+    let tail: f32 = chunks
+        .into_remainder()
+        .iter_mut()
+        .map(|x| {
+            *x = crate::vmath::exp(*x - max);
+            *x
+        })
+        .sum();
     acc.iter().sum::<f32>() + tail
 }
 

@@ -133,12 +133,8 @@ fn bloom_weights_without_the_transformer_prefix_load_the_same() {
     let p = dir.path().join("model.safetensors");
     let bytes = std::fs::read(&p).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let renamed: Vec<(String, safetensors::tensor::TensorView)> = st
-        .tensors()
-        .into_iter()
-        .filter(|(n, _)| n != "lm_head.weight")
-        .map(|(n, v)| (n.strip_prefix("transformer.").unwrap_or(&n).to_string(), v))
-        .collect();
+    let renamed: Vec<(String, safetensors::tensor::TensorView)> =
+        st.tensors().into_iter().filter(|(n, _)| n != "lm_head.weight").map(|(n, v)| (n.strip_prefix("transformer.").unwrap_or(&n).to_string(), v)).collect();
     assert!(renamed.iter().all(|(n, _)| !n.starts_with("transformer.")));
     let out = safetensors::serialize(renamed, None).unwrap();
     drop(st);
@@ -147,9 +143,7 @@ fn bloom_weights_without_the_transformer_prefix_load_the_same() {
     let original = load(&fixtures().join("hf-tiny/bloom-tiny")).unwrap();
     let stripped = load(dir.path()).unwrap();
     let ids = original.tokenizer.encode("Le chat dort.", false).unwrap();
-    let run = |m: &LanguageModel| -> Vec<f32> {
-        m.net.logits(m.net.forward(&Batch::single(&ids), None, &mut Taps::none())).into_data().try_into_vec::<f32>().unwrap()
-    };
+    let run = |m: &LanguageModel| -> Vec<f32> { m.net.logits(m.net.forward(&Batch::single(&ids), None, &mut Taps::none())).into_data().try_into_vec::<f32>().unwrap() };
     assert_eq!(run(&original), run(&stripped));
 }
 

@@ -4,8 +4,8 @@
 
 mod common;
 
-use burn::tensor::activation::log_softmax;
 use burn::tensor::Device;
+use burn::tensor::activation::log_softmax;
 use common::fixtures;
 use landermt_model::generate::{BeamOptions, GreedyOptions, beam, greedy};
 use landermt_model::{Batch, LanguageModel, Taps};

@@ -16,8 +16,7 @@ fn gguf_dir() -> std::path::PathBuf {
 #[test]
 fn metadata_of_every_value_type_reads_back() {
     let g = GgufFile::open(gguf_dir().join("quants.gguf")).unwrap();
-    let expected: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(gguf_dir().join("quants_expected.json")).unwrap()).unwrap();
+    let expected: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(gguf_dir().join("quants_expected.json")).unwrap()).unwrap();
     let meta = expected["metadata"].as_object().unwrap();
     assert!(meta.len() >= 15, "fixture lists {} keys", meta.len());
     for (key, entry) in meta {
@@ -93,9 +92,7 @@ fn q8_0_model_dequantizes_to_the_same_weights_as_gguf_py() {
     let q8 = LanguageModel::load(gguf_dir().join("llama-tiny-q8_0.gguf"), &device).unwrap();
     let f32m = LanguageModel::load(gguf_dir().join("llama-tiny.gguf"), &device).unwrap();
     let ids = q8.tokenizer.encode("Le chat dort sur le canapé.", false).unwrap();
-    let run = |m: &LanguageModel| -> Vec<f32> {
-        m.net.logits(m.net.forward(&Batch::single(&ids), None, &mut Taps::none())).into_data().try_into_vec::<f32>().unwrap()
-    };
+    let run = |m: &LanguageModel| -> Vec<f32> { m.net.logits(m.net.forward(&Batch::single(&ids), None, &mut Taps::none())).into_data().try_into_vec::<f32>().unwrap() };
     let (a, b) = (run(&q8), run(&f32m));
     let (d, _) = common::max_abs_diff(&a, &b);
     // transformers measured 0.23–0.33 on this file (tests/fixtures/gguf/README.md).

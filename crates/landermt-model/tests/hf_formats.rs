@@ -61,10 +61,7 @@ fn sharded_checkpoint_loads_like_the_single_file() {
 fn half_precision_weights_are_cast_to_f32_on_load() {
     let bytes = original();
     let st = SafeTensors::deserialize(&bytes).unwrap();
-    for (dtype, round) in [
-        (Dtype::F16, (|x: f32| f16::from_f32(x).to_f32()) as fn(f32) -> f32),
-        (Dtype::BF16, |x: f32| bf16::from_f32(x).to_f32()),
-    ] {
+    for (dtype, round) in [(Dtype::F16, (|x: f32| f16::from_f32(x).to_f32()) as fn(f32) -> f32), (Dtype::BF16, |x: f32| bf16::from_f32(x).to_f32())] {
         let dir = tempfile::tempdir().unwrap();
         copy_side_files(dir.path());
         let converted: Vec<(String, Vec<u8>, Vec<usize>)> = st
@@ -85,8 +82,7 @@ fn half_precision_weights_are_cast_to_f32_on_load() {
                 (n, data, v.shape().to_vec())
             })
             .collect();
-        let views: Vec<(String, TensorView)> =
-            converted.iter().map(|(n, d, s)| (n.clone(), TensorView::new(dtype, s.clone(), d).unwrap())).collect();
+        let views: Vec<(String, TensorView)> = converted.iter().map(|(n, d, s)| (n.clone(), TensorView::new(dtype, s.clone(), d).unwrap())).collect();
         let path = dir.path().join("model.safetensors");
         std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
 

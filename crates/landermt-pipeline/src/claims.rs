@@ -115,7 +115,9 @@ fn system_table(r: &Report, cells: &[(&str, &str)]) -> String {
     let lines = r.rows.first().map_or(0, |x| x.sentences);
     let mut md = format!(
         "Greedy decoding, stopped at {}; {lines} lines per cell. BLEU ± 95 % bootstrap half-width, p: paired bootstrap against `{}` ({} resamplings).\n\n| system | trainable | final dev loss |",
-        stop_text(&r.decoding.stop), r.baseline, r.n_bootstrap
+        stop_text(&r.decoding.stop),
+        r.baseline,
+        r.n_bootstrap
     );
     for (d, s) in cells {
         let untrained = if trained.contains(d) { "" } else { " (untrained)" };
@@ -281,7 +283,14 @@ fn guard_table(root: &Path, plain: &Report, guarded: &Report) -> Result<String> 
             let (a, b) = (row(plain)?, row(guarded)?);
             let source = landermt_data::ParallelSource::Flores { dir: root.join("data/flores200-devtest"), first: 501, last: 500 + a.sentences };
             let refs: Vec<String> = landermt_data::read_parallel(&source, d.parse()?)?.into_iter().map(|p| p.tgt).collect();
-            let (x, y, p) = landermt_eval::bootstrap::paired_bleu(&landermt_eval::Bleu::for_target(d.parse::<landermt_data::Direction>()?.tgt.code), &refs, &hyps("default", &info.name, d)?, &hyps("no-repeat-4", &info.name, d)?, 1000, 12345);
+            let (x, y, p) = landermt_eval::bootstrap::paired_bleu(
+                &landermt_eval::Bleu::for_target(d.parse::<landermt_data::Direction>()?.tgt.code),
+                &refs,
+                &hyps("default", &info.name, d)?,
+                &hyps("no-repeat-4", &info.name, d)?,
+                1000,
+                12345,
+            );
             anyhow::ensure!((x - a.bleu).abs() < 1e-9 && (y - b.bleu).abs() < 1e-9, "the kept hypotheses of `{}` on {d} are not the reports'", info.name);
             let limit = |r: &crate::report::Row| r.at_limit.map_or("–".to_string(), |k| k.to_string());
             let _ = writeln!(md, "| {} | {} | {x:.2} | {y:.2} | {p:.3} | {} | {} |", info.name, arrow(d), limit(&a), limit(&b));

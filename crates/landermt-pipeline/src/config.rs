@@ -366,14 +366,7 @@ pub struct ProbeSection {
 
 impl Default for ProbeSection {
     fn default() -> Self {
-        Self {
-            n: 500,
-            k: 4,
-            rule: landermt_probe::Rule::Pairs,
-            batch_size: 8,
-            data: landermt_data::ParallelSource::Flores { dir: "data/flores200-devtest".into(), first: 1, last: 500 },
-            layers: None,
-        }
+        Self { n: 500, k: 4, rule: landermt_probe::Rule::Pairs, batch_size: 8, data: landermt_data::ParallelSource::Flores { dir: "data/flores200-devtest".into(), first: 1, last: 500 }, layers: None }
     }
 }
 
@@ -792,7 +785,10 @@ mod tests {
             (format!("{GOOD}[train.methods.lora]\nlr = \"fast\"\n"), "[train.methods.lora]"),
             (GOOD.replace("[\"en-fr\", \"fr-en\"]", "[\"en-fr\", \"en-fr\"]"), "run.toml:4: [run] directions: `en-fr` is listed twice"),
             (GOOD.replace("[\"en-fr\", \"fr-en\"]", "[]"), "run.toml:4: [run] directions: no directions"),
-            (format!("{GOOD}[eval]\ntest_sets = [{{ name = \"a\", n = 1, data = {{ kind = \"opus\", dir = \"d\" }} }}, {{ name = \"a\", n = 2, data = {{ kind = \"opus\", dir = \"d\" }} }}]\n"), "two test sets are named `a`"),
+            (
+                format!("{GOOD}[eval]\ntest_sets = [{{ name = \"a\", n = 1, data = {{ kind = \"opus\", dir = \"d\" }} }}, {{ name = \"a\", n = 2, data = {{ kind = \"opus\", dir = \"d\" }} }}]\n"),
+                "two test sets are named `a`",
+            ),
         ];
         for (text, want) in cases {
             let err = format!("{:#}", load_str(&text).unwrap_err());

@@ -25,8 +25,7 @@ pub fn write_all(run: &Path) -> Result<Vec<PathBuf>> {
     };
     let layers_path = run.join("layers.json");
     if layers_path.exists() {
-        let layers: landermt_probe::Layers =
-            serde_json::from_slice(&std::fs::read(&layers_path)?).with_context(|| format!("{}: not a layers.json", layers_path.display()))?;
+        let layers: landermt_probe::Layers = serde_json::from_slice(&std::fs::read(&layers_path)?).with_context(|| format!("{}: not a layers.json", layers_path.display()))?;
         for chart in probe_charts(&layers) {
             let stem = chart.0;
             save(chart.1, stem)?;
@@ -39,8 +38,7 @@ pub fn write_all(run: &Path) -> Result<Vec<PathBuf>> {
     let (scores_path, neurons_path) = (run.join("neurons.safetensors"), run.join("neurons.json"));
     if scores_path.exists() && neurons_path.exists() {
         let scores = Scores::read(&scores_path)?;
-        let neurons: Neurons =
-            serde_json::from_slice(&std::fs::read(&neurons_path)?).with_context(|| format!("{}: not a neurons.json", neurons_path.display()))?;
+        let neurons: Neurons = serde_json::from_slice(&std::fs::read(&neurons_path)?).with_context(|| format!("{}: not a neurons.json", neurons_path.display()))?;
         for chart in score_charts(&scores, &neurons) {
             let stem = chart.0;
             save(chart.1, stem)?;
@@ -93,11 +91,8 @@ fn eval_figures(report: &crate::report::Report, out: &Path) -> Result<Vec<PathBu
     let untrained: Vec<&String> = report.evaluated_directions.iter().filter(|d| !report.trained_directions.contains(d)).collect();
     if !untrained.is_empty() {
         let groups: Vec<(String, String)> = untrained.iter().flat_map(|d| report.test_sets().into_iter().map(move |t| (d.to_string(), t))).collect();
-        let mut chart = landermt_plot::BarChart::new(
-            format!("Forgetting: BLEU on directions no system was trained on ({})", report.model),
-            "BLEU",
-            groups.iter().map(|(d, t)| format!("{d} {t}")).collect(),
-        );
+        let mut chart =
+            landermt_plot::BarChart::new(format!("Forgetting: BLEU on directions no system was trained on ({})", report.model), "BLEU", groups.iter().map(|(d, t)| format!("{d} {t}")).collect());
         for s in &systems {
             chart = chart.series(*s, groups.iter().map(|(d, t)| report.bleu(s, d, t).unwrap_or(f64::NAN)).collect());
         }
@@ -170,10 +165,7 @@ fn score_charts(scores: &Scores, neurons: &Neurons) -> Vec<(&'static str, LineCh
     for (li, lang) in scores.languages.iter().enumerate() {
         let sentences = neurons.counts.iter().find(|c| c.language == *lang).map_or(1, |c| c.sentences.max(1)) as f64;
         let per_layer = |units: &dyn Fn(usize) -> Vec<usize>| -> Vec<(f64, f64)> {
-            (0..num_layers)
-                .map(|l| (l as f64, mean(&scores.modules[&(l, MODULE)].s[li], &units(l)) / sentences))
-                .filter(|(_, y)| y.is_finite())
-                .collect()
+            (0..num_layers).map(|l| (l as f64, mean(&scores.modules[&(l, MODULE)].s[li], &units(l)) / sentences)).filter(|(_, y)| y.is_finite()).collect()
         };
         general = general.series(lang.name, per_layer(&|l| splits[l].general.clone()));
         specific = specific.series(format!("{}-specific", lang.name), per_layer(&|l| splits[l].specific[li].clone()));
@@ -182,9 +174,5 @@ fn score_charts(scores: &Scores, neurons: &Neurons) -> Vec<(&'static str, LineCh
     // Over several pairs every block is scored; each pair's selection is in pairs-delta.
     let marked = if neurons.selected.len() == num_layers { Vec::new() } else { selected(&neurons.selected) };
     let note = "selected blocks";
-    vec![
-        ("awareness-general", general.markers(note, marked.clone())),
-        ("awareness-specific", specific.markers(note, marked.clone())),
-        ("specific-counts", counts.markers(note, marked)),
-    ]
+    vec![("awareness-general", general.markers(note, marked.clone())), ("awareness-specific", specific.markers(note, marked.clone())), ("specific-counts", counts.markers(note, marked))]
 }

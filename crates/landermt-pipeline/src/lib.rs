@@ -35,8 +35,8 @@ pub mod system;
 pub mod table;
 
 pub use config::RunConfig;
-pub use lock::RunLock;
 pub use device::{gemm_device, resolve_model};
+pub use lock::RunLock;
 pub use report::Report;
 pub use run::{Event, Options, run, run_step};
 pub use system::System;

@@ -238,7 +238,10 @@ impl Report {
             md.push_str(&format!("\nSignatures: BLEU `{}` (`tok:zh` for Chinese targets), chrF `{}`.\n", r.bleu_signature, r.chrf_signature));
         }
         if let Some(c) = self.comparisons.first() {
-            md.push_str(&format!("\n`{}` against each system: score differences and paired-bootstrap p-values.\n\n| against | direction | test set | ΔBLEU | p | ΔchrF | p |\n|---|---|---|---|---|---|---|\n", c.system));
+            md.push_str(&format!(
+                "\n`{}` against each system: score differences and paired-bootstrap p-values.\n\n| against | direction | test set | ΔBLEU | p | ΔchrF | p |\n|---|---|---|---|---|---|---|\n",
+                c.system
+            ));
             for c in &self.comparisons {
                 md.push_str(&format!("| {} | {} | {} | {:+.2} | {:.3} | {:+.2} | {:.3} |\n", c.against, c.direction, c.test_set, c.bleu_delta, c.bleu_p, c.chrf_delta, c.chrf_p));
             }
@@ -267,7 +270,11 @@ impl Report {
         }
         if let Some(m) = &self.transfer {
             for set in self.test_sets() {
-                md.push_str(&format!("\nTransfer ({set}, BLEU): `{m}` fine-tuned on the row's direction alone, evaluated on each column's.\n\n| trained on | {} |\n|---|{}\n", self.evaluated_directions.join(" | "), "---|".repeat(self.evaluated_directions.len())));
+                md.push_str(&format!(
+                    "\nTransfer ({set}, BLEU): `{m}` fine-tuned on the row's direction alone, evaluated on each column's.\n\n| trained on | {} |\n|---|{}\n",
+                    self.evaluated_directions.join(" | "),
+                    "---|".repeat(self.evaluated_directions.len())
+                ));
                 for (label, system) in self.transfer_rows() {
                     let cells: Vec<String> = self.evaluated_directions.iter().map(|d| self.bleu(&system, d, &set).map_or("–".into(), |b| format!("{b:.2}"))).collect();
                     md.push_str(&format!("| {label} | {} |\n", cells.join(" | ")));

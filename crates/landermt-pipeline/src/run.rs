@@ -110,7 +110,13 @@ pub fn run(cfg: &RunConfig, options: &Options, on_event: &mut dyn FnMut(Event)) 
         let current = !options.forces(step.stage) && plan::is_current(cfg, &step)?;
         let at = started.elapsed().as_secs_f64();
         if options.dry_run {
-            let what = if !selected { "skip (not selected)" } else if current { "current, skip" } else { "run" };
+            let what = if !selected {
+                "skip (not selected)"
+            } else if current {
+                "current, skip"
+            } else {
+                "run"
+            };
             on_event(Event::Planned { step: step.label(), what });
             continue;
         }
@@ -143,7 +149,9 @@ fn header(cfg: &RunConfig, options: &Options, on_event: &mut dyn FnMut(Event)) -
             && cfg.model.resolve(false).map_or(true, |p| !p.exists())
         {
             // Kept outputs are keyed by the model's hash: without the model they cannot be checked.
-            on_event(Event::Note(format!("{name} is not in the model cache, so decoding steps (and training steps kept without their weights) show as `run` even where their outputs are kept; a real run fetches it first (`cargo xtask fetch-model {name}`) and skips them")));
+            on_event(Event::Note(format!(
+                "{name} is not in the model cache, so decoding steps (and training steps kept without their weights) show as `run` even where their outputs are kept; a real run fetches it first (`cargo xtask fetch-model {name}`) and skips them"
+            )));
         }
     } else {
         preflight(cfg)?;

@@ -62,7 +62,15 @@ pub fn summarise(direction: landermt_data::Direction, test_set: &str, references
         let refs: Vec<String> = (0..k).flat_map(|_| references.iter().cloned()).collect();
         let (_, _, p) = landermt_eval::bootstrap::paired_bleu(&bleu, &refs, &pooled(&b.runs), &pooled(&a.runs), n_bootstrap, 12345);
         let same_sign = deltas.iter().all(|d| *d > 0.0) || deltas.iter().all(|d| *d < 0.0);
-        claims.push(SeedClaim { system: a.method.clone(), against: b.method.clone(), direction: direction.to_string(), test_set: test_set.into(), holds: same_sign && p < 0.05 && k > 0, deltas, pooled_p: p });
+        claims.push(SeedClaim {
+            system: a.method.clone(),
+            against: b.method.clone(),
+            direction: direction.to_string(),
+            test_set: test_set.into(),
+            holds: same_sign && p < 0.05 && k > 0,
+            deltas,
+            pooled_p: p,
+        });
     }
     (summaries, claims)
 }

@@ -110,7 +110,19 @@ pub fn point_config(config_path: &Path, base: &RunConfig, method: Method, grid: 
 /// A value as a directory name.
 fn sanitize(value: &str) -> String {
     // A list (`[0,1,2]`) names its folder `0-1-2`.
-    value.chars().filter(|c| !"[]".contains(*c)).map(|c| if c.is_alphanumeric() || "-_.+".contains(c) { c } else if c == ',' { '-' } else { '_' }).collect()
+    value
+        .chars()
+        .filter(|c| !"[]".contains(*c))
+        .map(|c| {
+            if c.is_alphanumeric() || "-_.+".contains(c) {
+                c
+            } else if c == ',' {
+                '-'
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Splits `--set` values at the commas outside brackets and quotes, so a list such as
@@ -368,7 +380,14 @@ fn dev_point(cfg: &RunConfig, method: Method, value: &str, n: usize) -> Result<P
         return Ok(point);
     }
     let model = crate::stages::trained_model(cfg, system)?.into_decoding();
-    let opts = landermt_eval::decode::DecodeOptions { template: cfg.eval_template().clone(), max_new_tokens: cfg.eval.max_new_tokens, batch_size: cfg.eval.batch_size, newline: cfg.eval.newline, no_repeat_ngram: cfg.eval.no_repeat_ngram, ..Default::default() };
+    let opts = landermt_eval::decode::DecodeOptions {
+        template: cfg.eval_template().clone(),
+        max_new_tokens: cfg.eval.max_new_tokens,
+        batch_size: cfg.eval.batch_size,
+        newline: cfg.eval.newline,
+        no_repeat_ngram: cfg.eval.no_repeat_ngram,
+        ..Default::default()
+    };
     let routing = crate::stages::Routing::of(cfg, system)?;
     let mut directions = Vec::new();
     for direction in cfg.directions() {

@@ -58,12 +58,7 @@ impl BarChart {
         let (lo, hi) = values.fold((0f64, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
         let hi = if hi > lo { hi + (hi - lo) * 0.12 } else { 1.0 };
         let n = self.groups.len().max(1) as f64;
-        let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, ("sans-serif", 22))
-            .margin(16)
-            .x_label_area_size(40)
-            .y_label_area_size(80)
-            .build_cartesian_2d(0f64..n, lo..hi)?;
+        let mut chart = ChartBuilder::on(root).caption(&self.title, ("sans-serif", 22)).margin(16).x_label_area_size(40).y_label_area_size(80).build_cartesian_2d(0f64..n, lo..hi)?;
         // Group names are drawn under the groups' centres below, not at plotters' tick positions.
         chart.configure_mesh().y_desc(&self.y_label).disable_x_mesh().x_labels(0).label_style(("sans-serif", 14)).light_line_style(WHITE).draw()?;
         let m = self.series.len().max(1) as f64;

@@ -80,22 +80,10 @@ impl LineChart {
             let d = if hi > lo { (hi - lo) * 0.05 } else { lo.abs().max(1.0) * 0.05 };
             (lo - d)..(hi + d)
         };
-        let mut chart = ChartBuilder::on(root)
-            .caption(&self.title, ("sans-serif", 22))
-            .margin(16)
-            .x_label_area_size(48)
-            .y_label_area_size(80)
-            .build_cartesian_2d(pad(x0, x1), pad(y0, y1))?;
+        let mut chart = ChartBuilder::on(root).caption(&self.title, ("sans-serif", 22)).margin(16).x_label_area_size(48).y_label_area_size(80).build_cartesian_2d(pad(x0, x1), pad(y0, y1))?;
         // Whole numbers (layers, steps) without a trailing ".0".
         let x_fmt = |x: &f64| if x.fract() == 0.0 { format!("{x:.0}") } else { format!("{x}") };
-        chart
-            .configure_mesh()
-            .x_desc(&self.x_label)
-            .y_desc(&self.y_label)
-            .x_label_formatter(&x_fmt)
-            .label_style(("sans-serif", 14))
-            .light_line_style(WHITE)
-            .draw()?;
+        chart.configure_mesh().x_desc(&self.x_label).y_desc(&self.y_label).x_label_formatter(&x_fmt).label_style(("sans-serif", 14)).light_line_style(WHITE).draw()?;
         if let Some((name, xs)) = &self.markers {
             let (lo, hi) = (pad(y0, y1).start, pad(y0, y1).end);
             // Broad translucent bands: visible behind the lines without hiding them.
@@ -110,10 +98,7 @@ impl LineChart {
         for (i, s) in self.series.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
             let style = color.stroke_width(2);
-            chart
-                .draw_series(LineSeries::new(s.points.iter().copied(), style).point_size(3))?
-                .label(s.name.as_str())
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], style));
+            chart.draw_series(LineSeries::new(s.points.iter().copied(), style).point_size(3))?.label(s.name.as_str()).legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], style));
         }
         chart.configure_series_labels().background_style(WHITE.mix(0.7)).border_style(BLACK).label_font(("sans-serif", 14)).draw()?;
         Ok(())

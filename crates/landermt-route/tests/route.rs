@@ -28,10 +28,7 @@ fn stage2() -> (Scores, Neurons) {
     let model = frozen(LanguageModel::load(root().join("tests/fixtures/hf-tiny/llama-tiny"), &Device::flex().autodiff()).unwrap());
     let data = MonoSource::Flores { dir: root().join("data/flores200-devtest"), first: 1, last: 4 };
     let languages = langs(&["en", "fr", "de"]);
-    let per: Vec<_> = languages
-        .iter()
-        .map(|&l| awareness(&model, &read_monolingual(&data, l).unwrap().iter().map(|s| model.encode(s).unwrap()).collect::<Vec<_>>(), 4, &|_| {}))
-        .collect();
+    let per: Vec<_> = languages.iter().map(|&l| awareness(&model, &read_monolingual(&data, l).unwrap().iter().map(|s| model.encode(s).unwrap()).collect::<Vec<_>>(), 4, &|_| {})).collect();
     let settings = Settings { model: "llama-tiny".into(), languages, data, epsilon: 0.9, num_layers: 4, selected: vec![2, 3] };
     neurons(&settings, &per).unwrap()
 }

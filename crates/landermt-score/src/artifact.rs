@@ -75,10 +75,7 @@ impl Scores {
             }
             push(name(layer, site, "var"), &m.var);
         }
-        let views: Vec<(String, TensorView)> = named
-            .iter()
-            .map(|(n, bytes, len)| (n.clone(), TensorView::new(Dtype::F64, vec![*len], bytes).expect("shape matches the bytes")))
-            .collect();
+        let views: Vec<(String, TensorView)> = named.iter().map(|(n, bytes, len)| (n.clone(), TensorView::new(Dtype::F64, vec![*len], bytes).expect("shape matches the bytes"))).collect();
         let header = Header { artifact: "neurons".into(), version: NEURONS_VERSION, languages: self.languages.clone() };
         let meta = HashMap::from([("landermt".to_string(), serde_json::to_string(&header).expect("plain data serialises"))]);
         let bytes = safetensors::serialize(views, Some(meta)).expect("safetensors serialisation of f64 vectors");

@@ -131,17 +131,9 @@ pub fn neurons(settings: &Settings, awareness: &[Awareness]) -> Result<(Scores, 
     selected.dedup();
     let layers = selected
         .iter()
-        .map(|&layer| LayerSplit {
-            layer,
-            modules: SCORED.iter().map(|&site| (site.name().to_string(), ModuleSplit::new(&splits[&(layer, site)], &settings.languages))).collect(),
-        })
+        .map(|&layer| LayerSplit { layer, modules: SCORED.iter().map(|&site| (site.name().to_string(), ModuleSplit::new(&splits[&(layer, site)], &settings.languages))).collect() })
         .collect();
-    let counts = settings
-        .languages
-        .iter()
-        .zip(awareness)
-        .map(|(&language, a)| artifact::LanguageCount { language, sentences: a.sentences, positions: a.positions })
-        .collect();
+    let counts = settings.languages.iter().zip(awareness).map(|(&language, a)| artifact::LanguageCount { language, sentences: a.sentences, positions: a.positions }).collect();
     let neurons = Neurons {
         version: NEURONS_VERSION,
         model: settings.model.clone(),

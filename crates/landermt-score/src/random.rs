@@ -63,7 +63,10 @@ mod tests {
             counts.insert("general".into(), g.len());
             ModuleSplit { units: 40, lambda: 0.5, general: g, specific, counts }
         };
-        let layer = |l| LayerSplit { layer: l, modules: [("ffn_act".to_string(), split((0..20).collect(), vec![20, 21, 22], vec![30])), ("q".to_string(), split((0..10).collect(), vec![], vec![11, 12]))].into() };
+        let layer = |l| LayerSplit {
+            layer: l,
+            modules: [("ffn_act".to_string(), split((0..20).collect(), vec![20, 21, 22], vec![30])), ("q".to_string(), split((0..10).collect(), vec![], vec![11, 12]))].into(),
+        };
         Neurons {
             version: crate::NEURONS_VERSION,
             model: "m".into(),

@@ -86,18 +86,8 @@ pub fn unit_set(route: &Route, neurons: &Neurons, general: bool, specific: bool)
 }
 
 impl Method {
-    pub const ALL: [Method; 10] = [
-        Method::Landermt,
-        Method::LandermtLs,
-        Method::LandermtLg,
-        Method::Layers,
-        Method::Lape,
-        Method::Full,
-        Method::Lora,
-        Method::Adapter,
-        Method::AdapterLora,
-        Method::None,
-    ];
+    pub const ALL: [Method; 10] =
+        [Method::Landermt, Method::LandermtLs, Method::LandermtLg, Method::Layers, Method::Lape, Method::Full, Method::Lora, Method::Adapter, Method::AdapterLora, Method::None];
 
     /// The config and directory name (`landermt`, `landermt-ls`, …, `adapter-lora`, `none`).
     pub fn name(self) -> &'static str {
@@ -135,9 +125,7 @@ impl Method {
 impl std::str::FromStr for Method {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Method::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| {
-            format!("unknown method `{s}` (known: {})", Method::ALL.map(Method::name).join(", "))
-        })
+        Method::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| format!("unknown method `{s}` (known: {})", Method::ALL.map(Method::name).join(", ")))
     }
 }
 

@@ -205,10 +205,7 @@ pub fn save(path: &Path, trainee: &Trainee, optim: Option<&Optim>, state: &State
         bytes.extend(lazy);
     }
     let views: Vec<(String, TensorView)> = bytes.iter().map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).expect("shape matches"))).collect();
-    let meta = HashMap::from([
-        ("landermt".to_string(), serde_json::to_string(&state).expect("plain data")),
-        (CHECKSUM_KEY.to_string(), checksum(views.iter().map(|(n, v)| (n.as_str(), v.data())))),
-    ]);
+    let meta = HashMap::from([("landermt".to_string(), serde_json::to_string(&state).expect("plain data")), (CHECKSUM_KEY.to_string(), checksum(views.iter().map(|(n, v)| (n.as_str(), v.data()))))]);
     let file = safetensors::serialize(views, Some(meta)).map_err(|e| TrainError::Checkpoint { path: path.into(), msg: e.to_string() })?;
     landermt_model::atomic::write_atomic(path, |w| w.write_all(&file))?;
     Ok(())

@@ -32,10 +32,7 @@ fn artifacts() -> (Neurons, Vec<Route>) {
     let model = frozen(load());
     let data = MonoSource::Flores { dir: root().join("data/flores200-devtest"), first: 1, last: 4 };
     let languages: Vec<Language> = ["en", "fr", "de"].iter().map(|c| c.parse().unwrap()).collect();
-    let per: Vec<_> = languages
-        .iter()
-        .map(|&l| awareness(&model, &read_monolingual(&data, l).unwrap().iter().map(|s| model.encode(s).unwrap()).collect::<Vec<_>>(), 4, &|_| {}))
-        .collect();
+    let per: Vec<_> = languages.iter().map(|&l| awareness(&model, &read_monolingual(&data, l).unwrap().iter().map(|s| model.encode(s).unwrap()).collect::<Vec<_>>(), 4, &|_| {})).collect();
     let settings = Settings { model: "llama-tiny".into(), languages: languages.clone(), data, epsilon: 0.9, num_layers: 4, selected: vec![2, 3] };
     let (scores, neurons) = neurons(&settings, &per).unwrap();
     let routes = [[languages[0], languages[1]], [languages[0], languages[2]]].map(|pair| landermt_route::build(&neurons, &scores, pair, &neurons.selected, CarMode::Taylor).unwrap());

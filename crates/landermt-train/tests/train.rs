@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use burn::module::Module;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor};
+use landermt_data::prompt::mixed;
 use landermt_data::{Direction, Language, MonoSource, ParallelSource, read_monolingual, read_parallel};
 use landermt_model::nn::CarMode;
 use landermt_model::{Batch, LanguageModel, Taps};
 use landermt_route::Route;
 use landermt_score::{Neurons, Settings, awareness, frozen, neurons};
-use landermt_data::prompt::mixed;
 use landermt_train::{Example, Method, Trainee, adamw, example, step};
 
 fn root() -> PathBuf {
@@ -28,10 +28,7 @@ fn artifacts() -> (Neurons, Route) {
     let model = frozen(load());
     let data = MonoSource::Flores { dir: root().join("data/flores200-devtest"), first: 1, last: 4 };
     let languages: Vec<Language> = ["en", "fr", "de"].iter().map(|c| c.parse().unwrap()).collect();
-    let per: Vec<_> = languages
-        .iter()
-        .map(|&l| awareness(&model, &read_monolingual(&data, l).unwrap().iter().map(|s| model.encode(s).unwrap()).collect::<Vec<_>>(), 4, &|_| {}))
-        .collect();
+    let per: Vec<_> = languages.iter().map(|&l| awareness(&model, &read_monolingual(&data, l).unwrap().iter().map(|s| model.encode(s).unwrap()).collect::<Vec<_>>(), 4, &|_| {})).collect();
     let settings = Settings { model: "llama-tiny".into(), languages: languages.clone(), data, epsilon: 0.9, num_layers: 4, selected: vec![2, 3] };
     let (scores, neurons) = neurons(&settings, &per).unwrap();
     let route = landermt_route::build(&neurons, &scores, [languages[0], languages[1]], &neurons.selected, CarMode::Off).unwrap();
@@ -249,7 +246,6 @@ fn a_killed_run_resumes_to_the_same_weights_and_refuses_a_changed_setup() {
         assert!(err.contains(file) && err.contains("checksum mismatch"), "{err}");
     }
 }
-
 
 fn logits_of(net: &landermt_model::Transformer, ids: &[u32]) -> Vec<f32> {
     net.logits(net.forward(&Batch::single(ids), None, &mut Taps::none())).into_data().try_into_vec().unwrap()

@@ -102,16 +102,7 @@ pub(crate) fn load(l: &Loader) -> Result<Transformer> {
         drop((qkv_w, qkv_b));
         layers.push(Block {
             attn_norm: l.norm(&format!("{p}.input_layernorm"), h)?,
-            attn: Attention::new(
-                c,
-                [
-                    l.linear_of(qw, Some(qb)),
-                    l.linear_of(kw, Some(kb)),
-                    l.linear_of(vw, Some(vb)),
-                    l.linear(&format!("{p}.self_attention.dense"), h, h, true)?,
-                ],
-                None,
-            ),
+            attn: Attention::new(c, [l.linear_of(qw, Some(qb)), l.linear_of(kw, Some(kb)), l.linear_of(vw, Some(vb)), l.linear(&format!("{p}.self_attention.dense"), h, h, true)?], None),
             post_attn_norm: None,
             ffn_norm: l.norm(&format!("{p}.post_attention_layernorm"), h)?,
             mlp: Mlp {

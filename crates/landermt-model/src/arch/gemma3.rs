@@ -19,9 +19,7 @@ const SLIDING_WINDOW_PATTERN: usize = 6;
 
 /// Every `pattern`-th layer (1-based) is global, the others slide over `window` tokens.
 fn layer_pattern(layers: usize, pattern: usize, window: usize) -> Vec<LayerAttention> {
-    (0..layers)
-        .map(|i| if (i + 1) % pattern == 0 { LayerAttention::Full } else { LayerAttention::Sliding { window } })
-        .collect()
+    (0..layers).map(|i| if (i + 1) % pattern == 0 { LayerAttention::Full } else { LayerAttention::Sliding { window } }).collect()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -93,10 +91,7 @@ pub(crate) fn config_from_hf(c: &HfConfig) -> Result<ModelConfig> {
     // transformers 5 nests the bases per layer type under `rope_parameters`.
     let params = c.get("rope_parameters");
     let (theta, local_theta) = match params.and_then(|p| p.get("full_attention")) {
-        Some(full) => (
-            c.rope_theta(Some(full), 1_000_000.0)?,
-            c.rope_theta(params.and_then(|p| p.get("sliding_attention")), LOCAL_ROPE_THETA)?,
-        ),
+        Some(full) => (c.rope_theta(Some(full), 1_000_000.0)?, c.rope_theta(params.and_then(|p| p.get("sliding_attention")), LOCAL_ROPE_THETA)?),
         None => (c.rope_theta(None, 1_000_000.0)?, c.f64(&["rope_local_base_freq"], Some(LOCAL_ROPE_THETA))?),
     };
     let heads = c.usize(&["num_attention_heads"])?;
@@ -183,12 +178,5 @@ pub(crate) fn load(l: &Loader) -> Result<Transformer> {
         });
     }
     let embed = l.get("model.embed_tokens.weight", &[c.vocab_size, h])?;
-    Ok(Transformer {
-        embed_tokens: l.matrix(embed),
-        embed_norm: None,
-        layers,
-        final_norm: norm(l, "model.norm", h)?,
-        lm_head: None,
-        config: c.clone(),
-    })
+    Ok(Transformer { embed_tokens: l.matrix(embed), embed_norm: None, layers, final_norm: norm(l, "model.norm", h)?, lm_head: None, config: c.clone() })
 }

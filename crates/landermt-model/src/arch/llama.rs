@@ -128,16 +128,7 @@ pub(crate) fn load(l: &Loader) -> Result<Transformer> {
         };
         layers.push(Block {
             attn_norm: l.norm(&format!("{p}.input_layernorm"), h)?,
-            attn: Attention::new(
-                c,
-                [
-                    q_proj,
-                    k_proj,
-                    l.linear(&format!("{p}.self_attn.v_proj"), kv, h, c.attention_bias)?,
-                    l.linear(&format!("{p}.self_attn.o_proj"), h, q, false)?,
-                ],
-                None,
-            ),
+            attn: Attention::new(c, [q_proj, k_proj, l.linear(&format!("{p}.self_attn.v_proj"), kv, h, c.attention_bias)?, l.linear(&format!("{p}.self_attn.o_proj"), h, q, false)?], None),
             post_attn_norm: None,
             ffn_norm: l.norm(&format!("{p}.post_attention_layernorm"), h)?,
             mlp: Mlp {
@@ -153,14 +144,7 @@ pub(crate) fn load(l: &Loader) -> Result<Transformer> {
     }
     let embed = l.get("model.embed_tokens.weight", &[c.vocab_size, h])?;
     let lm_head = if c.tie_word_embeddings { None } else { Some(l.get("lm_head.weight", &[c.vocab_size, h])?) };
-    Ok(Transformer {
-        embed_tokens: l.matrix(embed),
-        embed_norm: None,
-        layers,
-        final_norm: l.norm("model.norm", h)?,
-        lm_head: lm_head.map(|w| l.matrix(w.transposed())),
-        config: c.clone(),
-    })
+    Ok(Transformer { embed_tokens: l.matrix(embed), embed_norm: None, layers, final_norm: l.norm("model.norm", h)?, lm_head: lm_head.map(|w| l.matrix(w.transposed())), config: c.clone() })
 }
 
 /// A q or k projection from a GGUF file, with llama.cpp's row permutation undone.

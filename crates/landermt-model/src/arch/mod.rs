@@ -11,19 +11,18 @@ use std::path::Path;
 use burn::nn::Linear;
 use burn::tensor::Device;
 
+use crate::WeightDtype;
 use crate::config::{Architecture, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::gguf::GgufFile;
 use crate::model::Transformer;
 use crate::nn::Norm;
 use crate::weights::{HostTensor, Weights};
-use crate::WeightDtype;
 
 /// Reads a Hugging Face `config.json` into a [`ModelConfig`].
 pub fn config_from_hf(path: &Path) -> Result<ModelConfig> {
     let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| ModelError::config(path, format!("not valid JSON: {e}")))?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::config(path, format!("not valid JSON: {e}")))?;
     // Multimodal Gemma 3 configs nest the language model's settings in `text_config`.
     let json = match json.get("text_config") {
         Some(t) if json.get("model_type").and_then(|m| m.as_str()) == Some("gemma3") => t.clone(),

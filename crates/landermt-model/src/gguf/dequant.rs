@@ -133,11 +133,7 @@ fn q8_0(b: &[u8], out: &mut Vec<f32>) {
 /// The 6-bit scale and min of sub-block `j` (0..8) packed in the 12 `scales` bytes of a
 /// Q4_K/Q5_K block (ggml's `get_scale_min_k4`).
 fn scale_min_k4(j: usize, q: &[u8]) -> (f32, f32) {
-    let (sc, m) = if j < 4 {
-        (q[j] & 63, q[j + 4] & 63)
-    } else {
-        ((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
-    };
+    let (sc, m) = if j < 4 { (q[j] & 63, q[j + 4] & 63) } else { ((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4)) };
     (sc as f32, m as f32)
 }
 

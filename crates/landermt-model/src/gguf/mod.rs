@@ -126,12 +126,7 @@ pub struct GgufFile {
 
 impl std::fmt::Debug for GgufFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GgufFile")
-            .field("path", &self.path)
-            .field("version", &self.version)
-            .field("metadata", &self.metadata.len())
-            .field("tensors", &self.tensors.len())
-            .finish()
+        f.debug_struct("GgufFile").field("path", &self.path).field("version", &self.version).field("metadata", &self.metadata.len()).field("tensors", &self.tensors.len()).finish()
     }
 }
 
@@ -181,9 +176,7 @@ impl GgufFile {
                 return Err(ModelError::format(&path, format!("tensor `{name}`: dims {dims:?} overflow")));
             }
             let type_id = r.u32()?;
-            let ggml_type = GgmlType::from_id(type_id).ok_or_else(|| {
-                ModelError::unsupported(&path, format!("quantisation type id {type_id} of tensor `{name}`"))
-            })?;
+            let ggml_type = GgmlType::from_id(type_id).ok_or_else(|| ModelError::unsupported(&path, format!("quantisation type id {type_id} of tensor `{name}`")))?;
             let rel = r.u64()? as usize;
             infos.push((name, dims, ggml_type, rel));
         }
@@ -196,22 +189,12 @@ impl GgufFile {
         for (name, dims, ggml_type, rel) in infos {
             let n: usize = dims.iter().product();
             if dims.first().is_some_and(|&d0| d0 % ggml_type.block_len() != 0) {
-                return Err(ModelError::format(
-                    &path,
-                    format!("tensor `{name}`: row length {} is not a multiple of the {ggml_type:?} block", dims[0]),
-                ));
+                return Err(ModelError::format(&path, format!("tensor `{name}`: row length {} is not a multiple of the {ggml_type:?} block", dims[0])));
             }
             let n_bytes = (n / ggml_type.block_len()).saturating_mul(ggml_type.block_bytes());
             let offset = data_start.saturating_add(rel);
             if offset.saturating_add(n_bytes) > map.len() {
-                return Err(ModelError::format(
-                    &path,
-                    format!(
-                        "tensor `{name}` needs bytes {offset}..{} but the file has {} (truncated?)",
-                        offset.saturating_add(n_bytes),
-                        map.len()
-                    ),
-                ));
+                return Err(ModelError::format(&path, format!("tensor `{name}` needs bytes {offset}..{} but the file has {} (truncated?)", offset.saturating_add(n_bytes), map.len())));
             }
             tensors.insert(name.clone(), TensorInfo { name, dims, ggml_type, offset, n_bytes });
         }
@@ -242,9 +225,7 @@ impl GgufFile {
     }
 
     pub fn info(&self, name: &str) -> Result<&TensorInfo> {
-        self.tensors
-            .get(name)
-            .ok_or_else(|| ModelError::MissingTensor { path: self.path.clone(), name: name.to_string() })
+        self.tensors.get(name).ok_or_else(|| ModelError::MissingTensor { path: self.path.clone(), name: name.to_string() })
     }
 
     /// The raw bytes of a tensor as stored.
@@ -270,9 +251,7 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| {
-            ModelError::format(self.path, format!("truncated header: needs {n} bytes at offset {}", self.pos))
-        })?;
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| ModelError::format(self.path, format!("truncated header: needs {n} bytes at offset {}", self.pos)))?;
         let s = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -289,8 +268,7 @@ impl<'a> Reader<'a> {
     fn string(&mut self) -> Result<String> {
         let len = self.u64()? as usize;
         let bytes = self.take(len)?;
-        String::from_utf8(bytes.to_vec())
-            .map_err(|_| ModelError::format(self.path, format!("string at offset {} is not UTF-8", self.pos - len)))
+        String::from_utf8(bytes.to_vec()).map_err(|_| ModelError::format(self.path, format!("string at offset {} is not UTF-8", self.pos - len)))
     }
     fn value(&mut self, ty: u32) -> Result<Value> {
         Ok(match ty {

@@ -19,10 +19,7 @@ impl Adapter {
     pub fn new(hidden: usize, size: usize, values: impl Iterator<Item = f32>, device: &Device) -> Self {
         let bound = 1.0 / (hidden as f32).sqrt();
         let down: Vec<f32> = values.take(hidden * size).map(|u| (2.0 * u - 1.0) * bound).collect();
-        Self {
-            down: Param::from_tensor(Tensor::from_data(TensorData::new(down, [hidden, size]), device)),
-            up: Param::from_tensor(Tensor::zeros([size, hidden], device)),
-        }
+        Self { down: Param::from_tensor(Tensor::from_data(TensorData::new(down, [hidden, size]), device)), up: Param::from_tensor(Tensor::zeros([size, hidden], device)) }
     }
 
     pub fn forward(&self, y: Tensor<3>) -> Tensor<3> {

@@ -45,24 +45,9 @@ pub struct LayerCache {
 impl Attention {
     /// An attention layer with the head layout and scale of `cfg`. Projections are Burn
     /// `Linear`s (`[in, out]` weights, see `nn::linear`).
-    pub fn new(
-        cfg: &crate::config::ModelConfig,
-        [q_proj, k_proj, v_proj, o_proj]: [Linear; 4],
-        qk_norms: Option<(Norm, Norm)>,
-    ) -> Self {
+    pub fn new(cfg: &crate::config::ModelConfig, [q_proj, k_proj, v_proj, o_proj]: [Linear; 4], qk_norms: Option<(Norm, Norm)>) -> Self {
         let (q_norm, k_norm) = qk_norms.unzip();
-        Self {
-            q_proj,
-            k_proj,
-            v_proj,
-            o_proj,
-            q_norm,
-            k_norm,
-            num_heads: cfg.num_heads,
-            num_kv_heads: cfg.num_kv_heads,
-            head_dim: cfg.head_dim,
-            scale: cfg.attention_scale,
-        }
+        Self { q_proj, k_proj, v_proj, o_proj, q_norm, k_norm, num_heads: cfg.num_heads, num_kv_heads: cfg.num_kv_heads, head_dim: cfg.head_dim, scale: cfg.attention_scale }
     }
 
     fn heads(&self, x: Tensor<3>, n: usize) -> Tensor<4> {
@@ -72,14 +57,7 @@ impl Attention {
 
     /// `x: [B, T, hidden]` → `[B, T, hidden]`. With `cache`, the new keys and values are
     /// appended to it and attention covers the cached positions too.
-    pub fn forward(
-        &self,
-        x: Tensor<3>,
-        ctx: &AttentionContext,
-        cache: Option<&mut Option<LayerCache>>,
-        layer: usize,
-        taps: &mut Taps,
-    ) -> Tensor<3> {
+    pub fn forward(&self, x: Tensor<3>, ctx: &AttentionContext, cache: Option<&mut Option<LayerCache>>, layer: usize, taps: &mut Taps) -> Tensor<3> {
         let [b, t, _] = x.dims();
         let q = taps.tap(layer, Site::AttnQ, super::project(&self.q_proj, x.clone()));
         let k = taps.tap(layer, Site::AttnK, super::project(&self.k_proj, x.clone()));
@@ -106,11 +84,7 @@ impl Attention {
         }
         let scores = self.grouped(q).matmul(k.swap_dims(2, 3));
         let scores = self.ungrouped(scores, t);
-        let probs = if super::on_host(&scores) {
-            super::fused_softmax::softmax(scores, self.scale as f32, ctx.bias)
-        } else {
-            softmax(scores.mul_scalar(self.scale).add(ctx.bias.clone()), 3)
-        };
+        let probs = if super::on_host(&scores) { super::fused_softmax::softmax(scores, self.scale as f32, ctx.bias) } else { softmax(scores.mul_scalar(self.scale).add(ctx.bias.clone()), 3) };
         let out = self.ungrouped(self.grouped(probs).matmul(v), t);
         let out = out.swap_dims(1, 2).reshape([b, t, self.num_heads * self.head_dim]);
         taps.tap(layer, Site::AttnO, super::project(&self.o_proj, out))

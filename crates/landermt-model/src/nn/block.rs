@@ -20,14 +20,7 @@ pub struct Block {
 }
 
 impl Block {
-    pub fn forward(
-        &self,
-        x: Tensor<3>,
-        ctx: &AttentionContext,
-        cache: Option<&mut Option<LayerCache>>,
-        layer: usize,
-        taps: &mut Taps,
-    ) -> Tensor<3> {
+    pub fn forward(&self, x: Tensor<3>, ctx: &AttentionContext, cache: Option<&mut Option<LayerCache>>, layer: usize, taps: &mut Taps) -> Tensor<3> {
         let mut a = self.attn.forward(self.attn_norm.forward(x.clone()), ctx, cache, layer, taps);
         if let Some(n) = &self.post_attn_norm {
             a = n.forward(a);

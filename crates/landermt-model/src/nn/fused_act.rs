@@ -82,10 +82,7 @@ mod tests {
         let xs: Vec<f32> = (0..n).map(|i| ((i * 7919 % 4001) as f32 / 4001.0 - 0.5) * 24.0).collect();
         let us: Vec<f32> = (0..n).map(|i| ((i * 104_729 % 997) as f32 / 997.0 - 0.5) * 4.0).collect();
         let t = |v: &Vec<f32>| Tensor::<3>::from_data(TensorData::new(v.clone(), [1, 1, n]), &Device::flex());
-        let cases: [(Activation, fn(Tensor<3>) -> Tensor<3>); 2] = [
-            (Activation::GeGluTanh, super::super::mlp::gelu_tanh),
-            (Activation::SwiGlu, burn::tensor::activation::silu),
-        ];
+        let cases: [(Activation, fn(Tensor<3>) -> Tensor<3>); 2] = [(Activation::GeGluTanh, super::super::mlp::gelu_tanh), (Activation::SwiGlu, burn::tensor::activation::silu)];
         for (act, reference) in cases {
             assert!(super::super::on_host(&t(&xs)));
             let got: Vec<f32> = super::gated(act, t(&xs), Some(t(&us))).into_data().try_into_vec().unwrap();

@@ -77,12 +77,7 @@ mod tests {
         let x = Tensor::<3>::from_data(TensorData::new(data, [2, rows, d]), &dev).swap_dims(0, 1);
         let xs: Vec<f32> = x.clone().into_data().try_into_vec().unwrap();
         for kind in [NormKind::Rms, NormKind::RmsPlusOne] {
-            let norm = Norm {
-                weight: burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(ws.clone(), [d]), &dev)),
-                bias: None,
-                kind,
-                eps: 1e-6,
-            };
+            let norm = Norm { weight: burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(ws.clone(), [d]), &dev)), bias: None, kind, eps: 1e-6 };
             let factor: Vec<f32> = ws.iter().map(|w| if kind == NormKind::RmsPlusOne { 1.0 + w } else { *w }).collect();
             let got: Vec<f32> = super::rms(x.clone(), &factor, 1e-6).into_data().try_into_vec().unwrap();
             let want: Vec<f32> = norm.tensor_ops(x.clone()).into_data().try_into_vec().unwrap();

@@ -14,8 +14,8 @@ pub mod norm;
 pub mod rope;
 pub mod router;
 
-pub use attention::Attention;
 pub use adapter::Adapter;
+pub use attention::Attention;
 pub use block::Block;
 pub use mlp::Mlp;
 pub use norm::Norm;
@@ -99,8 +99,5 @@ fn bf16_shrinking(mut values: Vec<f32>) -> Vec<half::bf16> {
 /// A linear layer from a Hugging Face `[out, in]` weight (transposed into Burn's `[in, out]`).
 /// The weight is stored in `dtype`, the bias in f32.
 pub(crate) fn linear(weight: HostTensor, bias: Option<HostTensor>, dtype: WeightDtype, device: &Device) -> Linear {
-    Linear {
-        weight: Param::from_tensor(tensor2(weight.transposed(), dtype, device)),
-        bias: bias.map(|b| Param::from_tensor(tensor1(b, device))),
-    }
+    Linear { weight: Param::from_tensor(tensor2(weight.transposed(), dtype, device)), bias: bias.map(|b| Param::from_tensor(tensor1(b, device))) }
 }

@@ -42,20 +42,12 @@ pub fn tables(theta: f64, head_dim: usize, positions: &[Vec<i64>], device: &Devi
         }
     }
     let shape = [b, 1, t, head_dim];
-    RopeTables {
-        cos: Tensor::from_data(TensorData::new(cos.clone(), shape), device),
-        sin: Tensor::from_data(TensorData::new(sin.clone(), shape), device),
-        host: Arc::new((cos, sin)),
-    }
+    RopeTables { cos: Tensor::from_data(TensorData::new(cos.clone(), shape), device), sin: Tensor::from_data(TensorData::new(sin.clone(), shape), device), host: Arc::new((cos, sin)) }
 }
 
 /// `x * cos + rotate_half(x) * sin` for `x: [B, heads, T, head_dim]`.
 pub fn apply(x: Tensor<4>, tables: &RopeTables) -> Tensor<4> {
-    if super::on_host(&x) {
-        rotate_on_host(x, tables)
-    } else {
-        tensor_ops(x, tables)
-    }
+    if super::on_host(&x) { rotate_on_host(x, tables) } else { tensor_ops(x, tables) }
 }
 
 /// The rotation in one pass: for each pair (a, c) = (x[i], x[i + half]),

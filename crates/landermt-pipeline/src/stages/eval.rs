@@ -25,8 +25,8 @@ fn system_info(cfg: &RunConfig, system: System) -> Result<SystemInfo> {
     }
     let dir = crate::kept::train_dir(cfg, system);
     let path = dir.join("train.json");
-    let train: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
-        .with_context(|| format!("{}: not a train.json", path.display()))?;
+    let train: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?).with_context(|| format!("{}: not a train.json", path.display()))?;
     let delta_sha256 = crate::kept::delta_sha256(cfg, system)?.ok_or_else(|| super::train::missing_delta(cfg, system))?;
     Ok(SystemInfo {
         name: system.name(),
@@ -312,7 +312,15 @@ fn decode_set(name: &str, decoder: &landermt_eval::decode::Decoder, job: &SetJob
 /// The decoding settings of the eval stage.
 fn decode_options(cfg: &RunConfig) -> landermt_eval::decode::DecodeOptions {
     let e = &cfg.eval;
-    landermt_eval::decode::DecodeOptions { template: cfg.eval_template().clone(), max_new_tokens: e.max_new_tokens, batch_size: e.batch_size, newline: e.newline, beams: e.beams, length_penalty: e.length_penalty, no_repeat_ngram: e.no_repeat_ngram }
+    landermt_eval::decode::DecodeOptions {
+        template: cfg.eval_template().clone(),
+        max_new_tokens: e.max_new_tokens,
+        batch_size: e.batch_size,
+        newline: e.newline,
+        beams: e.beams,
+        length_penalty: e.length_penalty,
+        no_repeat_ngram: e.no_repeat_ngram,
+    }
 }
 
 /// The decoding options as they were written before `newline` replaced `stop_at_newline`
@@ -486,17 +494,22 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
         score_set(cfg, key, set, &hyps, &language_id, &mut rows, &mut comparisons);
     }
     let (seeds, seed_claims) = seeded(cfg, &sets, &hyps);
-    let data_sha256 = sets
-        .iter()
-        .map(|s| (s.name.clone(), s.direction.to_string(), crate::report::sha256(s.pairs.iter().map(|p| format!("{}\t{}\n", p.src, p.tgt)).collect::<String>().as_bytes())))
-        .collect();
+    let data_sha256 =
+        sets.iter().map(|s| (s.name.clone(), s.direction.to_string(), crate::report::sha256(s.pairs.iter().map(|p| format!("{}\t{}\n", p.src, p.tgt)).collect::<String>().as_bytes()))).collect();
     let report = Report {
         version: crate::report::REPORT_VERSION,
         run: cfg.run.name.clone(),
         model: cfg.model.describe(),
         shots: e.shots,
         icl_shots: e.icl_shots,
-        decoding: crate::report::Decoding { beams: e.beams, length_penalty: e.length_penalty, max_new_tokens: e.max_new_tokens, stop: opts.newline.describe().into(), no_repeat_ngram: e.no_repeat_ngram, template: cfg.eval_template().to_string() },
+        decoding: crate::report::Decoding {
+            beams: e.beams,
+            length_penalty: e.length_penalty,
+            max_new_tokens: e.max_new_tokens,
+            stop: opts.newline.describe().into(),
+            no_repeat_ngram: e.no_repeat_ngram,
+            template: cfg.eval_template().to_string(),
+        },
         baseline: e.baseline.name().to_string(),
         metrics: "BLEU and chrF computed by landermt following sacreBLEU 2.6.0's definitions; signatures as sacreBLEU prints them".into(),
         n_bootstrap: e.n_bootstrap,
@@ -509,12 +522,7 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
         lm_loss: forgetting(lm, e.baseline.name(), e.n_bootstrap),
         seeds,
         seed_claims,
-        inputs: crate::report::Inputs {
-            model_sha256,
-            eval_config_sha256: crate::report::sha256(&serde_json::to_vec(e)?),
-            data_sha256,
-            gemm: Some(landermt_model::blas::current()),
-        },
+        inputs: crate::report::Inputs { model_sha256, eval_config_sha256: crate::report::sha256(&serde_json::to_vec(e)?), data_sha256, gemm: Some(landermt_model::blas::current()) },
     };
     write_report(cfg, &report)
 }

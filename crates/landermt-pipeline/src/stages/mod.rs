@@ -14,9 +14,9 @@ mod eval;
 mod probe;
 mod route;
 mod score;
-mod train;
 #[cfg(test)]
 pub(crate) mod tests;
+mod train;
 
 pub use eval::{DecodedFile, decode, eval, is_decoded};
 pub use probe::probe;
@@ -80,4 +80,3 @@ pub(crate) fn read_optional<T: serde::de::DeserializeOwned>(path: &std::path::Pa
 pub fn final_validation_loss(train: &serde_json::Value) -> Option<f64> {
     train["validation_loss"].as_array()?.last()?[1].as_f64()
 }
-

@@ -26,21 +26,12 @@ pub fn probe(cfg: &RunConfig) -> Result<()> {
         curves.push(landermt_probe::curves(direction, &a));
     }
     let layers = match &p.layers {
-        Some(blocks) => landermt_probe::given_layers(cfg.model.describe(), curves, blocks)
-            .with_context(|| format!("{}: probe.layers = {blocks:?}", cfg.source.display()))?,
-        None => landermt_probe::layers(cfg.model.describe(), curves, p.rule, p.k)
-            .with_context(|| format!("probe.k = {} with rule {:?}", p.k, p.rule))?,
+        Some(blocks) => landermt_probe::given_layers(cfg.model.describe(), curves, blocks).with_context(|| format!("{}: probe.layers = {blocks:?}", cfg.source.display()))?,
+        None => landermt_probe::layers(cfg.model.describe(), curves, p.rule, p.k).with_context(|| format!("probe.k = {} with rule {:?}", p.k, p.rule))?,
     };
     let out = cfg.run.dir.join("layers.json");
     write_json(&out, &layers)?;
-    println!(
-        "probe: selected layers {:?} (rule {:?}, k {}) in {:.1}s → {}",
-        layers.selected,
-        layers.rule,
-        layers.k,
-        start.elapsed().as_secs_f64(),
-        out.display()
-    );
+    println!("probe: selected layers {:?} (rule {:?}, k {}) in {:.1}s → {}", layers.selected, layers.rule, layers.k, start.elapsed().as_secs_f64(), out.display());
     figures(cfg);
     Ok(())
 }

@@ -29,10 +29,7 @@ pub fn route(cfg: &RunConfig) -> Result<()> {
     for l in &route.layers {
         println!("  layer {:>2}: {} general, {} pair-specific, {} other-specific units; static CAR {:.4}", l.layer, l.counts[0], l.counts[1], l.counts[2], l.static_car);
     }
-    println!(
-        "  before training, on {} held-out sentences: LM loss {:.4} → {:.4}, largest logit change {:.4}",
-        c.sentences, c.base_loss, c.routed_loss, c.max_abs_logit_diff
-    );
+    println!("  before training, on {} held-out sentences: LM loss {:.4} → {:.4}, largest logit change {:.4}", c.sentences, c.base_loss, c.routed_loss, c.max_abs_logit_diff);
     Ok(())
 }
 

@@ -44,14 +44,7 @@ pub fn score(cfg: &RunConfig) -> Result<()> {
         Partial::new(key, &a).save(&partial)?;
         per_language.push(a);
     }
-    let settings = Settings {
-        model: cfg.model.describe(),
-        languages: languages.clone(),
-        data: sc.data.clone(),
-        epsilon: sc.epsilon,
-        num_layers: model.config.num_layers,
-        selected,
-    };
+    let settings = Settings { model: cfg.model.describe(), languages: languages.clone(), data: sc.data.clone(), epsilon: sc.epsilon, num_layers: model.config.num_layers, selected };
     let (scores, mut neurons) = landermt_score::neurons(&settings, &per_language)?;
     match sc.method {
         landermt_score::ScoreMethod::Taylor | landermt_score::ScoreMethod::Lape => {}

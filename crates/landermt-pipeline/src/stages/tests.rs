@@ -1,5 +1,5 @@
-use super::*;
 use super::train::prepare;
+use super::*;
 use crate::report::Report;
 
 /// configs/quick.toml with its project-relative paths made absolute and a scratch run dir.

@@ -276,11 +276,7 @@ pub struct Routing(Option<landermt_route::Routes>);
 
 impl Routing {
     pub fn of(cfg: &RunConfig, system: System) -> Result<Self> {
-        if cfg.is_joint() && system.method.is_selective() {
-            Ok(Self(Some(read_artifact(cfg, cfg.route_file(), "route")?)))
-        } else {
-            Ok(Self(None))
-        }
+        if cfg.is_joint() && system.method.is_selective() { Ok(Self(Some(read_artifact(cfg, cfg.route_file(), "route")?))) } else { Ok(Self(None)) }
     }
 
     /// `model` as it translates `direction`.
