@@ -45,7 +45,7 @@ pub fn blocks(root: &Path) -> Result<Vec<Block>> {
     let study = read_report(root, STUDY)?;
     let default_cells = [("en-fr", "flores"), ("fr-en", "flores"), ("en-de", "flores")];
     let study_cells = [("en-fr", "flores"), ("fr-en", "flores"), ("en-fr", "opus100"), ("fr-en", "opus100"), ("en-de", "flores")];
-    Ok(vec![
+    let mut blocks = vec![
         Block { name: "default-run", markdown: system_table(&default_run, &default_cells) },
         Block { name: "default-run-measures", markdown: measures_table(&default_run, &default_cells) },
         Block { name: "study", markdown: system_table(&study, &study_cells) },
@@ -56,7 +56,38 @@ pub fn blocks(root: &Path) -> Result<Vec<Block>> {
         Block { name: "paper-cpu-off-target", markdown: joint_off_target(&paper_cpu, "flores")? },
         Block { name: "paper-cpu-transfer", markdown: joint_transfer_gain(&paper_cpu, "flores")? },
         Block { name: "paper-cpu-forgetting", markdown: joint_forgetting(&paper_cpu) },
-    ])
+    ];
+    // The joint run (issue 38) has a block once its report is committed.
+    if root.join(PAPER_JOINT).exists() {
+        blocks.push(Block { name: "paper-joint", markdown: joint_mode_bleu(&read_report(root, PAPER_JOINT)?, &paper_cpu.directions, "flores") });
+    }
+    Ok(blocks)
+}
+
+/// The joint run's report (`configs/paper-joint.toml`).
+pub const PAPER_JOINT: &str = "results/paper-joint/report.json";
+
+/// A joint run's BLEU on `set` in `columns` (the per-pair table's order): each system a row with
+/// p against the baseline, and each seeded method a row of its mean ± sd over its seeds; the
+/// mean over the columns last.
+pub(crate) fn joint_mode_bleu(r: &Report, columns: &[String], set: &str) -> String {
+    let mut md = format!("Greedy decoding, stopped at {}; one model for every direction. p: paired bootstrap against `{}`.\n\n", stop_text(&r.decoding.stop), r.baseline);
+    let _ = write!(md, "| system | {} | mean |\n|---|{}---:|\n", columns.iter().map(|d| arrow(d)).join(" | "), "---:|".repeat(columns.len()));
+    let mean = |xs: &[Option<f64>]| xs.iter().copied().collect::<Option<Vec<f64>>>().map(|v| v.iter().sum::<f64>() / v.len().max(1) as f64);
+    for info in r.systems.iter().filter(|s| !s.name.contains(".seed")) {
+        let rows: Vec<Option<&crate::report::Row>> = columns.iter().map(|d| r.rows.iter().find(|x| x.system == info.name && x.direction == *d && x.test_set == set)).collect();
+        let cells = rows.iter().map(|x| x.map_or("–".into(), |x| format!("{:.2}{}", x.bleu, x.bleu_p.map_or(String::new(), |p| format!(" (p {})", format!("{p:.3}").trim_start_matches('0'))))));
+        let m = mean(&rows.iter().map(|x| x.map(|x| x.bleu)).collect::<Vec<_>>());
+        let _ = writeln!(md, "| {} | {} | {} |", info.name, cells.collect::<Vec<_>>().join(" | "), m.map_or("–".into(), |m| format!("{m:.2}")));
+    }
+    for method in r.seeds.iter().map(|s| s.method.as_str()).unique() {
+        let cells: Vec<Option<&crate::seeds::SeedSummary>> = columns.iter().map(|d| r.seeds.iter().find(|s| s.method == method && s.direction == *d && s.test_set == set)).collect();
+        let n = cells.iter().flatten().map(|s| s.seeds.len()).max().unwrap_or(0);
+        let text = cells.iter().map(|s| s.map_or("–".into(), |s| format!("{:.2} ± {:.2}", s.mean, s.sd)));
+        let m = mean(&cells.iter().map(|s| s.map(|s| s.mean)).collect::<Vec<_>>());
+        let _ = writeln!(md, "| {method} ({n} seeds, mean ± sd) | {} | {} |", text.collect::<Vec<_>>().join(" | "), m.map_or("–".into(), |m| format!("{m:.2}")));
+    }
+    md
 }
 
 /// The default run's report, copied from `runs/en-fr` (which git does not keep).

@@ -463,6 +463,13 @@ fn a_joint_run_over_two_pairs_trains_one_delta_per_system_and_decodes_every_dire
     assert_eq!(report.seed_claims.len(), 4);
     assert!(report.seed_claims.iter().all(|c| c.system == "landermt" && c.against == "lora" && c.deltas.len() == 2));
     assert!(std::fs::read_to_string(dir.path().join("report.md")).unwrap().contains("Claims between seeded methods"));
+    // The README's joint table (claims block `paper-joint`): every system and both seeded methods.
+    let columns: Vec<String> = ["fr-en", "de-en", "en-fr", "en-de"].map(String::from).into();
+    let table = crate::claims::joint_mode_bleu(&report, &columns, "flores");
+    for needle in ["| none |", "| landermt |", "| lora |", "| lape |", "| landermt (2 seeds, mean ± sd) |", "| lora (2 seeds, mean ± sd) |", "fr→en", "en→de"] {
+        assert!(table.contains(needle), "{needle}: {table}");
+    }
+    assert!(!table.contains("seed2 |"), "seeded systems appear as their method's mean: {table}");
     // The trained model loads with the first pair's routing; eval swaps in each direction's.
     let hyp = |d: &str| std::fs::read_to_string(dir.path().join("eval/landermt").join(format!("flores.{d}.hyp"))).unwrap();
     let model = super::train::trained_model(&cfg, System::all(landermt_train::Method::Landermt)).unwrap();
