@@ -6,7 +6,9 @@
 
 pub mod corpus;
 pub mod lang;
+pub mod mix;
 pub mod prompt;
 
 pub use corpus::{CorpusError, MonoSource, Pair, ParallelSource, read_monolingual, read_parallel};
 pub use lang::{Direction, Language};
+pub use mix::mix;

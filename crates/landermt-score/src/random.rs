@@ -3,6 +3,8 @@
 //! language's specific units, disjoint, all from one seeded shuffle of the module's units. It
 //! answers "would any units of that size, in those layers, do as well?".
 
+use landermt_data::mix;
+
 use crate::artifact::{ModuleSplit, Neurons};
 
 /// `neurons` with every split's units replaced by random ones of the same counts; the
@@ -34,14 +36,6 @@ fn redraw(split: &ModuleSplit, seed: u64) -> ModuleSplit {
     let general = take(split.general.len());
     let specific = split.specific.iter().map(|(lang, units)| (lang.clone(), take(units.len()))).collect();
     ModuleSplit { general, specific, ..split.clone() }
-}
-
-/// SplitMix64's finaliser.
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
 }
 
 /// FNV-1a of a module name.

@@ -9,7 +9,7 @@ use landermt_model::nn::Adapter;
 use serde::{Deserialize, Serialize};
 
 use crate::delta::Target;
-use crate::trainer::mix;
+use landermt_data::mix;
 
 /// Sizes of the added modules (`[train]` keys `lora_rank`, `lora_alpha`, `lora_targets`,
 /// `adapter_size`).

@@ -14,7 +14,7 @@ pub fn template(single: &Template, mixing: Mixing, seed: u64, direction: usize, 
         Mixing::Single => single,
         Mixing::Mixed => {
             let set = landermt_data::prompt::mixed();
-            let h = crate::trainer::mix(seed ^ ((direction as u64) << 32) ^ k as u64);
+            let h = landermt_data::mix(seed ^ ((direction as u64) << 32) ^ k as u64);
             &set[(h % set.len() as u64) as usize]
         }
     }

@@ -108,13 +108,7 @@ impl Settings {
     }
 }
 
-/// A deterministic 64-bit mix (SplitMix64): seeds the data order without RNG state to save.
-pub fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
+pub use landermt_data::mix;
 
 /// The micro-batches of the whole run: per epoch, each direction's examples shuffled by the
 /// seed and cut into batches; directions take turns. Each entry is (direction index, example
