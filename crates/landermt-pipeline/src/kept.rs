@@ -35,7 +35,7 @@ pub fn delta_sha256(cfg: &RunConfig, system: System) -> Result<Option<String>> {
     if !delta.exists() {
         return Ok(None);
     }
-    Ok(Some(crate::report::sha256_path(&delta)?))
+    Ok(Some(crate::hash::sha256_path(&delta)?))
 }
 
 /// Whether [`delta_sha256`] finds a hash, without hashing the delta.
@@ -65,17 +65,7 @@ pub fn forget(dir: &Path) -> Result<()> {
 
 /// Records the SHA-256 of the delta training just wrote in `dir`.
 pub fn record(dir: &Path) -> Result<()> {
-    let sha = crate::report::sha256_path(&dir.join(DELTA))?;
+    let sha = crate::hash::sha256_path(&dir.join(DELTA))?;
     landermt_model::atomic::write_atomic(&dir.join(RECORD), |w| w.write_all(format!("{sha}\n").as_bytes()))?;
     Ok(())
-}
-
-/// Whether `system`'s delta is gone but stands recorded, with every hypothesis and LM loss the
-/// eval stage needs from it decoded from that delta: then it need not be trained again.
-pub fn stands_in(cfg: &RunConfig, system: System) -> Result<bool> {
-    let dir = train_dir(cfg, system);
-    if !dir.join(RECORD).exists() || !cfg.systems().contains(&system) {
-        return Ok(false);
-    }
-    crate::stages::is_decoded(cfg, system)
 }

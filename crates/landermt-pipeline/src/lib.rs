@@ -18,10 +18,12 @@
 //! # anyhow::Ok(())
 //! ```
 
+pub mod artifacts;
 pub mod claims;
 pub mod config;
 pub mod device;
 pub mod figures;
+pub mod hash;
 pub mod kept;
 pub mod lock;
 pub mod pairs;

@@ -249,7 +249,7 @@ pub fn is_current(cfg: &RunConfig, step: &Step) -> Result<bool> {
 /// system's decoded outputs current ([`crate::kept`]).
 fn stands_in(cfg: &RunConfig, step: &Step) -> Result<bool> {
     match system_of(step)? {
-        Some(system) if step.stage == "train" => crate::kept::stands_in(&*scope(cfg, step)?, system),
+        Some(system) if step.stage == "train" => system_stands_in(&*scope(cfg, step)?, system),
         _ => Ok(false),
     }
 }
@@ -262,4 +262,14 @@ pub fn mark_done(cfg: &RunConfig, step: &Step) -> Result<()> {
     let k = key(cfg, step)?;
     landermt_model::atomic::write_atomic(&stamp(cfg, step)?, |w| w.write_all(k.as_bytes()))?;
     Ok(())
+}
+
+/// Whether `system`'s delta is gone but stands recorded, with every hypothesis and LM loss the
+/// eval stage needs from it decoded from that delta: then it need not be trained again.
+fn system_stands_in(cfg: &RunConfig, system: crate::system::System) -> Result<bool> {
+    let dir = crate::kept::train_dir(cfg, system);
+    if !dir.join(crate::kept::RECORD).exists() || !cfg.systems().contains(&system) {
+        return Ok(false);
+    }
+    crate::stages::is_decoded(cfg, system)
 }

@@ -150,28 +150,6 @@ pub struct Inputs {
     pub gemm: Option<landermt_model::blas::Kernel>,
 }
 
-pub fn sha256(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// SHA-256 of a file, or of every file in a folder in name order (a Hugging Face model).
-pub fn sha256_path(path: &Path) -> Result<String> {
-    use sha2::{Digest, Sha256};
-    let mut files = vec![path.to_path_buf()];
-    if path.is_dir() {
-        files = std::fs::read_dir(path)?.map(|e| e.map(|e| e.path())).collect::<std::io::Result<_>>()?;
-        files.retain(|p| p.is_file());
-        files.sort();
-    }
-    let mut h = Sha256::new();
-    for f in files {
-        let mut file = std::fs::File::open(&f).with_context(|| format!("hashing {}", f.display()))?;
-        std::io::copy(&mut file, &mut h)?;
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
-
 impl Report {
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;

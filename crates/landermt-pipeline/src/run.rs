@@ -192,7 +192,14 @@ pub fn run_step(cfg: &RunConfig, step: &Step) -> Result<()> {
         "route" => stages::route(cfg),
         "train" => stages::train(cfg, system_of(step)?),
         _ if step.name.starts_with("decode:") => stages::decode(cfg, system_of(step)?),
-        _ if step.name == "report" => crate::table::write(cfg),
+        _ if step.name == "report" => {
+            crate::table::write(cfg)?;
+            // The joint report's figures (transfer across pairs, every pair's curves).
+            if let Err(e) = crate::figures::write_all(&cfg.run.dir) {
+                tracing::warn!("figures not drawn: {e:#}");
+            }
+            Ok(())
+        }
         _ => stages::eval(cfg),
     }
 }

@@ -351,7 +351,7 @@ struct SavedPoint {
 fn dev_key(cfg: &RunConfig, method: Method, n: usize) -> Result<String> {
     let delta_sha = if method == Method::None { "-".to_string() } else { crate::kept::delta_sha256(cfg, System::all(method))?.unwrap_or_default() };
     let t = cfg.train_for(method);
-    Ok(crate::report::sha256(format!("{delta_sha}\n{}\n{n}\n{:?}\n{}\n{}", cfg.eval_template(), t.dev, cfg.eval.max_new_tokens, cfg.model.describe()).as_bytes()))
+    Ok(crate::hash::sha256(format!("{delta_sha}\n{}\n{n}\n{:?}\n{}\n{}", cfg.eval_template(), t.dev, cfg.eval.max_new_tokens, cfg.model.describe()).as_bytes()))
 }
 
 /// The point's saved dev scores, if decoded from the same inputs.

@@ -10,10 +10,10 @@ use anyhow::Result;
 use itertools::Itertools;
 use serde::{Deserialize, Serialize};
 
+use crate::artifacts::read_optional;
 use crate::config::RunConfig;
 use crate::pairs::pair_dir;
 use crate::report::{LmRow, Report};
-use crate::stages::read_optional;
 
 /// Bumped when a field changes meaning or goes away.
 pub const JOINT_REPORT_VERSION: u32 = 1;
@@ -351,9 +351,6 @@ pub fn write(cfg: &RunConfig) -> Result<()> {
     landermt_model::atomic::write_atomic(&cfg.run.dir.join("report.json"), |w| w.write_all(&json))?;
     let md = report.markdown();
     landermt_model::atomic::write_atomic(&cfg.run.dir.join("report.md"), |w| w.write_all(md.as_bytes()))?;
-    if let Err(e) = crate::figures::write_all(&cfg.run.dir) {
-        tracing::warn!("figures not drawn: {e:#}");
-    }
     println!("report: {} pairs → {}\n\n{md}", report.pairs.len(), cfg.run.dir.join("report.md").display());
     Ok(())
 }

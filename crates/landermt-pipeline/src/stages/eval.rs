@@ -203,7 +203,7 @@ impl<'a> Work<'a> {
         for &language in &e.lm_languages {
             let mut text = read_monolingual(&e.lm_data, language)?;
             text.truncate(e.lm_n);
-            let key = crate::report::sha256(format!("{weights}\n{}\n{}\n{text:?}", language.code, e.batch_size).as_bytes());
+            let key = crate::hash::sha256(format!("{weights}\n{}\n{}\n{text:?}", language.code, e.batch_size).as_bytes());
             let file = dir.join(format!("lm.{}.json", language.code));
             // A record from before per-sentence losses were kept has no interval; an untrained
             // system's is measured again (no weights needed), a trained one's is kept until
@@ -229,7 +229,7 @@ impl<'a> Work<'a> {
             };
             shots.truncate(n_shots);
             let sources: Vec<&str> = set.pairs.iter().map(|p| p.src.as_str()).collect();
-            let key_of = |opts: &dyn std::fmt::Debug| crate::report::sha256(format!("{weights}\n{opts:?}\n{}\n{shots:?}\n{sources:?}", set.direction).as_bytes());
+            let key_of = |opts: &dyn std::fmt::Debug| crate::hash::sha256(format!("{weights}\n{opts:?}\n{}\n{shots:?}\n{sources:?}", set.direction).as_bytes());
             let decode_key = key_of(opts);
             let file = dir.join(format!("{}.{}.hyp", set.name, set.direction));
             let kept = DecodedFile::reuse(&file, &decode_key, sources.len()).or_else(|| {
@@ -390,7 +390,7 @@ fn model_sha256(path: &std::path::Path) -> Result<String> {
     if let Some(sha) = hashes.lock().expect("not poisoned").get(&seen) {
         return Ok(sha.clone());
     }
-    let sha = crate::report::sha256_path(path)?;
+    let sha = crate::hash::sha256_path(path)?;
     hashes.lock().expect("not poisoned").insert(seen, sha.clone());
     Ok(sha)
 }
@@ -495,7 +495,7 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
     }
     let (seeds, seed_claims) = seeded(cfg, &sets, &hyps);
     let data_sha256 =
-        sets.iter().map(|s| (s.name.clone(), s.direction.to_string(), crate::report::sha256(s.pairs.iter().map(|p| format!("{}\t{}\n", p.src, p.tgt)).collect::<String>().as_bytes()))).collect();
+        sets.iter().map(|s| (s.name.clone(), s.direction.to_string(), crate::hash::sha256(s.pairs.iter().map(|p| format!("{}\t{}\n", p.src, p.tgt)).collect::<String>().as_bytes()))).collect();
     let report = Report {
         version: crate::report::REPORT_VERSION,
         run: cfg.run.name.clone(),
@@ -522,7 +522,7 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
         lm_loss: forgetting(lm, e.baseline.name(), e.n_bootstrap),
         seeds,
         seed_claims,
-        inputs: crate::report::Inputs { model_sha256, eval_config_sha256: crate::report::sha256(&serde_json::to_vec(e)?), data_sha256, gemm: Some(landermt_model::blas::current()) },
+        inputs: crate::report::Inputs { model_sha256, eval_config_sha256: crate::hash::sha256(&serde_json::to_vec(e)?), data_sha256, gemm: Some(landermt_model::blas::current()) },
     };
     write_report(cfg, &report)
 }
