@@ -341,6 +341,8 @@ pub fn sentences(root: &Path) -> Result<Vec<(&'static str, String)>> {
         (PAPER_PAGE, joint_significance(&paper_cpu, "flores", "landermt")?),
         (PAPER_PAGE, joint_significance(&paper_cpu, "flores", "lora")?),
         (STUDY_PAGE, dev_losses(&study)?),
+        (STUDY_PAGE, gains(&study, "landermt", &["en-fr", "fr-en", "en-de"])?),
+        (STUDY_PAGE, off_target_range(&study, &["en-fr"])?),
         (STUDY_PAGE, german_forgetting(&study)?),
         ("README.md", gains(&default_run, "landermt", &["en-fr", "fr-en", "en-de"])?),
         ("README.md", off_target_range(&default_run, &["en-fr", "en-de"])?),
