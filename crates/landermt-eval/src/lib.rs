@@ -6,6 +6,16 @@
 //!
 //! Status: decoding for evaluation, bootstrap resampling, `cargo xtask eval`/`bleu` and the
 //! reports are next (issue 5).
+//!
+//! BLEU and chrF of a hypothesis file against its references, as sacreBLEU scores them:
+//!
+//! ```
+//! let refs = vec!["The cat sleeps on the sofa.".to_string(), "It rains.".to_string()];
+//! let hyps = vec!["The cat sleeps on the couch.".to_string(), "It rains.".to_string()];
+//! let bleu = landermt_eval::Bleu::for_target("en").corpus(&hyps, &refs);
+//! let chrf = landermt_eval::Chrf::CHRF.corpus(&hyps, &refs);
+//! assert!(bleu.score > 50.0 && bleu.score < 100.0 && chrf > 50.0);
+//! ```
 
 pub mod bleu;
 pub mod bootstrap;

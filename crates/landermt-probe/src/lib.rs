@@ -6,6 +6,22 @@
 //! averaged over the run's directions. The rule `pairs` (default) selects blocks i and i+1 of
 //! the k/2 largest D_i; `blocks` selects block i+1 of the k largest. The result is the versioned
 //! artifact `layers.json` ([`Layers`]).
+//!
+//! Stage 1 on the tiny fixture model, two FLORES lines of en→fr (docs/METHOD.md, stage 1):
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use landermt_data::{Direction, ParallelSource, read_parallel};
+//! let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+//! let model = landermt_model::LanguageModel::load(format!("{root}/tests/fixtures/hf-tiny/llama-tiny"), &burn::tensor::Device::flex())?;
+//! let direction: Direction = "en-fr".parse()?;
+//! let source = ParallelSource::Flores { dir: format!("{root}/data/flores200-devtest").into(), first: 1, last: 2 };
+//! let prompts: Vec<String> = read_parallel(&source, direction)?.iter().map(|p| landermt_probe::prompt(direction, p)).collect();
+//! let a = landermt_probe::block_means(&model, &prompts, 2, &|_| {})?;
+//! let layers = landermt_probe::layers("llama-tiny".into(), vec![landermt_probe::curves(direction, &a)], landermt_probe::Rule::Pairs, 2)?;
+//! assert_eq!(layers.selected.len(), 2); // one adjacent pair of blocks: write it as layers.json
+//! # Ok(()) }
+//! ```
 
 mod select;
 

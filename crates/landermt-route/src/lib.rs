@@ -7,6 +7,31 @@
 //! the sums `S_src + S_tgt`). The result is the versioned artifact `route.json` ([`Route`]);
 //! [`apply`] installs it into a loaded model (the routed FFN itself is
 //! `landermt_model::nn::Router`).
+//!
+//! Stage 3 on the tiny fixture model for the pair en–fr (docs/METHOD.md, stage 3):
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # use landermt_data::{Language, MonoSource};
+//! # let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+//! # let load = |device| landermt_model::LanguageModel::load(format!("{root}/tests/fixtures/hf-tiny/llama-tiny"), &device);
+//! # let scoring = landermt_score::frozen(load(burn::tensor::Device::flex().autodiff())?);
+//! # let data = MonoSource::Flores { dir: format!("{root}/data/flores200-devtest").into(), first: 1, last: 2 };
+//! # let languages: Vec<Language> = vec!["en".parse()?, "fr".parse()?, "de".parse()?];
+//! # let mut awareness = Vec::new();
+//! # for &l in &languages {
+//! #     let ids = landermt_data::read_monolingual(&data, l)?.iter().map(|s| scoring.encode(s)).collect::<Result<Vec<_>, _>>()?;
+//! #     awareness.push(landermt_score::awareness(&scoring, &ids, 2, &|_| {}));
+//! # }
+//! # let settings = landermt_score::Settings { model: "llama-tiny".into(), languages: languages.clone(), data, epsilon: 0.9, num_layers: 4, selected: vec![2, 3] };
+//! // Stage 2's artifacts (`neurons.json`, `neurons.safetensors`), here computed in place:
+//! let (scores, neurons) = landermt_score::neurons(&settings, &awareness)?;
+//! let route = landermt_route::build(&neurons, &scores, [languages[0], languages[1]], &[2, 3], landermt_model::nn::CarMode::Taylor)?;
+//! let mut model = load(burn::tensor::Device::flex())?;
+//! landermt_route::apply(&mut model, &route)?; // `route` as JSON is `route.json`
+//! assert!(model.net.layers[2].mlp.router.is_some());
+//! # Ok(()) }
+//! ```
 
 use landermt_data::{Direction, Language};
 use landermt_model::nn::{CarMode, Partition, Router, Start};

@@ -5,13 +5,27 @@
 //! language-general and language-specific by the variance across languages ([`split`], ε = 0.9),
 //! and writes `neurons.safetensors` and `neurons.json` ([`artifact`]).
 //!
-//! ```no_run
+//! Stage 2 on the tiny fixture model, two sentences per language (docs/METHOD.md, stage 2):
+//!
+//! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use landermt_model::LanguageModel;
+//! use landermt_data::{Language, MonoSource};
+//! let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 //! let device = burn::tensor::Device::flex().autodiff();
-//! let model = landermt_score::frozen(LanguageModel::load("model.gguf", &device)?);
-//! let en: Vec<Vec<u32>> = ["A sentence.", "Another one."].iter().map(|s| model.encode(s)).collect::<Result<_, _>>()?;
-//! let en = landermt_score::awareness(&model, &en, 8, &|_| {});
+//! let model = landermt_score::frozen(landermt_model::LanguageModel::load(format!("{root}/tests/fixtures/hf-tiny/llama-tiny"), &device)?);
+//! let data = MonoSource::Flores { dir: format!("{root}/data/flores200-devtest").into(), first: 1, last: 2 };
+//! let languages: Vec<Language> = vec!["en".parse()?, "fr".parse()?];
+//! let mut awareness = Vec::new();
+//! for &l in &languages {
+//!     let ids = landermt_data::read_monolingual(&data, l)?.iter().map(|s| model.encode(s)).collect::<Result<Vec<_>, _>>()?;
+//!     awareness.push(landermt_score::awareness(&model, &ids, 2, &|_| {}));
+//! }
+//! let settings = landermt_score::Settings { model: "llama-tiny".into(), languages, data, epsilon: 0.9, num_layers: 4, selected: vec![2, 3] };
+//! let (scores, neurons) = landermt_score::neurons(&settings, &awareness)?;
+//! // `scores.write("neurons.safetensors")` and `neurons` as JSON are stage 2's artifacts.
+//! assert_eq!(neurons.layers.len(), 2);
+//! assert!(!neurons.layers[0].modules["ffn_act"].general.is_empty());
+//! # let _ = scores;
 //! # Ok(()) }
 //! ```
 

@@ -15,6 +15,38 @@
 //! - [`lazy`], [`optim`]: the lazy AdamW of joint runs (per-unit steps) and the choice of
 //!   optimizer;
 //! - [`ids`]: stable parameter ids, so a resumed run meets its optimizer state.
+//!
+//! One selective step of `landermt` on the tiny fixture model (docs/METHOD.md, stage 4):
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # use landermt_data::{Language, MonoSource};
+//! # let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+//! # let load = |device| landermt_model::LanguageModel::load(format!("{root}/tests/fixtures/hf-tiny/llama-tiny"), &device);
+//! # let scoring = landermt_score::frozen(load(burn::tensor::Device::flex().autodiff())?);
+//! # let data = MonoSource::Flores { dir: format!("{root}/data/flores200-devtest").into(), first: 1, last: 2 };
+//! # let languages: Vec<Language> = vec!["en".parse()?, "fr".parse()?, "de".parse()?];
+//! # let mut awareness = Vec::new();
+//! # for &l in &languages {
+//! #     let ids = landermt_data::read_monolingual(&data, l)?.iter().map(|s| scoring.encode(s)).collect::<Result<Vec<_>, _>>()?;
+//! #     awareness.push(landermt_score::awareness(&scoring, &ids, 2, &|_| {}));
+//! # }
+//! # let settings = landermt_score::Settings { model: "llama-tiny".into(), languages: languages.clone(), data, epsilon: 0.9, num_layers: 4, selected: vec![2, 3] };
+//! // Stage 2's artifacts (`neurons.json`, `neurons.safetensors`), here computed in place:
+//! let (scores, neurons) = landermt_score::neurons(&settings, &awareness)?;
+//! # let route = landermt_route::build(&neurons, &scores, [languages[0], languages[1]], &[2, 3], landermt_model::nn::CarMode::Taylor)?;
+//! let mut model = load(burn::tensor::Device::flex().autodiff())?;
+//! landermt_route::apply(&mut model, &route)?;
+//! let method = landermt_train::Method::Landermt;
+//! let trainee = landermt_train::Trainee::new(model.net.clone(), method, method.units(&route, &neurons).as_ref(), &[2, 3]);
+//! let direction: landermt_data::Direction = "en-fr".parse()?;
+//! let pair = landermt_data::Pair { src: "The cat sleeps.".into(), tgt: "Le chat dort.".into() };
+//! let example = landermt_train::example(&model, direction, &pair, &landermt_data::prompt::Template::default(), 64)?.expect("fits");
+//! let mut optim = landermt_train::adamw(0.01);
+//! let (trainee, loss) = landermt_train::step(trainee, &mut optim, 1e-3, &[&example], 0);
+//! assert!(loss.is_finite() && trainee.delta.num_entries() > 0);
+//! # Ok(()) }
+//! ```
 
 pub mod added;
 pub mod data;
