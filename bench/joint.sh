@@ -6,12 +6,14 @@
 #   nohup nice -n 19 bash bench/joint.sh >> runs/joint.log 2>&1 &
 #
 # Commit results/paper-joint/ after each `done` line of the log. JOINT_ONLY=REGEX runs only
-# the matching steps (sweep-landermt, sweep-lora, sweep-full, pipeline).
+# the matching steps (sweep-landermt, sweep-lora, sweep-full, pipeline); by default the sweeps
+# only. After them, put each method's best rate in configs/paper-joint.toml
+# ([train.methods.M] lr; the sweeps' sweep.md name it) and run JOINT_ONLY=pipeline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 XTASK=${XTASK:-runs/bin/xtask-joint}   # a copy of target/debug/xtask, so rebuilds do not disturb it
 export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-2}
-ONLY=${JOINT_ONLY:-.}
+ONLY=${JOINT_ONLY:-sweep}
 log() { echo "[$(date -u +%FT%TZ)] $*"; }
 mkdir -p "$(dirname "$XTASK")"
 [ -x "$XTASK" ] || { cargo build -q -p xtask && cp target/debug/xtask "$XTASK.tmp" && mv "$XTASK.tmp" "$XTASK"; }
