@@ -25,7 +25,7 @@ sweep() {
   "$XTASK" sweep --config configs/paper-joint-sweep.toml --method "$method" --set "train.lr=$rates" --dev-lines 20 < /dev/null
   log "sweep $method done"
 }
-sweep landermt 1e-4,3e-4,1e-3
+sweep landermt 3e-5,1e-4,3e-4,1e-3   # 1e-4 led 3e-4 on 2026-12-06; the authors use 5e-5
 sweep lora 3e-4,1e-3
 sweep full 3e-6,1e-5
 if [[ pipeline =~ $ONLY ]]; then
