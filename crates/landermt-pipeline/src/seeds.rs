@@ -78,7 +78,7 @@ pub fn summarise(direction: landermt_data::Direction, test_set: &str, references
 fn mean_sd(x: &[f64]) -> (f64, f64) {
     let n = x.len() as f64;
     let mean = x.iter().sum::<f64>() / n.max(1.0);
-    let sd = if x.len() > 1 { (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() } else { 0.0 };
+    let sd = if x.len() > 1 { landermt_score::split::variance(x).sqrt() } else { 0.0 };
     (mean, sd)
 }
 

@@ -124,15 +124,14 @@ impl Routes {
     }
 }
 
-/// The language pairs of a run's directions, in order of first appearance.
-pub fn pairs_of_all(directions: &[Direction]) -> Vec<[Language; 2]> {
-    let mut out: Vec<[Language; 2]> = Vec::new();
-    for d in directions {
-        if !out.iter().any(|p| p.contains(&d.src) && p.contains(&d.tgt)) {
-            out.push([d.src, d.tgt]);
+/// Puts `masks` (per routed layer) into `net`'s routers in place of their own constants, the
+/// learned CAR's w and b kept: how a joint run routes one pair's batch or sentence.
+pub fn swap_masks(net: &mut landermt_model::Transformer, masks: &[(usize, landermt_model::nn::router::RouterMasks)]) {
+    for (layer, m) in masks {
+        if let Some(r) = net.layers[*layer].mlp.router.as_mut() {
+            r.masks = m.clone();
         }
     }
-    out
 }
 
 /// The constant router parts of `route` for a model of `hidden` units: what a joint run swaps

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use burn::optim::GradientsParams;
-use burn::tensor::Tensor;
 use landermt_data::Direction;
 use landermt_model::Transformer;
 use landermt_model::nn::router::RouterMasks;
@@ -51,14 +50,9 @@ impl Joint {
         self.directions.iter().position(|&d| d == direction).unwrap_or_else(|| panic!("{direction} is not a direction of this joint run"))
     }
 
-    /// `net` routed as direction `d`'s pair routes (its routers' learned parts, if any, kept).
-    pub fn route(&self, mut net: Transformer, d: usize) -> Transformer {
-        for (layer, masks) in &self.routing[d] {
-            if let Some(r) = net.layers[*layer].mlp.router.as_mut() {
-                r.masks = masks.clone();
-            }
-        }
-        net
+    /// Routes `net` as direction `d`'s pair routes (its routers' learned parts, if any, kept).
+    pub fn route(&self, net: &mut Transformer, d: usize) {
+        landermt_route::swap_masks(net, &self.routing[d]);
     }
 
     /// The update masks of a step whose batches were of `directions`: their union.
@@ -81,14 +75,14 @@ impl Joint {
         let (weights, biases) = self.updates[d].split_at(delta.weights.len());
         for (w, mask) in delta.weights.iter().zip(weights) {
             if let (Some(g), Some(mask)) = (grads.remove::<2>(w.id), mask) {
-                let zero = mask_tensor(mask, &g.device()).equal_elem(0.0).expand(g.dims());
+                let zero = mask.ones(&g.device()).equal_elem(0.0).expand(g.dims());
                 grads.register(w.id, g.mask_fill(zero, 0.0));
             }
         }
         for (b, mask) in delta.biases.iter().zip(biases) {
             if let (Some(b), Some(mask)) = (b, mask) {
                 if let Some(g) = grads.remove::<1>(b.id) {
-                    let zero = mask_tensor(mask, &g.device()).reshape([mask.on.len()]).equal_elem(0.0);
+                    let zero = mask.ones(&g.device()).reshape([mask.on.len()]).equal_elem(0.0);
                     grads.register(b.id, g.mask_fill(zero, 0.0));
                 }
             }
@@ -100,10 +94,4 @@ impl Joint {
 fn mask_of(set: &UnitSet, s: &crate::delta::Slice) -> UnitMask {
     let allowed = set.get(&(s.layer, s.target.site())).map(Vec::as_slice).unwrap_or(&[]);
     UnitMask { on: s.units.iter().map(|u| allowed.binary_search(u).is_ok()).collect(), rows: s.target.by_rows() }
-}
-
-pub(crate) fn mask_tensor(mask: &UnitMask, device: &burn::tensor::Device) -> Tensor<2> {
-    let n = mask.on.len();
-    let dims = if mask.rows { [n, 1] } else { [1, n] };
-    Tensor::from_data(burn::tensor::TensorData::new(mask.on.iter().map(|&b| b as u8 as f32).collect::<Vec<f32>>(), dims), device)
 }

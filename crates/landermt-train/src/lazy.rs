@@ -44,6 +44,11 @@ impl UnitMask {
         Tensor::from_data(burn::tensor::TensorData::new(values.collect::<Vec<f32>>(), dims), device)
     }
 
+    /// 1 on the mask's units and 0 elsewhere, as a tensor that broadcasts over the parameter.
+    pub fn ones(&self, device: &burn::tensor::Device) -> Tensor<2> {
+        self.tensor(self.on.iter().map(|&on| on as u8 as f32), device)
+    }
+
     /// Unit by unit, whether either mask holds it.
     pub fn union(&self, other: &UnitMask) -> UnitMask {
         UnitMask { on: self.on.iter().zip(&other.on).map(|(a, b)| *a || *b).collect(), rows: self.rows }
@@ -68,7 +73,7 @@ impl LazyAdamW {
         for (t, &on) in state.t.iter_mut().zip(&units.on) {
             *t += on as u32;
         }
-        let keep: Tensor<2, Bool> = units.tensor(units.on.iter().map(|&on| on as u8 as f32), &device).equal_elem(0.0).expand(dims);
+        let keep: Tensor<2, Bool> = units.ones(&device).equal_elem(0.0).expand(dims);
         let (b1, b2) = (self.beta_1, self.beta_2);
         let m = state.m.clone().mul_scalar(b1).add(g.clone().mul_scalar(1.0 - b1)).mask_where(keep.clone(), state.m);
         let v = state.v.clone().mul_scalar(b2).add(g.square().mul_scalar(1.0 - b2)).mask_where(keep.clone(), state.v);

@@ -131,10 +131,11 @@ impl Trainee {
     /// The network as direction `direction` is computed: routed with its pair's partition in a
     /// joint run, [`network`](Self::network) otherwise.
     pub fn network_for(&self, direction: landermt_data::Direction) -> Transformer {
-        match &self.joint {
-            Some(j) => j.route(self.network(), j.index(direction)),
-            None => self.network(),
+        let mut net = self.network();
+        if let Some(j) = &self.joint {
+            j.route(&mut net, j.index(direction));
         }
+        net
     }
 
     /// Loss of a batch of examples (all of one direction), on the target tokens: a scalar to

@@ -37,6 +37,21 @@ pub enum Method {
 /// intermediate units (gate/up outputs and down inputs).
 pub type UnitSet = BTreeMap<(usize, Site), Vec<usize>>;
 
+/// Every unit any of `sets` holds, per layer and site, sorted: the delta a joint run gathers.
+pub fn union(sets: &[UnitSet]) -> UnitSet {
+    let mut out = UnitSet::new();
+    for set in sets {
+        for (key, units) in set {
+            out.entry(*key).or_default().extend(units);
+        }
+    }
+    for units in out.values_mut() {
+        units.sort_unstable();
+        units.dedup();
+    }
+    out
+}
+
 /// The units `lape` trains for a batch of `languages`: in every block, the FFN units LAPE gives
 /// any of them (`lape.units[block][language]`).
 pub fn lape_units(lape: &landermt_score::lape::Lape, languages: &[landermt_data::Language]) -> UnitSet {

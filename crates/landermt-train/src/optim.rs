@@ -9,7 +9,7 @@ use burn::tensor::{Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::Trainee;
-use crate::lazy::{LazyAdamW, Moments, UnitMask};
+use crate::lazy::{LazyAdamW, Moments};
 use crate::trainer::{OptimizerKind, Settings};
 
 pub enum Optim {
@@ -60,8 +60,8 @@ impl Optim {
             let p = b.val().inner();
             let units = p.dims()[0];
             let g = grads.remove::<1>(b.id).unwrap_or_else(|| p.zeros_like());
-            let mask = UnitMask { on: mask.on.clone(), rows: false };
-            let (p, m) = lazy.step(lr, p.reshape([1, units]), g.reshape([1, units]), &mask, moments[n + k].take());
+            // Joint gives biases column masks (`[1, n]`), the shape they are stepped in.
+            let (p, m) = lazy.step(lr, p.reshape([1, units]), g.reshape([1, units]), mask, moments[n + k].take());
             moments[n + k] = Some(m);
             trainee.delta.biases[k] = Some(Param::initialized(b.id, p.reshape([units]).autodiff().require_grad()));
         }

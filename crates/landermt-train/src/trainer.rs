@@ -394,22 +394,23 @@ pub fn run(mut trainee: Trainee, r: &Run) -> Result<(Trainee, State), TrainError
 /// graph is recorded for a loss that is never backpropagated).
 pub fn validation_loss(trainee: &Trainee, dev: &[Example], batch_size: usize, pad_id: u32) -> f64 {
     use burn::module::Module;
-    let net = trainee.network().valid();
+    let mut net = trainee.network().valid();
     // A joint run routes each direction as its pair does: batches of one direction each.
     let groups: Vec<&[Example]> = if trainee.joint.is_some() { dev.chunk_by(|a, b| a.direction == b.direction).collect() } else { vec![dev] };
     let (mut sum, mut n) = (0.0, 0usize);
-    for chunk in groups.into_iter().flat_map(|g| g.chunks(batch_size.max(1))) {
-        let net = match &trainee.joint {
-            Some(j) => j.route(net.clone(), j.index(chunk[0].direction)),
-            None => net.clone(),
-        };
-        let refs: Vec<&Example> = chunk.iter().collect();
-        let seqs: Vec<Vec<u32>> = chunk.iter().map(|e| e.ids.clone()).collect();
-        let batch = landermt_model::Batch::left_padded(&seqs, pad_id);
-        let hidden = net.forward(&batch, None, &mut landermt_model::Taps::none());
-        let loss = crate::loss::target_loss(&net, &batch, &refs, hidden);
-        sum += loss.into_data().try_into_vec::<f32>().expect("f32")[0] as f64 * chunk.len() as f64;
-        n += chunk.len();
+    for group in groups {
+        if let (Some(j), Some(first)) = (&trainee.joint, group.first()) {
+            j.route(&mut net, j.index(first.direction));
+        }
+        for chunk in group.chunks(batch_size.max(1)) {
+            let refs: Vec<&Example> = chunk.iter().collect();
+            let seqs: Vec<Vec<u32>> = chunk.iter().map(|e| e.ids.clone()).collect();
+            let batch = landermt_model::Batch::left_padded(&seqs, pad_id);
+            let hidden = net.forward(&batch, None, &mut landermt_model::Taps::none());
+            let loss = crate::loss::target_loss(&net, &batch, &refs, hidden);
+            sum += loss.into_data().try_into_vec::<f32>().expect("f32")[0] as f64 * chunk.len() as f64;
+            n += chunk.len();
+        }
     }
     sum / n.max(1) as f64
 }

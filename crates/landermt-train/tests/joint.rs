@@ -3,38 +3,26 @@
 //! included) under the lazy optimizer; the dense optimizer differs from it exactly there; a
 //! killed joint run resumes to the same delta.
 
-use std::path::PathBuf;
+mod common;
 
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Tensor;
+use common::{load, root, stage2};
 use landermt_data::prompt::mixed;
-use landermt_data::{Direction, Language, MonoSource, ParallelSource, read_monolingual, read_parallel};
+use landermt_data::{Direction, ParallelSource, read_parallel};
 use landermt_model::LanguageModel;
 use landermt_model::nn::CarMode;
 use landermt_route::Route;
-use landermt_score::{Neurons, Settings, awareness, frozen, neurons};
+use landermt_score::Neurons;
 use landermt_train::joint::Joint;
 use landermt_train::optim::Optim;
 use landermt_train::trainer::OptimizerKind;
 use landermt_train::{Example, Method, Trainee, UnitSet, example};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn load() -> LanguageModel {
-    LanguageModel::load(root().join("tests/fixtures/hf-tiny/llama-tiny"), &Device::flex().autodiff()).unwrap()
-}
-
 /// Stage 2 on 4 FLORES sentences of en, fr, de (layers 2 and 3), and the routes of en–fr and
 /// en–de over those layers.
 fn artifacts() -> (Neurons, Vec<Route>) {
-    let model = frozen(load());
-    let data = MonoSource::Flores { dir: root().join("data/flores200-devtest"), first: 1, last: 4 };
-    let languages: Vec<Language> = ["en", "fr", "de"].iter().map(|c| c.parse().unwrap()).collect();
-    let per: Vec<_> = languages.iter().map(|&l| awareness(&model, &read_monolingual(&data, l).unwrap().iter().map(|s| model.encode(s).unwrap()).collect::<Vec<_>>(), 4, &|_| {})).collect();
-    let settings = Settings { model: "llama-tiny".into(), languages: languages.clone(), data, epsilon: 0.9, num_layers: 4, selected: vec![2, 3] };
-    let (scores, neurons) = neurons(&settings, &per).unwrap();
+    let (scores, neurons, languages) = stage2();
     let routes = [[languages[0], languages[1]], [languages[0], languages[2]]].map(|pair| landermt_route::build(&neurons, &scores, pair, &neurons.selected, CarMode::Taylor).unwrap());
     (neurons, routes.into())
 }
@@ -53,27 +41,13 @@ fn examples(model: &LanguageModel, n: usize) -> Vec<Vec<Example>> {
         .collect()
 }
 
-fn union(sets: &[UnitSet]) -> UnitSet {
-    let mut out = UnitSet::new();
-    for set in sets {
-        for (k, units) in set {
-            out.entry(*k).or_default().extend(units);
-        }
-    }
-    out.values_mut().for_each(|u| {
-        u.sort_unstable();
-        u.dedup();
-    });
-    out
-}
-
 /// The joint trainee of `landermt` and each direction's unit set.
 fn trainee(neurons: &Neurons, routes: &[Route]) -> (Trainee, Vec<UnitSet>) {
     let mut model = load();
     landermt_route::apply(&mut model, &routes[0]).unwrap();
     let sets: Vec<UnitSet> = routes.iter().map(|r| Method::Landermt.units(r, neurons).unwrap()).collect();
     let routing = routes.iter().map(|r| landermt_route::router_masks(r, model.config.hidden_size, &model.net.device())).collect();
-    let mut t = Trainee::new(model.net.clone(), Method::Landermt, Some(&union(&sets)), &[2, 3]);
+    let mut t = Trainee::new(model.net.clone(), Method::Landermt, Some(&landermt_train::method::union(&sets)), &[2, 3]);
     t.joint = Some(Joint::new(&t.delta, DIRECTIONS.iter().map(|d| d.parse().unwrap()).collect(), &sets, routing));
     (t, sets)
 }

@@ -2,35 +2,23 @@
 //! bit-identical, optimizer state grows with the trainable entries only, the loss is on target
 //! tokens only, and every method lowers the loss on a small batch.
 
-use std::path::PathBuf;
+mod common;
 
 use burn::module::Module;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor};
+use common::{load, root, stage2};
 use landermt_data::prompt::mixed;
-use landermt_data::{Direction, Language, MonoSource, ParallelSource, read_monolingual, read_parallel};
+use landermt_data::{Direction, ParallelSource, read_parallel};
 use landermt_model::nn::CarMode;
 use landermt_model::{Batch, LanguageModel, Taps};
 use landermt_route::Route;
-use landermt_score::{Neurons, Settings, awareness, frozen, neurons};
+use landermt_score::Neurons;
 use landermt_train::{Example, Method, Trainee, adamw, example, step};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn load() -> LanguageModel {
-    LanguageModel::load(root().join("tests/fixtures/hf-tiny/llama-tiny"), &Device::flex().autodiff()).unwrap()
-}
 
 /// Stages 2 and 3 on 4 FLORES sentences of en, fr, de; layers 2 and 3 selected; pair en–fr.
 fn artifacts() -> (Neurons, Route) {
-    let model = frozen(load());
-    let data = MonoSource::Flores { dir: root().join("data/flores200-devtest"), first: 1, last: 4 };
-    let languages: Vec<Language> = ["en", "fr", "de"].iter().map(|c| c.parse().unwrap()).collect();
-    let per: Vec<_> = languages.iter().map(|&l| awareness(&model, &read_monolingual(&data, l).unwrap().iter().map(|s| model.encode(s).unwrap()).collect::<Vec<_>>(), 4, &|_| {})).collect();
-    let settings = Settings { model: "llama-tiny".into(), languages: languages.clone(), data, epsilon: 0.9, num_layers: 4, selected: vec![2, 3] };
-    let (scores, neurons) = neurons(&settings, &per).unwrap();
+    let (scores, neurons, languages) = stage2();
     let route = landermt_route::build(&neurons, &scores, [languages[0], languages[1]], &neurons.selected, CarMode::Off).unwrap();
     (neurons, route)
 }

@@ -39,7 +39,7 @@ fn joint_routes(cfg: &RunConfig, neurons: &landermt_score::Neurons, scores: &lan
     let layers = read_layers(cfg)?;
     let base = cfg.model.load(false)?;
     let mut routes = Vec::new();
-    for pair in landermt_route::pairs_of_all(&cfg.directions()) {
+    for pair in cfg.pairs().into_iter().map(|p| p.languages) {
         let mut route = landermt_route::Route { start: cfg.route.start, ..landermt_route::build(neurons, scores, pair, &layers.selected, cfg.route.car)? };
         let mut routed = base.clone();
         landermt_route::apply(&mut routed, &route)?;

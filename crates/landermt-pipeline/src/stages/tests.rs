@@ -35,6 +35,12 @@ fn fixture_config(path: &str, run_dir: &std::path::Path) -> RunConfig {
     cfg
 }
 
+/// `net`'s logits of one sequence, flattened.
+fn logits_of(net: &landermt_model::Transformer, ids: &[u32]) -> Vec<f32> {
+    let batch = landermt_model::Batch::single(ids);
+    net.logits(net.forward(&batch, None, &mut landermt_model::Taps::none())).inner().into_data().try_into_vec().unwrap()
+}
+
 #[test]
 fn probe_writes_layers_json_for_the_quick_config() {
     let dir = tempfile::tempdir().unwrap();
@@ -178,10 +184,7 @@ fn export_writes_a_folder_that_loads_with_the_trained_logits() {
     let (trainee, _) = landermt_train::trainer::load_trained(&delta, trainee).unwrap();
     let exported = LanguageModel::load(&out, &landermt_model::Backend::Flex.device().unwrap()).unwrap();
     let ids = exported.encode("Le chat dort.").unwrap();
-    let logits = |net: &landermt_model::Transformer| -> Vec<f32> {
-        let batch = landermt_model::Batch::single(&ids);
-        net.logits(net.forward(&batch, None, &mut landermt_model::Taps::none())).inner().into_data().try_into_vec().unwrap()
-    };
+    let logits = |net: &landermt_model::Transformer| logits_of(net, &ids);
     let (a, b) = (logits(&trainee.network()), logits(&exported.net));
     let base = logits(&model.net);
     assert!(a != base, "training changed nothing");
@@ -221,10 +224,7 @@ fn a_static_car_model_exports_as_a_plain_checkpoint_with_its_routed_logits() {
         let routed = super::train::trained_model(&cfg, system).unwrap();
         let exported = LanguageModel::load(&out, &landermt_model::Backend::Flex.device().unwrap()).unwrap();
         let ids = exported.encode("Le chat dort sur le canapé.").unwrap();
-        let logits = |net: &landermt_model::Transformer| -> Vec<f32> {
-            let batch = landermt_model::Batch::single(&ids);
-            net.logits(net.forward(&batch, None, &mut landermt_model::Taps::none())).inner().into_data().try_into_vec().unwrap()
-        };
+        let logits = |net: &landermt_model::Transformer| logits_of(net, &ids);
         let (a, b) = (logits(&routed.net), logits(&exported.net));
         let mut unrouted = routed.clone();
         unrouted.net.layers.iter_mut().for_each(|l| l.mlp.router = None);

@@ -40,7 +40,7 @@ pub(super) fn prepare(cfg: &RunConfig, method: landermt_train::Method) -> Result
     let mut model = cfg.model.load_in(true, dtype)?;
     let layers = read_layers(cfg)?;
     let mut upstream = serde_json::json!({ "layers": layers.selected });
-    let selective = matches!(method, Method::Landermt | Method::LandermtLs | Method::LandermtLg);
+    let selective = method.is_selective();
     let (mut units, mut joint) = (None, None);
     if selective && cfg.is_joint() {
         let routes: landermt_route::Routes = read_artifact(cfg, cfg.route_file(), "route")?;
@@ -59,7 +59,7 @@ pub(super) fn prepare(cfg: &RunConfig, method: landermt_train::Method) -> Result
             per_direction.push(method.units(route, &neurons).expect("a LANDeRMT variant has units"));
             routing.push(landermt_route::router_masks(route, model.config.hidden_size, &model.net.device()));
         }
-        units = Some(union(&per_direction));
+        units = Some(landermt_train::method::union(&per_direction));
         joint = Some(JointUnits { directions, units: per_direction, routing });
     } else if method == Method::Lape {
         (units, joint) = lape_units(cfg, &mut upstream)?;
@@ -86,24 +86,9 @@ fn lape_units(cfg: &RunConfig, upstream: &mut serde_json::Value) -> Result<(Opti
     upstream["lape"] = serde_json::to_value(lape.settings)?;
     let directions = cfg.directions();
     let sets: Vec<landermt_train::UnitSet> = directions.iter().map(|d| landermt_train::method::lape_units(&lape, &[d.src, d.tgt])).collect();
-    let units = union(&sets);
+    let units = landermt_train::method::union(&sets);
     let joint = cfg.is_joint().then(|| JointUnits { routing: vec![Vec::new(); directions.len()], directions, units: sets });
     Ok((Some(units), joint))
-}
-
-/// Every unit any of `sets` holds, per layer and site, sorted.
-fn union(sets: &[landermt_train::UnitSet]) -> landermt_train::UnitSet {
-    let mut out = landermt_train::UnitSet::new();
-    for set in sets {
-        for (key, units) in set {
-            out.entry(*key).or_default().extend(units);
-        }
-    }
-    for units in out.values_mut() {
-        units.sort_unstable();
-        units.dedup();
-    }
-    out
 }
 
 /// Merges the base model and `{run}/train/{method}/delta.safetensors` into a Hugging Face
@@ -295,11 +280,8 @@ impl Routing {
 fn routed(model: &LanguageModel, route: Option<&landermt_route::Route>) -> LanguageModel {
     let mut m = model.clone();
     if let Some(route) = route {
-        for (layer, masks) in landermt_route::router_masks(route, m.config.hidden_size, &m.net.device()) {
-            if let Some(r) = m.net.layers[layer].mlp.router.as_mut() {
-                r.masks = masks;
-            }
-        }
+        let masks = landermt_route::router_masks(route, m.config.hidden_size, &m.net.device());
+        landermt_route::swap_masks(&mut m.net, &masks);
     }
     m
 }
