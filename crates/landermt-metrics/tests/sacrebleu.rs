@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use landermt_eval::{Bleu, Chrf, Smooth, Tokenize};
+use landermt_metrics::{Bleu, Chrf, Smooth, Tokenize};
 use serde_json::Value;
 
 fn dir() -> PathBuf {
@@ -45,7 +45,7 @@ fn corpus_bleu_equals_sacrebleu_for_every_tokenizer_and_smoothing() {
         assert_eq!(hyps.len(), refs.len());
         for (key, want) in v["bleu"].as_object().unwrap() {
             let b = settings(key);
-            let stats = landermt_eval::bleu::sum(&b.all_stats(&hyps, &refs));
+            let stats = landermt_metrics::bleu::sum(&b.all_stats(&hyps, &refs));
             let want_stats: Vec<u64> = want["stats"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
             assert_eq!(stats.to_vec(), want_stats, "{set} {key}: statistics");
             let got = b.score_stats(&stats);
@@ -65,7 +65,7 @@ fn chrf_and_chrf_plus_plus_equal_sacrebleu() {
         let (hyps, refs) = (lines(&format!("{set}.hyp")), lines(&format!("{set}.ref")));
         for (key, metric) in [("chrf", Chrf::CHRF), ("chrf++", Chrf::CHRF_PP)] {
             let want = &v[key];
-            let stats = landermt_eval::chrf::sum(&metric.all_stats(&hyps, &refs));
+            let stats = landermt_metrics::chrf::sum(&metric.all_stats(&hyps, &refs));
             let flat: Vec<u64> = stats.iter().flatten().copied().collect();
             let want_stats: Vec<u64> = want["stats"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
             assert_eq!(flat, want_stats, "{set} {key}: statistics");

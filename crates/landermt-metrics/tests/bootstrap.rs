@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use landermt_eval::bootstrap::{estimate, paired_p_value, sample_indices};
-use landermt_eval::{Bleu, Chrf};
+use landermt_metrics::bootstrap::{estimate, paired_p_value, sample_indices};
+use landermt_metrics::{Bleu, Chrf};
 use serde_json::Value;
 
 fn dir() -> PathBuf {
@@ -24,11 +24,11 @@ fn close(what: &str, got: f64, want: &Value) {
 
 /// Sample scores of one system: each sample's segment statistics summed, then scored.
 fn bleu_samples(hyps: &[String], refs: &[String], idx: &[Vec<usize>]) -> Vec<f64> {
-    landermt_eval::bootstrap::bleu_samples(&Bleu::default().all_stats(hyps, refs), idx)
+    landermt_metrics::bootstrap::bleu_samples(&Bleu::default().all_stats(hyps, refs), idx)
 }
 
 fn chrf_samples(hyps: &[String], refs: &[String], idx: &[Vec<usize>]) -> Vec<f64> {
-    landermt_eval::bootstrap::chrf_samples(&Chrf::CHRF.all_stats(hyps, refs), idx)
+    landermt_metrics::bootstrap::chrf_samples(&Chrf::CHRF.all_stats(hyps, refs), idx)
 }
 
 #[test]
