@@ -236,8 +236,7 @@ enum Cmd {
     /// NVRTC and the CUDA headers the `cuda` backend needs at run time, from NVIDIA's PyPI
     /// wheels into the cache (for a GPU machine without a CUDA toolkit); prints the exports.
     FetchCudaRuntime,
-    /// Build xtask with the `cuda` feature (offline, in `target/gpu-check`); `wgpu` is in every
-    /// build.
+    /// Build xtask with the `cuda` and `wgpu` features (offline, in `target/gpu-check`).
     CheckGpu,
     /// On a GPU machine: parity of the `cuda` and `wgpu` backends (tiny fixtures, Gemma where
     /// cached) and their bench timings beside PyTorch CUDA, in one table (BENCHMARKS.md).
@@ -556,8 +555,8 @@ fn check_gpu() -> Result<()> {
         Ok(())
     };
     // Offline: vendor/cubecl-cuda has no LLVM path to download, and .cargo/config.toml pins
-    // the CUDA version cudarc binds (no toolkit needed). wgpu is in every build already.
-    run(&["build", "-p", "xtask", "--features", "cuda"], &[])?;
+    // the CUDA version cudarc binds (no toolkit needed).
+    run(&["build", "-p", "xtask", "--features", "cuda,wgpu"], &[])?;
     println!("the cuda build succeeded: {}", target.join("debug/xtask").display());
     Ok(())
 }

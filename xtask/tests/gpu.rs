@@ -1,9 +1,11 @@
-//! `backend = "wgpu"` on a machine without any Vulkan driver: a clear error that says what to
+//! `backend = "wgpu"` in a build without it: an error naming the feature. With it (`cargo test
+//! --features wgpu`), on a machine without any Vulkan driver: a clear error that says what to
 //! install, exit code ≠ 0, and no panic. The Vulkan loader is pointed at a driver list that
 //! does not exist, which is what a machine without `mesa-vulkan-drivers` (or a GPU) looks like.
 
 mod common;
 
+#[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_without_a_vulkan_driver_is_refused_clearly() {
     let out = common::xtask_command(&["generate", "--model", "tests/fixtures/hf-tiny/llama-tiny", "--text", "Le chat", "--max-new-tokens", "2", "--backend", "wgpu"])
@@ -19,6 +21,7 @@ fn wgpu_without_a_vulkan_driver_is_refused_clearly() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+#[cfg(feature = "wgpu")]
 #[test]
 fn a_named_wgpu_adapter_that_is_not_there_is_refused_clearly() {
     let out = common::xtask_command(&["generate", "--model", "tests/fixtures/hf-tiny/llama-tiny", "--text", "Le chat", "--max-new-tokens", "2", "--backend", "wgpu"])
@@ -28,6 +31,17 @@ fn a_named_wgpu_adapter_that_is_not_there_is_refused_clearly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("LANDERMT_WGPU_DEVICE=discrete:7 names no adapter"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+// The default build has no GPU backend: asking for one says which feature builds it.
+#[cfg(not(feature = "wgpu"))]
+#[test]
+fn wgpu_in_a_build_without_it_names_the_feature() {
+    let out = common::xtask_command(&["generate", "--model", "tests/fixtures/hf-tiny/llama-tiny", "--text", "Le chat", "--max-new-tokens", "2", "--backend", "wgpu"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("backend `wgpu` is not compiled in; build with `--features wgpu`"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
 
