@@ -71,7 +71,7 @@ def timed(fn):
     return time.perf_counter() - start
 
 
-# Nominal FLOPs: the formulas of xtask/src/bench.rs (`Flops`), so both sides' fractions of
+# Nominal FLOPs: the formulas of crates/landermt-bench/src/bench.rs (`Flops`), so both sides' fractions of
 # GEMM peak compare like their rates.
 class Flops:
     def __init__(self, s):

@@ -1,8 +1,6 @@
 //! `cargo xtask …`: the command-line layer over the landermt crates. It parses arguments,
 //! orders stages and reports progress; the work itself is in the libraries.
 
-mod bench;
-mod device_check;
 mod inspect;
 
 use std::path::PathBuf;
@@ -10,14 +8,10 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use landermt_bench::{bench, device_check};
 use landermt_model::{Backend, cache};
 use landermt_pipeline::run::{self, mark, system_arg};
 use landermt_pipeline::{RunConfig, device, figures, stages, sweep};
-
-// Records the largest allocation while `cargo xtask fuzz` runs a target; a relaxed atomic load
-// per allocation otherwise.
-#[global_allocator]
-static ALLOC: landermt_fuzz::Tracking = landermt_fuzz::Tracking;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "landermt: language-aware neurons for machine translation")]
@@ -483,14 +477,7 @@ fn stamped(config: &std::path::Path, step: &str, stage: fn(&RunConfig) -> Result
 /// `pipeline`, also everything at `info` into `{run}/pipeline.log`.
 fn init_logs(cli: &Cli) {
     use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
-    // The fuzzer feeds warnings by the million (short files, clipped ranges): errors only.
-    let level = if cli.verbose {
-        "info"
-    } else if matches!(cli.command, Cmd::Fuzz { .. }) {
-        "error"
-    } else {
-        "warn"
-    };
+    let level = if cli.verbose { "info" } else { "warn" };
     let console = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()));
     let file = match &cli.command {
         // A dry run only prints the plan: it creates nothing, not even the run folder.
@@ -504,39 +491,16 @@ fn init_logs(cli: &Cli) {
     tracing_subscriber::registry().with(console).with(file).init();
 }
 
+/// `cargo xtask fuzz`: the fuzzer is a binary of its own (`landermt-fuzz`), the one program
+/// whose global allocator records allocation sizes; this runs it with the same arguments.
 fn fuzz(target: &str, secs: Option<f64>, execs: Option<u64>, seed: u64) -> Result<()> {
-    let all = landermt_fuzz::targets();
-    let names: Vec<&str> = all.iter().map(|t| t.name).collect();
-    let chosen: Vec<_> = all.iter().filter(|t| target == "all" || t.name == target).collect();
-    if chosen.is_empty() {
-        bail!("unknown fuzz target `{target}` ({}, or all)", names.join(", "));
-    }
-    let budget = landermt_fuzz::Budget { execs: execs.or(if secs.is_none() { Some(1_000_000) } else { None }), seconds: secs };
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    println!("| target | executions | seconds | exec/s | panics | hangs (> 1 s) | over-allocations | largest allocation / input | slowest |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---|---:|");
-    let mut clean = true;
-    for t in chosen {
-        let s = landermt_fuzz::run(t, &root, budget, seed, &root.join("target/fuzz").join(t.name))?;
-        let (big, len) = s.largest_allocation;
-        println!(
-            "| {} | {} | {:.0} | {:.0} | {} | {} | {} | {} B / {} B | {:.1} ms |",
-            t.name,
-            s.execs,
-            s.seconds,
-            s.execs as f64 / s.seconds.max(1e-9),
-            s.panics.len(),
-            s.hangs,
-            s.over_allocations,
-            big,
-            len,
-            s.slowest.as_secs_f64() * 1e3
-        );
-        s.panics.iter().for_each(|p| eprintln!("  panic: {}", p.display()));
-        clean &= s.clean();
-    }
-    if !clean {
-        bail!("the fuzzer found failures; their inputs are under target/fuzz/");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut args = vec!["run".to_string(), "--quiet".into(), "-p".into(), "landermt-fuzz".into(), "--".into(), "--target".into(), target.into(), "--seed".into(), seed.to_string()];
+    secs.into_iter().for_each(|s| args.extend(["--secs".into(), s.to_string()]));
+    execs.into_iter().for_each(|e| args.extend(["--execs".into(), e.to_string()]));
+    let status = Command::new(cargo).args(&args).current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")).status()?;
+    if !status.success() {
+        bail!("the fuzzer failed ({status})");
     }
     Ok(())
 }

@@ -726,7 +726,7 @@ pub struct BenchResults {
 /// A file of this repository: where the binary was built, or else (a prebuilt binary carried to
 /// another machine, as `device-check` is) relative to the current folder, the repository root.
 pub fn repo_file(relative: &str) -> PathBuf {
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(relative);
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(relative);
     if built.exists() { built } else { PathBuf::from(relative) }
 }
 
@@ -863,7 +863,7 @@ mod tests {
     use super::*;
 
     fn tiny() -> (PathBuf, Inputs) {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/hf-tiny/llama-tiny");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/hf-tiny/llama-tiny");
         let model = LanguageModel::load(&path, &burn::tensor::Device::flex()).unwrap();
         let params = burn::module::Module::num_params(&model.net);
         let mut inputs = inputs(&model.config, params, Shapes::TINY);
@@ -910,7 +910,7 @@ mod tests {
     #[test]
     fn prefill_flops_are_two_per_weight_per_token_plus_attention() {
         let (_, inputs) = tiny();
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/hf-tiny/llama-tiny");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/hf-tiny/llama-tiny");
         let cfg = LanguageModel::load(&path, &burn::tensor::Device::flex()).unwrap().config;
         let f = Flops { cfg: &cfg };
         // llama-tiny: hidden 64, 4 heads × 16, FFN 176 (SwiGLU), 4 layers, vocab 1888.
