@@ -343,6 +343,7 @@ pub fn sentences(root: &Path) -> Result<Vec<(&'static str, String)>> {
         (STUDY_PAGE, dev_losses(&study)?),
         (STUDY_PAGE, gains(&study, "landermt", &["en-fr", "fr-en", "en-de"])?),
         (PAPER_PAGE, joint_start(root)?),
+        (PAPER_PAGE, joint_sweep(root, "landermt")?),
         (STUDY_PAGE, off_target_range(&study, &["en-fr"])?),
         (STUDY_PAGE, german_forgetting(&study)?),
         ("README.md", gains(&default_run, "landermt", &["en-fr", "fr-en", "en-de"])?),
@@ -402,6 +403,32 @@ fn joint_start(root: &Path) -> Result<String> {
         check("en", "fr")?,
         100.0 * share
     ))
+}
+
+/// `method`'s learning-rate sweep on the joint dev set: the best rate, and every point's mean
+/// dev BLEU and dev loss, with the directions where a point is significantly off the best.
+fn joint_sweep(root: &Path, method: &str) -> Result<String> {
+    let p = root.join(format!("results/paper-joint/sweep/{method}/train.lr/sweep.json"));
+    let sweep: crate::sweep::SweepReport =
+        serde_json::from_slice(&std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?).with_context(|| format!("{}: not a sweep report", p.display()))?;
+    let loss = |x: &crate::sweep::Point| x.dev_loss.map_or("–".to_string(), |l| format!("{l:.3}"));
+    let best = sweep.points.iter().find(|x| x.value == sweep.best).with_context(|| format!("{}: no point {}", p.display(), sweep.best))?;
+    let others: Vec<String> = sweep
+        .points
+        .iter()
+        .filter(|x| x.value != sweep.best)
+        .map(|x| {
+            let off: Vec<String> = x
+                .directions
+                .iter()
+                .filter(|d| d.p_vs_best.is_some_and(|p| p < 0.05))
+                .map(|d| format!("{} {}", arrow(&d.direction), if d.bleu > best.directions.iter().find(|b| b.direction == d.direction).map_or(0.0, |b| b.bleu) { "above" } else { "below" }))
+                .collect();
+            let off = if off.is_empty() { String::new() } else { format!(" (significantly {})", off.join(", ")) };
+            format!("{} {:.2} / {}{off}", x.value, x.dev_bleu, loss(x))
+        })
+        .collect();
+    Ok(format!("`{method}`'s best joint rate is {} (mean dev BLEU {:.2}, dev loss {}); the other points give {}", sweep.best, best.dev_bleu, loss(best), others.join("; ")))
 }
 
 /// `system`'s BLEU gain over the baseline on FLORES in `directions`, with the p-values.
