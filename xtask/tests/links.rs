@@ -67,3 +67,46 @@ fn the_link_reader_finds_links_and_skips_code() {
     let found: Vec<String> = targets(text).into_iter().map(|(_, t)| t).collect();
     assert_eq!(found, ["docs/A.md#x", "f.svg", "https://x.org"]);
 }
+
+/// docs/METHOD.md's table of equations and the functions implementing them names items that
+/// exist: each `landermt_crate::…::name` is defined (fn, struct, enum, trait, type, const or
+/// module) somewhere in that crate's sources, so a rename cannot leave the spec behind.
+#[test]
+fn every_item_the_method_tables_name_exists() {
+    let root = root();
+    let method = std::fs::read_to_string(root.join("docs/METHOD.md")).unwrap();
+    let table = method.split("## Equations and the functions").nth(1).expect("METHOD.md has its function table");
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for path in table.split('`').skip(1).step_by(2).filter(|s| s.starts_with("landermt_") && s.contains("::")) {
+        let segments: Vec<&str> = path.split("::").collect();
+        let krate = segments[0].replace('_', "-");
+        let name = segments.last().unwrap().split(|c: char| !c.is_alphanumeric() && c != '_').next().unwrap();
+        let src = root.join("crates").join(&krate).join("src");
+        let mut defined = false;
+        for file in walk(&src) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
+            defined |= stem == name || ["fn", "struct", "enum", "trait", "type", "const", "mod"].iter().any(|kw| text.contains(&format!("{kw} {name}")));
+        }
+        checked += 1;
+        if !defined {
+            missing.push(path.to_string());
+        }
+    }
+    assert!(checked > 20, "only {checked} items read from METHOD.md's table");
+    assert!(missing.is_empty(), "docs/METHOD.md names items that are not in the code: {missing:?}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
