@@ -119,11 +119,11 @@ impl Bleu {
         let mut smooth_mteval = 1.0;
         let mut eff_order = MAX_ORDER;
         for n in 1..=MAX_ORDER {
-            if let Smooth::AddK(k) = self.smooth {
-                if n > 1 {
-                    counts[n - 1] += k;
-                    totals[n - 1] += k;
-                }
+            if let Smooth::AddK(k) = self.smooth
+                && n > 1
+            {
+                counts[n - 1] += k;
+                totals[n - 1] += k;
             }
             if totals[n - 1] == 0.0 {
                 break;

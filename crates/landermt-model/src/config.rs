@@ -106,13 +106,13 @@ impl ModelConfig {
         if self.num_layers == 0 || self.hidden_size == 0 || self.vocab_size == 0 || self.num_heads == 0 {
             return fail("layers, hidden size, heads and vocabulary must be positive".into());
         }
-        if self.num_kv_heads == 0 || self.num_heads % self.num_kv_heads != 0 {
+        if self.num_kv_heads == 0 || !self.num_heads.is_multiple_of(self.num_kv_heads) {
             return fail(format!("{} attention heads are not a multiple of {} key/value heads", self.num_heads, self.num_kv_heads));
         }
         if self.layer_attention.len() != self.num_layers {
             return fail(format!("{} layer types for {} layers", self.layer_attention.len(), self.num_layers));
         }
-        if matches!(self.positions, Positions::Rope { .. }) && self.head_dim % 2 != 0 {
+        if matches!(self.positions, Positions::Rope { .. }) && !self.head_dim.is_multiple_of(2) {
             return fail(format!("rotary embeddings need an even head_dim, got {}", self.head_dim));
         }
         Ok(())

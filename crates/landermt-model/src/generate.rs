@@ -138,7 +138,7 @@ impl Rows {
     /// drops the rows that stopped or reached `max_new_tokens`.
     fn step(&mut self, model: &Transformer, batch: &Batch, opts: &GreedyOptions, out: &mut [Vec<u32>], done: &mut dyn FnMut(usize)) {
         if opts.max_new_tokens == 0 {
-            self.live.drain(..).for_each(|p| done(p));
+            self.live.drain(..).for_each(&mut *done);
             return;
         }
         let hidden = model.forward(batch, Some(&mut self.cache), &mut Taps::none());

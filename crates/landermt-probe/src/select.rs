@@ -92,7 +92,7 @@ pub fn select(d: &[f64], k: usize, rule: Rule) -> Result<Vec<usize>, SelectError
         return Err(SelectError::TooMany { k, layers });
     }
     let sel: Vec<usize> = match rule {
-        Rule::Pairs if k % 2 != 0 => return Err(SelectError::OddPairs(k)),
+        Rule::Pairs if !k.is_multiple_of(2) => return Err(SelectError::OddPairs(k)),
         Rule::Pairs => top(d, k / 2).into_iter().flat_map(|i| [i, i + 1]).collect(),
         Rule::Blocks => {
             if k > d.len() {
@@ -100,7 +100,7 @@ pub fn select(d: &[f64], k: usize, rule: Rule) -> Result<Vec<usize>, SelectError
             }
             top(d, k).into_iter().map(|i| i + 1).collect()
         }
-        Rule::Ends if k % 4 != 0 => return Err(SelectError::EndsK(k)),
+        Rule::Ends if !k.is_multiple_of(4) => return Err(SelectError::EndsK(k)),
         Rule::Ends => ends(d, k / 4)?,
         Rule::Given => return Err(SelectError::NoGivenBlocks),
     };

@@ -66,7 +66,7 @@ fn without_a_gate_the_counted_activation_is_the_ffns_intermediate_unit() {
         let b: Vec<f32> = taps.recorded[&(layer, Site::FfnAct)].clone().into_data().try_into_vec().unwrap();
         assert_eq!(a, b, "layer {layer}");
     }
-    let a = activity(&model, &[ids.clone()], 0, &|_| {});
+    let a = activity(&model, std::slice::from_ref(&ids), 0, &|_| {});
     let positive: u64 = a.positive.iter().flatten().sum();
     let expected: usize = (0..model.config.num_layers).map(|l| taps.recorded[&(l, Site::FfnAct)].clone().into_data().try_into_vec::<f32>().unwrap().iter().filter(|x| **x > 0.0).count()).sum();
     assert_eq!((a.tokens, positive as usize), (ids.len(), expected));

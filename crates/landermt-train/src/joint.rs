@@ -80,11 +80,11 @@ impl Joint {
             }
         }
         for (b, mask) in delta.biases.iter().zip(biases) {
-            if let (Some(b), Some(mask)) = (b, mask) {
-                if let Some(g) = grads.remove::<1>(b.id) {
-                    let zero = mask.ones(&g.device()).reshape([mask.on.len()]).equal_elem(0.0);
-                    grads.register(b.id, g.mask_fill(zero, 0.0));
-                }
+            if let (Some(b), Some(mask)) = (b, mask)
+                && let Some(g) = grads.remove::<1>(b.id)
+            {
+                let zero = mask.ones(&g.device()).reshape([mask.on.len()]).equal_elem(0.0);
+                grads.register(b.id, g.mask_fill(zero, 0.0));
             }
         }
     }

@@ -278,7 +278,7 @@ fn read_state(path: &Path, file: &[u8], not_ours: &str, hint: &str) -> Result<St
     if let Some(expected) = meta.get(CHECKSUM_KEY) {
         let st = SafeTensors::deserialize(file).map_err(|e| bad(format!("{e}{hint}")))?;
         let mut names: Vec<String> = (0..state.names.len()).map(|k| format!("trainable.{k}")).collect();
-        if st.names().iter().any(|n| *n == "optimizer") {
+        if st.names().contains(&"optimizer") {
             names.push("optimizer".into());
         }
         let mut lazy: Vec<String> = st.names().into_iter().filter(|n| n.starts_with("lazy.")).map(str::to_string).collect();
@@ -369,11 +369,11 @@ pub fn run(mut trainee: Trainee, r: &Run) -> Result<(Trainee, State), TrainError
         state.step += 1;
         state.losses.push(loss_sum);
         state.seconds += start.elapsed().as_secs_f64();
-        if s.eval_every > 0 && state.step % s.eval_every == 0 && state.step < total {
+        if s.eval_every > 0 && state.step.is_multiple_of(s.eval_every) && state.step < total {
             state.validation.push((state.step, validation_loss(&trainee, r.dev, s.batch_size, r.pad_id)));
         }
         (r.progress)(state.step, total, loss_sum);
-        if s.checkpoint_every > 0 && state.step % s.checkpoint_every == 0 && state.step < total {
+        if s.checkpoint_every > 0 && state.step.is_multiple_of(s.checkpoint_every) && state.step < total {
             save(&ckpt, &trainee, Some(&optim), &state)?;
         }
         done_here += 1;

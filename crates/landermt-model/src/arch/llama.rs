@@ -150,10 +150,7 @@ pub(crate) fn load(l: &Loader) -> Result<Transformer> {
 /// A q or k projection from a GGUF file, with llama.cpp's row permutation undone.
 fn gguf_unpermuted(l: &Loader, prefix: &str, d_out: usize, d_in: usize, heads: usize) -> Result<burn::nn::Linear> {
     let w = unpermute_rows(l.get(&format!("{prefix}.weight"), &[d_out, d_in])?, heads);
-    let b = match l.opt(&format!("{prefix}.bias"), &[d_out])? {
-        Some(b) => Some(unpermute_rows(b, heads)),
-        None => None,
-    };
+    let b = l.opt(&format!("{prefix}.bias"), &[d_out])?.map(|b| unpermute_rows(b, heads));
     Ok(l.linear_of(w, b))
 }
 

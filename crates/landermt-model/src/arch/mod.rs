@@ -111,10 +111,10 @@ impl HfConfig<'_> {
     pub fn rope_theta(&self, params: Option<&serde_json::Value>, default: f64) -> Result<f64> {
         let params = params.or_else(|| self.get("rope_parameters"));
         let scaling = self.get("rope_scaling").or(params);
-        if let Some(kind) = scaling.and_then(|s| s.get("rope_type").or_else(|| s.get("type"))).and_then(|t| t.as_str()) {
-            if kind != "default" {
-                return Err(ModelError::unsupported(self.path, format!("rope scaling `{kind}`")));
-            }
+        if let Some(kind) = scaling.and_then(|s| s.get("rope_type").or_else(|| s.get("type"))).and_then(|t| t.as_str())
+            && kind != "default"
+        {
+            return Err(ModelError::unsupported(self.path, format!("rope scaling `{kind}`")));
         }
         if let Some(t) = params.and_then(|p| p.get("rope_theta")).and_then(|t| t.as_f64()) {
             return Ok(t);
