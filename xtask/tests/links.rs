@@ -84,9 +84,9 @@ fn every_item_the_method_tables_name_exists() {
         let name = segments.last().unwrap().split(|c: char| !c.is_alphanumeric() && c != '_').next().unwrap();
         let src = root.join("crates").join(&krate).join("src");
         let mut defined = false;
-        for file in walk(&src) {
-            let text = std::fs::read_to_string(&file).unwrap();
-            let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
+        for (file, bytes) in common::files(&src, &|_| false).iter().filter(|(f, _)| f.ends_with(".rs")) {
+            let text = String::from_utf8_lossy(bytes);
+            let stem = Path::new(file).file_stem().unwrap().to_string_lossy().into_owned();
             defined |= stem == name || ["fn", "struct", "enum", "trait", "type", "const", "mod"].iter().any(|kw| text.contains(&format!("{kw} {name}")));
         }
         checked += 1;
@@ -96,17 +96,4 @@ fn every_item_the_method_tables_name_exists() {
     }
     assert!(checked > 20, "only {checked} items read from METHOD.md's table");
     assert!(missing.is_empty(), "docs/METHOD.md names items that are not in the code: {missing:?}");
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            files.push(path);
-        }
-    }
-    files
 }

@@ -34,8 +34,12 @@ fn read_report(root: &Path, path: &str) -> Result<Report> {
 }
 
 fn read_joint(root: &Path, path: &str) -> Result<JointReport> {
-    let p = root.join(path);
-    serde_json::from_slice(&std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?).with_context(|| format!("{}: not a joint report.json", p.display()))
+    read_json(&root.join(path), "a joint report.json")
+}
+
+/// A committed JSON result, with errors naming the file and what it should have been.
+fn read_json<T: serde::de::DeserializeOwned>(p: &Path, what: &str) -> Result<T> {
+    serde_json::from_slice(&std::fs::read(p).with_context(|| format!("reading {}", p.display()))?).with_context(|| format!("{}: not {what}", p.display()))
 }
 
 /// Every generated block, from the committed results.
@@ -383,10 +387,7 @@ fn joint_significance(j: &JointReport, set: &str, system: &str) -> Result<String
 /// trains, from `results/paper-joint/`.
 fn joint_start(root: &Path) -> Result<String> {
     let dir = root.join("results/paper-joint");
-    let read = |file: &str| -> Result<serde_json::Value> {
-        let p = dir.join(file);
-        serde_json::from_slice(&std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?).with_context(|| format!("{}: not JSON", p.display()))
-    };
+    let read = |file: &str| -> Result<serde_json::Value> { read_json(&dir.join(file), "JSON") };
     let layers: Vec<u64> = read("layers.json")?["selected"].as_array().context("layers.json: no selection")?.iter().filter_map(|v| v.as_u64()).collect();
     let routes: landermt_route::Routes = serde_json::from_value(read("routes.json")?)?;
     let check = |a: &str, b: &str| -> Result<String> {
@@ -409,8 +410,7 @@ fn joint_start(root: &Path) -> Result<String> {
 /// dev BLEU and dev loss, with the directions where a point is significantly off the best.
 fn joint_sweep(root: &Path, method: &str) -> Result<String> {
     let p = root.join(format!("results/paper-joint/sweep/{method}/train.lr/sweep.json"));
-    let sweep: crate::sweep::SweepReport =
-        serde_json::from_slice(&std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?).with_context(|| format!("{}: not a sweep report", p.display()))?;
+    let sweep: crate::sweep::SweepReport = read_json(&p, "a sweep report")?;
     let loss = |x: &crate::sweep::Point| x.dev_loss.map_or("–".to_string(), |l| format!("{l:.3}"));
     let best = sweep.points.iter().find(|x| x.value == sweep.best).with_context(|| format!("{}: no point {}", p.display(), sweep.best))?;
     let others: Vec<String> = sweep
