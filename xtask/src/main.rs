@@ -113,8 +113,9 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "bleu")]
         by: sweep::By,
     },
-    /// Merge the base model and a trained delta into a Hugging Face folder (config.json,
-    /// model.safetensors, tokenizer.json).
+    /// Export a trained system: `hf`, a Hugging Face folder with the delta merged (config.json,
+    /// model.safetensors, tokenizer.json; modeling_landermt.py for token-dependent CAR and
+    /// adapters), or `peft`, LoRA as a PEFT adapter folder.
     Export {
         #[arg(long)]
         config: PathBuf,
@@ -129,6 +130,9 @@ enum Cmd {
         pair: Option<String>,
         #[arg(long)]
         out: PathBuf,
+        /// `hf` or `peft`.
+        #[arg(long, default_value = "hf")]
+        format: landermt_pipeline::stages::Format,
     },
     /// Score a hypothesis file against a reference file as sacreBLEU 2.6.0 would (our
     /// implementation of its definitions).
@@ -340,10 +344,10 @@ fn run(command: Cmd) -> Result<()> {
         }
         Cmd::Eval { config } => stamped(&config, "eval", stages::eval),
         Cmd::Sweep { config, method, set, dev_lines, by } => sweep_cmd(&config, &method, &set, dev_lines, by),
-        Cmd::Export { config, method, direction, pair, out } => {
+        Cmd::Export { config, method, direction, pair, out, format } => {
             let cfg = pair_view(RunConfig::load(&config)?, pair.as_deref().or(direction.as_deref()))?;
             let system = system_arg(&cfg, method.as_deref(), direction.as_deref())?;
-            stages::export(&cfg, system, &out)
+            stages::export(&cfg, system, export_direction(&cfg, pair.as_deref(), direction.as_deref())?, format, &out)
         }
         Cmd::Bleu { reference, hyp, tokenize, metric, lowercase, json } => bleu(&reference, &hyp, &tokenize, &metric, lowercase, json),
         Cmd::Plot { run } => plot(&run),
@@ -449,6 +453,18 @@ fn bleu(reference: &std::path::Path, hyp: &std::path::Path, tokenize: &str, metr
 
 /// The config a command on one pair works with: over several pairs, the view of the pair
 /// named (by `--pair`, or the pair of `--direction`), which must be given.
+/// The direction whose routing a joint run's export takes: `--direction`, or the first of
+/// `--pair`'s.
+fn export_direction(cfg: &RunConfig, pair: Option<&str>, direction: Option<&str>) -> Result<Option<landermt_data::Direction>> {
+    if !cfg.is_joint() {
+        return Ok(None);
+    }
+    if let Some(d) = direction {
+        return Ok(Some(d.parse()?));
+    }
+    pair.map(|p| Ok(cfg.pair(p)?.directions[0])).transpose()
+}
+
 fn pair_view(cfg: RunConfig, pair: Option<&str>) -> Result<RunConfig> {
     if !cfg.is_multi_pair() {
         return Ok(cfg);

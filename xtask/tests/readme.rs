@@ -21,19 +21,21 @@ fn the_readmes_quick_commands_run_as_written() {
             commands.push(command.to_string());
         }
     }
-    assert!(commands.iter().any(|c| c.contains(" export ")) && commands.len() >= 6, "{commands:?}");
+    assert!(commands.iter().filter(|c| c.contains(" export ")).count() >= 3 && commands.len() >= 8, "{commands:?}");
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
     let cfg = quick_config(tmp.path(), &run, &[]);
     let merged = tmp.path().join("merged");
     for command in &commands {
-        let args: Vec<String> = command
-            .split_whitespace()
-            .skip(2)
-            .map(|a| match a {
+        let words: Vec<&str> = command.split_whitespace().skip(2).collect();
+        let args: Vec<String> = words
+            .iter()
+            .enumerate()
+            .map(|(i, &a)| match a {
                 "configs/quick.toml" => cfg.display().to_string(),
                 "runs/quick" => run.display().to_string(),
-                "merged/" => merged.display().to_string(),
+                // Every export's output folder goes into the scratch folder.
+                _ if i > 0 && words[i - 1] == "--out" => tmp.path().join(a).display().to_string(),
                 other => other.to_string(),
             })
             .collect();
@@ -41,4 +43,5 @@ fn the_readmes_quick_commands_run_as_written() {
         assert!(out.status.success(), "`{command}` failed:\n{}", String::from_utf8_lossy(&out.stderr));
     }
     assert!(merged.join("model.safetensors").exists() && run.join("figures").exists());
+    assert!(tmp.path().join("routed/modeling_landermt.py").exists() && tmp.path().join("adapter/adapter_config.json").exists());
 }

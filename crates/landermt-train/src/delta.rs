@@ -38,6 +38,20 @@ pub enum Target {
 }
 
 impl Target {
+    /// transformers' name of the linear map in a LLaMA-family or Gemma block (PEFT's
+    /// `target_modules`), and its path under the block.
+    pub fn hf_module(self) -> (&'static str, &'static str) {
+        match self {
+            Target::Q => ("q_proj", "self_attn.q_proj"),
+            Target::K => ("k_proj", "self_attn.k_proj"),
+            Target::V => ("v_proj", "self_attn.v_proj"),
+            Target::O => ("o_proj", "self_attn.o_proj"),
+            Target::Gate => ("gate_proj", "mlp.gate_proj"),
+            Target::Up => ("up_proj", "mlp.up_proj"),
+            Target::Down => ("down_proj", "mlp.down_proj"),
+        }
+    }
+
     /// The dimension of Burn's `[in, out]` weight that indexes the units.
     fn dim(self) -> usize {
         if self == Target::Down { 0 } else { 1 }

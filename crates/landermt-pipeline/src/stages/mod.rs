@@ -11,6 +11,9 @@ use crate::config::RunConfig;
 use crate::system::System;
 
 mod eval;
+mod export;
+#[cfg(test)]
+mod export_tests;
 mod probe;
 mod route;
 mod score;
@@ -19,10 +22,11 @@ pub(crate) mod tests;
 mod train;
 
 pub use eval::{DecodedFile, decode, eval, is_decoded};
+pub use export::{Format, export};
 pub use probe::probe;
 pub use route::route;
 pub use score::score;
-pub use train::{Routing, export, train, trained_model};
+pub use train::{Routing, train, trained_model};
 
 use crate::artifacts::{read_artifact, read_optional, write_json};
 

@@ -36,7 +36,7 @@ fn fixture_config(path: &str, run_dir: &std::path::Path) -> RunConfig {
 }
 
 /// `net`'s logits of one sequence, flattened.
-fn logits_of(net: &landermt_model::Transformer, ids: &[u32]) -> Vec<f32> {
+pub(crate) fn logits_of(net: &landermt_model::Transformer, ids: &[u32]) -> Vec<f32> {
     let batch = landermt_model::Batch::single(ids);
     net.logits(net.forward(&batch, None, &mut landermt_model::Taps::none())).inner().into_data().try_into_vec().unwrap()
 }
@@ -173,7 +173,7 @@ fn export_writes_a_folder_that_loads_with_the_trained_logits() {
     route(&cfg).unwrap();
     train(&cfg, System::all(cfg.train.method)).unwrap();
     let out = dir.path().join("export");
-    export(&cfg, System::all(cfg.train.method), &out).unwrap();
+    export(&cfg, System::all(cfg.train.method), None, Format::Hf, &out).unwrap();
 
     // The routed-and-trained model (CAR off), rebuilt here, against the exported folder.
     let method = landermt_train::Method::Landermt;
@@ -192,11 +192,20 @@ fn export_writes_a_folder_that_loads_with_the_trained_logits() {
     // Same weights; only the matmul layouts differ (transposed on write and on load).
     assert!(worst < 1e-5, "the exported model's logits differ from the trained model's by up to {worst}");
 
-    // Routed models and adapters cannot be written as plain checkpoints.
+    // Token-dependent CAR cannot be a plain checkpoint: it goes out as remote code, under its
+    // own model type so that a loader without that code refuses it.
     cfg.route.car = landermt_model::nn::CarMode::Taylor;
     route(&cfg).unwrap();
-    let err = format!("{:#}", export(&cfg, System::all(cfg.train.method), &dir.path().join("x")).unwrap_err());
-    assert!(err.contains("token-dependent CAR routing") && err.contains("static"), "{err}");
+    std::fs::remove_dir_all(dir.path().join("train/landermt")).unwrap();
+    train(&cfg, System::all(cfg.train.method)).unwrap();
+    let routed = dir.path().join("routed");
+    export(&cfg, System::all(cfg.train.method), None, Format::Hf, &routed).unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(routed.join("config.json")).unwrap()).unwrap();
+    assert_eq!((config["model_type"].as_str(), config["landermt"]["layers"]["2"]["car"].as_str()), (Some("landermt"), Some("taylor")), "{config}");
+    assert!(routed.join("modeling_landermt.py").exists());
+    // LoRA's own format is for LoRA alone.
+    let err = format!("{:#}", export(&cfg, System::all(cfg.train.method), None, Format::Peft, &dir.path().join("x")).unwrap_err());
+    assert!(err.contains("--format hf"), "{err}");
 }
 
 /// Static CAR folds exactly into the gate and up columns: the exported plain checkpoint gives
@@ -220,7 +229,7 @@ fn a_static_car_model_exports_as_a_plain_checkpoint_with_its_routed_logits() {
         }
         train(&cfg, system).unwrap();
         let out = dir.path().join(format!("export-{start:?}"));
-        export(&cfg, system, &out).unwrap();
+        export(&cfg, system, None, Format::Hf, &out).unwrap();
         let routed = super::train::trained_model(&cfg, system).unwrap();
         let exported = LanguageModel::load(&out, &landermt_model::Backend::Flex.device().unwrap()).unwrap();
         let ids = exported.encode("Le chat dort sur le canapé.").unwrap();

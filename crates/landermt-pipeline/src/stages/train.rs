@@ -91,17 +91,6 @@ fn lape_units(cfg: &RunConfig, upstream: &mut serde_json::Value) -> Result<(Opti
     Ok((Some(units), joint))
 }
 
-/// Merges the base model and `{run}/train/{method}/delta.safetensors` into a Hugging Face
-/// folder `out`. Refused for adapters and CAR-routed models (`route.car` other than `off`),
-/// whose computation a plain transformers checkpoint cannot express.
-pub fn export(cfg: &RunConfig, system: System, out: &std::path::Path) -> Result<()> {
-    let delta = delta_path(cfg, system)?;
-    let model = with_delta(cfg, system, &delta)?;
-    landermt_model::export::write_hf_folder(&model, &model.net, out).with_context(|| format!("exporting `{system}` to {}", out.display()))?;
-    println!("export: {} + {} → {}", cfg.model.describe(), delta.display(), out.display());
-    Ok(())
-}
-
 /// Stage 4: trains `system` (a method, on every direction of the run or on one) into
 /// `{run}/train/{system}/`: `delta.safetensors`, `checkpoint.safetensors` (resumed when
 /// present), `train.json` and the loss curve.
@@ -287,7 +276,7 @@ fn routed(model: &LanguageModel, route: Option<&landermt_route::Route>) -> Langu
 }
 
 /// `{run}/train/{system}/delta.safetensors`, or an error naming the command that makes it.
-fn delta_path(cfg: &RunConfig, system: System) -> Result<std::path::PathBuf> {
+pub(super) fn delta_path(cfg: &RunConfig, system: System) -> Result<std::path::PathBuf> {
     let delta = crate::kept::train_dir(cfg, system).join(crate::kept::DELTA);
     if !delta.exists() {
         return Err(missing_delta(cfg, system));
@@ -304,11 +293,15 @@ pub(super) fn missing_delta(cfg: &RunConfig, system: System) -> anyhow::Error {
 
 /// The base model with `delta` trained in (routed for the LANDeRMT variants), without autodiff.
 fn with_delta(cfg: &RunConfig, system: System, delta: &std::path::Path) -> Result<LanguageModel> {
-    let method = system.method;
-    let prepared = prepare(cfg, method)?;
-    let trainee = prepared.trainee(cfg, system);
-    let (trainee, _) = landermt_train::trainer::load_trained(delta, trainee)?;
-    let mut model = prepared.model;
+    let (mut model, trainee) = trained(cfg, system, delta)?;
     model.net = burn::module::Module::valid(&trainee.network());
     Ok(model)
+}
+
+/// The base model as loaded for `system` and its trainee with `delta` trained in.
+pub(super) fn trained(cfg: &RunConfig, system: System, delta: &std::path::Path) -> Result<(LanguageModel, landermt_train::Trainee)> {
+    let prepared = prepare(cfg, system.method)?;
+    let trainee = prepared.trainee(cfg, system);
+    let (trainee, _) = landermt_train::trainer::load_trained(delta, trainee)?;
+    Ok((prepared.model, trainee))
 }

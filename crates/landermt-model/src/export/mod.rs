@@ -2,6 +2,11 @@
 //! names (Linear weights transposed back to `[out, in]`), `config.json` (copied from a Hugging
 //! Face source, or written from the config for a GGUF source) and `tokenizer.json`. LLaMA-style
 //! models and Gemma 3 are supported; BLOOM's fused, head-interleaved QKV is not written yet.
+//! What a plain checkpoint cannot hold (token-dependent CAR, bottleneck adapters) goes into
+//! transformers remote code beside it ([`modeling`]).
+
+mod modeling;
+pub mod peft;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,7 +25,8 @@ fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.inner().cast(burn::tensor::FloatDType::F32).into_data().try_into_vec().expect("f32 weights")
 }
 
-/// transformers' tensors of `net`: (name, shape, values).
+/// transformers' tensors of `net`: (name, shape, values). A constant CAR is folded into the
+/// weights; token-dependent routers and adapters are left to [`modeling`].
 pub fn hf_tensors(net: &Transformer) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
     let c = &net.config;
     let mut out: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
@@ -44,14 +50,6 @@ pub fn hf_tensors(net: &Transformer) -> Result<Vec<(String, Vec<usize>, Vec<f32>
     let gemma = c.architecture == Architecture::Gemma3;
     out.push(("model.embed_tokens.weight".into(), vec![c.vocab_size, c.hidden_size], host(net.embed_tokens.val())));
     for (i, b) in net.layers.iter().enumerate() {
-        if b.mlp.adapter.is_some() {
-            return Err(ModelError::Input(format!("layer {i} has an adapter, which a plain transformers checkpoint cannot express")));
-        }
-        if b.mlp.router.as_ref().is_some_and(|r| r.constant_shares().is_none()) {
-            return Err(ModelError::Input(format!(
-                "layer {i} has token-dependent CAR routing (`taylor` or `learned`), which a plain transformers checkpoint cannot express; `route.car = \"static\"` or `\"off\"` export exactly"
-            )));
-        }
         let p = format!("model.layers.{i}");
         norm(&mut out, &format!("{p}.input_layernorm"), &b.attn_norm);
         linear(&mut out, &format!("{p}.self_attn.q_proj"), &b.attn.q_proj);
@@ -143,18 +141,39 @@ fn hf_config(model: &LanguageModel) -> Result<serde_json::Value> {
 /// Writes `net` (the network of `model`, e.g. with trained weights merged) as a Hugging Face
 /// folder in `out`.
 pub fn write_hf_folder(model: &LanguageModel, net: &Transformer, out: &Path) -> Result<()> {
-    let tensors = hf_tensors(net)?;
-    std::fs::create_dir_all(out).map_err(|e| ModelError::io(out, e))?;
+    let mut tensors = hf_tensors(net)?;
+    let modeling = modeling::Modeling::of(net);
+    if let Some(m) = &modeling {
+        tensors.extend(m.tensors.iter().cloned());
+    }
+    write_safetensors(&out.join("model.safetensors"), tensors)?;
+
+    let source_config = model.source.join("config.json");
+    let mut config = if source_config.is_file() {
+        let bytes = std::fs::read(&source_config).map_err(|e| ModelError::io(&source_config, e))?;
+        serde_json::from_slice(&bytes).map_err(|e| ModelError::Input(format!("{}: {e}", source_config.display())))?
+    } else {
+        hf_config(model)?
+    };
+    let code = modeling.as_ref().map(|m| m.apply(&mut config)).transpose()?;
+    let config = serde_json::to_vec_pretty(&config).expect("plain JSON");
+    crate::atomic::write_atomic(&out.join("config.json"), |w| w.write_all(&config))?;
+    let code_path = out.join(modeling::FILE);
+    match code {
+        Some(code) => crate::atomic::write_atomic(&code_path, |w| w.write_all(code.as_bytes()))?,
+        // A folder exported again without routing must not keep stale remote code.
+        None if code_path.exists() => std::fs::remove_file(&code_path).map_err(|e| ModelError::io(&code_path, e))?,
+        None => {}
+    }
+    let tokenizer = model.tokenizer.inner().to_string(true).map_err(|e| ModelError::Input(format!("tokenizer: {e}")))?;
+    crate::atomic::write_atomic(&out.join("tokenizer.json"), |w| w.write_all(tokenizer.as_bytes()))
+}
+
+/// Writes f32 `tensors` (name, shape, values) as one safetensors file, atomically.
+pub(crate) fn write_safetensors(path: &Path, tensors: Vec<(String, Vec<usize>, Vec<f32>)>) -> Result<()> {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors.into_iter().map(|(n, s, v)| (n, s, v.iter().flat_map(|x| x.to_le_bytes()).collect())).collect();
     let views: Vec<(String, TensorView)> = bytes.iter().map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).expect("shape matches"))).collect();
     let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
     let file = safetensors::serialize(views, Some(meta)).map_err(|e| ModelError::Input(format!("safetensors: {e}")))?;
-    crate::atomic::write_atomic(&out.join("model.safetensors"), |w| w.write_all(&file))?;
-
-    let source_config = model.source.join("config.json");
-    let config =
-        if source_config.is_file() { std::fs::read(&source_config).map_err(|e| ModelError::io(&source_config, e))? } else { serde_json::to_vec_pretty(&hf_config(model)?).expect("plain JSON") };
-    crate::atomic::write_atomic(&out.join("config.json"), |w| w.write_all(&config))?;
-    let tokenizer = model.tokenizer.inner().to_string(true).map_err(|e| ModelError::Input(format!("tokenizer: {e}")))?;
-    crate::atomic::write_atomic(&out.join("tokenizer.json"), |w| w.write_all(tokenizer.as_bytes()))
+    crate::atomic::write_atomic(path, |w| w.write_all(&file))
 }

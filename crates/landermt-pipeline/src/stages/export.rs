@@ -1,0 +1,92 @@
+//! `cargo xtask export`: a trained system as files other tools load. `hf` is a Hugging Face
+//! folder with the delta merged (constant CAR folded into the weights; token-dependent CAR and
+//! bottleneck adapters as remote code beside it); `peft` is LoRA's adapter folder for PEFT.
+
+use std::path::Path;
+
+use landermt_train::Method;
+
+use super::train::{delta_path, trained};
+use super::*;
+
+/// What `export` writes (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A transformers folder: config.json, model.safetensors, tokenizer.json (and
+    /// modeling_landermt.py where routing or adapters need it).
+    Hf,
+    /// A PEFT LoRA adapter folder: adapter_config.json, adapter_model.safetensors.
+    Peft,
+}
+
+impl std::str::FromStr for Format {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "hf" => Ok(Format::Hf),
+            "peft" => Ok(Format::Peft),
+            other => bail!("unknown export format `{other}` (hf | peft)"),
+        }
+    }
+}
+
+/// Exports `system` into `out`. In a joint run a LANDeRMT variant routes each pair with its own
+/// units, so `direction` names the pair whose model is written.
+pub fn export(cfg: &RunConfig, system: System, direction: Option<Direction>, format: Format, out: &Path) -> Result<()> {
+    let method = system.method;
+    match format {
+        Format::Hf => export_hf(cfg, system, direction, out),
+        Format::Peft if method == Method::Lora => export_peft(cfg, system, out),
+        Format::Peft if method == Method::AdapterLora => {
+            bail!("`adapter-lora`: PEFT has no bottleneck adapter; `--format hf` writes it whole (LoRA merged, the adapters as remote code for `trust_remote_code=True`)")
+        }
+        Format::Peft => bail!("`--format peft` writes LoRA adapters; `{}` exports with `--format hf`", method.name()),
+    }
+    .with_context(|| format!("exporting `{system}` to {}", out.display()))
+}
+
+fn export_hf(cfg: &RunConfig, system: System, direction: Option<Direction>, out: &Path) -> Result<()> {
+    if system.method == Method::None {
+        let model = cfg.model.load(false)?;
+        landermt_model::export::write_hf_folder(&model, &model.net, out)?;
+        println!("export: {} → {}", cfg.model.describe(), out.display());
+        return Ok(());
+    }
+    let delta = delta_path(cfg, system)?;
+    let (model, trainee) = trained(cfg, system, &delta)?;
+    let net = match (&trainee.joint, direction) {
+        (Some(_), Some(d)) => trainee.network_for(d),
+        (Some(_), None) => bail!("{}: a joint run's `{}` routes each pair with its own units; name the pair to export with --pair", cfg.source.display(), system.method.name()),
+        (None, _) => trainee.network(),
+    };
+    landermt_model::export::write_hf_folder(&model, &burn::module::Module::valid(&net), out)?;
+    let code = out.join("modeling_landermt.py");
+    let note = if code.exists() { " (routing or adapters as remote code: load with trust_remote_code=True)" } else { "" };
+    println!("export: {} + {} → {}{note}", cfg.model.describe(), delta.display(), out.display());
+    Ok(())
+}
+
+fn export_peft(cfg: &RunConfig, system: System, out: &Path) -> Result<()> {
+    let delta = delta_path(cfg, system)?;
+    let (model, trainee) = trained(cfg, system, &delta)?;
+    if model.config.architecture == landermt_model::Architecture::Bloom {
+        bail!("BLOOM's attention is one fused query_key_value map in transformers, which our split q/k/v LoRA pairs cannot be written onto; `--format hf` writes the merged model");
+    }
+    let lora = trainee.lora.as_ref().context("the trained `lora` has no LoRA pairs")?;
+    let pairs: Vec<_> = lora
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(k, &(layer, target))| landermt_model::export::peft::LoraPair { module: format!("model.layers.{layer}.{}", target.hf_module().1), a: lora.a[k].val(), b: lora.b[k].val() })
+        .collect();
+    let t = cfg.train_for(system.method);
+    let mut targets: Vec<String> = lora.targets.iter().map(|(_, t)| t.hf_module().0.to_string()).collect();
+    targets.sort();
+    targets.dedup();
+    let base = model.source.display().to_string();
+    let config = landermt_model::export::peft::LoraConfig { base: &base, rank: t.lora_rank, alpha: t.lora_alpha, targets };
+    landermt_model::export::peft::write_lora_folder(out, &config, &pairs)?;
+    println!("export: LoRA of {} ({} pairs, r {}, α {}) → {} (PeftModel.from_pretrained(base, folder))", base, pairs.len(), t.lora_rank, t.lora_alpha, out.display());
+    Ok(())
+}
