@@ -9,7 +9,11 @@ JOBS.json is a list of jobs, each
                                                                 modeling code, if any)
   {"kind": "peft", "model": BASE_DIR, "adapter": DIR, ...}     PeftModel on the base
   {"kind": "gguf", "model": DIR, "file": NAME, ...}             from_pretrained(DIR, gguf_file=NAME)
-OUT.json gets, per job, {"logits": [T*V floats], "vocab": V, "greedy": [N ids]}.
+  {"kind": "quantized", "f32": FILE, "file": FILE, "type": "Q8_0"}
+      gguf-py quantises every tensor of the f32 file; FILE's tensors of that type must be
+      those bytes
+OUT.json gets, per job, {"logits": [T*V floats], "vocab": V, "greedy": [N ids]}, or for
+"quantized" {"checked": [names], "differ": [names]}.
 """
 import json
 import sys
@@ -31,8 +35,25 @@ def load(job):
     raise ValueError(f"unknown job kind {job['kind']!r}")
 
 
+def quantized(job):
+    import gguf
+    qtype = gguf.GGMLQuantizationType[job["type"]]
+    f32 = {t.name: t for t in gguf.GGUFReader(job["f32"]).tensors}
+    checked, differ = [], []
+    for t in gguf.GGUFReader(job["file"]).tensors:
+        if t.tensor_type != qtype:
+            continue
+        want = gguf.quants.quantize(f32[t.name].data.reshape(tuple(reversed([int(d) for d in t.shape]))), qtype)
+        checked.append(t.name)
+        if want.tobytes() != t.data.tobytes():
+            differ.append(t.name)
+    return {"checked": checked, "differ": differ}
+
+
 @torch.no_grad()
 def run(job):
+    if job["kind"] == "quantized":
+        return quantized(job)
     model = load(job).eval()
     ids = torch.tensor([job["ids"]], dtype=torch.long)
     logits = model(input_ids=ids).logits[0].float()

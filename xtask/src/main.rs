@@ -130,7 +130,7 @@ enum Cmd {
         pair: Option<String>,
         #[arg(long)]
         out: PathBuf,
-        /// `hf` or `peft`.
+        /// `hf`, `peft`, `gguf` (f32 matrices), `gguf-f16`, `gguf-bf16` or `gguf-q8_0` (`--out` is then the file).
         #[arg(long, default_value = "hf")]
         format: landermt_pipeline::stages::Format,
     },

@@ -5,6 +5,7 @@
 //! What a plain checkpoint cannot hold (token-dependent CAR, bottleneck adapters) goes into
 //! transformers remote code beside it ([`modeling`]).
 
+pub mod gguf;
 mod modeling;
 pub mod peft;
 

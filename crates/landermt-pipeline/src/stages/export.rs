@@ -1,6 +1,7 @@
 //! `cargo xtask export`: a trained system as files other tools load. `hf` is a Hugging Face
 //! folder with the delta merged (constant CAR folded into the weights; token-dependent CAR and
-//! bottleneck adapters as remote code beside it); `peft` is LoRA's adapter folder for PEFT.
+//! bottleneck adapters as remote code beside it); `peft` is LoRA's adapter folder for PEFT;
+//! `gguf` is one llama.cpp file, for what folds into plain weights.
 
 use std::path::Path;
 
@@ -17,6 +18,8 @@ pub enum Format {
     Hf,
     /// A PEFT LoRA adapter folder: adapter_config.json, adapter_model.safetensors.
     Peft,
+    /// One GGUF file in llama.cpp's conventions, its matrices in the given type.
+    Gguf(landermt_model::export::gguf::GgufType),
 }
 
 impl std::str::FromStr for Format {
@@ -26,7 +29,11 @@ impl std::str::FromStr for Format {
         match s {
             "hf" => Ok(Format::Hf),
             "peft" => Ok(Format::Peft),
-            other => bail!("unknown export format `{other}` (hf | peft)"),
+            "gguf" => Ok(Format::Gguf(landermt_model::export::gguf::GgufType::F32)),
+            other => match other.strip_prefix("gguf-") {
+                Some(ty) => Ok(Format::Gguf(ty.parse().map_err(anyhow::Error::msg)?)),
+                None => bail!("unknown export format `{other}` (hf | peft | gguf | gguf-f16 | gguf-bf16 | gguf-q8_0)"),
+            },
         }
     }
 }
@@ -37,6 +44,7 @@ pub fn export(cfg: &RunConfig, system: System, direction: Option<Direction>, for
     let method = system.method;
     match format {
         Format::Hf => export_hf(cfg, system, direction, out),
+        Format::Gguf(ty) => export_gguf(cfg, system, direction, ty, out),
         Format::Peft if method == Method::Lora => export_peft(cfg, system, out),
         Format::Peft if method == Method::AdapterLora => {
             bail!("`adapter-lora`: PEFT has no bottleneck adapter; `--format hf` writes it whole (LoRA merged, the adapters as remote code for `trust_remote_code=True`)")
@@ -46,12 +54,12 @@ pub fn export(cfg: &RunConfig, system: System, direction: Option<Direction>, for
     .with_context(|| format!("exporting `{system}` to {}", out.display()))
 }
 
-fn export_hf(cfg: &RunConfig, system: System, direction: Option<Direction>, out: &Path) -> Result<()> {
+/// The trained system's model and network (the base model for `none`), and its delta.
+fn network(cfg: &RunConfig, system: System, direction: Option<Direction>) -> Result<(LanguageModel, landermt_model::Transformer, Option<std::path::PathBuf>)> {
     if system.method == Method::None {
         let model = cfg.model.load(false)?;
-        landermt_model::export::write_hf_folder(&model, &model.net, out)?;
-        println!("export: {} → {}", cfg.model.describe(), out.display());
-        return Ok(());
+        let net = model.net.clone();
+        return Ok((model, net, None));
     }
     let delta = delta_path(cfg, system)?;
     let (model, trainee) = trained(cfg, system, &delta)?;
@@ -60,10 +68,23 @@ fn export_hf(cfg: &RunConfig, system: System, direction: Option<Direction>, out:
         (Some(_), None) => bail!("{}: a joint run's `{}` routes each pair with its own units; name the pair to export with --pair", cfg.source.display(), system.method.name()),
         (None, _) => trainee.network(),
     };
-    landermt_model::export::write_hf_folder(&model, &burn::module::Module::valid(&net), out)?;
+    Ok((model, burn::module::Module::valid(&net), Some(delta)))
+}
+
+fn export_gguf(cfg: &RunConfig, system: System, direction: Option<Direction>, ty: landermt_model::export::gguf::GgufType, out: &Path) -> Result<()> {
+    let (model, net, _) = network(cfg, system, direction)?;
+    landermt_model::export::gguf::write_gguf(&model, &net, out, ty)?;
+    println!("export: `{system}` → {} (GGUF, {ty:?} matrices)", out.display());
+    Ok(())
+}
+
+fn export_hf(cfg: &RunConfig, system: System, direction: Option<Direction>, out: &Path) -> Result<()> {
+    let (model, net, delta) = network(cfg, system, direction)?;
+    landermt_model::export::write_hf_folder(&model, &net, out)?;
     let code = out.join("modeling_landermt.py");
     let note = if code.exists() { " (routing or adapters as remote code: load with trust_remote_code=True)" } else { "" };
-    println!("export: {} + {} → {}{note}", cfg.model.describe(), delta.display(), out.display());
+    let delta = delta.map_or(String::new(), |d| format!(" + {}", d.display()));
+    println!("export: {}{delta} → {}{note}", cfg.model.describe(), out.display());
     Ok(())
 }
 

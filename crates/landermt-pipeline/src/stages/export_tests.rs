@@ -127,3 +127,68 @@ fn transformers_and_peft_compute_every_exported_system_as_we_do() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// GGUF in every matrix type: our reader and transformers' (gguf-py's dequantisation) read the
+/// same model from the file, the tokenizer round-trips, and an f32 file is the trained system.
+/// Gemma 3 settings that GGUF readers would misread, and Qwen2's biases, are refused.
+#[test]
+fn gguf_exports_read_the_same_in_transformers_and_ours() {
+    use landermt_model::export::gguf::GgufType;
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut cfg = quick(dir.path());
+    cfg.route.car = CarMode::Static;
+    probe(&cfg).unwrap();
+    score(&cfg).unwrap();
+    route(&cfg).unwrap();
+    let text = "Translate this from English to French:\nEnglish: The cat sleeps.\nFrench:";
+    let device = landermt_model::Backend::Flex.device().unwrap();
+    let (mut jobs, mut ours, mut quantized) = (Vec::new(), Vec::new(), Vec::new());
+    for method in [Method::Full, Method::Landermt, Method::Lora] {
+        let system = System::all(method);
+        train(&cfg, system).unwrap();
+        let trained = trained_model(&cfg, system).unwrap();
+        let ids = trained.encode(text).unwrap();
+        for ty in [GgufType::F32, GgufType::F16, GgufType::Bf16, GgufType::Q8_0] {
+            let file = format!("{}-{ty:?}.gguf", method.name());
+            export(&cfg, system, None, Format::Gguf(ty), &dir.path().join(&file)).unwrap();
+            let read = LanguageModel::load(dir.path().join(&file), &device).unwrap();
+            assert_eq!(read.encode(text).unwrap(), ids, "{file}: our GGUF tokenizer reads the text differently");
+            let logits = logits_of(&read.net, &ids);
+            if ty == GgufType::F32 {
+                let worst = logits.iter().zip(logits_of(&trained.net, &ids)).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(worst < 1e-5, "{file}: {worst} from the trained system");
+            }
+            jobs.push(serde_json::json!({ "kind": "gguf", "model": dir.path(), "file": file, "ids": ids, "greedy": 0 }));
+            ours.push((file, logits));
+        }
+        let f32_file = dir.path().join(format!("{}-F32.gguf", method.name()));
+        quantized.push(serde_json::json!({ "kind": "quantized", "f32": f32_file, "file": dir.path().join(format!("{}-Q8_0.gguf", method.name())), "type": "Q8_0" }));
+    }
+    for (model, refusal) in [("gemma3-tiny", "query_pre_attn_scalar 256"), ("qwen2-tiny", "biases")] {
+        let mut other = cfg.clone();
+        other.model.path = Some(root.join("tests/fixtures/hf-tiny").join(model));
+        let err = format!("{:#}", export(&other, System::all(Method::None), None, Format::Gguf(GgufType::F32), &dir.path().join("x.gguf")).unwrap_err());
+        assert!(err.contains(refusal), "{model}: {err}");
+    }
+    let Some(python) = hf_python() else { return };
+    let (jobs_file, results) = (dir.path().join("jobs.json"), dir.path().join("results.json"));
+    let n = jobs.len();
+    jobs.extend(quantized);
+    std::fs::write(&jobs_file, serde_json::to_vec(&jobs).unwrap()).unwrap();
+    let script = root.join("bench/hf_check.py");
+    let run = std::process::Command::new(&python).arg(&script).arg(&jobs_file).arg(&results).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let results: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
+    for ((file, logits), r) in ours.iter().zip(&results) {
+        let theirs: Vec<f32> = serde_json::from_value(r["logits"].clone()).unwrap();
+        let worst = logits.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        eprintln!("{file}: transformers' GGUF reader against ours: largest logit difference {worst:.2e}");
+        assert!(theirs.len() == logits.len() && worst < 1e-5, "{file}: {worst}");
+    }
+    // Our q8_0 blocks are gguf-py's quantisation of the same f32 weights, byte for byte.
+    for r in &results[n..] {
+        let (checked, differ) = (r["checked"].as_array().unwrap(), r["differ"].as_array().unwrap());
+        assert!(checked.len() >= 7 && differ.is_empty(), "q8_0 tensors unlike gguf-py's: {differ:?} of {checked:?}");
+    }
+}
