@@ -1,7 +1,7 @@
 //! Writing a network as a Hugging Face folder: `model.safetensors` under transformers' tensor
 //! names (Linear weights transposed back to `[out, in]`), `config.json` (copied from a Hugging
 //! Face source, or written from the config for a GGUF source) and `tokenizer.json`. LLaMA-style
-//! models and Gemma 3 are supported; BLOOM's fused, head-interleaved QKV is not written yet.
+//! models, Gemma 3 and BLOOM (its q, k and v fused back into one head-interleaved map).
 //! What a plain checkpoint cannot hold (token-dependent CAR, bottleneck adapters) goes into
 //! transformers remote code beside it ([`modeling`]).
 
@@ -26,32 +26,59 @@ fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.inner().cast(burn::tensor::FloatDType::F32).into_data().try_into_vec().expect("f32 weights")
 }
 
+type Tensors = Vec<(String, Vec<usize>, Vec<f32>)>;
+
+/// A Linear map under transformers' name: the weight transposed back to `[out, in]`.
+fn linear(out: &mut Tensors, name: &str, l: &Linear) {
+    let [d_in, d_out] = l.weight.dims();
+    out.push((format!("{name}.weight"), vec![d_out, d_in], host(l.weight.val().transpose())));
+    if let Some(b) = &l.bias {
+        out.push((format!("{name}.bias"), vec![d_out], host(b.val())));
+    }
+}
+
+fn norm(out: &mut Tensors, name: &str, n: &Norm) {
+    out.push((format!("{name}.weight"), vec![n.weight.dims()[0]], host(n.weight.val())));
+    if let Some(b) = &n.bias {
+        out.push((format!("{name}.bias"), vec![b.dims()[0]], host(b.val())));
+    }
+}
+
+/// The FFN's input maps (gate, up) with a constant CAR folded in: `FFN_U(c·x)` has U's gate
+/// and up columns scaled by c (not their biases).
+fn car_folded(block: &crate::nn::Block) -> impl Fn(&Linear) -> Linear + '_ {
+    let scale = block.mlp.router.as_ref().and_then(|r| r.constant_shares().map(|(g, s)| r.unit_scales(g, s)));
+    move |l: &Linear| match &scale {
+        Some(scale) => Linear { weight: burn::module::Param::initialized(burn::module::ParamId::new(), l.weight.val().mul(scale.clone())), ..l.clone() },
+        None => l.clone(),
+    }
+}
+
+/// transformers' prefix of block `i`'s tensors.
+pub(crate) fn block_prefix(architecture: Architecture, i: usize) -> String {
+    match architecture {
+        Architecture::Bloom => format!("transformer.h.{i}"),
+        _ => format!("model.layers.{i}"),
+    }
+}
+
 /// transformers' tensors of `net`: (name, shape, values). A constant CAR is folded into the
 /// weights; token-dependent routers and adapters are left to [`modeling`].
-pub fn hf_tensors(net: &Transformer) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
-    let c = &net.config;
-    let mut out: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
-    let linear = |out: &mut Vec<_>, name: &str, l: &Linear| {
-        let [d_in, d_out] = l.weight.dims();
-        out.push((format!("{name}.weight"), vec![d_out, d_in], host(l.weight.val().transpose())));
-        if let Some(b) = &l.bias {
-            out.push((format!("{name}.bias"), vec![d_out], host(b.val())));
-        }
-    };
-    let norm = |out: &mut Vec<_>, name: &str, n: &Norm| {
-        out.push((format!("{name}.weight"), vec![n.weight.dims()[0]], host(n.weight.val())));
-        if let Some(b) = &n.bias {
-            out.push((format!("{name}.bias"), vec![b.dims()[0]], host(b.val())));
-        }
-    };
-    match c.architecture {
-        Architecture::Llama | Architecture::Gemma3 => {}
-        other => return Err(ModelError::Input(format!("export of {other:?} models is not supported yet (LLaMA family and Gemma 3 are)"))),
+pub fn hf_tensors(net: &Transformer) -> Result<Tensors> {
+    match net.config.architecture {
+        Architecture::Bloom => Ok(bloom_tensors(net)),
+        Architecture::Llama | Architecture::Gemma3 => Ok(llama_tensors(net)),
     }
+}
+
+/// LLaMA-family and Gemma 3 names.
+fn llama_tensors(net: &Transformer) -> Tensors {
+    let c = &net.config;
+    let mut out = Tensors::new();
     let gemma = c.architecture == Architecture::Gemma3;
     out.push(("model.embed_tokens.weight".into(), vec![c.vocab_size, c.hidden_size], host(net.embed_tokens.val())));
     for (i, b) in net.layers.iter().enumerate() {
-        let p = format!("model.layers.{i}");
+        let p = block_prefix(c.architecture, i);
         norm(&mut out, &format!("{p}.input_layernorm"), &b.attn_norm);
         linear(&mut out, &format!("{p}.self_attn.q_proj"), &b.attn.q_proj);
         linear(&mut out, &format!("{p}.self_attn.k_proj"), &b.attn.k_proj);
@@ -68,22 +95,45 @@ pub fn hf_tensors(net: &Transformer) -> Result<Vec<(String, Vec<usize>, Vec<f32>
         } else {
             norm(&mut out, &format!("{p}.post_attention_layernorm"), &b.ffn_norm);
         }
-        // A constant CAR folds into the weights: FFN_U(c·x) has U's gate and up columns scaled
-        // by c (not their biases).
-        let scale = b.mlp.router.as_ref().and_then(|r| r.constant_shares().map(|(g, s)| r.unit_scales(g, s)));
-        let scaled = |l: &Linear| match &scale {
-            Some(scale) => Linear { weight: burn::module::Param::initialized(burn::module::ParamId::new(), l.weight.val().mul(scale.clone())), ..l.clone() },
-            None => l.clone(),
-        };
-        linear(&mut out, &format!("{p}.mlp.gate_proj"), &scaled(b.mlp.gate_proj.as_ref().expect("gated FFN")));
-        linear(&mut out, &format!("{p}.mlp.up_proj"), &scaled(&b.mlp.up_proj));
+        let folded = car_folded(b);
+        linear(&mut out, &format!("{p}.mlp.gate_proj"), &folded(b.mlp.gate_proj.as_ref().expect("gated FFN")));
+        linear(&mut out, &format!("{p}.mlp.up_proj"), &folded(&b.mlp.up_proj));
         linear(&mut out, &format!("{p}.mlp.down_proj"), &b.mlp.down_proj);
     }
     norm(&mut out, "model.norm", &net.final_norm);
     if let Some(w) = &net.lm_head {
         out.push(("lm_head.weight".into(), vec![c.vocab_size, c.hidden_size], host(w.val().transpose())));
     }
-    Ok(out)
+    out
+}
+
+/// BLOOM's names, with q, k and v fused back into `query_key_value`, interleaved per head
+/// (`[head][q | k | v][head_dim]` rows), as transformers stores it.
+fn bloom_tensors(net: &Transformer) -> Tensors {
+    let c = &net.config;
+    let mut out = Tensors::new();
+    out.push(("transformer.word_embeddings.weight".into(), vec![c.vocab_size, c.hidden_size], host(net.embed_tokens.val())));
+    norm(&mut out, "transformer.word_embeddings_layernorm", net.embed_norm.as_ref().expect("BLOOM has an embedding norm"));
+    for (i, b) in net.layers.iter().enumerate() {
+        let p = block_prefix(c.architecture, i);
+        norm(&mut out, &format!("{p}.input_layernorm"), &b.attn_norm);
+        let mut qkv = Tensors::new();
+        for l in [&b.attn.q_proj, &b.attn.k_proj, &b.attn.v_proj] {
+            linear(&mut qkv, "", l);
+        }
+        let (rows, cols) = (c.head_dim, c.hidden_size);
+        let fuse = |parts: [&Vec<f32>; 3], width: usize| -> Vec<f32> {
+            (0..c.num_heads).flat_map(|h| parts.into_iter().flat_map(move |t| t[h * rows * width..(h + 1) * rows * width].iter().copied())).collect()
+        };
+        out.push((format!("{p}.self_attention.query_key_value.weight"), vec![3 * cols, cols], fuse([&qkv[0].2, &qkv[2].2, &qkv[4].2], cols)));
+        out.push((format!("{p}.self_attention.query_key_value.bias"), vec![3 * cols], fuse([&qkv[1].2, &qkv[3].2, &qkv[5].2], 1)));
+        linear(&mut out, &format!("{p}.self_attention.dense"), &b.attn.o_proj);
+        norm(&mut out, &format!("{p}.post_attention_layernorm"), &b.ffn_norm);
+        linear(&mut out, &format!("{p}.mlp.dense_h_to_4h"), &car_folded(b)(&b.mlp.up_proj));
+        linear(&mut out, &format!("{p}.mlp.dense_4h_to_h"), &b.mlp.down_proj);
+    }
+    norm(&mut out, "transformer.ln_f", &net.final_norm);
+    out
 }
 
 /// `config.json` for a model that came from GGUF.

@@ -29,7 +29,7 @@ impl Modeling {
     pub fn of(net: &Transformer) -> Option<Self> {
         let mut m = Modeling { layers: serde_json::Map::new(), tensors: Vec::new() };
         for (i, block) in net.layers.iter().enumerate() {
-            let p = format!("model.layers.{i}.mlp");
+            let p = format!("{}.mlp", super::block_prefix(net.config.architecture, i));
             let mut spec = serde_json::Map::new();
             if let Some(r) = block.mlp.router.as_ref().filter(|r| r.constant_shares().is_none()) {
                 let k = &r.masks;

@@ -30,7 +30,13 @@ class LandermtConfig(BaseConfig):
 
 def units(mlp, x):
     """The FFN's intermediate units h(x), the input of its down projection."""
+    if hasattr(mlp, "dense_h_to_4h"):  # BLOOM
+        return mlp.gelu_impl(mlp.dense_h_to_4h(x))
     return mlp.act_fn(mlp.gate_proj(x)) * mlp.up_proj(x)
+
+
+def blocks(model):
+    return model.transformer.h if hasattr(model, "transformer") else model.model.layers
 
 
 class LandermtMlp(torch.nn.Module):
@@ -39,9 +45,12 @@ class LandermtMlp(torch.nn.Module):
 
     def __init__(self, mlp, hidden, spec):
         super().__init__()
-        self.gate_proj, self.up_proj, self.down_proj, self.act_fn = mlp.gate_proj, mlp.up_proj, mlp.down_proj, mlp.act_fn
+        for name, child in mlp.named_children():
+            self.add_module(name, child)
+        # A name, not a second reference: the checkpoint's names must stay the base's.
+        self.down_name = "dense_4h_to_h" if hasattr(mlp, "dense_4h_to_h") else "down_proj"
         self.car = spec.get("car")
-        n = mlp.up_proj.out_features
+        n = getattr(self, self.down_name).in_features
         if self.car is not None:
             self.register_buffer("car_specific", torch.zeros(n))
             self.register_buffer("car_general", torch.zeros(n))
@@ -69,7 +78,8 @@ class LandermtMlp(torch.nn.Module):
             return torch.sigmoid(x @ self.car_w + self.car_b).unsqueeze(-1)
         return torch.full_like(x[..., :1], self.constant)
 
-    def forward(self, x):
+    def forward(self, x, residual=None):
+        # BLOOM's FFN adds the residual itself (dropout_add, the identity in evaluation).
         if self.car is None:
             h = units(self, x)
         else:
@@ -80,10 +90,10 @@ class LandermtMlp(torch.nn.Module):
                 general, specific = car, 1.0 - car
             s = self.car_specific
             h = units(self, x * general) * (1.0 - s) + units(self, x * specific) * s
-        y = self.down_proj(h)
+        y = getattr(self, self.down_name)(h)
         if self.adapter:
             y = y + self.adapter_up(torch.relu(self.adapter_down(y)))
-        return y
+        return y if residual is None else y + residual
 
 
 class LandermtForCausalLM(Base):
@@ -92,5 +102,5 @@ class LandermtForCausalLM(Base):
     def __init__(self, config):
         super().__init__(config)
         for layer, spec in config.landermt["layers"].items():
-            block = self.model.layers[int(layer)]
+            block = blocks(self)[int(layer)]
             block.mlp = LandermtMlp(block.mlp, config.hidden_size, spec)
