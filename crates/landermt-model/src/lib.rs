@@ -90,7 +90,12 @@ impl LanguageModel {
         if dtype != WeightDtype::F32 && *device != Device::flex() && *device != Device::flex().autodiff() {
             return Err(ModelError::unsupported(path, format!("{dtype} weights on {device:?}: the mixed-precision products exist on flex only")));
         }
-        let net = arch::load(&weights, &config, dtype, device)?;
+        let config_json = match weights.gguf() {
+            Some(_) => None,
+            // Read a second time: config_from_hf has checked that it parses.
+            None => std::fs::read(path.join("config.json")).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()),
+        };
+        let net = arch::load(&weights, &config, config_json.as_ref(), dtype, device)?;
         tracing::info!(
             architecture = ?config.architecture,
             layers = config.num_layers,

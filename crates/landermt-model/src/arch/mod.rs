@@ -5,6 +5,7 @@
 pub mod bloom;
 pub mod gemma3;
 pub mod llama;
+pub mod routed;
 
 use std::path::Path;
 
@@ -28,7 +29,14 @@ pub fn config_from_hf(path: &Path) -> Result<ModelConfig> {
         Some(t) if json.get("model_type").and_then(|m| m.as_str()) == Some("gemma3") => t.clone(),
         _ => json,
     };
-    let model_type = json.get("model_type").and_then(|m| m.as_str()).unwrap_or("");
+    // Our routed export: the base architecture's config with a `landermt` section.
+    let model_type = match routed::spec(&json) {
+        Some(spec) => spec
+            .get("base_model_type")
+            .and_then(|m| m.as_str())
+            .ok_or_else(|| ModelError::config(path, "a landermt export without `landermt.base_model_type` (written before 2026-12-06): export it again"))?,
+        None => json.get("model_type").and_then(|m| m.as_str()).unwrap_or(""),
+    };
     let hf = HfConfig { json: &json, path };
     let cfg = match model_type {
         "bloom" => bloom::config_from_hf(&hf)?,
@@ -53,14 +61,19 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig> {
     Ok(cfg)
 }
 
-/// Builds the network of `cfg` from `weights`.
-pub fn load(weights: &Weights, cfg: &ModelConfig, dtype: WeightDtype, device: &Device) -> Result<Transformer> {
+/// Builds the network of `cfg` from `weights`; `config` is the folder's `config.json` (none for
+/// GGUF), whose `landermt` section, in our routed exports, adds routers and adapters.
+pub fn load(weights: &Weights, cfg: &ModelConfig, config: Option<&serde_json::Value>, dtype: WeightDtype, device: &Device) -> Result<Transformer> {
     let l = Loader { weights, cfg, dtype, device };
-    match cfg.architecture {
+    let mut net = match cfg.architecture {
         Architecture::Bloom => bloom::load(&l),
         Architecture::Llama => llama::load(&l),
         Architecture::Gemma3 => gemma3::load(&l),
+    }?;
+    if let Some(spec) = config.and_then(routed::spec) {
+        routed::install(&l, spec, &mut net)?;
     }
+    Ok(net)
 }
 
 /// Typed access to a Hugging Face config.json, with errors that name the file and key.

@@ -71,7 +71,8 @@ impl Modeling {
         if !base.ends_with("ForCausalLM") || !base.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(ModelError::Input(format!("config.json's architecture `{base}` is not a transformers causal LM class")));
         }
-        config["landermt"] = json!({ "version": 1, "base": base, "layers": self.layers });
+        let base_model_type = config["model_type"].clone();
+        config["landermt"] = json!({ "version": 1, "base": base, "base_model_type": base_model_type, "layers": self.layers });
         config["model_type"] = "landermt".into();
         config["architectures"] = json!(["LandermtForCausalLM"]);
         config["auto_map"] = json!({

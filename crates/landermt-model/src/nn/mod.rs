@@ -19,7 +19,7 @@ pub use attention::Attention;
 pub use block::Block;
 pub use mlp::Mlp;
 pub use norm::Norm;
-pub use router::{CarMode, Partition, Router, Start};
+pub use router::{CarMode, Partition, Router, RouterMasks, Start};
 
 use burn::module::Param;
 use burn::nn::Linear;
