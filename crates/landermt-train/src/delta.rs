@@ -52,6 +52,18 @@ impl Target {
         }
     }
 
+    /// transformers' name of the linear map in a BLOOM block, and its path under the block;
+    /// q, k and v are all the fused `query_key_value`, and BLOOM has no gate.
+    pub fn bloom_module(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Target::Q | Target::K | Target::V => Some(("query_key_value", "self_attention.query_key_value")),
+            Target::O => Some(("dense", "self_attention.dense")),
+            Target::Up => Some(("dense_h_to_4h", "mlp.dense_h_to_4h")),
+            Target::Down => Some(("dense_4h_to_h", "mlp.dense_4h_to_h")),
+            Target::Gate => None,
+        }
+    }
+
     /// The dimension of Burn's `[in, out]` weight that indexes the units.
     fn dim(self) -> usize {
         if self == Target::Down { 0 } else { 1 }

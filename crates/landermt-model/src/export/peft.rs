@@ -30,6 +30,32 @@ pub struct LoraConfig<'a> {
     pub alpha: f64,
     /// The module names LoRA targets (`q_proj`, `up_proj`, ...).
     pub targets: Vec<String>,
+    /// Modules with another rank and α (PEFT's `rank_pattern`, `alpha_pattern`).
+    pub patterns: Vec<(String, usize, f64)>,
+}
+
+/// BLOOM's q, k and v pairs (`[in, r]`, `[r, out]` each; `None` where LoRA does not target
+/// one) as one exact pair on its fused `query_key_value`: the A side by side (rank 3r), the B
+/// block-diagonal with their columns in the fused map's per-head order
+/// (`[head][q | k | v][head_dim]`). With α scaled by 3 too, α/r is unchanged.
+pub fn fused_qkv(module: String, parts: [Option<(Tensor<2>, Tensor<2>)>; 3], hidden: usize, heads: usize, rank: usize, device: &burn::tensor::Device) -> LoraPair {
+    let head_dim = hidden / heads;
+    let (mut a, mut b) = (vec![0f32; hidden * 3 * rank], vec![0f32; 3 * rank * 3 * hidden]);
+    for (s, part) in parts.into_iter().enumerate() {
+        let Some((pa, pb)) = part else { continue };
+        let (pa, pb) = (host(pa), host(pb));
+        for i in 0..hidden {
+            a[i * 3 * rank + s * rank..i * 3 * rank + (s + 1) * rank].copy_from_slice(&pa[i * rank..(i + 1) * rank]);
+        }
+        for t in 0..rank {
+            for o in 0..hidden {
+                let fused = (o / head_dim * 3 + s) * head_dim + o % head_dim;
+                b[(s * rank + t) * 3 * hidden + fused] = pb[t * hidden + o];
+            }
+        }
+    }
+    let tensor = |v: Vec<f32>, shape: [usize; 2]| Tensor::from_data(burn::tensor::TensorData::new(v, shape), device);
+    LoraPair { module, a: tensor(a, [hidden, 3 * rank]), b: tensor(b, [3 * rank, 3 * hidden]) }
 }
 
 /// Writes `pairs` into `out` as a PEFT LoRA adapter folder.
@@ -57,8 +83,8 @@ pub fn write_lora_folder(out: &Path, config: &LoraConfig, pairs: &[LoraPair]) ->
         "inference_mode": true,
         "modules_to_save": null,
         "layers_to_transform": null,
-        "rank_pattern": {},
-        "alpha_pattern": {},
+        "rank_pattern": config.patterns.iter().map(|(m, r, _)| (m.clone(), json!(r))).collect::<serde_json::Map<_, _>>(),
+        "alpha_pattern": config.patterns.iter().map(|(m, _, a)| (m.clone(), json!(a))).collect::<serde_json::Map<_, _>>(),
         "revision": null,
     });
     let bytes = serde_json::to_vec_pretty(&adapter_config).expect("plain JSON");

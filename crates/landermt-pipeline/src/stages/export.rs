@@ -89,25 +89,38 @@ fn export_hf(cfg: &RunConfig, system: System, direction: Option<Direction>, out:
 }
 
 fn export_peft(cfg: &RunConfig, system: System, out: &Path) -> Result<()> {
+    use landermt_model::export::peft::{LoraConfig, LoraPair, fused_qkv, write_lora_folder};
+    use landermt_train::delta::Target;
     let delta = delta_path(cfg, system)?;
     let (model, trainee) = trained(cfg, system, &delta)?;
-    if model.config.architecture == landermt_model::Architecture::Bloom {
-        bail!("BLOOM's attention is one fused query_key_value map in transformers, which our split q/k/v LoRA pairs cannot be written onto; `--format hf` writes the merged model");
-    }
     let lora = trainee.lora.as_ref().context("the trained `lora` has no LoRA pairs")?;
-    let pairs: Vec<_> = lora
-        .targets
-        .iter()
-        .enumerate()
-        .map(|(k, &(layer, target))| landermt_model::export::peft::LoraPair { module: format!("model.layers.{layer}.{}", target.hf_module().1), a: lora.a[k].val(), b: lora.b[k].val() })
-        .collect();
     let t = cfg.train_for(system.method);
-    let mut targets: Vec<String> = lora.targets.iter().map(|(_, t)| t.hf_module().0.to_string()).collect();
+    let c = &model.config;
+    let bloom = c.architecture == landermt_model::Architecture::Bloom;
+    let (mut pairs, mut targets, mut qkv) = (Vec::new(), Vec::new(), std::collections::BTreeMap::new());
+    for (k, &(layer, target)) in lora.targets.iter().enumerate() {
+        let (a, b) = (lora.a[k].val(), lora.b[k].val());
+        if bloom && matches!(target, Target::Q | Target::K | Target::V) {
+            // Fused below: BLOOM's PEFT LoRA sits on the one query_key_value map.
+            let slot = [Target::Q, Target::K, Target::V].iter().position(|&x| x == target).expect("q, k or v");
+            qkv.entry(layer).or_insert_with(|| [None, None, None])[slot] = Some((a, b));
+            continue;
+        }
+        let (name, path) = if bloom { target.bloom_module().context("BLOOM has no gate projection")? } else { target.hf_module() };
+        let prefix = if bloom { "transformer.h" } else { "model.layers" };
+        pairs.push(LoraPair { module: format!("{prefix}.{layer}.{path}"), a, b });
+        targets.push(name.to_string());
+    }
+    let device = model.net.device();
+    for (layer, parts) in qkv {
+        pairs.push(fused_qkv(format!("transformer.h.{layer}.self_attention.query_key_value"), parts, c.hidden_size, c.num_heads, t.lora_rank, &device));
+        targets.push("query_key_value".to_string());
+    }
     targets.sort();
     targets.dedup();
+    let patterns = if targets.iter().any(|m| m == "query_key_value") { vec![("query_key_value".to_string(), 3 * t.lora_rank, 3.0 * t.lora_alpha)] } else { Vec::new() };
     let base = model.source.display().to_string();
-    let config = landermt_model::export::peft::LoraConfig { base: &base, rank: t.lora_rank, alpha: t.lora_alpha, targets };
-    landermt_model::export::peft::write_lora_folder(out, &config, &pairs)?;
+    write_lora_folder(out, &LoraConfig { base: &base, rank: t.lora_rank, alpha: t.lora_alpha, targets, patterns }, &pairs)?;
     println!("export: LoRA of {} ({} pairs, r {}, α {}) → {} (PeftModel.from_pretrained(base, folder))", base, pairs.len(), t.lora_rank, t.lora_alpha, out.display());
     Ok(())
 }
