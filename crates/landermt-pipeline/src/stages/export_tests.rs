@@ -202,3 +202,52 @@ fn gguf_exports_read_the_same_in_transformers_and_ours() {
         assert!(checked.len() >= 7 && differ.is_empty(), "q8_0 tensors unlike gguf-py's: {differ:?} of {checked:?}");
     }
 }
+
+/// The remote code on the real Gemma 3 270M (sliding windows, 262k vocabulary), where it is
+/// cached: a Taylor-routed model with a made-up partition in two blocks gives transformers our
+/// logits and greedy tokens.
+#[test]
+fn a_routed_gemma_3_270m_exports_to_what_transformers_computes() {
+    use landermt_model::nn::{Partition, Router};
+    let cached = landermt_model::cache::known("gemma-3-270m").unwrap();
+    if !cached.is_cached() {
+        eprintln!("SKIPPED: Gemma 3 270M is not in the model cache ({}); run `cargo xtask fetch-model gemma-3-270m`", cached.path().display());
+        return;
+    }
+    let Some(python) = hf_python() else { return };
+    let device = landermt_model::Backend::Flex.device().unwrap();
+    let mut model = LanguageModel::load(cached.path(), &device).unwrap();
+    let (units, hidden) = (model.config.intermediate_size, model.config.hidden_size);
+    let general: Vec<usize> = (0..units).filter(|i| i % 3 == 0).collect();
+    let specific: Vec<usize> = (0..units).filter(|i| i % 3 != 0 && i % 5 == 0).collect();
+    let other: Vec<usize> = (0..units).filter(|i| i % 3 != 0 && i % 5 != 0).collect();
+    let gbar: Vec<f64> = (0..units).map(|i| 0.5 + ((i * 7919) % 101) as f64 / 100.0).collect();
+    let partition = Partition { general, specific, other, gbar, constant: 0.6 };
+    for layer in [4, 5] {
+        model.net.layers[layer].mlp.router = Some(Router::new(CarMode::Taylor, &partition, hidden, &device));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    landermt_model::export::write_hf_folder(&model, &model.net, dir.path()).unwrap();
+    let ids = model.encode("Translate this from English to French:\nEnglish: The cat sleeps on the sofa.\nFrench:").unwrap();
+    let ours = logits_of(&model.net, &ids);
+    let unrouted = {
+        let mut plain = model.net.clone();
+        plain.layers.iter_mut().for_each(|l| l.mlp.router = None);
+        logits_of(&plain, &ids)
+    };
+    assert!(ours.iter().zip(&unrouted).any(|(a, b)| (a - b).abs() > 1e-2), "the routing changed nothing");
+    let jobs = dir.path().join("jobs.json");
+    let job = serde_json::json!([{ "kind": "hf", "model": dir.path(), "ids": ids, "greedy": GREEDY }]);
+    std::fs::write(&jobs, job.to_string()).unwrap();
+    let results = dir.path().join("results.json");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/hf_check.py");
+    let run = std::process::Command::new(&python).arg(&script).arg(&jobs).arg(&results).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let r: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
+    let theirs: Vec<f32> = serde_json::from_value(r[0]["logits"].clone()).unwrap();
+    let worst = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let greedy_theirs: Vec<u32> = serde_json::from_value(r[0]["greedy"].clone()).unwrap();
+    let greedy_ours = greedy(&model.net, &ids, model.config.vocab_size);
+    eprintln!("Gemma 3 270M, Taylor CAR in blocks 4 and 5: largest logit difference {worst:.2e}; greedy {greedy_ours:?} / {greedy_theirs:?}");
+    assert!(theirs.len() == ours.len() && worst < 1e-3 && greedy_theirs == greedy_ours, "{worst}: {greedy_theirs:?} against our {greedy_ours:?}");
+}
