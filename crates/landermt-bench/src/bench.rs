@@ -423,8 +423,12 @@ pub fn run_ours(workload: Workload, path: &Path, inputs: &Inputs, backend: Backe
     };
     if workload == Workload::Gemm {
         let n = s.gemm_n;
-        let best = best_gemm_seconds(n, backend, &device);
         let flops = 2.0 * (n * n * n) as f64;
+        if backend != Backend::Flex {
+            let t = gpu_gemm(n, &device);
+            return Ok(measured(flops / 1e9, t.median, flops, format!("{n}×{n}·{n}×{n}, {}", t.describe())));
+        }
+        let best = best_gemm_seconds(n, &device);
         return Ok(measured(flops / 1e9, best, flops, format!("{n}×{n}·{n}×{n}, best of 5")));
     }
     let autodiff = matches!(workload, Workload::TrainLandermt | Workload::TrainLora | Workload::TrainFull | Workload::Score);
@@ -439,6 +443,12 @@ pub fn run_ours(workload: Workload, path: &Path, inputs: &Inputs, backend: Backe
     let flops = Flops { cfg: &cfg };
     let pad = cfg.pad_token_id.unwrap_or(0);
     match workload {
+        // On a GPU: steady state (crate::steady), one round being the whole workload.
+        Workload::Prefill if backend != Backend::Flex => {
+            let t = crate::steady::steady(&device, &mut || prefill_runs(&model, inputs, pad));
+            let tokens = (s.prefill_runs * s.batch * s.seq_len) as f64;
+            Ok(measured(tokens, t.median, s.prefill_runs as f64 * flops.prefill(&s), t.describe()))
+        }
         Workload::Prefill => {
             let seconds = prefill_seconds(&model, inputs, pad);
             let tokens = (s.prefill_runs * s.batch * s.seq_len) as f64;
@@ -449,6 +459,11 @@ pub fn run_ours(workload: Workload, path: &Path, inputs: &Inputs, backend: Backe
             let prompts = &inputs.prompt_ids[..rows];
             // No stop ids: every row generates exactly `new_tokens`.
             let opts = |n: usize| GreedyOptions { line_breaks: None, no_repeat_ngram: 0, max_new_tokens: n, stop_ids: Vec::new(), pad_id: pad };
+            if backend != Backend::Flex {
+                let mut tokens = 0;
+                let t = crate::steady::steady(&device, &mut || tokens = greedy(&model.net, prompts, &opts(s.new_tokens)).iter().map(Vec::len).sum());
+                return Ok(measured(tokens as f64, t.median, flops.decode(&s, rows), format!("includes the prompt's prefill; {}", t.describe())));
+            }
             greedy(&model.net, prompts, &opts(2));
             let start = Instant::now();
             let out = greedy(&model.net, prompts, &opts(s.new_tokens));
@@ -475,42 +490,54 @@ pub fn run_ours(workload: Workload, path: &Path, inputs: &Inputs, backend: Backe
     }
 }
 
-/// The best of five timings of an n×n·n×n f32 product, after one warm-up.
-fn best_gemm_seconds(n: usize, backend: Backend, device: &burn::tensor::Device) -> f64 {
+/// The best of five timings of an n×n·n×n f32 product, after one warm-up (the CPU measure:
+/// flex computes as it goes).
+fn best_gemm_seconds(n: usize, device: &burn::tensor::Device) -> f64 {
     let a = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), device);
     let b = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), device);
-    // Reading one element waits for the product without timing a read-back of the whole
-    // (16 MB at 2048², longer than the product on a GPU). A GPU times ten products queued
-    // on its stream between two such reads; the CPU computes as it goes.
-    let reps = if backend == Backend::Flex { 1 } else { 10 };
-    let products = || {
-        let outs: Vec<Tensor<2>> = (0..reps).map(|_| a.clone().matmul(b.clone())).collect();
-        outs.into_iter().for_each(|c| drop(c.slice([0..1, 0..1]).into_data()));
-    };
-    products();
+    let product = || drop(a.clone().matmul(b.clone()).slice([0..1, 0..1]).into_data());
+    product();
     (0..5)
         .map(|_| {
             let start = Instant::now();
-            products();
-            start.elapsed().as_secs_f64() / reps as f64
+            product();
+            start.elapsed().as_secs_f64()
         })
         .fold(f64::INFINITY, f64::min)
 }
 
-/// Seconds for `prefill_runs` prefills of the padded training batch, each to the last
-/// position's logits, after one warm-up.
-fn prefill_seconds(model: &LanguageModel, inputs: &Inputs, pad: u32) -> f64 {
+/// One prefill of the padded training batch, to the last position's logits (read back).
+fn prefill(model: &LanguageModel, batch: &Batch) {
+    let mut cache = KvCache::new(model.config.num_layers);
+    let hidden = model.net.forward(batch, Some(&mut cache), &mut Taps::none());
+    let t = hidden.dims()[1];
+    let _ = model.net.logits(hidden.narrow(1, t - 1, 1)).into_data();
+}
+
+/// `prefill_runs` prefills.
+fn prefill_runs(model: &LanguageModel, inputs: &Inputs, pad: u32) {
     let batch = Batch::left_padded(&inputs.train_ids, pad);
-    let run = || {
-        let mut cache = KvCache::new(model.config.num_layers);
-        let hidden = model.net.forward(&batch, Some(&mut cache), &mut Taps::none());
-        let t = hidden.dims()[1];
-        let _ = model.net.logits(hidden.narrow(1, t - 1, 1)).into_data();
-    };
-    run();
+    (0..inputs.shapes.prefill_runs).for_each(|_| prefill(model, &batch));
+}
+
+/// Seconds for `prefill_runs` prefills, after one warm-up prefill (the CPU measure).
+fn prefill_seconds(model: &LanguageModel, inputs: &Inputs, pad: u32) -> f64 {
+    prefill(model, &Batch::left_padded(&inputs.train_ids, pad));
     let start = Instant::now();
-    (0..inputs.shapes.prefill_runs).for_each(|_| run());
+    prefill_runs(model, inputs, pad);
     start.elapsed().as_secs_f64()
+}
+
+/// An n×n·n×n f32 product on a GPU in steady state: the products are kept until the device
+/// has synchronised, so that no backend can skip one whose result is never read.
+fn gpu_gemm(n: usize, device: &burn::tensor::Device) -> crate::steady::Timing {
+    let a = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), device);
+    let b = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), device);
+    let mut kept: Vec<Tensor<2>> = Vec::new();
+    crate::steady::steady(device, &mut || {
+        kept.clear();
+        kept.push(a.clone().matmul(b.clone()));
+    })
 }
 
 /// `translate` on our side: the eval stage's decoder, after one warm-up batch of two lines.
