@@ -251,3 +251,34 @@ fn a_routed_gemma_3_270m_exports_to_what_transformers_computes() {
     eprintln!("Gemma 3 270M, Taylor CAR in blocks 4 and 5: largest logit difference {worst:.2e}; greedy {greedy_ours:?} / {greedy_theirs:?}");
     assert!(theirs.len() == ours.len() && worst < 1e-3 && greedy_theirs == greedy_ours, "{worst}: {greedy_theirs:?} against our {greedy_ours:?}");
 }
+
+/// A joint run's LANDeRMT routes each pair with its own units: the export names the pair, and
+/// the folder computes the model as it reads that pair (the eval stage's routing).
+#[test]
+fn a_joint_runs_landermt_exports_the_named_pairs_routing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = super::tests::quick_joint(dir.path());
+    probe(&cfg).unwrap();
+    score(&cfg).unwrap();
+    route(&cfg).unwrap();
+    let system = System::all(Method::Landermt);
+    train(&cfg, system).unwrap();
+    let err = format!("{:#}", export(&cfg, system, None, Format::Hf, &dir.path().join("x")).unwrap_err());
+    assert!(err.contains("--pair"), "{err}");
+    let device = landermt_model::Backend::Flex.device().unwrap();
+    let trained = trained_model(&cfg, system).unwrap();
+    let routing = Routing::of(&cfg, system).unwrap();
+    let ids = trained.encode("Die Katze schläft.").unwrap();
+    let mut exported = Vec::new();
+    for direction in ["en-fr", "en-de"] {
+        let d: Direction = direction.parse().unwrap();
+        let out = dir.path().join(format!("export-{direction}"));
+        export(&cfg, system, Some(d), Format::Hf, &out).unwrap();
+        let read = LanguageModel::load(&out, &device).unwrap();
+        let (theirs, ours) = (logits_of(&read.net, &ids), logits_of(&routing.for_direction(&trained, d).net, &ids));
+        let worst = theirs.iter().zip(&ours).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst < 5e-5, "{direction}: {worst}");
+        exported.push(theirs);
+    }
+    assert_ne!(exported[0], exported[1], "the two pairs' exports route alike");
+}
