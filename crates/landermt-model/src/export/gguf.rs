@@ -113,6 +113,9 @@ pub fn write_gguf(model: &LanguageModel, net: &Transformer, out: &Path, ty: Gguf
         if arch == "gemma3" && gguf.contains("norm") {
             values.iter_mut().for_each(|w| *w += 1.0);
         }
+        if arch == "bloom" && gguf.contains("attn_qkv") {
+            values = qkv_blocks(&values, c.num_heads, c.head_dim);
+        }
         tensors.push((gguf, shape, values));
     }
     let bytes = encode(&meta, &tensors, ty);
@@ -144,7 +147,7 @@ fn gguf_arch(model: &LanguageModel) -> Result<&'static str> {
             }
             Ok("gemma3")
         }
-        Architecture::Bloom => refuse("BLOOM is not written yet".into()),
+        Architecture::Bloom => Ok("bloom"),
     }
 }
 
@@ -174,6 +177,11 @@ fn architecture_meta(model: &LanguageModel, arch: &str, ty: GgufType) -> Vec<(St
     ];
     if arch == "llama" {
         m.push((key("rope.dimension_count"), Meta::U32(c.head_dim as u32)));
+    }
+    if arch == "bloom" {
+        // ALiBi: no RoPE keys; LayerNorm's epsilon under its own key.
+        m.retain(|(k, _)| !k.contains("rope.") && !k.contains("rms_epsilon"));
+        m.push((key("attention.layer_norm_epsilon"), Meta::F32(c.norm_eps as f32)));
     }
     if let Some(window) = c.layer_attention.iter().find_map(|a| if let LayerAttention::Sliding { window } = a { Some(*window) } else { None }) {
         m.push((key("attention.sliding_window"), Meta::U32(window as u32)));
@@ -244,6 +252,14 @@ fn tokenizer_meta(model: &LanguageModel) -> Result<Vec<(String, Meta)>> {
     let ids = [("bos_token_id", c.bos_token_id), ("eos_token_id", c.eos_token_ids.first().copied()), ("padding_token_id", c.pad_token_id)];
     m.extend(ids.into_iter().filter_map(|(k, id)| Some((format!("tokenizer.ggml.{k}"), Meta::U32(id?)))));
     Ok(m)
+}
+
+/// BLOOM's fused QKV rows (weight or bias) from transformers' per-head interleaving
+/// (`[head][q | k | v][head_dim]`) to llama.cpp's `[Q | K | V]` blocks.
+fn qkv_blocks(values: &[f32], heads: usize, head_dim: usize) -> Vec<f32> {
+    let cols = values.len() / (3 * heads * head_dim);
+    let row = |h: usize, s: usize| ((h * 3 + s) * head_dim) * cols;
+    (0..3).flat_map(|s| (0..heads).flat_map(move |h| values[row(h, s)..row(h, s) + head_dim * cols].iter().copied())).collect()
 }
 
 /// llama.cpp's q/k row order for its interleaved RoPE: within each head, rows `[2, d/2]` become

@@ -175,6 +175,30 @@ fn gguf_exports_read_the_same_in_transformers_and_ours() {
         let f32_file = dir.path().join(format!("{}-F32.gguf", method.name()));
         quantized.push(serde_json::json!({ "kind": "quantized", "f32": f32_file, "file": dir.path().join(format!("{}-Q8_0.gguf", method.name())), "type": "Q8_0" }));
     }
+    // BLOOM: its fused QKV in llama.cpp's [Q | K | V] blocks.
+    let mut bloom = cfg.clone();
+    bloom.run.dir = dir.path().join("bloom");
+    bloom.model.path = Some(root.join("tests/fixtures/hf-tiny/bloom-tiny"));
+    probe(&bloom).unwrap();
+    score(&bloom).unwrap();
+    route(&bloom).unwrap();
+    let system = System::all(Method::Full);
+    train(&bloom, system).unwrap();
+    let trained = trained_model(&bloom, system).unwrap();
+    let ids = trained.encode(text).unwrap();
+    for ty in [GgufType::F32, GgufType::Q8_0] {
+        let file = format!("bloom-full-{ty:?}.gguf");
+        export(&bloom, system, None, Format::Gguf(ty), &dir.path().join(&file)).unwrap();
+        let read = LanguageModel::load(dir.path().join(&file), &device).unwrap();
+        assert_eq!(read.encode(text).unwrap(), ids, "{file}: our GGUF tokenizer reads the text differently");
+        let logits = logits_of(&read.net, &ids);
+        if ty == GgufType::F32 {
+            let worst = logits.iter().zip(logits_of(&trained.net, &ids)).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(worst < 1e-5, "{file}: {worst} from the trained system");
+        }
+        jobs.push(serde_json::json!({ "kind": "gguf", "model": dir.path(), "file": file, "ids": ids, "greedy": 0 }));
+        ours.push((file, logits));
+    }
     for (model, refusal) in [("gemma3-tiny", "query_pre_attn_scalar 256"), ("qwen2-tiny", "biases")] {
         let mut other = cfg.clone();
         other.model.path = Some(root.join("tests/fixtures/hf-tiny").join(model));
