@@ -163,7 +163,7 @@ fn architecture_meta(model: &LanguageModel, arch: &str, ty: GgufType) -> Vec<(St
         ("general.name".into(), Meta::Str(model.source.file_name().map_or("landermt".into(), |n| n.to_string_lossy().into_owned()))),
         ("general.alignment".into(), Meta::U32(ALIGNMENT as u32)),
         ("general.file_type".into(), Meta::U32(ty.file_type())),
-        (key("context_length"), Meta::U32(8192)),
+        (key("context_length"), Meta::U32(context_length(model))),
         (key("embedding_length"), Meta::U32(c.hidden_size as u32)),
         (key("block_count"), Meta::U32(c.num_layers as u32)),
         (key("feed_forward_length"), Meta::U32(c.intermediate_size as u32)),
@@ -187,6 +187,22 @@ fn architecture_meta(model: &LanguageModel, arch: &str, ty: GgufType) -> Vec<(St
         m.push((key("attention.sliding_window"), Meta::U32(window as u32)));
     }
     m
+}
+
+/// The context length GGUF records: the source's `max_position_embeddings` (or `n_positions`),
+/// or that of a GGUF source; 8192 where neither says (our configuration does not keep it).
+fn context_length(model: &LanguageModel) -> u32 {
+    let from_json = || -> Option<u64> {
+        let config: serde_json::Value = serde_json::from_slice(&std::fs::read(model.source.join("config.json")).ok()?).ok()?;
+        let c = config.get("text_config").unwrap_or(&config);
+        c.get("max_position_embeddings").or_else(|| c.get("n_positions")).and_then(serde_json::Value::as_u64)
+    };
+    let from_gguf = || -> Option<u64> {
+        let g = crate::gguf::GgufFile::open(&model.source).ok()?;
+        let arch = g.get("general.architecture")?.as_str()?.to_string();
+        g.get(&format!("{arch}.context_length"))?.as_u64()
+    };
+    from_json().or_else(from_gguf).map_or(8192, |n| n.min(u32::MAX as u64) as u32)
 }
 
 /// `tokenizer.ggml.*` from the model's `tokenizer.json`: `llama` (SentencePiece-style BPE with

@@ -168,6 +168,9 @@ fn gguf_exports_read_the_same_in_transformers_and_ours() {
             if ty == GgufType::F32 {
                 let worst = logits.iter().zip(logits_of(&trained.net, &ids)).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
                 assert!(worst < 1e-5, "{file}: {worst} from the trained system");
+                // The source config's context length, not a made-up one.
+                let g = landermt_model::gguf::GgufFile::open(dir.path().join(&file)).unwrap();
+                assert_eq!(g.get("llama.context_length").and_then(|v| v.as_u64()), Some(256), "{file}");
             }
             jobs.push(serde_json::json!({ "kind": "gguf", "model": dir.path(), "file": file, "ids": ids, "greedy": 0 }));
             ours.push((file, logits));
