@@ -13,7 +13,7 @@ if ! cmp -s bench/hf-requirements.txt "$STAMP" 2>/dev/null; then
   # The stamp is written last: an interrupted set-up starts again from scratch.
   rm -rf "$VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r bench/hf-requirements.txt
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-cache-dir -r bench/hf-requirements.txt
   cp bench/hf-requirements.txt "$STAMP"
 fi
 echo "$VENV/bin/python"
