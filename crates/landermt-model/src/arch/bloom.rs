@@ -69,7 +69,7 @@ pub(crate) fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig> {
 
 /// Splits the fused QKV rows into (q, k, v). Hugging Face interleaves per head
 /// (`[heads, 3, head_dim]`); llama.cpp's GGUF stores `[Q | K | V]` blocks.
-fn split_qkv(t: &HostTensor, heads: usize, head_dim: usize, interleaved: bool) -> [HostTensor; 3] {
+pub(crate) fn split_qkv(t: &HostTensor, heads: usize, head_dim: usize, interleaved: bool) -> [HostTensor; 3] {
     let hidden = heads * head_dim;
     if !interleaved {
         return [t.rows(0, hidden), t.rows(hidden, 2 * hidden), t.rows(2 * hidden, 3 * hidden)];

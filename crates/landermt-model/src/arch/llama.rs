@@ -114,6 +114,13 @@ fn unpermute_rows(t: HostTensor, heads: usize) -> HostTensor {
     swap_row_axes(t, heads, half, 2)
 }
 
+/// llama.cpp's q/k row permutation for its interleaved RoPE, as its converter applies it (the
+/// inverse of [`unpermute_rows`]; the GGUF export writes it).
+pub(crate) fn permute_rows(t: HostTensor, heads: usize) -> HostTensor {
+    let half = t.shape[0] / heads / 2;
+    swap_row_axes(t, heads, 2, half)
+}
+
 pub(crate) fn load(l: &Loader) -> Result<Transformer> {
     let c = l.cfg;
     let (h, q, kv, ffn) = (c.hidden_size, c.q_dim(), c.kv_dim(), c.intermediate_size);

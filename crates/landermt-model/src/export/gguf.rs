@@ -12,7 +12,7 @@ use half::{bf16, f16};
 use super::hf_tensors;
 use crate::config::{Architecture, LayerAttention, Positions};
 use crate::error::{ModelError, Result};
-use crate::weights::gguf_name;
+use crate::weights::{HostTensor, gguf_name};
 use crate::{LanguageModel, Transformer};
 
 /// The element type of the 2-D weights (`--gguf-type`).
@@ -64,30 +64,18 @@ enum Meta {
 }
 
 impl Meta {
-    fn encode(&self, out: &mut Vec<u8>) {
-        use crate::gguf::write::string;
-        let array = |out: &mut Vec<u8>, ty: u32, n: usize| {
-            out.extend(9u32.to_le_bytes());
-            out.extend(ty.to_le_bytes());
-            out.extend((n as u64).to_le_bytes());
-        };
+    /// The value's GGUF type id and its bytes, as [`crate::gguf::write::header`] takes them.
+    fn typed(&self) -> (u32, Vec<u8>) {
+        use crate::gguf::write::{string, string_array};
+        let array = |ty: u32, n: usize, items: Vec<u8>| [ty.to_le_bytes().as_slice(), &(n as u64).to_le_bytes(), &items].concat();
         match self {
-            Meta::U32(v) => out.extend([4u32.to_le_bytes(), v.to_le_bytes()].concat()),
-            Meta::F32(v) => out.extend([6u32.to_le_bytes(), v.to_le_bytes()].concat()),
-            Meta::Bool(v) => out.extend([7u32.to_le_bytes().as_slice(), &[*v as u8]].concat()),
-            Meta::Str(s) => out.extend([8u32.to_le_bytes().to_vec(), string(s)].concat()),
-            Meta::Strs(v) => {
-                array(out, 8, v.len());
-                v.iter().for_each(|s| out.extend(string(s)));
-            }
-            Meta::F32s(v) => {
-                array(out, 6, v.len());
-                v.iter().for_each(|x| out.extend(x.to_le_bytes()));
-            }
-            Meta::I32s(v) => {
-                array(out, 5, v.len());
-                v.iter().for_each(|x| out.extend(x.to_le_bytes()));
-            }
+            Meta::U32(v) => (4, v.to_le_bytes().to_vec()),
+            Meta::F32(v) => (6, v.to_le_bytes().to_vec()),
+            Meta::Bool(v) => (7, vec![*v as u8]),
+            Meta::Str(s) => (8, string(s)),
+            Meta::Strs(v) => (9, string_array(&v.iter().map(String::as_str).collect::<Vec<_>>())),
+            Meta::F32s(v) => (9, array(6, v.len(), v.iter().flat_map(|x| x.to_le_bytes()).collect())),
+            Meta::I32s(v) => (9, array(5, v.len(), v.iter().flat_map(|x| x.to_le_bytes()).collect())),
         }
     }
 }
@@ -108,13 +96,15 @@ pub fn write_gguf(model: &LanguageModel, net: &Transformer, out: &Path, ty: Gguf
         let gguf = gguf_name(&name, arch).ok_or_else(|| ModelError::Input(format!("no GGUF name for `{name}`")))?;
         if arch == "llama" && (gguf.ends_with("attn_q.weight") || gguf.ends_with("attn_k.weight")) {
             let heads = if gguf.ends_with("attn_q.weight") { c.num_heads } else { c.num_kv_heads };
-            values = permute_rows(&values, shape[0], shape[1], heads);
+            values = crate::arch::llama::permute_rows(HostTensor::new(values, shape.clone()), heads).data;
         }
         if arch == "gemma3" && gguf.contains("norm") {
             values.iter_mut().for_each(|w| *w += 1.0);
         }
         if arch == "bloom" && gguf.contains("attn_qkv") {
-            values = qkv_blocks(&values, c.num_heads, c.head_dim);
+            // transformers' per-head interleaving to llama.cpp's [Q | K | V] blocks.
+            let parts = crate::arch::bloom::split_qkv(&HostTensor::new(values, shape.clone()), c.num_heads, c.head_dim, true);
+            values = parts.into_iter().flat_map(|t| t.data).collect();
         }
         tensors.push((gguf, shape, values));
     }
@@ -270,30 +260,6 @@ fn tokenizer_meta(model: &LanguageModel) -> Result<Vec<(String, Meta)>> {
     Ok(m)
 }
 
-/// BLOOM's fused QKV rows (weight or bias) from transformers' per-head interleaving
-/// (`[head][q | k | v][head_dim]`) to llama.cpp's `[Q | K | V]` blocks.
-fn qkv_blocks(values: &[f32], heads: usize, head_dim: usize) -> Vec<f32> {
-    let cols = values.len() / (3 * heads * head_dim);
-    let row = |h: usize, s: usize| ((h * 3 + s) * head_dim) * cols;
-    (0..3).flat_map(|s| (0..heads).flat_map(move |h| values[row(h, s)..row(h, s) + head_dim * cols].iter().copied())).collect()
-}
-
-/// llama.cpp's q/k row order for its interleaved RoPE: within each head, rows `[2, d/2]` become
-/// `[d/2, 2]` (the inverse of transformers' `_reverse_permute_weights`).
-fn permute_rows(values: &[f32], rows: usize, cols: usize, heads: usize) -> Vec<f32> {
-    let half = rows / heads / 2;
-    let mut out = vec![0.0; values.len()];
-    for h in 0..heads {
-        for i in 0..2 {
-            for j in 0..half {
-                let (src, dst) = ((h * 2 + i) * half + j, (h * half + j) * 2 + i);
-                out[dst * cols..(dst + 1) * cols].copy_from_slice(&values[src * cols..(src + 1) * cols]);
-            }
-        }
-    }
-    out
-}
-
 const ALIGNMENT: usize = 32;
 
 /// The element type a tensor is written in: `ty` for matrices whose rows fill whole blocks,
@@ -326,26 +292,16 @@ fn q8_0_block(x: &[f32]) -> Vec<u8> {
 }
 
 fn encode(meta: &[(String, Meta)], tensors: &[(String, Vec<usize>, Vec<f32>)], ty: GgufType) -> Vec<u8> {
-    use crate::gguf::write::string;
-    let mut out = b"GGUF".to_vec();
-    out.extend(3u32.to_le_bytes());
-    out.extend((tensors.len() as u64).to_le_bytes());
-    out.extend((meta.len() as u64).to_le_bytes());
-    for (k, v) in meta {
-        out.extend(string(k));
-        v.encode(&mut out);
-    }
-    let mut data = Vec::new();
+    let kv: Vec<(&str, u32, Vec<u8>)> = meta.iter().map(|(k, v)| (k.as_str(), v.typed())).map(|(k, (t, b))| (k, t, b)).collect();
+    let (mut infos, mut data) = (Vec::new(), Vec::new());
     for (name, shape, values) in tensors {
         let t = tensor_type(shape, ty);
-        out.extend(string(name));
-        out.extend((shape.len() as u32).to_le_bytes());
-        shape.iter().rev().for_each(|d| out.extend((*d as u64).to_le_bytes()));
-        out.extend(t.ggml_id().to_le_bytes());
-        out.extend((data.len() as u64).to_le_bytes());
+        // GGUF lists dims fastest-first.
+        infos.push((name.as_str(), shape.iter().rev().map(|&d| d as u64).collect(), t.ggml_id(), data.len() as u64));
         data.extend(tensor_bytes(values, t));
         data.resize(data.len().next_multiple_of(ALIGNMENT), 0);
     }
+    let mut out = crate::gguf::write::header(&kv, &infos);
     out.resize(out.len().next_multiple_of(ALIGNMENT), 0);
     out.extend(data);
     out

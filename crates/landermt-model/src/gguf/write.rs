@@ -1,5 +1,5 @@
-//! GGUF headers written from parts, for tests and fuzzing seeds: files that are valid, or
-//! damaged in exactly one place. (The loader never writes GGUF; `export` writes safetensors.)
+//! GGUF headers written from parts: the GGUF export's files (`export::gguf`), and for tests and
+//! fuzzing seeds files that are valid, or damaged in exactly one place.
 
 /// A GGUF version 3 header: the magic, the counts, then `kv` (each key, its value type id, its
 /// value's bytes) and `tensors` (each name, dims, ggml type id, data offset). The caller appends

@@ -15,10 +15,7 @@ use super::*;
 fn hf_python() -> Option<PathBuf> {
     let path = match std::env::var_os("LANDERMT_HF_PYTHON") {
         Some(p) => PathBuf::from(p),
-        None => {
-            let cache = std::env::var_os("LANDERMT_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/landermt"));
-            cache.join("hf-venv/bin/python")
-        }
+        None => landermt_model::cache::cache_dir().join("hf-venv/bin/python"),
     };
     if path.exists() {
         return Some(path);
@@ -26,6 +23,25 @@ fn hf_python() -> Option<PathBuf> {
     assert!(std::env::var_os("LANDERMT_CI").is_none(), "{} is missing under CI; `.ci/run` runs `bash bench/hf-venv.sh`", path.display());
     eprintln!("SKIPPED: no transformers/PEFT Python at {}; run `bash bench/hf-venv.sh`", path.display());
     None
+}
+
+/// The repository's root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The largest absolute difference of two logit vectors.
+fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max)
+}
+
+/// Runs `bench/hf_check.py` on `jobs` (written into `dir`) and returns its results, one per job.
+fn hf_check(python: &Path, dir: &Path, jobs: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    let (jobs_file, results) = (dir.join("jobs.json"), dir.join("results.json"));
+    std::fs::write(&jobs_file, serde_json::to_vec(jobs).unwrap()).unwrap();
+    let run = std::process::Command::new(python).arg(root().join("bench/hf_check.py")).arg(&jobs_file).arg(&results).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap()
 }
 
 /// One system's export and what we compute for it.
@@ -64,7 +80,7 @@ fn case(cfg: &RunConfig, system: System, name: String, job: serde_json::Value) -
         // delta in another layout, and Gemma 3's Taylor-routed logits moved by 1.2e-5.
         let device = landermt_model::Backend::Flex.device().unwrap();
         let read = LanguageModel::load(job["model"].as_str().unwrap(), &device).unwrap();
-        let worst = logits_of(&read.net, &ids).iter().zip(&ours).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let worst = largest_difference(&logits_of(&read.net, &ids), &ours);
         assert!(worst < 5e-5, "{name}: read back by our loader, the logits differ by {worst}");
     }
     Case { name, job, greedy: greedy(&model.net, &ids, vocab), ours }
@@ -73,9 +89,8 @@ fn case(cfg: &RunConfig, system: System, name: String, job: serde_json::Value) -
 /// Trains and exports every method of the quick config on the fixture `model`, and every CAR
 /// mode and start of `landermt`.
 fn cases(model: &str, dir: &Path) -> Vec<Case> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut cfg = quick(dir);
-    cfg.model.path = Some(root.join("tests/fixtures/hf-tiny").join(model));
+    cfg.model.path = Some(root().join("tests/fixtures/hf-tiny").join(model));
     probe(&cfg).unwrap();
     score(&cfg).unwrap();
     route(&cfg).unwrap();
@@ -115,13 +130,7 @@ fn transformers_and_peft_compute_every_exported_system_as_we_do() {
     for model in ["llama-tiny", "qwen2-tiny", "gemma3-tiny", "bloom-tiny"] {
         all.extend(cases(model, &dir.path().join(model)));
     }
-    let jobs = dir.path().join("jobs.json");
-    std::fs::write(&jobs, serde_json::to_vec(&all.iter().map(|c| &c.job).collect::<Vec<_>>()).unwrap()).unwrap();
-    let results = dir.path().join("results.json");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/hf_check.py");
-    let run = std::process::Command::new(&python).arg(&script).arg(&jobs).arg(&results).output().unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let results: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
+    let results = hf_check(&python, dir.path(), &all.iter().map(|c| c.job.clone()).collect::<Vec<_>>());
     let mut failures = Vec::new();
     for (c, r) in all.iter().zip(&results) {
         let theirs: Vec<f32> = serde_json::from_value(r["logits"].clone()).unwrap();
@@ -129,13 +138,36 @@ fn transformers_and_peft_compute_every_exported_system_as_we_do() {
         // 5e-5: our Gemma 3 differs from transformers' by 2e-5 before any training (f32 sums in
         // another order; the engine's parity tests allow 1e-4). LLaMA and Qwen2 stay under
         // 1.2e-5, PEFT's unmerged W·x + B·A·x included.
-        let worst = c.ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let worst = largest_difference(&c.ours, &theirs);
         eprintln!("{}: largest logit difference {worst:.2e}, greedy {:?} / {:?}", c.name, c.greedy, greedy);
         if theirs.len() != c.ours.len() || worst > 5e-5 || greedy != c.greedy {
             failures.push(format!("{}: {} logits against our {}, largest difference {worst:.2e}; greedy {greedy:?} against our {:?}", c.name, theirs.len(), c.ours.len(), c.greedy));
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Exports `system` of `cfg` as GGUF in type `ty` into `dir`, reads it back with our loader,
+/// and checks the tokenizer round trip and, for f32, the trained system's logits and the
+/// context length GGUF records (`context`: key and value). Returns the transformers job and
+/// our logits of the file.
+fn gguf_read_back(cfg: &RunConfig, system: System, ty: landermt_model::export::gguf::GgufType, dir: &Path, context: (&str, u64)) -> (serde_json::Value, (String, Vec<f32>)) {
+    let text = "Translate this from English to French:\nEnglish: The cat sleeps.\nFrench:";
+    let trained = trained_model(cfg, system).unwrap();
+    let ids = trained.encode(text).unwrap();
+    let file = format!("{}-{}-{ty:?}.gguf", cfg.model.describe().rsplit('/').next().unwrap(), system.method.name());
+    export(cfg, system, None, Format::Gguf(ty), &dir.join(&file)).unwrap();
+    let read = LanguageModel::load(dir.join(&file), &landermt_model::Backend::Flex.device().unwrap()).unwrap();
+    assert_eq!(read.encode(text).unwrap(), ids, "{file}: our GGUF tokenizer reads the text differently");
+    let logits = logits_of(&read.net, &ids);
+    if ty == landermt_model::export::gguf::GgufType::F32 {
+        let worst = largest_difference(&logits, &logits_of(&trained.net, &ids));
+        assert!(worst < 1e-5, "{file}: {worst} from the trained system");
+        // The source config's context length, not a made-up one.
+        let g = landermt_model::gguf::GgufFile::open(dir.join(&file)).unwrap();
+        assert_eq!(g.get(context.0).and_then(|v| v.as_u64()), Some(context.1), "{file}");
+    }
+    (serde_json::json!({ "kind": "gguf", "model": dir, "file": file, "ids": ids, "greedy": 0 }), (file, logits))
 }
 
 /// GGUF in every matrix type: our reader and transformers' (gguf-py's dequantisation) read the
@@ -145,81 +177,51 @@ fn transformers_and_peft_compute_every_exported_system_as_we_do() {
 fn gguf_exports_read_the_same_in_transformers_and_ours() {
     use landermt_model::export::gguf::GgufType;
     let dir = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut cfg = quick(dir.path());
     cfg.route.car = CarMode::Static;
-    probe(&cfg).unwrap();
-    score(&cfg).unwrap();
-    route(&cfg).unwrap();
-    let text = "Translate this from English to French:\nEnglish: The cat sleeps.\nFrench:";
-    let device = landermt_model::Backend::Flex.device().unwrap();
-    let (mut jobs, mut ours, mut quantized) = (Vec::new(), Vec::new(), Vec::new());
-    for method in [Method::Full, Method::Landermt, Method::Lora] {
-        let system = System::all(method);
-        train(&cfg, system).unwrap();
-        let trained = trained_model(&cfg, system).unwrap();
-        let ids = trained.encode(text).unwrap();
-        for ty in [GgufType::F32, GgufType::F16, GgufType::Bf16, GgufType::Q8_0] {
-            let file = format!("{}-{ty:?}.gguf", method.name());
-            export(&cfg, system, None, Format::Gguf(ty), &dir.path().join(&file)).unwrap();
-            let read = LanguageModel::load(dir.path().join(&file), &device).unwrap();
-            assert_eq!(read.encode(text).unwrap(), ids, "{file}: our GGUF tokenizer reads the text differently");
-            let logits = logits_of(&read.net, &ids);
-            if ty == GgufType::F32 {
-                let worst = logits.iter().zip(logits_of(&trained.net, &ids)).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-                assert!(worst < 1e-5, "{file}: {worst} from the trained system");
-                // The source config's context length, not a made-up one.
-                let g = landermt_model::gguf::GgufFile::open(dir.path().join(&file)).unwrap();
-                assert_eq!(g.get("llama.context_length").and_then(|v| v.as_u64()), Some(256), "{file}");
-            }
-            jobs.push(serde_json::json!({ "kind": "gguf", "model": dir.path(), "file": file, "ids": ids, "greedy": 0 }));
-            ours.push((file, logits));
-        }
-        let f32_file = dir.path().join(format!("{}-F32.gguf", method.name()));
-        quantized.push(serde_json::json!({ "kind": "quantized", "f32": f32_file, "file": dir.path().join(format!("{}-Q8_0.gguf", method.name())), "type": "Q8_0" }));
-    }
-    // BLOOM: its fused QKV in llama.cpp's [Q | K | V] blocks.
+    // BLOOM: its fused QKV in llama.cpp's [Q | K | V] blocks; no context length in its config.
     let mut bloom = cfg.clone();
     bloom.run.dir = dir.path().join("bloom");
-    bloom.model.path = Some(root.join("tests/fixtures/hf-tiny/bloom-tiny"));
-    probe(&bloom).unwrap();
-    score(&bloom).unwrap();
-    route(&bloom).unwrap();
-    let system = System::all(Method::Full);
-    train(&bloom, system).unwrap();
-    let trained = trained_model(&bloom, system).unwrap();
-    let ids = trained.encode(text).unwrap();
-    for ty in [GgufType::F32, GgufType::Q8_0] {
-        let file = format!("bloom-full-{ty:?}.gguf");
-        export(&bloom, system, None, Format::Gguf(ty), &dir.path().join(&file)).unwrap();
-        let read = LanguageModel::load(dir.path().join(&file), &device).unwrap();
-        assert_eq!(read.encode(text).unwrap(), ids, "{file}: our GGUF tokenizer reads the text differently");
-        let logits = logits_of(&read.net, &ids);
-        if ty == GgufType::F32 {
-            let worst = logits.iter().zip(logits_of(&trained.net, &ids)).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-            assert!(worst < 1e-5, "{file}: {worst} from the trained system");
+    bloom.model.path = Some(root().join("tests/fixtures/hf-tiny/bloom-tiny"));
+    let llama_types = [GgufType::F32, GgufType::F16, GgufType::Bf16, GgufType::Q8_0];
+    let runs = [
+        (&cfg, &[Method::Full, Method::Landermt, Method::Lora][..], &llama_types[..], ("llama.context_length", 256)),
+        (&bloom, &[Method::Full][..], &[GgufType::F32, GgufType::Q8_0][..], ("bloom.context_length", 8192)),
+    ];
+    let (mut jobs, mut ours, mut quantized) = (Vec::new(), Vec::new(), Vec::new());
+    for (run, methods, types, context) in runs {
+        probe(run).unwrap();
+        score(run).unwrap();
+        route(run).unwrap();
+        for &method in methods {
+            let system = System::all(method);
+            train(run, system).unwrap();
+            let files: Vec<(GgufType, String)> = types
+                .iter()
+                .map(|&ty| {
+                    let (job, read) = gguf_read_back(run, system, ty, dir.path(), context);
+                    jobs.push(job);
+                    ours.push(read.clone());
+                    (ty, read.0)
+                })
+                .collect();
+            let file = |ty: GgufType| dir.path().join(&files.iter().find(|(t, _)| *t == ty).unwrap().1);
+            quantized.push(serde_json::json!({ "kind": "quantized", "f32": file(GgufType::F32), "file": file(GgufType::Q8_0), "type": "Q8_0" }));
         }
-        jobs.push(serde_json::json!({ "kind": "gguf", "model": dir.path(), "file": file, "ids": ids, "greedy": 0 }));
-        ours.push((file, logits));
     }
     for (model, refusal) in [("gemma3-tiny", "query_pre_attn_scalar 256"), ("qwen2-tiny", "biases")] {
         let mut other = cfg.clone();
-        other.model.path = Some(root.join("tests/fixtures/hf-tiny").join(model));
+        other.model.path = Some(root().join("tests/fixtures/hf-tiny").join(model));
         let err = format!("{:#}", export(&other, System::all(Method::None), None, Format::Gguf(GgufType::F32), &dir.path().join("x.gguf")).unwrap_err());
         assert!(err.contains(refusal), "{model}: {err}");
     }
     let Some(python) = hf_python() else { return };
-    let (jobs_file, results) = (dir.path().join("jobs.json"), dir.path().join("results.json"));
     let n = jobs.len();
     jobs.extend(quantized);
-    std::fs::write(&jobs_file, serde_json::to_vec(&jobs).unwrap()).unwrap();
-    let script = root.join("bench/hf_check.py");
-    let run = std::process::Command::new(&python).arg(&script).arg(&jobs_file).arg(&results).output().unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let results: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
+    let results = hf_check(&python, dir.path(), &jobs);
     for ((file, logits), r) in ours.iter().zip(&results) {
         let theirs: Vec<f32> = serde_json::from_value(r["logits"].clone()).unwrap();
-        let worst = logits.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let worst = largest_difference(logits, &theirs);
         eprintln!("{file}: transformers' GGUF reader against ours: largest logit difference {worst:.2e}");
         assert!(theirs.len() == logits.len() && worst < 1e-5, "{file}: {worst}");
     }
@@ -263,16 +265,9 @@ fn a_routed_gemma_3_270m_exports_to_what_transformers_computes() {
         logits_of(&plain, &ids)
     };
     assert!(ours.iter().zip(&unrouted).any(|(a, b)| (a - b).abs() > 1e-2), "the routing changed nothing");
-    let jobs = dir.path().join("jobs.json");
-    let job = serde_json::json!([{ "kind": "hf", "model": dir.path(), "ids": ids, "greedy": GREEDY }]);
-    std::fs::write(&jobs, job.to_string()).unwrap();
-    let results = dir.path().join("results.json");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/hf_check.py");
-    let run = std::process::Command::new(&python).arg(&script).arg(&jobs).arg(&results).output().unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let r: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
+    let r = hf_check(&python, dir.path(), &[serde_json::json!({ "kind": "hf", "model": dir.path(), "ids": ids, "greedy": GREEDY })]);
     let theirs: Vec<f32> = serde_json::from_value(r[0]["logits"].clone()).unwrap();
-    let worst = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let worst = largest_difference(&ours, &theirs);
     let greedy_theirs: Vec<u32> = serde_json::from_value(r[0]["greedy"].clone()).unwrap();
     let greedy_ours = greedy(&model.net, &ids, model.config.vocab_size);
     eprintln!("Gemma 3 270M, Taylor CAR in blocks 4 and 5: largest logit difference {worst:.2e}; greedy {greedy_ours:?} / {greedy_theirs:?}");
@@ -303,7 +298,7 @@ fn a_joint_runs_landermt_exports_the_named_pairs_routing() {
         export(&cfg, system, Some(d), Format::Hf, &out).unwrap();
         let read = LanguageModel::load(&out, &device).unwrap();
         let (theirs, ours) = (logits_of(&read.net, &ids), logits_of(&routing.for_direction(&trained, d).net, &ids));
-        let worst = theirs.iter().zip(&ours).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let worst = largest_difference(&theirs, &ours);
         assert!(worst < 5e-5, "{direction}: {worst}");
         exported.push(theirs);
     }
