@@ -79,9 +79,14 @@ impl LanguageModel {
             return Err(ModelError::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such model file or folder")));
         }
         let weights = Weights::open(path)?;
-        let (config, tokenizer) = match weights.gguf() {
-            Some(g) => (arch::config_from_gguf(g)?, Tokenizer::from_gguf(g)?),
-            None => (arch::config_from_hf(&path.join("config.json"))?, Tokenizer::from_file(&path.join("tokenizer.json"))?),
+        let (config, tokenizer, routing) = match weights.gguf() {
+            Some(g) => (arch::config_from_gguf(g)?, Tokenizer::from_gguf(g)?, None),
+            None => {
+                let config_path = path.join("config.json");
+                let json = arch::read_config_json(&config_path)?;
+                let routing = arch::routed::spec(&json).cloned();
+                (arch::config_from_json(&json, &config_path)?, Tokenizer::from_file(&path.join("tokenizer.json"))?, routing)
+            }
         };
         // A tokenizer larger than the embedding would index past it.
         if tokenizer.vocab_size() > config.vocab_size {
@@ -90,12 +95,7 @@ impl LanguageModel {
         if dtype != WeightDtype::F32 && *device != Device::flex() && *device != Device::flex().autodiff() {
             return Err(ModelError::unsupported(path, format!("{dtype} weights on {device:?}: the mixed-precision products exist on flex only")));
         }
-        let config_json = match weights.gguf() {
-            Some(_) => None,
-            // Read a second time: config_from_hf has checked that it parses.
-            None => std::fs::read(path.join("config.json")).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()),
-        };
-        let net = arch::load(&weights, &config, config_json.as_ref(), dtype, device)?;
+        let net = arch::load(&weights, &config, routing.as_ref(), dtype, device)?;
         tracing::info!(
             architecture = ?config.architecture,
             layers = config.num_layers,

@@ -22,22 +22,31 @@ use crate::weights::{HostTensor, Weights};
 
 /// Reads a Hugging Face `config.json` into a [`ModelConfig`].
 pub fn config_from_hf(path: &Path) -> Result<ModelConfig> {
+    config_from_json(&read_config_json(path)?, path)
+}
+
+/// A Hugging Face `config.json`, parsed.
+pub fn read_config_json(path: &Path) -> Result<serde_json::Value> {
     let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
-    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::config(path, format!("not valid JSON: {e}")))?;
+    serde_json::from_str(&text).map_err(|e| ModelError::config(path, format!("not valid JSON: {e}")))
+}
+
+/// The [`ModelConfig`] of a parsed `config.json` (read from `path`).
+pub fn config_from_json(json: &serde_json::Value, path: &Path) -> Result<ModelConfig> {
     // Multimodal Gemma 3 configs nest the language model's settings in `text_config`.
     let json = match json.get("text_config") {
-        Some(t) if json.get("model_type").and_then(|m| m.as_str()) == Some("gemma3") => t.clone(),
+        Some(t) if json.get("model_type").and_then(|m| m.as_str()) == Some("gemma3") => t,
         _ => json,
     };
     // Our routed export: the base architecture's config with a `landermt` section.
-    let model_type = match routed::spec(&json) {
+    let model_type = match routed::spec(json) {
         Some(spec) => spec
             .get("base_model_type")
             .and_then(|m| m.as_str())
             .ok_or_else(|| ModelError::config(path, "a landermt export without `landermt.base_model_type` (written before 2026-12-06): export it again"))?,
         None => json.get("model_type").and_then(|m| m.as_str()).unwrap_or(""),
     };
-    let hf = HfConfig { json: &json, path };
+    let hf = HfConfig { json, path };
     let cfg = match model_type {
         "bloom" => bloom::config_from_hf(&hf)?,
         "llama" | "mistral" | "qwen2" => llama::config_from_hf(&hf, model_type)?,
@@ -61,16 +70,16 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<ModelConfig> {
     Ok(cfg)
 }
 
-/// Builds the network of `cfg` from `weights`; `config` is the folder's `config.json` (none for
-/// GGUF), whose `landermt` section, in our routed exports, adds routers and adapters.
-pub fn load(weights: &Weights, cfg: &ModelConfig, config: Option<&serde_json::Value>, dtype: WeightDtype, device: &Device) -> Result<Transformer> {
+/// Builds the network of `cfg` from `weights`; `routing` is the `landermt` section of a routed
+/// export's `config.json` ([`routed::spec`]), whose routers and adapters are added.
+pub fn load(weights: &Weights, cfg: &ModelConfig, routing: Option<&serde_json::Value>, dtype: WeightDtype, device: &Device) -> Result<Transformer> {
     let l = Loader { weights, cfg, dtype, device };
     let mut net = match cfg.architecture {
         Architecture::Bloom => bloom::load(&l),
         Architecture::Llama => llama::load(&l),
         Architecture::Gemma3 => gemma3::load(&l),
     }?;
-    if let Some(spec) = config.and_then(routed::spec) {
+    if let Some(spec) = routing {
         routed::install(&l, spec, &mut net)?;
     }
     Ok(net)

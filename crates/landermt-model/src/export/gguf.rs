@@ -183,7 +183,7 @@ fn architecture_meta(model: &LanguageModel, arch: &str, ty: GgufType) -> Vec<(St
 /// or that of a GGUF source; 8192 where neither says (our configuration does not keep it).
 fn context_length(model: &LanguageModel) -> u32 {
     let from_json = || -> Option<u64> {
-        let config: serde_json::Value = serde_json::from_slice(&std::fs::read(model.source.join("config.json")).ok()?).ok()?;
+        let config = crate::arch::read_config_json(&model.source.join("config.json")).ok()?;
         let c = config.get("text_config").unwrap_or(&config);
         c.get("max_position_embeddings").or_else(|| c.get("n_positions")).and_then(serde_json::Value::as_u64)
     };

@@ -9,6 +9,9 @@ pub mod gguf;
 mod modeling;
 pub mod peft;
 
+/// The remote code's file in a routed export.
+pub use modeling::FILE as REMOTE_CODE;
+
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -26,7 +29,8 @@ fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.inner().cast(burn::tensor::FloatDType::F32).into_data().try_into_vec().expect("f32 weights")
 }
 
-type Tensors = Vec<(String, Vec<usize>, Vec<f32>)>;
+/// (name, shape, values) of f32 tensors, in transformers' names and layout.
+pub(crate) type Tensors = Vec<(String, Vec<usize>, Vec<f32>)>;
 
 /// A Linear map under transformers' name: the weight transposed back to `[out, in]`.
 fn linear(out: &mut Tensors, name: &str, l: &Linear) {
@@ -55,7 +59,7 @@ fn car_folded(block: &crate::nn::Block) -> impl Fn(&Linear) -> Linear + '_ {
 }
 
 /// transformers' prefix of block `i`'s tensors.
-pub(crate) fn block_prefix(architecture: Architecture, i: usize) -> String {
+pub fn block_prefix(architecture: Architecture, i: usize) -> String {
     match architecture {
         Architecture::Bloom => format!("transformer.h.{i}"),
         _ => format!("model.layers.{i}"),
@@ -193,19 +197,14 @@ fn hf_config(model: &LanguageModel) -> Result<serde_json::Value> {
 /// folder in `out`.
 pub fn write_hf_folder(model: &LanguageModel, net: &Transformer, out: &Path) -> Result<()> {
     let mut tensors = hf_tensors(net)?;
-    let modeling = modeling::Modeling::of(net);
-    if let Some(m) = &modeling {
-        tensors.extend(m.tensors.iter().cloned());
+    let mut modeling = modeling::Modeling::of(net);
+    if let Some(m) = &mut modeling {
+        tensors.append(&mut m.tensors);
     }
     write_safetensors(&out.join("model.safetensors"), tensors)?;
 
     let source_config = model.source.join("config.json");
-    let mut config = if source_config.is_file() {
-        let bytes = std::fs::read(&source_config).map_err(|e| ModelError::io(&source_config, e))?;
-        serde_json::from_slice(&bytes).map_err(|e| ModelError::Input(format!("{}: {e}", source_config.display())))?
-    } else {
-        hf_config(model)?
-    };
+    let mut config = if source_config.is_file() { crate::arch::read_config_json(&source_config)? } else { hf_config(model)? };
     let code = modeling.as_ref().map(|m| m.apply(&mut config)).transpose()?;
     let config = serde_json::to_vec_pretty(&config).expect("plain JSON");
     crate::atomic::write_atomic(&out.join("config.json"), |w| w.write_all(&config))?;
@@ -221,7 +220,7 @@ pub fn write_hf_folder(model: &LanguageModel, net: &Transformer, out: &Path) -> 
 }
 
 /// Writes f32 `tensors` (name, shape, values) as one safetensors file, atomically.
-pub(crate) fn write_safetensors(path: &Path, tensors: Vec<(String, Vec<usize>, Vec<f32>)>) -> Result<()> {
+pub(crate) fn write_safetensors(path: &Path, tensors: Tensors) -> Result<()> {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors.into_iter().map(|(n, s, v)| (n, s, v.iter().flat_map(|x| x.to_le_bytes()).collect())).collect();
     let views: Vec<(String, TensorView)> = bytes.iter().map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).expect("shape matches"))).collect();
     let meta = HashMap::from([("format".to_string(), "pt".to_string())]);

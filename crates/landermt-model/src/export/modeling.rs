@@ -21,7 +21,7 @@ pub struct Modeling {
     /// `layer → {car, start, constant, adapter}`: `config.json`'s `landermt.layers`.
     layers: serde_json::Map<String, Value>,
     /// (name, shape, values), under the base architecture's layer prefix.
-    pub tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+    pub tensors: super::Tensors,
 }
 
 impl Modeling {

@@ -81,14 +81,14 @@ fn export_gguf(cfg: &RunConfig, system: System, direction: Option<Direction>, ty
 fn export_hf(cfg: &RunConfig, system: System, direction: Option<Direction>, out: &Path) -> Result<()> {
     let (model, net, delta) = network(cfg, system, direction)?;
     landermt_model::export::write_hf_folder(&model, &net, out)?;
-    let code = out.join("modeling_landermt.py");
-    let note = if code.exists() { " (routing or adapters as remote code: load with trust_remote_code=True)" } else { "" };
+    let note = if out.join(landermt_model::export::REMOTE_CODE).exists() { " (routing or adapters as remote code: load with trust_remote_code=True)" } else { "" };
     let delta = delta.map_or(String::new(), |d| format!(" + {}", d.display()));
     println!("export: {}{delta} → {}{note}", cfg.model.describe(), out.display());
     Ok(())
 }
 
 fn export_peft(cfg: &RunConfig, system: System, out: &Path) -> Result<()> {
+    use landermt_model::export::block_prefix;
     use landermt_model::export::peft::{LoraConfig, LoraPair, fused_qkv, write_lora_folder};
     use landermt_train::delta::Target;
     let delta = delta_path(cfg, system)?;
@@ -107,13 +107,12 @@ fn export_peft(cfg: &RunConfig, system: System, out: &Path) -> Result<()> {
             continue;
         }
         let (name, path) = if bloom { target.bloom_module().context("BLOOM has no gate projection")? } else { target.hf_module() };
-        let prefix = if bloom { "transformer.h" } else { "model.layers" };
-        pairs.push(LoraPair { module: format!("{prefix}.{layer}.{path}"), a, b });
+        pairs.push(LoraPair { module: format!("{}.{path}", block_prefix(c.architecture, layer)), a, b });
         targets.push(name.to_string());
     }
     let device = model.net.device();
     for (layer, parts) in qkv {
-        pairs.push(fused_qkv(format!("transformer.h.{layer}.self_attention.query_key_value"), parts, c.hidden_size, c.num_heads, t.lora_rank, &device));
+        pairs.push(fused_qkv(format!("{}.self_attention.query_key_value", block_prefix(c.architecture, layer)), parts, c.hidden_size, c.num_heads, t.lora_rank, &device));
         targets.push("query_key_value".to_string());
     }
     targets.sort();
