@@ -349,6 +349,7 @@ pub fn sentences(root: &Path) -> Result<Vec<(&'static str, String)>> {
         (PAPER_PAGE, joint_start(root)?),
         (PAPER_PAGE, joint_sweep(root, "landermt")?),
         (PAPER_PAGE, joint_sweep(root, "lora")?),
+        (PAPER_PAGE, joint_sweep(root, "full")?),
         (STUDY_PAGE, off_target_range(&study, &["en-fr"])?),
         (STUDY_PAGE, german_forgetting(&study)?),
         ("README.md", gains(&default_run, "landermt", &["en-fr", "fr-en", "en-de"])?),
