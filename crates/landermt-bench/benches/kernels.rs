@@ -52,6 +52,39 @@ fn gemm(c: &mut Criterion) {
     group.finish();
 }
 
+/// The decoding head's kernels alone, on Gemma's whole head (262,144 × 640) against 1, 8 and 16
+/// hidden states, on AVX2 and (where the CPU has it) AVX-512F: f32 (`skinny::product`; one
+/// column is sgemv's, not timed here) and bf16 weights (`skinny::product_bf16`; one column is
+/// the same kernel on either).
+fn head(c: &mut Criterion) {
+    use landermt_model::skinny;
+    const VOCAB: usize = 262_144;
+    let mut group = c.benchmark_group("head");
+    group.sample_size(10);
+    let e: Vec<f32> = (0..VOCAB * HIDDEN).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 1000.0).collect();
+    let e16: Vec<half::bf16> = e.iter().map(|&x| half::bf16::from_f32(x)).collect();
+    for n in [1, 8, 16] {
+        let h: Vec<f32> = (0..HIDDEN * n).map(|i| ((i * 31 % 97) as f32 - 48.0) / 97.0).collect();
+        let mut out = vec![0f32; VOCAB * n];
+        let (b, o) = ((h.as_ptr(), n as isize, 1), (out.as_mut_ptr(), n as isize, 1));
+        group.throughput(Throughput::Bytes((VOCAB * HIDDEN * 2) as u64));
+        let isas: Vec<skinny::Isa> = [skinny::Isa::Avx2, skinny::Isa::Avx512].into_iter().filter(|isa| isa.available()).collect();
+        for &isa in &isas {
+            if n > 1 {
+                // SAFETY: the three buffers hold the matrices their strides describe.
+                group.bench_function(BenchmarkId::new(format!("f32-{isa:?}"), n), |bench| bench.iter(|| unsafe { skinny::product_with(isa, VOCAB, n, HIDDEN, e.as_ptr(), HIDDEN as isize, b, o) }));
+            }
+            if isa == skinny::Isa::Avx2 || n > 1 {
+                // SAFETY: as above.
+                group.bench_function(BenchmarkId::new(format!("bf16-{isa:?}"), n), |bench| {
+                    bench.iter(|| unsafe { skinny::product_bf16_with(isa, VOCAB, n, HIDDEN, e16.as_ptr(), HIDDEN as isize, b, o) })
+                });
+            }
+        }
+    }
+    group.finish();
+}
+
 /// The fused inference ops, each one pass over its input: RMSNorm, RoPE, the attention
 /// softmax with its mask, and the gated activation of the FFN.
 fn fused(c: &mut Criterion) {
@@ -89,6 +122,6 @@ fn taylor(c: &mut Criterion) {
 criterion_group! {
     name = kernels;
     config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_secs(1)).measurement_time(std::time::Duration::from_secs(4));
-    targets = gemm, fused, taylor
+    targets = gemm, head, fused, taylor
 }
 criterion_main!(kernels);

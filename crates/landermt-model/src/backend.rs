@@ -27,6 +27,8 @@ impl Backend {
         match self {
             Backend::Flex => {
                 crate::blas::apply_env_once()?;
+                #[cfg(target_arch = "x86_64")]
+                crate::skinny::register_bf16();
                 Ok(Device::flex())
             }
             #[allow(deprecated)]

@@ -31,7 +31,7 @@ pub mod loss;
 pub mod model;
 pub mod nn;
 #[cfg(target_arch = "x86_64")]
-mod skinny;
+pub mod skinny;
 pub mod taps;
 pub mod tokenizer;
 pub mod vmath;

@@ -1,22 +1,31 @@
 //! Products of a tall row-major matrix with a few columns, `out[m, n] = A[m, k] · B[k, n]` for
 //! n ≤ 16: a decoding step's tied head, `E · hᵀ`, with E the `[vocab, d]` embedding and h the
 //! batch's hidden states. OpenBLAS's sgemm packs all of E for every step (110 ms for Gemma's
-//! 262k × 640 head with 16 rows, two threads); this kernel reads each row of A once, where it
-//! lies, against B packed into one `[k, 16]` panel, and keeps 6 rows × 16 columns of `out` in
-//! AVX2 registers (48–52 ms; BENCHMARKS.md, "the decoding head without packing").
+//! 262k × 640 head with 16 rows, two threads); these kernels read each row of A once, where it
+//! lies, against B packed into one panel of 16 columns, and keep 6 rows × 16 columns of `out`
+//! in registers (48–52 ms in f32; BENCHMARKS.md, "the decoding head without packing").
 //!
-//! A decoding step's projections `x · W` take the same kernel as `(Wᵀ · xᵀ)ᵀ` when W is stored
+//! A decoding step's projections `x · W` take the same kernels as `(Wᵀ · xᵀ)ᵀ` when W is stored
 //! column-major (`crate::nn::decode_layout`): then each of W's output columns is a row read in
 //! place, where sgemm packs all of W for every step (17 % of `translate` went to that packing).
 //!
-//! Every output is a plain sum over k in order, one FMA at a time, so the result does not depend
-//! on the thread count.
+//! A is f32 ([`F32Fma`]) or bf16 (a `dtype = "bf16"` model's weights, half the bytes per step:
+//! [`Bf16Fma`], [`Bf16Gemv`]), widened to f32 in registers 16 elements at a time, so every
+//! output is the f32 sum of the exact bf16 values. Where the CPU has AVX-512F, products run on
+//! 16-float vectors ([`F32Fma512`], [`Bf16Fma512`]); `LANDERMT_AVX512=0` keeps them on AVX2.
+//! (AVX512-BF16's `vdpbf16ps`, with B split into two bf16 parts to keep it near f32, was
+//! tried and ran 1.3× slower than widening here: BENCHMARKS.md, "bf16 decoding kernels".)
+//!
+//! Each output is a sum over k in a fixed order, so the result does not depend on the thread
+//! count.
 
 use std::arch::x86_64::*;
 
+use burn_flex::ops::matmul::Bf16TallArgs;
+use half::bf16;
 use rayon::prelude::*;
 
-/// Columns of the packed panel: two 8-float AVX2 vectors.
+/// Columns of the packed panel: two 8-float AVX2 vectors, or one 16-float AVX-512 vector.
 const PANEL: usize = 16;
 /// Rows of A per register block: 6 × 2 accumulators, two panel vectors and one broadcast.
 const ROWS: usize = 6;
@@ -24,6 +33,24 @@ const ROWS: usize = 6;
 const MIN_ROWS: usize = 1024;
 /// The same for a transposed projection, whose alternative packs all of W.
 const MIN_ROWS_TRANSPOSED: usize = 256;
+
+/// The sums of one register block: [`ROWS`] rows × [`PANEL`] columns.
+type Tile = [[f32; PANEL]; ROWS];
+
+/// One way of computing a register block: how B is packed, and the inner loop over k.
+trait Kernel: Sync {
+    /// An element of A.
+    type Elem;
+    /// B packed for the inner loop (aligned vectors, so that it is read without `loadu`,
+    /// which in debug builds goes through a checked copy).
+    type Panel: Send + Sync;
+    fn pack(&self, n: usize, k: usize, rhs: (*const f32, isize, isize)) -> Self::Panel;
+    /// `tile[i][j] = Σ_p a[i][p] · B[p][j]` over the k columns of six rows `a[i]`.
+    ///
+    /// # Safety
+    /// Each row must be valid for k reads; the CPU must have the kernel's features.
+    unsafe fn tile(&self, a: &[*const Self::Elem; ROWS], k: usize, panel: &Self::Panel, tile: &mut Tile);
+}
 
 /// Whether [`product`] takes a product of this shape and layout on this CPU.
 /// One column stays with `cblas_sgemv`, which reads A once without the panel's 15 idle lanes.
@@ -41,13 +68,126 @@ fn shape_fits(n: usize, k: usize, lhs_cs: isize, lhs_rs: isize) -> bool {
     (2..=PANEL).contains(&n) && k > 0 && lhs_cs == 1 && lhs_rs >= k as isize && crate::vmath::has_avx2_fma()
 }
 
-/// `out = lhs · rhs` (`lhs` row-major with row stride `lhs_rs`, `rhs` with any strides, `out`
-/// with row and column strides `out.1`, `out.2`), split over rayon's threads by blocks of rows.
+/// Whether [`product_bf16`] takes a product with a bf16 A of m rows (either orientation: the
+/// head, or a column-major weight's `(Wᵀ · xᵀ)ᵀ`). Unlike f32, there is no sgemm to leave
+/// short products to, so any height goes.
+pub fn applies_bf16(n: usize, k: usize, lhs_cs: isize, lhs_rs: isize) -> bool {
+    (n == 1 && k > 0 && lhs_cs == 1 && lhs_rs >= k as isize && crate::vmath::has_avx2_fma()) || shape_fits(n, k, lhs_cs, lhs_rs)
+}
+
+/// Which instruction set a product runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// AVX2 and FMA: 8-float vectors.
+    Avx2,
+    /// AVX-512F: 16-float vectors.
+    Avx512,
+}
+
+impl Isa {
+    /// The widest this CPU has, unless `LANDERMT_AVX512=0` keeps products on AVX2 (to compare
+    /// the two on one machine). Detected once.
+    pub fn chosen() -> Isa {
+        static CHOSEN: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            let allowed = std::env::var("LANDERMT_AVX512").map_or(true, |v| v != "0");
+            if allowed && is_x86_feature_detected!("avx512f") { Isa::Avx512 } else { Isa::Avx2 }
+        })
+    }
+
+    /// Whether this CPU runs products on `self`.
+    pub fn available(self) -> bool {
+        match self {
+            Isa::Avx2 => crate::vmath::has_avx2_fma(),
+            Isa::Avx512 => crate::vmath::has_avx2_fma() && is_x86_feature_detected!("avx512f"),
+        }
+    }
+}
+
+/// Registers [`product_bf16`] with flex for its tall bf16 × few-column products (the decoding
+/// head and column-major projections of a `dtype = "bf16"` model), whatever the f32 GEMM.
+pub fn register_bf16() {
+    burn_flex::ops::matmul::set_bf16_tall(Some(bf16_tall_hook));
+}
+
+/// flex's hook for [`Bf16TallArgs`] products: declines the shapes [`applies_bf16`] does not take.
+unsafe fn bf16_tall_hook(a: &Bf16TallArgs) -> bool {
+    if !applies_bf16(a.n, a.k, 1, a.a_rs) || a.m == 0 {
+        return false;
+    }
+    // SAFETY: flex's hook contract (valid matrices), and `applies_bf16` holds.
+    unsafe { product_bf16(a.m, a.n, a.k, a.a.cast(), a.a_rs, (a.b, a.b_rs, a.b_cs), (a.out, a.out_rs, a.out_cs)) };
+    BF16_PRODUCTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    true
+}
+
+/// How many products [`product_bf16`] has computed through flex's hook in this process.
+pub fn bf16_products() -> u64 {
+    BF16_PRODUCTS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+static BF16_PRODUCTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// `out = lhs · rhs` for f32 operands (`lhs` row-major with row stride `lhs_rs`, `rhs` with any
+/// strides, `out` with row and column strides `out.1`, `out.2`), on [`Isa::chosen`].
 ///
 /// # Safety
 /// [`applies`] must hold; the pointers must be valid for the matrices their strides describe.
 pub unsafe fn product(m: usize, n: usize, k: usize, lhs: *const f32, lhs_rs: isize, rhs: (*const f32, isize, isize), out: (*mut f32, isize, isize)) {
-    let panel = pack(n, k, rhs);
+    // SAFETY: the caller's contract; `chosen` is available.
+    unsafe { product_with(Isa::chosen(), m, n, k, lhs, lhs_rs, rhs, out) }
+}
+
+/// [`product`] on the instruction set given, for tests and benchmarks that compare them.
+///
+/// # Safety
+/// As [`product`]; `isa` must be available (asserted).
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn product_with(isa: Isa, m: usize, n: usize, k: usize, lhs: *const f32, lhs_rs: isize, rhs: (*const f32, isize, isize), out: (*mut f32, isize, isize)) {
+    assert!(isa.available(), "this CPU has no {isa:?}");
+    // SAFETY: the caller's contract and the assertion above.
+    unsafe {
+        match isa {
+            Isa::Avx2 => run(&F32Fma, m, n, k, lhs, lhs_rs, rhs, out),
+            Isa::Avx512 => run(&F32Fma512, m, n, k, lhs, lhs_rs, rhs, out),
+        }
+    }
+}
+
+/// `out = lhs · rhs` with `lhs` bf16 on [`Isa::chosen`]: one column on [`Bf16Gemv`], more on
+/// [`Bf16Fma512`] or [`Bf16Fma`].
+///
+/// # Safety
+/// [`applies_bf16`] must hold; the pointers must be valid for the matrices their strides describe.
+pub unsafe fn product_bf16(m: usize, n: usize, k: usize, lhs: *const bf16, lhs_rs: isize, rhs: (*const f32, isize, isize), out: (*mut f32, isize, isize)) {
+    // SAFETY: the caller's contract; `chosen` is available.
+    unsafe { product_bf16_with(Isa::chosen(), m, n, k, lhs, lhs_rs, rhs, out) }
+}
+
+/// [`product_bf16`] on the instruction set given, for tests and benchmarks that compare them.
+///
+/// # Safety
+/// As [`product_bf16`]; `isa` must be available (asserted).
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn product_bf16_with(isa: Isa, m: usize, n: usize, k: usize, lhs: *const bf16, lhs_rs: isize, rhs: (*const f32, isize, isize), out: (*mut f32, isize, isize)) {
+    assert!(isa.available(), "this CPU has no {isa:?}");
+    // SAFETY: the caller's contract and the assertion above.
+    unsafe {
+        match (n, isa) {
+            (1, _) => run(&Bf16Gemv, m, n, k, lhs, lhs_rs, rhs, out),
+            (_, Isa::Avx2) => run(&Bf16Fma, m, n, k, lhs, lhs_rs, rhs, out),
+            (_, Isa::Avx512) => run(&Bf16Fma512, m, n, k, lhs, lhs_rs, rhs, out),
+        }
+    }
+}
+
+/// The product on `kernel`, split over rayon's threads by blocks of rows.
+///
+/// # Safety
+/// As [`product`], for the kernel's element type.
+#[allow(clippy::too_many_arguments)]
+unsafe fn run<K: Kernel>(kernel: &K, m: usize, n: usize, k: usize, lhs: *const K::Elem, lhs_rs: isize, rhs: (*const f32, isize, isize), out: (*mut f32, isize, isize)) {
+    let panel = kernel.pack(n, k, rhs);
     let threads = rayon::current_num_threads().max(1);
     // Several chunks per thread, so a thread slowed by other work does not hold up the rest.
     let chunk = m.div_ceil(threads * 4).next_multiple_of(ROWS);
@@ -55,44 +195,28 @@ pub unsafe fn product(m: usize, n: usize, k: usize, lhs: *const f32, lhs_rs: isi
     let (lhs, out_ptr) = (lhs as usize, out.0 as usize);
     (0..m.div_ceil(chunk)).into_par_iter().for_each(|c| {
         let (first, rows) = (c * chunk, chunk.min(m - c * chunk));
-        let a = (lhs as *const f32).wrapping_offset(first as isize * lhs_rs);
+        let a = (lhs as *const K::Elem).wrapping_offset(first as isize * lhs_rs);
         let o = (out_ptr as *mut f32).wrapping_offset(first as isize * out.1);
         // SAFETY: rows first..first+rows of both matrices, inside what the caller vouched for.
-        unsafe { rows_block(rows, n, a, lhs_rs, &panel, (o, out.1, out.2)) };
+        unsafe { rows_block(kernel, rows, n, k, a, lhs_rs, &panel, (o, out.1, out.2)) };
     });
-}
-
-/// `rhs` (`k × n`, strides `rs`, `cs`) as k rows of two 8-float vectors, zero past column n.
-/// Vectors, not floats: their alignment lets the kernel read them without `loadu`, which in
-/// debug builds goes through a checked copy.
-fn pack(n: usize, k: usize, (rhs, rs, cs): (*const f32, isize, isize)) -> Vec<[__m256; 2]> {
-    (0..k)
-        .map(|p| {
-            let mut row = [0f32; PANEL];
-            for (j, v) in row[..n].iter_mut().enumerate() {
-                // SAFETY: (p, j) is inside the k × n operand (caller's contract).
-                *v = unsafe { *rhs.offset(p as isize * rs + j as isize * cs) };
-            }
-            // SAFETY: [f32; 16] and [__m256; 2] have the same size, and every bit pattern is valid.
-            unsafe { std::mem::transmute::<[f32; PANEL], [__m256; 2]>(row) }
-        })
-        .collect()
 }
 
 /// `rows` consecutive rows of the product, [`ROWS`] at a time.
 ///
 /// # Safety
 /// As [`product`], for these rows.
-unsafe fn rows_block(rows: usize, n: usize, a: *const f32, lhs_rs: isize, panel: &[[__m256; 2]], (out, out_rs, out_cs): (*mut f32, isize, isize)) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn rows_block<K: Kernel>(kernel: &K, rows: usize, n: usize, k: usize, a: *const K::Elem, lhs_rs: isize, panel: &K::Panel, (out, out_rs, out_cs): (*mut f32, isize, isize)) {
     let mut tile = [[0f32; PANEL]; ROWS];
     let mut r = 0;
     while r < rows {
         let take = ROWS.min(rows - r);
         // A short last block repeats its final row rather than reading past the matrix.
-        let block: [*const f32; ROWS] = std::array::from_fn(|i| a.wrapping_offset((r + i.min(take - 1)) as isize * lhs_rs));
-        // SAFETY: each is a row of A, as long as the panel (caller's contract); the CPU has
-        // AVX2 and FMA (`applies` checked it).
-        unsafe { microkernel(&block, panel, &mut tile) };
+        let block: [*const K::Elem; ROWS] = std::array::from_fn(|i| a.wrapping_offset((r + i.min(take - 1)) as isize * lhs_rs));
+        // SAFETY: each is a row of A of k elements (caller's contract); the CPU has the
+        // kernel's features (`applies*` and `bf16_dot` checked them).
+        unsafe { kernel.tile(&block, k, panel, &mut tile) };
         for (i, row) in tile[..take].iter().enumerate() {
             let dst = out.wrapping_offset((r + i) as isize * out_rs);
             if out_cs == 1 {
@@ -109,24 +233,160 @@ unsafe fn rows_block(rows: usize, n: usize, a: *const f32, lhs_rs: isize, panel:
     }
 }
 
-/// `tile[i][j] = Σ_p a[i][p] · panel[p][j]` for six rows `a[i]` of `panel.len()` floats.
-///
-/// Rows are read with `_mm_load_ss` at `wrapping_add` offsets: in debug builds (`cargo xtask`
-/// runs one) references and `ptr::add` carry per-element checks, which doubled this loop's time.
+/// B (`k × n`, strides `rs`, `cs`) as k rows of [`PANEL`] floats, zero past column n.
+fn panel_rows(n: usize, k: usize, (rhs, rs, cs): (*const f32, isize, isize)) -> impl Iterator<Item = [f32; PANEL]> {
+    (0..k).map(move |p| {
+        let mut row = [0f32; PANEL];
+        for (j, v) in row[..n].iter_mut().enumerate() {
+            // SAFETY: (p, j) is inside the k × n operand (caller's contract).
+            *v = unsafe { *rhs.offset(p as isize * rs + j as isize * cs) };
+        }
+        row
+    })
+}
+
+/// B as k rows of two 8-float AVX2 vectors.
+fn pack_f32(n: usize, k: usize, rhs: (*const f32, isize, isize)) -> Vec<[__m256; 2]> {
+    // SAFETY: [f32; 16] and [__m256; 2] have the same size, and every bit pattern is valid.
+    panel_rows(n, k, rhs).map(|row| unsafe { std::mem::transmute::<[f32; PANEL], [__m256; 2]>(row) }).collect()
+}
+
+/// f32 A, one FMA per product (AVX2).
+struct F32Fma;
+
+impl Kernel for F32Fma {
+    type Elem = f32;
+    type Panel = Vec<[__m256; 2]>;
+
+    fn pack(&self, n: usize, k: usize, rhs: (*const f32, isize, isize)) -> Self::Panel {
+        pack_f32(n, k, rhs)
+    }
+
+    /// Rows are read with `_mm_load_ss` at `wrapping_add` offsets: in debug builds (`cargo
+    /// xtask` runs one) references and `ptr::add` carry per-element checks, which doubled this
+    /// loop's time.
+    unsafe fn tile(&self, a: &[*const f32; ROWS], _k: usize, panel: &Self::Panel, tile: &mut Tile) {
+        // SAFETY: the caller's contract.
+        unsafe { fma_tile(a, panel, tile, |row, p| _mm256_broadcastss_ps(_mm_load_ss(row.wrapping_add(p)))) }
+    }
+}
+
+/// bf16 A widened in a register (a 16-bit load shifted into the top of a float), then one FMA
+/// per product as in [`F32Fma`]: every output is the f32 sum of the exact bf16 values (AVX2).
+struct Bf16Fma;
+
+impl Kernel for Bf16Fma {
+    type Elem = bf16;
+    type Panel = Vec<[__m256; 2]>;
+
+    fn pack(&self, n: usize, k: usize, rhs: (*const f32, isize, isize)) -> Self::Panel {
+        pack_f32(n, k, rhs)
+    }
+
+    unsafe fn tile(&self, a: &[*const bf16; ROWS], _k: usize, panel: &Self::Panel, tile: &mut Tile) {
+        // SAFETY: the caller's contract.
+        unsafe { bf16_fma_tile(a, panel, tile) }
+    }
+}
+
+/// Elements of A widened per step of the bf16 kernels: each row's next 16 (a 32-byte read),
+/// into a block of L1 that the products then broadcast from. Reading them one at a time
+/// costs a debug build (`cargo xtask`'s profile) an alignment check per element, which made
+/// these loops 1.5–2.5× slower there than in release.
+const CHUNK: usize = 16;
+
+/// Row `row`'s elements `from..from + len` (len ≤ CHUNK) widened into `wide`, zero after len.
 ///
 /// # Safety
-/// The rows must be valid for `panel.len()` reads; the CPU must have AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn microkernel(a: &[*const f32; ROWS], panel: &[[__m256; 2]], tile: &mut [[f32; PANEL]; ROWS]) {
-    let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
-    for (p, [lo, hi]) in panel.iter().enumerate() {
-        for (acc, row) in acc.iter_mut().zip(a) {
-            // SAFETY: p < panel.len(), inside each row.
-            let x = _mm256_broadcastss_ps(unsafe { _mm_load_ss(row.wrapping_add(p)) });
-            acc[0] = _mm256_fmadd_ps(x, *lo, acc[0]);
-            acc[1] = _mm256_fmadd_ps(x, *hi, acc[1]);
+/// The elements must lie inside the row.
+#[inline(always)]
+unsafe fn widen_chunk(row: *const bf16, from: usize, len: usize, wide: &mut [f32; CHUNK]) {
+    if len == CHUNK {
+        // SAFETY: CHUNK elements inside the row (caller's contract).
+        let bits: [u16; CHUNK] = unsafe { *row.wrapping_add(from).cast::<[u16; CHUNK]>() };
+        for (d, &x) in wide.iter_mut().zip(&bits) {
+            *d = f32::from_bits(u32::from(x) << 16);
+        }
+    } else {
+        for (i, d) in wide.iter_mut().enumerate() {
+            // SAFETY: i < len elements inside the row.
+            *d = if i < len { unsafe { *row.wrapping_add(from + i) }.to_f32() } else { 0.0 };
         }
     }
+}
+
+/// The inner loop of [`Bf16Fma`].
+///
+/// # Safety
+/// Each row must be valid for `panel.len()` elements; the CPU must have AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn bf16_fma_tile(a: &[*const bf16; ROWS], panel: &[[__m256; 2]], tile: &mut Tile) {
+    let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
+    let mut wide = [[0f32; CHUNK]; ROWS];
+    for (c, steps) in panel.chunks(CHUNK).enumerate() {
+        for (w, &row) in wide.iter_mut().zip(a) {
+            // SAFETY: elements c·CHUNK.. of the row, steps.len() of them.
+            unsafe { widen_chunk(row, c * CHUNK, steps.len(), w) };
+        }
+        for (j, [lo, hi]) in steps.iter().enumerate() {
+            for (acc, w) in acc.iter_mut().zip(&wide) {
+                // `% CHUNK` lets the compiler drop the bounds check (j < CHUNK).
+                let x = _mm256_broadcastss_ps(unsafe { _mm_load_ss(&w[j % CHUNK]) });
+                acc[0] = _mm256_fmadd_ps(x, *lo, acc[0]);
+                acc[1] = _mm256_fmadd_ps(x, *hi, acc[1]);
+            }
+        }
+    }
+    store_tile(&acc, tile);
+}
+
+/// bf16 A widened as in [`Bf16Fma`], one FMA per product on 16-float vectors (AVX-512F).
+struct Bf16Fma512;
+
+impl Kernel for Bf16Fma512 {
+    type Elem = bf16;
+    type Panel = Vec<__m512>;
+
+    fn pack(&self, n: usize, k: usize, rhs: (*const f32, isize, isize)) -> Self::Panel {
+        F32Fma512.pack(n, k, rhs)
+    }
+
+    unsafe fn tile(&self, a: &[*const bf16; ROWS], _k: usize, panel: &Self::Panel, tile: &mut Tile) {
+        // SAFETY: the caller's contract (rows of panel.len() elements, AVX-512F).
+        unsafe { bf16_fma512_tile(a, panel, tile) }
+    }
+}
+
+/// The inner loop of [`Bf16Fma512`].
+///
+/// # Safety
+/// Each row must be valid for `panel.len()` elements; the CPU must have AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn bf16_fma512_tile(a: &[*const bf16; ROWS], panel: &[__m512], tile: &mut Tile) {
+    let mut acc = [_mm512_setzero_ps(); ROWS];
+    let mut wide = [[0f32; CHUNK]; ROWS];
+    for (c, steps) in panel.chunks(CHUNK).enumerate() {
+        for (w, &row) in wide.iter_mut().zip(a) {
+            // SAFETY: elements c·CHUNK.. of the row, steps.len() of them.
+            unsafe { widen_chunk(row, c * CHUNK, steps.len(), w) };
+        }
+        for (j, b) in steps.iter().enumerate() {
+            for (acc, w) in acc.iter_mut().zip(&wide) {
+                // SAFETY: a reference to a float. `% CHUNK` drops the bounds check (j < CHUNK).
+                let x = _mm512_broadcastss_ps(unsafe { _mm_load_ss(&w[j % CHUNK]) });
+                *acc = _mm512_fmadd_ps(x, *b, *acc);
+            }
+        }
+    }
+    for (acc, out) in acc.iter().zip(tile.iter_mut()) {
+        // SAFETY: a row of the tile holds 16 floats.
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr(), *acc) };
+    }
+}
+
+/// Two 8-float accumulators per row into the tile.
+#[target_feature(enable = "avx2")]
+fn store_tile(acc: &[[__m256; 2]; ROWS], tile: &mut Tile) {
     for (acc, out) in acc.iter().zip(tile.iter_mut()) {
         let (lo, hi) = out.split_at_mut(8);
         // SAFETY: each half holds 8 floats.
@@ -134,5 +394,125 @@ unsafe fn microkernel(a: &[*const f32; ROWS], panel: &[[__m256; 2]], tile: &mut 
             _mm256_storeu_ps(lo.as_mut_ptr(), acc[0]);
             _mm256_storeu_ps(hi.as_mut_ptr(), acc[1]);
         }
+    }
+}
+
+/// The AVX2 inner loop of [`F32Fma`]: `load(row, p)` broadcasts A's element p.
+///
+/// # Safety
+/// Each row must be valid for `panel.len()` elements; the CPU must have AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn fma_tile<E>(a: &[*const E; ROWS], panel: &[[__m256; 2]], tile: &mut Tile, load: impl Fn(*const E, usize) -> __m256) {
+    let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
+    for (p, [lo, hi]) in panel.iter().enumerate() {
+        for (acc, &row) in acc.iter_mut().zip(a) {
+            let x = load(row, p);
+            acc[0] = _mm256_fmadd_ps(x, *lo, acc[0]);
+            acc[1] = _mm256_fmadd_ps(x, *hi, acc[1]);
+        }
+    }
+    store_tile(&acc, tile);
+}
+
+/// f32 A, one FMA per product on 16-float vectors (AVX-512F): half the instructions of
+/// [`F32Fma`] for the same sums, in the same order.
+struct F32Fma512;
+
+impl Kernel for F32Fma512 {
+    type Elem = f32;
+    type Panel = Vec<__m512>;
+
+    fn pack(&self, n: usize, k: usize, rhs: (*const f32, isize, isize)) -> Self::Panel {
+        // SAFETY: [f32; 16] and __m512 have the same size, and every bit pattern is valid.
+        panel_rows(n, k, rhs).map(|row| unsafe { std::mem::transmute::<[f32; PANEL], __m512>(row) }).collect()
+    }
+
+    unsafe fn tile(&self, a: &[*const f32; ROWS], _k: usize, panel: &Self::Panel, tile: &mut Tile) {
+        // SAFETY: the caller's contract (rows of panel.len() floats, AVX-512F).
+        unsafe { fma512_tile(a, panel, tile) }
+    }
+}
+
+/// The inner loop of [`F32Fma512`].
+///
+/// # Safety
+/// Each row must be valid for `panel.len()` floats; the CPU must have AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn fma512_tile(a: &[*const f32; ROWS], panel: &[__m512], tile: &mut Tile) {
+    let mut acc = [_mm512_setzero_ps(); ROWS];
+    for (p, b) in panel.iter().enumerate() {
+        for (acc, &row) in acc.iter_mut().zip(a) {
+            // SAFETY: p < panel.len(), inside the row.
+            let x = _mm512_broadcastss_ps(unsafe { _mm_load_ss(row.wrapping_add(p)) });
+            *acc = _mm512_fmadd_ps(x, *b, *acc);
+        }
+    }
+    for (acc, out) in acc.iter().zip(tile.iter_mut()) {
+        // SAFETY: a row of the tile holds 16 floats.
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr(), *acc) };
+    }
+}
+
+/// bf16 A times one column b (a single stream's decoding step): each row of A widened eight
+/// elements at a time and multiplied into eight partial sums against b, which are added in a
+/// fixed order at the end (AVX2). Reads A once, as the panel kernels do, without their idle
+/// lanes.
+struct Bf16Gemv;
+
+impl Kernel for Bf16Gemv {
+    type Elem = bf16;
+    /// b in 8-float vectors, zero past k.
+    type Panel = Vec<__m256>;
+
+    fn pack(&self, _n: usize, k: usize, rhs: (*const f32, isize, isize)) -> Self::Panel {
+        let b: Vec<f32> = panel_rows(1, k, rhs).map(|row| row[0]).collect();
+        b.chunks(8)
+            .map(|c| {
+                let mut v = [0f32; 8];
+                v[..c.len()].copy_from_slice(c);
+                // SAFETY: [f32; 8] and __m256 have the same size; every bit pattern is valid.
+                unsafe { std::mem::transmute::<[f32; 8], __m256>(v) }
+            })
+            .collect()
+    }
+
+    unsafe fn tile(&self, a: &[*const bf16; ROWS], k: usize, panel: &Self::Panel, tile: &mut Tile) {
+        // SAFETY: the caller's contract (rows of k elements, AVX2 and FMA).
+        unsafe { gemv_tile(a, k, panel, tile) }
+    }
+}
+
+/// The inner loop of [`Bf16Gemv`]: `tile[i][0] = Σ_p a[i][p]·b[p]`.
+///
+/// # Safety
+/// Each row must be valid for k elements, `b` holds k floats; the CPU must have AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemv_tile(a: &[*const bf16; ROWS], k: usize, b: &[__m256], tile: &mut Tile) {
+    let mut acc = [_mm256_setzero_ps(); ROWS];
+    let whole = k / 8;
+    for (c, bv) in b[..whole].iter().enumerate() {
+        for (acc, &row) in acc.iter_mut().zip(a) {
+            // SAFETY: elements 8c..8c + 8 of the row. A plain read (see `Bf16Fma`).
+            let bits: [u16; 8] = unsafe { *row.wrapping_add(8 * c).cast::<[u16; 8]>() };
+            // SAFETY: [u16; 8] and __m128i have the same size.
+            let bits = unsafe { std::mem::transmute::<[u16; 8], __m128i>(bits) };
+            let x = _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(bits)));
+            *acc = _mm256_fmadd_ps(x, *bv, *acc);
+        }
+    }
+    // SAFETY: [f32; 8] and __m256 have the same size.
+    let tail_b: [f32; 8] = b.get(whole).map_or([0.0; 8], |v| unsafe { std::mem::transmute::<__m256, [f32; 8]>(*v) });
+    for ((acc, &row), out) in acc.iter().zip(a).zip(tile.iter_mut()) {
+        // SAFETY: [f32; 8] and __m256 have the same size.
+        let lanes = unsafe { std::mem::transmute::<__m256, [f32; 8]>(*acc) };
+        let tail: f32 = (8 * whole..k)
+            .map(|p| {
+                // SAFETY: p < k, inside the row.
+                let x = unsafe { *row.wrapping_add(p) };
+                x.to_f32() * tail_b[p - 8 * whole]
+            })
+            .sum();
+        out[0] = lanes.iter().sum::<f32>() + tail;
     }
 }

@@ -51,8 +51,19 @@ fn check(name: &str) {
     }
     let batch = exact.batch();
     let logits = flat3(model.net.logits(model.net.forward(&batch, None, &mut Taps::none())));
-    let real = |v: &[f32]| real_positions(v, &batch, model.config.vocab_size);
+    let vocab = model.config.vocab_size;
+    let real = |v: &[f32]| real_positions(v, &batch, vocab);
     assert_close(&format!("{name} bf16 batch logits"), &real(&logits), &real(&rounded.f32("batch_logits").0), TOL_ROUNDED);
+    // The decoding layout (bf16 weights column-major, read in place by `skinny`'s bf16 kernels):
+    // the same logits and greedy tokens.
+    let model = model.into_decoding();
+    assert_eq!(model.net.layers[0].mlp.down_proj.weight.val().dtype(), DType::BF16, "{name}: the decoding layout keeps bf16");
+    let logits = flat3(model.net.logits(model.net.forward(&batch, None, &mut Taps::none())));
+    assert_close(&format!("{name} bf16 batch logits, decoding layout"), &real(&logits), &real(&rounded.f32("batch_logits").0), TOL_ROUNDED);
+    let ids = exact.ids("ids_0");
+    let want = rounded.ids("greedy_0");
+    let opts = GreedyOptions { line_breaks: None, no_repeat_ngram: 0, max_new_tokens: want.len(), stop_ids: vec![], pad_id: 0 };
+    assert_eq!(greedy(&model.net, std::slice::from_ref(&ids), &opts)[0], want, "{name} bf16 decoding layout: greedy tokens");
 }
 
 #[test]

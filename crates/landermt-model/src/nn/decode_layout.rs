@@ -12,7 +12,7 @@ use burn::tensor::{DType, Device, Tensor};
 
 use crate::model::Transformer;
 
-/// `net` with every f32 matrix of its blocks stored column-major, on flex outside autodiff;
+/// `net` with every f32 or bf16 matrix of its blocks stored column-major, on flex outside autodiff;
 /// elsewhere unchanged. The embedding stays row-major: the tied head reads its rows.
 pub fn column_major(mut net: Transformer) -> Transformer {
     if !crate::nn::on_host(&net.embed_tokens.val()) {
@@ -27,11 +27,11 @@ struct ColumnMajor;
 impl ModuleMapper for ColumnMajor {
     fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let t = p.val();
-        if D != 2 || t.dtype() != DType::F32 || t.is_require_grad() {
+        if D != 2 || !matches!(t.dtype(), DType::F32 | DType::BF16) || t.is_require_grad() {
             return p;
         }
         // Wᵀ made contiguous, then viewed as W again: the same [in, out] matrix, column-major.
-        let transposed = Tensor::<D>::from_data(t.clone().swap_dims(0, 1).into_data(), &Device::flex());
+        let transposed = Tensor::<D>::from_data(t.clone().swap_dims(0, 1).into_data(), (&Device::flex(), t.dtype()));
         Param::initialized(p.id, transposed.swap_dims(0, 1))
     }
 }

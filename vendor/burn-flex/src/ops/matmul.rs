@@ -116,6 +116,54 @@ pub fn set_f32_gemm(hook: Option<F32Gemm>) {
     F32_GEMM.store(ptr, core::sync::atomic::Ordering::Release);
 }
 
+/// One product `out = a · b` with `a` a tall bf16 matrix (`m × k`, unit column stride, row
+/// stride `a_rs`) and `b` at most 16 f32 columns (`k × n`, any strides); `out` has row and
+/// column strides `out_rs`, `out_cs`. A decoding step's tied head, or `(Wᵀ · xᵀ)ᵀ` for a
+/// column-major bf16 weight W (landermt patch).
+#[derive(Debug, Clone, Copy)]
+pub struct Bf16TallArgs {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a: *const bf16,
+    pub a_rs: isize,
+    pub b: *const f32,
+    pub b_rs: isize,
+    pub b_cs: isize,
+    pub out: *mut f32,
+    pub out_rs: isize,
+    pub out_cs: isize,
+}
+
+/// An external kernel for [`Bf16TallArgs`] products: it writes `out` and returns true, or
+/// returns false without touching `out`.
+///
+/// # Safety
+/// Called with pointers valid for the described matrices; it must not keep them.
+pub type Bf16Tall = unsafe fn(&Bf16TallArgs) -> bool;
+
+static BF16_TALL: core::sync::atomic::AtomicPtr<()> = core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+
+/// Registers (or, with `None`, removes) the external kernel for tall bf16 × few-column products.
+pub fn set_bf16_tall(hook: Option<Bf16Tall>) {
+    let ptr = hook.map_or(core::ptr::null_mut(), |f| f as *mut ());
+    BF16_TALL.store(ptr, core::sync::atomic::Ordering::Release);
+}
+
+/// Hands the product to the registered [`Bf16Tall`] kernel, if any.
+///
+/// # Safety
+/// As [`Bf16Tall`].
+unsafe fn external_bf16_tall(args: &Bf16TallArgs) -> bool {
+    let hook = BF16_TALL.load(core::sync::atomic::Ordering::Acquire);
+    if hook.is_null() {
+        return false;
+    }
+    // SAFETY: only `set_bf16_tall` stores into BF16_TALL, and it stores a `Bf16Tall`.
+    let hook: Bf16Tall = unsafe { core::mem::transmute::<*mut (), Bf16Tall>(hook) };
+    unsafe { hook(args) }
+}
+
 impl GemmScalar for f64 {
     fn zero() -> Self {
         0.0
@@ -620,6 +668,12 @@ fn matmul_mixed(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
     let out = output.storage_mut::<f32>().as_mut_ptr();
     let (lhs_rs, lhs_cs) = get_2d_strides(lhs.layout());
     let (rhs_rs, rhs_cs) = get_2d_strides(rhs.layout());
+    if let Some(args) = tall_bf16(&lhs, &rhs, (m, k, n), out) {
+        // SAFETY: the operands' storage and strides describe the matrices of `args`.
+        if unsafe { external_bf16_tall(&args) } {
+            return output;
+        }
+    }
     if rhs.dtype() == DType::BF16 && m <= FEW && rhs_cs == 1 && few_rows_kernels() {
         let x = packed_rows(lhs.storage::<f32>(), lhs.layout().start_offset(), m, k, lhs_rs, lhs_cs);
         let w = &rhs.storage::<bf16>()[rhs.layout().start_offset()..];
@@ -670,6 +724,25 @@ fn matmul_mixed(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
         }
     }
     output
+}
+
+/// `lhs · rhs` as a [`Bf16TallArgs`] product where it is one: a bf16 `lhs` with unit column
+/// stride times at most FEW columns, or at most FEW rows times a column-major bf16 `rhs`, as
+/// `(rhsᵀ · lhsᵀ)ᵀ`.
+fn tall_bf16(lhs: &FlexTensor, rhs: &FlexTensor, (m, k, n): (usize, usize, usize), out: *mut f32) -> Option<Bf16TallArgs> {
+    let (lhs_rs, lhs_cs) = get_2d_strides(lhs.layout());
+    let (rhs_rs, rhs_cs) = get_2d_strides(rhs.layout());
+    if lhs.dtype() == DType::BF16 && n <= FEW && lhs_cs == 1 {
+        let a = unsafe { lhs.storage::<bf16>().as_ptr().add(lhs.layout().start_offset()) };
+        let b = unsafe { rhs.storage::<f32>().as_ptr().add(rhs.layout().start_offset()) };
+        return Some(Bf16TallArgs { m, n, k, a, a_rs: lhs_rs, b, b_rs: rhs_rs, b_cs: rhs_cs, out, out_rs: n as isize, out_cs: 1 });
+    }
+    if rhs.dtype() == DType::BF16 && m <= FEW && (rhs_rs == 1 || k == 1) {
+        let a = unsafe { rhs.storage::<bf16>().as_ptr().add(rhs.layout().start_offset()) };
+        let b = unsafe { lhs.storage::<f32>().as_ptr().add(lhs.layout().start_offset()) };
+        return Some(Bf16TallArgs { m: n, n: m, k, a, a_rs: rhs_cs, b, b_rs: lhs_cs, b_cs: lhs_rs, out, out_rs: 1, out_cs: n as isize });
+    }
+    None
 }
 
 /// Products with at most this many rows (a decoding step's) read the bf16 weight once, in
