@@ -12,12 +12,13 @@ bench`'s workloads, for the optional third column of issue 41, item 5:
     $LLAMACPP bench/llamacpp_reference.py --inputs target/bench/inputs-gemma.json --gguf F.gguf --threads 2
 
 The GGUF is the bench's model at the precision the other columns compute in: `cargo xtask
-export --config configs/en-fr.toml --method none --format gguf --out F.gguf` writes Gemma 3
-270M's weights (the bench's q4_k_m file, dequantized as we and transformers load it) as f32.
-Prints one JSON object per workload.
+bench --vs-llamacpp PYTHON` writes it (`llamacpp-gemma-f32.gguf` in its output folder) and runs
+this script per workload; by hand, `cargo xtask export --config configs/en-fr.toml --method
+none --format gguf --out F.gguf` writes the same file. Prints one JSON object per workload.
 """
 import argparse
 import json
+import resource
 import time
 
 from llama_cpp import Llama
@@ -39,7 +40,9 @@ def main():
     llm = Llama(model_path=args.gguf, n_ctx=1024, n_batch=512, n_threads=args.threads, n_threads_batch=args.threads, type_k=kv, type_v=kv, verbose=False)
     for w in args.workload or ["decode-b1", "translate"]:
         out = decode_b1(llm, inp) if w == "decode-b1" else translate(llm, inp)
-        print(json.dumps({"workload": w, "side": "llama.cpp", **out}), flush=True)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        # `flops`: not counted on this side (the bench's ratios are of rates).
+        print(json.dumps({"workload": w, "side": "llama.cpp", "flops": 0.0, "peak_rss_mb": peak, **out}), flush=True)
 
 
 def greedy(llm, tokens, limit, stop):

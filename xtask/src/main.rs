@@ -216,6 +216,10 @@ enum Cmd {
         /// `bf16`: our frozen weights stored in bf16 (`model.dtype`), PyTorch under bf16 autocast.
         #[arg(long, default_value = "f32")]
         dtype: landermt_model::WeightDtype,
+        /// Also run llama.cpp on Gemma's decode-b1 and translate, with this Python (the one
+        /// `bash bench/llamacpp-venv.sh` prints), over an f32 GGUF of the same weights.
+        #[arg(long, env = "LANDERMT_LLAMACPP_PYTHON")]
+        vs_llamacpp: Option<String>,
     },
     /// One workload of `bench` in this process, printed as a JSON line (what `bench` runs).
     #[command(hide = true)]
@@ -365,10 +369,10 @@ fn run(command: Cmd) -> Result<()> {
             println!("{}\n{kernel}", path.display());
             Ok(())
         }
-        Cmd::Bench { model, workload, vs_torch, python, out, backend, torch_device, dtype } => {
+        Cmd::Bench { model, workload, vs_torch, python, out, backend, torch_device, dtype, vs_llamacpp } => {
             let models = if model.is_empty() { bench::BenchModel::ALL.to_vec() } else { model };
             let workloads = if workload.is_empty() { bench::Workload::ALL.to_vec() } else { workload };
-            bench::bench(&bench::BenchArgs { models, workloads, vs_torch, python, models_dir: out.clone(), out, backend, torch_device, dtype }).map(drop)
+            bench::bench(&bench::BenchArgs { models, workloads, vs_torch, python, models_dir: out.clone(), out, backend, torch_device, dtype, llamacpp: vs_llamacpp }).map(drop)
         }
         Cmd::BenchOne { workload, model, inputs, backend, dtype } => bench_one(workload, &model, &inputs, backend, dtype),
         Cmd::CheckGpu => check_gpu(),

@@ -742,12 +742,60 @@ pub struct BenchArgs {
     pub torch_device: String,
     /// Our frozen weights' storage; PyTorch runs under bf16 autocast when it is bf16.
     pub dtype: WeightDtype,
+    /// The Python with llama-cpp-python (`bench/llamacpp-venv.sh`): llama.cpp as a third side
+    /// on Gemma's decode-b1 and translate (`bench/llamacpp_reference.py`), over an f32 GGUF of
+    /// the same weights.
+    pub llamacpp: Option<String>,
+}
+
+/// llama.cpp's measurement of one workload, beside ours (issue 41, item 5).
+pub struct LlamacppRow {
+    pub model: BenchModel,
+    pub ours: Measured,
+    pub theirs: Measured,
+}
+
+/// The workloads `bench/llamacpp_reference.py` runs.
+fn llamacpp_runs(model: BenchModel, w: Workload) -> bool {
+    model == BenchModel::Gemma && matches!(w, Workload::DecodeB1 | Workload::Translate)
+}
+
+/// `loaded` as an f32 GGUF in `dir` (written once), for llama.cpp.
+fn llamacpp_gguf(loaded: &LanguageModel, dir: &Path) -> Result<PathBuf> {
+    let path = dir.join("llamacpp-gemma-f32.gguf");
+    if !path.exists() {
+        landermt_model::export::gguf::write_gguf(loaded, &loaded.net, &path, landermt_model::export::gguf::GgufType::F32)?;
+    }
+    Ok(path)
+}
+
+/// llama.cpp's side of workload `w`, or an error that says how to set it up.
+fn llamacpp_side(python: &str, w: Workload, inputs: &Path, gguf: &Path) -> Result<Measured> {
+    let mut cmd = Command::new(python);
+    cmd.arg(repo_file("bench/llamacpp_reference.py")).args(["--workload", w.name(), "--threads", &threads().to_string()]).arg("--inputs").arg(inputs).arg("--gguf").arg(gguf);
+    child(cmd, &format!("llama.cpp {} (set up its Python with `bash bench/llamacpp-venv.sh`)", w.name()))
+}
+
+/// The llama.cpp table: rates, their ratio, and for translate the lines where the hypotheses
+/// agree.
+fn llamacpp_table(rows: &[LlamacppRow]) -> String {
+    let mut s = String::from("| model | workload | unit/s | landermt | llama.cpp | landermt ÷ llama.cpp | llama.cpp note |\n|---|---|---|---:|---:|---:|---|\n");
+    for r in rows {
+        let mut note = r.theirs.note.clone();
+        if !r.theirs.hypotheses.is_empty() {
+            let same = r.ours.hypotheses.iter().zip(&r.theirs.hypotheses).filter(|(a, b)| a == b).count();
+            note += &format!("; same hypothesis as ours on {same}/{} lines", r.ours.hypotheses.len());
+        }
+        s += &format!("| {} | {} | {} | {:.1} | {:.1} | **{:.2}×** | {note} |\n", r.model.label(), r.ours.workload, r.ours.unit, r.ours.rate(), r.theirs.rate(), r.ours.rate() / r.theirs.rate());
+    }
+    s
 }
 
 /// What one `bench` measured: the GEMM pair, and one row per model and workload.
 pub struct BenchResults {
     pub gemm: Option<(Measured, Option<Measured>)>,
     pub rows: Vec<(BenchModel, Measured, Option<Measured>)>,
+    pub llamacpp: Vec<LlamacppRow>,
 }
 
 /// A file of this repository: where the binary was built, or else (a prebuilt binary carried to
@@ -787,6 +835,7 @@ pub fn bench(args: &BenchArgs) -> Result<BenchResults> {
     let script = repo_file("bench/torch_reference.py");
     let mut rows: Vec<(BenchModel, Measured, Option<Measured>)> = Vec::new();
     let mut gemm: Option<(Measured, Option<Measured>)> = None;
+    let mut llamacpp: Vec<LlamacppRow> = Vec::new();
     for &model in &args.models {
         let path = model_path(model, &args.models_dir)?;
         // The dimensions come from the loader itself, so both sides build the same model.
@@ -798,6 +847,10 @@ pub fn bench(args: &BenchArgs) -> Result<BenchResults> {
             model_inputs.translate = Some(translate_inputs(&path, TRANSLATE_LINES, 16, 64)?);
         }
         std::fs::write(&inputs_path, serde_json::to_string(&model_inputs)?)?;
+        let gguf = match &args.llamacpp {
+            Some(_) if args.workloads.iter().any(|&w| llamacpp_runs(model, w)) => Some(llamacpp_gguf(&loaded, &dir)?),
+            _ => None,
+        };
         drop(loaded);
         for &w in &args.workloads {
             if (w == Workload::Gemm && gemm.is_some()) || (w == Workload::Translate && model_inputs.translate.is_none()) {
@@ -815,7 +868,14 @@ pub fn bench(args: &BenchArgs) -> Result<BenchResults> {
             } else {
                 None
             };
+            let llama = match (&args.llamacpp, &gguf) {
+                (Some(python), Some(gguf)) if llamacpp_runs(model, w) => Some(llamacpp_side(python, w, &inputs_path, gguf)?),
+                _ => None,
+            };
             let (ours, theirs) = compare_hypotheses(ours, theirs, &dir)?;
+            if let Some(llama) = llama {
+                llamacpp.push(LlamacppRow { model, ours: ours.clone(), theirs: llama });
+            }
             eprintln!("  ours {:.1} {}/s{}", ours.rate(), ours.unit, theirs.as_ref().map(|t| format!(", PyTorch {:.1}", t.rate())).unwrap_or_default());
             if w == Workload::Gemm {
                 gemm = Some((ours, theirs));
@@ -824,19 +884,23 @@ pub fn bench(args: &BenchArgs) -> Result<BenchResults> {
             }
         }
     }
-    let table = format!("Our f32 GEMM: {}.\n\n{}", landermt_model::blas::current(), table(&rows, gemm.as_ref()));
+    let mut table = format!("Our f32 GEMM: {}.\n\n{}", landermt_model::blas::current(), table(&rows, gemm.as_ref()));
+    if !llamacpp.is_empty() {
+        table += &format!("\nllama.cpp (llama-cpp-python, an f32 GGUF of the same weights, KV cache f32; translate at batch 1 there):\n\n{}", llamacpp_table(&llamacpp));
+    }
     println!("{table}");
     let results = serde_json::json!({
         "threads": threads(),
         "gemm_kernel": landermt_model::blas::current(),
         "gemm": gemm.as_ref().map(|(o, t)| serde_json::json!({ "landermt": o, "torch": t })),
         "rows": rows.iter().map(|(m, o, t)| serde_json::json!({ "model": m, "landermt": o, "torch": t })).collect::<Vec<_>>(),
+        "llamacpp": llamacpp.iter().map(|r| serde_json::json!({ "model": r.model, "landermt": r.ours, "llamacpp": r.theirs })).collect::<Vec<_>>(),
     });
     let json = serde_json::to_string_pretty(&results)?;
     landermt_model::atomic::write_atomic(&dir.join("results.json"), |w| w.write_all(json.as_bytes()))?;
     landermt_model::atomic::write_atomic(&dir.join("results.md"), |w| w.write_all(table.as_bytes()))?;
     eprintln!("wrote {} and results.md", dir.join("results.json").display());
-    Ok(BenchResults { gemm, rows })
+    Ok(BenchResults { gemm, rows, llamacpp })
 }
 
 /// For `translate`: writes both sides' hypotheses next to the results and says in our note on

@@ -238,6 +238,7 @@ fn timings(backend: Backend, opts: &Options, rows: &mut Vec<Row>) {
         backend,
         torch_device: "cuda".into(),
         dtype: landermt_model::WeightDtype::F32,
+        llamacpp: None,
     };
     match bench::bench(&args) {
         Ok(results) => {
