@@ -10,11 +10,12 @@
 //! place, where sgemm packs all of W for every step (17 % of `translate` went to that packing).
 //!
 //! A is f32 ([`F32Fma`]) or bf16 (a `dtype = "bf16"` model's weights, half the bytes per step:
-//! [`Bf16Fma`], [`Bf16Gemv`]), widened to f32 in registers 16 elements at a time, so every
-//! output is the f32 sum of the exact bf16 values. Where the CPU has AVX-512F, products run on
-//! 16-float vectors ([`F32Fma512`], [`Bf16Fma512`]); `LANDERMT_AVX512=0` keeps them on AVX2.
-//! (AVX512-BF16's `vdpbf16ps`, with B split into two bf16 parts to keep it near f32, was
-//! tried and ran 1.3× slower than widening here: BENCHMARKS.md, "bf16 decoding kernels".)
+//! [`Bf16Fma`], [`Bf16Gemv`] for one column), widened to f32 in registers, so every output is
+//! the f32 sum of the exact bf16 values. Where the CPU has AVX-512F, products of more than one
+//! column run on 16-float vectors ([`F32Fma512`], [`Bf16Fma512`]); `LANDERMT_AVX512=0` keeps
+//! them on AVX2. (AVX512-BF16's `vdpbf16ps`, with B split into two bf16 parts to keep it near
+//! f32, was tried and ran 1.3× slower than widening here: BENCHMARKS.md, "bf16 decoding
+//! kernels and AVX-512".)
 //!
 //! Each output is a sum over k in a fixed order, so the result does not depend on the thread
 //! count.
