@@ -323,22 +323,37 @@ unsafe fn widen_chunk(row: *const bf16, from: usize, len: usize, wide: &mut [f32
 #[target_feature(enable = "avx2,fma")]
 unsafe fn bf16_fma_tile(a: &[*const bf16; ROWS], panel: &[[__m256; 2]], tile: &mut Tile) {
     let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
+    // SAFETY: the caller's contract.
+    unsafe {
+        for_widened(a, panel, |[lo, hi], wide| {
+            for (acc, x) in acc.iter_mut().zip(wide) {
+                let x = _mm256_broadcastss_ps(_mm_load_ss(x));
+                acc[0] = _mm256_fmadd_ps(x, *lo, acc[0]);
+                acc[1] = _mm256_fmadd_ps(x, *hi, acc[1]);
+            }
+        })
+    };
+    store_tile(&acc, tile);
+}
+
+/// The loop of the bf16 panel kernels: for each step p of the panel, `step(&panel[p], a_p)`
+/// with `a_p[i]` row i's element p, widened to f32 (CHUNK steps at a time by `widen_chunk`).
+///
+/// # Safety
+/// Each row must be valid for `panel.len()` elements.
+#[inline(always)]
+unsafe fn for_widened<P>(a: &[*const bf16; ROWS], panel: &[P], mut step: impl FnMut(&P, [&f32; ROWS])) {
     let mut wide = [[0f32; CHUNK]; ROWS];
     for (c, steps) in panel.chunks(CHUNK).enumerate() {
         for (w, &row) in wide.iter_mut().zip(a) {
             // SAFETY: elements c·CHUNK.. of the row, steps.len() of them.
             unsafe { widen_chunk(row, c * CHUNK, steps.len(), w) };
         }
-        for (j, [lo, hi]) in steps.iter().enumerate() {
-            for (acc, w) in acc.iter_mut().zip(&wide) {
-                // `% CHUNK` lets the compiler drop the bounds check (j < CHUNK).
-                let x = _mm256_broadcastss_ps(unsafe { _mm_load_ss(&w[j % CHUNK]) });
-                acc[0] = _mm256_fmadd_ps(x, *lo, acc[0]);
-                acc[1] = _mm256_fmadd_ps(x, *hi, acc[1]);
-            }
+        for (j, b) in steps.iter().enumerate() {
+            // `% CHUNK` lets the compiler drop the bounds check (j < CHUNK).
+            step(b, std::array::from_fn(|i| &wide[i][j % CHUNK]));
         }
     }
-    store_tile(&acc, tile);
 }
 
 /// bf16 A widened as in [`Bf16Fma`], one FMA per product on 16-float vectors (AVX-512F).
@@ -365,20 +380,20 @@ impl Kernel for Bf16Fma512 {
 #[target_feature(enable = "avx512f")]
 unsafe fn bf16_fma512_tile(a: &[*const bf16; ROWS], panel: &[__m512], tile: &mut Tile) {
     let mut acc = [_mm512_setzero_ps(); ROWS];
-    let mut wide = [[0f32; CHUNK]; ROWS];
-    for (c, steps) in panel.chunks(CHUNK).enumerate() {
-        for (w, &row) in wide.iter_mut().zip(a) {
-            // SAFETY: elements c·CHUNK.. of the row, steps.len() of them.
-            unsafe { widen_chunk(row, c * CHUNK, steps.len(), w) };
-        }
-        for (j, b) in steps.iter().enumerate() {
-            for (acc, w) in acc.iter_mut().zip(&wide) {
-                // SAFETY: a reference to a float. `% CHUNK` drops the bounds check (j < CHUNK).
-                let x = _mm512_broadcastss_ps(unsafe { _mm_load_ss(&w[j % CHUNK]) });
-                *acc = _mm512_fmadd_ps(x, *b, *acc);
+    // SAFETY: the caller's contract.
+    unsafe {
+        for_widened(a, panel, |b, wide| {
+            for (acc, x) in acc.iter_mut().zip(wide) {
+                *acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(_mm_load_ss(x)), *b, *acc);
             }
-        }
-    }
+        })
+    };
+    store_tile512(&acc, tile);
+}
+
+/// One 16-float accumulator per row into the tile.
+#[target_feature(enable = "avx512f")]
+fn store_tile512(acc: &[__m512; ROWS], tile: &mut Tile) {
     for (acc, out) in acc.iter().zip(tile.iter_mut()) {
         // SAFETY: a row of the tile holds 16 floats.
         unsafe { _mm512_storeu_ps(out.as_mut_ptr(), *acc) };
@@ -449,10 +464,7 @@ unsafe fn fma512_tile(a: &[*const f32; ROWS], panel: &[__m512], tile: &mut Tile)
             *acc = _mm512_fmadd_ps(x, *b, *acc);
         }
     }
-    for (acc, out) in acc.iter().zip(tile.iter_mut()) {
-        // SAFETY: a row of the tile holds 16 floats.
-        unsafe { _mm512_storeu_ps(out.as_mut_ptr(), *acc) };
-    }
+    store_tile512(&acc, tile);
 }
 
 /// bf16 A times one column b (a single stream's decoding step): each row in turn, widened
