@@ -11,7 +11,7 @@ use safetensors::{Dtype, tensor::TensorView};
 
 fn load(model: &str, backend: Backend) -> Result<LanguageModel> {
     let path = landermt_pipeline::resolve_model(model)?;
-    Ok(LanguageModel::load(&path, &landermt_pipeline::gemm_device(backend, &Default::default())?)?)
+    Ok(LanguageModel::load(&path, &landermt_pipeline::gemm_device(backend, &Default::default(), Some(&path))?)?)
 }
 
 fn floats(t: Tensor<3>) -> Vec<f32> {

@@ -188,7 +188,12 @@ enum Cmd {
     FetchModel { name: String },
     /// Download OpenBLAS (the PyPI wheel `scipy-openblas32`) into the cache for the f32 GEMM.
     /// Runs with `model.gemm = "auto"` (the default) do this themselves when it is missing.
-    FetchBlas,
+    FetchBlas {
+        /// MKL instead (the PyPI wheel `mkl`, 229 MB; about 490 MB in the cache). `auto`
+        /// fetches it itself on Intel CPUs only, and measures it wherever it is cached.
+        #[arg(long)]
+        mkl: bool,
+    },
     /// Measure prefill, decoding, training, probe and score throughput and peak memory on
     /// Gemma 3 270M and a LLaMA-shaped model of similar size (see BENCHMARKS.md).
     Bench {
@@ -363,9 +368,10 @@ fn run(command: Cmd) -> Result<()> {
             println!("{}", path.display());
             Ok(())
         }
-        Cmd::FetchBlas => {
-            let path = landermt_model::blas::fetch()?;
-            let kernel = landermt_model::blas::use_openblas(&path, false)?;
+        Cmd::FetchBlas { mkl } => {
+            let vendor = if mkl { landermt_model::blas::Vendor::Mkl } else { landermt_model::blas::Vendor::Openblas };
+            let path = vendor.fetch()?;
+            let kernel = landermt_model::blas::use_library(vendor, &path, false)?;
             println!("{}\n{kernel}", path.display());
             Ok(())
         }

@@ -400,7 +400,7 @@ fn proc_status_mb(key: &str) -> f64 {
 /// one warm-up round.
 pub fn run_ours(workload: Workload, path: &Path, inputs: &Inputs, backend: Backend, dtype: WeightDtype) -> Result<Measured> {
     let s = inputs.shapes;
-    let device = landermt_pipeline::gemm_device(backend, &Default::default())?;
+    let device = landermt_pipeline::gemm_device(backend, &Default::default(), Some(path))?;
     // What the loaded model keeps resident, apart from the peak (which loading may set).
     let resident = std::cell::Cell::new((f64::NAN, f64::NAN));
     let measured = |count: f64, seconds: f64, flops: f64, note: String| Measured {
@@ -839,7 +839,7 @@ pub fn bench(args: &BenchArgs) -> Result<BenchResults> {
     for &model in &args.models {
         let path = model_path(model, &args.models_dir)?;
         // The dimensions come from the loader itself, so both sides build the same model.
-        let loaded = LanguageModel::load(&path, &landermt_pipeline::gemm_device(landermt_model::Backend::Flex, &Default::default())?)?;
+        let loaded = LanguageModel::load(&path, &landermt_pipeline::gemm_device(landermt_model::Backend::Flex, &Default::default(), Some(&path))?)?;
         let params = burn::module::Module::num_params(&loaded.net);
         let inputs_path = dir.join(format!("inputs-{}.json", serde_json::to_value(model)?.as_str().unwrap_or("model")));
         let mut model_inputs = inputs(&loaded.config, params, Shapes::ISSUE);

@@ -193,7 +193,7 @@ struct GemmaParity {
 
 fn gemma_parity(path: &Path, device: &Device) -> Result<GemmaParity> {
     let texts = ["Translate this from English to French:\nEnglish: The cat sleeps on the sofa.\nFrench:", "The history of the region goes back"];
-    let (gpu, cpu) = (LanguageModel::load(path, device)?, LanguageModel::load(path, &landermt_pipeline::gemm_device(Backend::Flex, &Default::default())?)?);
+    let (gpu, cpu) = (LanguageModel::load(path, device)?, LanguageModel::load(path, &landermt_pipeline::gemm_device(Backend::Flex, &Default::default(), Some(path))?)?);
     let greedy_of =
         |m: &LanguageModel, ids: &[u32]| greedy(&m.net, &[ids.to_vec()], &GreedyOptions { line_breaks: None, no_repeat_ngram: 0, max_new_tokens: 32, stop_ids: vec![], pad_id: 0 }).remove(0);
     let mut out = GemmaParity { logit_diff: 0.0, agree: 0, ties: 0, picks: 0, free_run_same: true };
@@ -279,7 +279,7 @@ mod tests {
     #[test]
     fn gemma_parity_feeds_flex_tokens_and_counts_every_pick() {
         let dir = repo_file("tests/fixtures/hf-tiny/gemma3-tiny");
-        let flex = landermt_pipeline::gemm_device(Backend::Flex, &Default::default()).unwrap();
+        let flex = landermt_pipeline::gemm_device(Backend::Flex, &Default::default(), None).unwrap();
         let g = gemma_parity(&dir, &flex).unwrap();
         // The same backend on both sides: every teacher-forced pick is flex's own greedy token.
         assert_eq!((g.logit_diff, g.agree, g.ties, g.picks, g.free_run_same), (0.0, 64, 0, 64, true));

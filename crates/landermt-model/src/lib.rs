@@ -79,15 +79,7 @@ impl LanguageModel {
             return Err(ModelError::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such model file or folder")));
         }
         let weights = Weights::open(path)?;
-        let (config, tokenizer, routing) = match weights.gguf() {
-            Some(g) => (arch::config_from_gguf(g)?, Tokenizer::from_gguf(g)?, None),
-            None => {
-                let config_path = path.join("config.json");
-                let json = arch::read_config_json(&config_path)?;
-                let routing = arch::routed::spec(&json).cloned();
-                (arch::config_from_json(&json, &config_path)?, Tokenizer::from_file(&path.join("tokenizer.json"))?, routing)
-            }
-        };
+        let (config, tokenizer, routing) = read_config(path, &weights)?;
         // A tokenizer larger than the embedding would index past it.
         if tokenizer.vocab_size() > config.vocab_size {
             return Err(ModelError::Tokenizer { path: path.into(), msg: format!("{} tokens but the model embeds only {}", tokenizer.vocab_size(), config.vocab_size) });
@@ -115,8 +107,39 @@ impl LanguageModel {
         self
     }
 
+    /// The model with its linear maps and embedding stored in `dtype` ([`dtype::stored_in`]),
+    /// e.g. a trained system decoded in bf16. bf16 runs on flex only.
+    pub fn stored_in(mut self, dtype: WeightDtype) -> Self {
+        self.net = dtype::stored_in(self.net, dtype);
+        self
+    }
+
     /// Encodes `text` with the model's usual special tokens.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         self.tokenizer.encode(text, true)
     }
+}
+
+/// The configuration, tokenizer and routing spec of the model at `path`, whose weights are open.
+fn read_config(path: &Path, weights: &Weights) -> Result<(ModelConfig, Tokenizer, Option<serde_json::Value>)> {
+    Ok(match weights.gguf() {
+        Some(g) => (arch::config_from_gguf(g)?, Tokenizer::from_gguf(g)?, None),
+        None => {
+            let config_path = path.join("config.json");
+            let json = arch::read_config_json(&config_path)?;
+            let routing = arch::routed::spec(&json).cloned();
+            (arch::config_from_json(&json, &config_path)?, Tokenizer::from_file(&path.join("tokenizer.json"))?, routing)
+        }
+    })
+}
+
+/// The configuration of the model at `path` (a Hugging Face folder or a `.gguf` file), read
+/// without loading its weights: e.g. the sizes of its products before a device is chosen.
+pub fn config_at(path: impl AsRef<Path>) -> Result<ModelConfig> {
+    let path = path.as_ref();
+    if path.is_file() && path.extension().is_some_and(|e| e == "gguf") {
+        return arch::config_from_gguf(&gguf::GgufFile::open(path)?);
+    }
+    let config_path = path.join("config.json");
+    arch::config_from_json(&arch::read_config_json(&config_path)?, &config_path)
 }

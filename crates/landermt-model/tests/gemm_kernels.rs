@@ -3,7 +3,9 @@
 //! products against an f64 triple loop, and the tiny fixture models against transformers'
 //! logits (tests/fixtures/hf-tiny). The kernel is process-global, so everything runs in one
 //! test, in order. OpenBLAS is fetched into the cache when missing (pip, PyPI); where it cannot
-//! be had, the test says so and fails only with `LANDERMT_REQUIRE_BLAS=1` (set by `.ci/run`).
+//! be had, the test says so and fails only with `LANDERMT_REQUIRE_BLAS=1`. MKL is checked the
+//! same way where it is in the cache (`cargo xtask fetch-blas --mkl`, which `.ci/run` runs on
+//! x86_64 Linux); elsewhere its half says SKIPPED, and fails with `LANDERMT_REQUIRE_MKL=1`.
 
 mod common;
 
@@ -134,6 +136,8 @@ fn openblas_and_pure_rust_gemm_match_references() {
     check_mixed_products(&device, "rust");
     let rust_logits = check_fixtures(&device, "rust");
 
+    check_mkl(&device, &rust_logits);
+
     let path = match blas::fetch() {
         Ok(p) => p,
         Err(e) if std::env::var_os("LANDERMT_REQUIRE_BLAS").is_none() => {
@@ -147,11 +151,11 @@ fn openblas_and_pure_rust_gemm_match_references() {
     assert_eq!(blas::current(), kernel);
     // The fixtures are too small for multi-threaded products: send them all to OpenBLAS.
     blas::route_all_products(true);
-    let before = blas::openblas_products();
+    let before = blas::library_products();
     check_products(&device, "openblas");
     check_mixed_products(&device, "openblas");
     let blas_logits = check_fixtures(&device, "openblas");
-    assert!(blas::openblas_products() > before + 100, "the products did not reach OpenBLAS");
+    assert!(blas::library_products() > before + 100, "the products did not reach OpenBLAS");
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
         // Three tall shapes × plain, sliced and batched (the transposed lhs is not row-major),
@@ -169,10 +173,10 @@ fn openblas_and_pure_rust_gemm_match_references() {
     // The default routing: tiny products stay on gemm, larger ones go to OpenBLAS.
     blas::route_all_products(false);
     let on_openblas = |m: usize, k: usize, n: usize| {
-        let before = blas::openblas_products();
+        let before = blas::library_products();
         let a = Tensor::<2>::random([m, k], Distribution::Normal(0.0, 1.0), &device);
         let _ = data(a.matmul(Tensor::<2>::random([k, n], Distribution::Normal(0.0, 1.0), &device)));
-        blas::openblas_products() - before
+        blas::library_products() - before
     };
     assert_eq!(on_openblas(3, 5, 7), 0, "a tiny product went to OpenBLAS");
     assert_eq!(on_openblas(64, 96, 80), 1, "a single-threaded product outside rayon stayed on gemm");
@@ -180,4 +184,29 @@ fn openblas_and_pure_rust_gemm_match_references() {
     check_products(&device, "openblas-default");
     assert_eq!(blas::use_rust(), Kernel::Rust);
     assert_eq!(blas::current(), Kernel::Rust);
+}
+
+/// MKL's half: the same products and fixtures, its logits within the parity limit of the
+/// pure-Rust kernel's.
+fn check_mkl(device: &Device, rust_logits: &[Vec<f32>]) {
+    let path = blas::mkl::cached_library();
+    if !path.exists() {
+        assert!(std::env::var_os("LANDERMT_REQUIRE_MKL").is_none(), "LANDERMT_REQUIRE_MKL is set but MKL is not in the cache ({})", path.display());
+        eprintln!("SKIPPED the MKL half: MKL is not in the cache ({}; `cargo xtask fetch-blas --mkl`)", path.display());
+        return;
+    }
+    let kernel = blas::use_library(blas::Vendor::Mkl, &path, false).unwrap();
+    assert!(matches!(kernel, Kernel::Mkl { .. }), "{kernel:?}");
+    assert_eq!(blas::current(), kernel);
+    blas::route_all_products(true);
+    let before = blas::library_products();
+    check_products(device, "mkl");
+    check_mixed_products(device, "mkl");
+    let mkl_logits = check_fixtures(device, "mkl");
+    assert!(blas::library_products() > before + 100, "the products did not reach MKL");
+    for (r, m) in rust_logits.iter().zip(&mkl_logits) {
+        assert_close("mkl vs rust logits", m, r, 1e-4);
+    }
+    blas::route_all_products(false);
+    assert_eq!(blas::use_rust(), Kernel::Rust);
 }

@@ -73,6 +73,34 @@ fn bf16_weights_match_transformers_over_the_rounded_weights() {
     }
 }
 
+/// `eval.weights = "bf16"`: a model loaded in f32 and rounded afterwards (`stored_in`, as the
+/// eval stage does to a trained system) computes what transformers computes over the rounded
+/// weights, in the decoding layout too; a tensor left in f32 would move the logits past the
+/// limit (gemma3-tiny's bf16 rounding shifts them by up to 0.57).
+#[test]
+fn weights_rounded_after_loading_match_transformers_over_the_rounded_weights() {
+    for name in ["bloom-tiny", "llama-tiny", "gemma3-tiny", "qwen2-tiny"] {
+        let dir = fixtures().join("hf-tiny").join(name);
+        let device = Backend::Flex.device().unwrap();
+        let model = LanguageModel::load(&dir, &device).unwrap().stored_in(WeightDtype::Bf16);
+        let net = &model.net;
+        let attn = &net.layers[0].attn;
+        for (what, t) in [("embedding", net.embed_tokens.val()), ("q_proj", attn.q_proj.weight.val()), ("o_proj", attn.o_proj.weight.val()), ("up_proj", net.layers[0].mlp.up_proj.weight.val())] {
+            assert_eq!(t.dtype(), DType::BF16, "{name}: {what} rounded to bf16");
+        }
+        let rounded = Reference::open(dir.join("reference-bf16.safetensors"));
+        let batch = Reference::open(dir.join("reference.safetensors")).batch();
+        let vocab = model.config.vocab_size;
+        let real = |v: &[f32]| real_positions(v, &batch, vocab);
+        let want = real(&rounded.f32("batch_logits").0);
+        let logits = flat3(net.logits(net.forward(&batch, None, &mut Taps::none())));
+        assert_close(&format!("{name} rounded after loading: batch logits"), &real(&logits), &want, TOL_ROUNDED);
+        let model = model.into_decoding();
+        let logits = flat3(model.net.logits(model.net.forward(&batch, None, &mut Taps::none())));
+        assert_close(&format!("{name} rounded after loading, decoding layout: batch logits"), &real(&logits), &want, TOL_ROUNDED);
+    }
+}
+
 #[test]
 fn bf16_is_refused_off_flex_with_a_clear_error() {
     let Some(device) = Backend::Wgpu.test_device("bf16_is_refused_off_flex_with_a_clear_error") else { return };

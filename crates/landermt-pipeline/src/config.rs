@@ -75,6 +75,12 @@ pub struct EvalSection {
     /// Never repeat an n-gram of this size within a hypothesis (0, the default: off), a guard
     /// against greedy decoding looping to `max_new_tokens`.
     pub no_repeat_ngram: usize,
+    /// What the weights are stored in while decoding and measuring LM loss: unset, as loaded
+    /// (`model.dtype`; a `full` system's in f32); `bf16`, every system's linear maps and
+    /// embedding rounded to bf16 after its delta is merged, read in half the bytes (flex
+    /// only). Keyed only when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weights: Option<WeightDtype>,
     pub batch_size: usize,
     /// 1 for greedy decoding, more for beam search.
     pub beams: usize,
@@ -142,6 +148,7 @@ impl Default for EvalSection {
             max_new_tokens: 128,
             newline: landermt_eval::decode::Newline::AfterText,
             no_repeat_ngram: 0,
+            weights: None,
             batch_size: 8,
             beams: 1,
             shots: 0,
@@ -408,8 +415,8 @@ pub struct ModelSection {
     pub path: Option<PathBuf>,
     #[serde(default)]
     pub backend: Backend,
-    /// The f32 GEMM of the `flex` backend: `auto` (OpenBLAS fetched into the cache, else the
-    /// pure-Rust kernel), `openblas` or `rust`. `$LANDERMT_GEMM` overrides it. Not part of the
+    /// The f32 GEMM of the `flex` backend: `auto` (the fastest of the pure-Rust kernel,
+    /// OpenBLAS and MKL on this machine, measured once), `openblas`, `mkl` or `rust`. `$LANDERMT_GEMM` overrides it. Not part of the
     /// stage keys (serialising skips it): like the thread count, it changes only rounding.
     #[serde(default, skip_serializing)]
     pub gemm: GemmChoice,
@@ -508,6 +515,15 @@ impl RunConfig {
         }
         if cfg.model.dtype != WeightDtype::F32 && cfg.model.backend != Backend::Flex {
             bail!("{}: `{}` runs on the flex backend only (its mixed-precision products are flex's); use dtype = \"f32\" or backend = \"flex\"", at("model", Some("dtype")), cfg.model.dtype);
+        }
+        match cfg.eval.weights {
+            Some(WeightDtype::F32) if cfg.model.dtype != WeightDtype::F32 => {
+                bail!("{}: f32 cannot undo the rounding of weights loaded in `{}` (model.dtype); leave `weights` out or set model.dtype = \"f32\"", at("eval", Some("weights")), cfg.model.dtype)
+            }
+            Some(d) if d != WeightDtype::F32 && cfg.model.backend != Backend::Flex => {
+                bail!("{}: `{d}` runs on the flex backend only (its mixed-precision products are flex's); leave `weights` out or use backend = \"flex\"", at("eval", Some("weights")))
+            }
+            _ => {}
         }
         match (&cfg.model.name, &cfg.model.path) {
             (Some(_), Some(_)) | (None, None) => bail!("{}: needs exactly one of `name` (a known model: {}) or `path`", at("model", None), crate::device::known_names()),
@@ -633,9 +649,11 @@ impl ModelSection {
         }
     }
 
-    /// The backend's device, with the f32 GEMM kernel selected for `flex`.
+    /// The backend's device, with the f32 GEMM kernel selected for `flex` (`auto`: on the
+    /// model's products, if it is already fetched).
     pub fn device(&self) -> Result<burn::tensor::Device> {
-        crate::device::gemm_device(self.backend, &self.gemm)
+        let model = self.resolve(false).ok();
+        crate::device::gemm_device(self.backend, &self.gemm, model.as_deref())
     }
 
     /// The model, fetched if need be, on the configured device (with autodiff if `autodiff`),
@@ -692,6 +710,18 @@ mod tests {
     }
 
     #[test]
+    fn eval_weights_are_validated_and_keyed_only_when_set() {
+        assert!(!serde_json::to_string(&load_str(GOOD).unwrap().eval).unwrap().contains("weights"));
+        let bf16 = load_str(&format!("{GOOD}[eval]\nweights = \"bf16\"\n")).unwrap();
+        assert_eq!(bf16.eval.weights, Some(WeightDtype::Bf16));
+        assert!(serde_json::to_string(&bf16.eval).unwrap().contains("\"weights\":\"bf16\""));
+        let err = format!("{:#}", load_str(&format!("{GOOD}dtype = \"bf16\"\n[eval]\nweights = \"f32\"\n")).unwrap_err());
+        assert!(err.contains(":9: [eval] weights") && err.contains("cannot undo"), "{err}");
+        let err = format!("{:#}", load_str(&format!("{GOOD}backend = \"wgpu\"\n[eval]\nweights = \"bf16\"\n")).unwrap_err());
+        assert!(err.contains(":9: [eval] weights") && err.contains("flex"), "{err}");
+    }
+
+    #[test]
     fn shipped_configs_parse() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
         for entry in std::fs::read_dir(root).unwrap() {
@@ -727,8 +757,10 @@ mod tests {
         for (a, b) in crate::plan::steps(&auto).iter().zip(crate::plan::steps(&rust).iter()) {
             assert_eq!(crate::plan::key(&auto, a).unwrap(), crate::plan::key(&rust, b).unwrap(), "{}", a.name);
         }
-        let err = load_str(&GOOD.replace("[model]\n", "[model]\ngemm = \"mkl\"\n")).unwrap_err().to_string();
-        assert!(err.contains("run.toml:6: invalid config") && err.contains("mkl"), "{err}");
+        let mkl = load_str(&GOOD.replace("[model]\n", "[model]\ngemm = \"mkl\"\n")).unwrap();
+        assert_eq!(mkl.model.gemm, GemmChoice::Mkl);
+        let err = load_str(&GOOD.replace("[model]\n", "[model]\ngemm = \"blis\"\n")).unwrap_err().to_string();
+        assert!(err.contains("run.toml:6: invalid config") && err.contains("blis"), "{err}");
     }
 
     #[test]

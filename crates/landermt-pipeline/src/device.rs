@@ -6,14 +6,18 @@ use anyhow::{Result, bail};
 use landermt_model::{Backend, cache};
 
 /// `backend`'s device; for `flex`, the f32 GEMM kernel is selected first (once per process)
-/// and logged.
-pub fn gemm_device(backend: Backend, gemm: &landermt_model::blas::GemmChoice) -> Result<burn::tensor::Device> {
+/// and logged. `gemm = "auto"` measures the kernels on the products of the model at `model`
+/// (Gemma 3 270M's sizes if none is given or its configuration cannot be read).
+pub fn gemm_device(backend: Backend, gemm: &landermt_model::blas::GemmChoice, model: Option<&std::path::Path>) -> Result<burn::tensor::Device> {
     if backend == Backend::Flex {
         static SELECTED: std::sync::Once = std::sync::Once::new();
         let mut result = Ok(());
-        SELECTED.call_once(|| match landermt_model::blas::select(gemm) {
-            Ok(kernel) => tracing::info!(%kernel, "f32 GEMM"),
-            Err(e) => result = Err(e),
+        SELECTED.call_once(|| {
+            let (hidden, intermediate) = model.and_then(|p| landermt_model::config_at(p).ok()).map_or((640, 2048), |c| (c.hidden_size, c.intermediate_size));
+            match landermt_model::blas::select(gemm, &landermt_model::blas::choose::model_shapes(hidden, intermediate)) {
+                Ok(kernel) => tracing::info!(%kernel, "f32 GEMM"),
+                Err(e) => result = Err(e),
+            }
         });
         result?;
     }

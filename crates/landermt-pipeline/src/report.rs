@@ -54,6 +54,9 @@ pub struct Decoding {
     /// `[eval] no_repeat_ngram` (0: off; absent in reports written before it existed).
     #[serde(default)]
     pub no_repeat_ngram: usize,
+    /// `[eval] weights`, when set: what the weights were stored in while decoding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<String>,
     /// The prompt template (its text before `{tgt}` is what the model was given).
     #[serde(default)]
     pub template: String,
@@ -187,6 +190,9 @@ impl Report {
         }
         if self.icl_shots > 0 {
             md.push_str(&format!("`icl` is the untuned model given the first {} dev pairs of the direction before each test sentence.\n\n", self.icl_shots));
+        }
+        if let Some(dtype) = &self.decoding.weights {
+            md.push_str(&format!("Every system decoded with its linear maps and embedding stored in {dtype} (`[eval] weights`), products summed in f32.\n\n"));
         }
         if self.decoding.no_repeat_ngram > 0 {
             md.push_str(&format!("No {}-gram repeats within a hypothesis (`no_repeat_ngram`).\n\n", self.decoding.no_repeat_ngram));

@@ -197,7 +197,10 @@ impl<'a> Work<'a> {
         let e = &cfg.eval;
         let name = system.name();
         let info = system_info(cfg, system)?;
-        let weights = format!("{model_sha256} {}", info.delta_sha256.as_deref().unwrap_or("-"));
+        let mut weights = format!("{model_sha256} {}", info.delta_sha256.as_deref().unwrap_or("-"));
+        if let Some(dtype) = e.weights {
+            weights.push_str(&format!(" stored in {dtype}"));
+        }
         let dir = cfg.run.dir.join("eval").join(&name);
         let mut lm = Vec::new();
         for &language in &e.lm_languages {
@@ -252,7 +255,7 @@ impl<'a> Work<'a> {
 fn decode_system(cfg: &RunConfig, system: System, sets: &[TestSet], opts: &landermt_eval::decode::DecodeOptions, model_sha256: &str) -> Result<Decoded> {
     let work = Work::of(cfg, system, sets, opts, model_sha256)?;
     work.left_out.iter().for_each(|why| tracing::warn!("{why}"));
-    let model = if work.is_done() { None } else { Some(trained_model(cfg, system)?.into_decoding()) };
+    let model = if work.is_done() { None } else { Some(trained_model(cfg, system)?.stored_in(cfg.eval.weights.unwrap_or_default()).into_decoding()) };
     // A joint run's LANDeRMT variant reads each direction with its pair's routing.
     let routing = super::train::Routing::of(cfg, system)?;
     const LOADED: &str = "the model is loaded when an output is missing";
@@ -508,6 +511,7 @@ pub fn eval(cfg: &RunConfig) -> Result<()> {
             max_new_tokens: e.max_new_tokens,
             stop: opts.newline.describe().into(),
             no_repeat_ngram: e.no_repeat_ngram,
+            weights: e.weights.map(|d| d.to_string()),
             template: cfg.eval_template().to_string(),
         },
         baseline: e.baseline.name().to_string(),
