@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# `[eval] weights = "bf16"` (training in f32, decoding with the weights rounded to bf16)
+# against f32 on the default run's test sets (configs/en-fr.toml: FLORES devtest 501-600,
+# en-fr, fr-en and en-de; every system). First, from the repository root:
+#   cargo xtask pipeline --config configs/en-fr.toml                 (f32, runs/en-fr)
+#   mkdir runs/en-fr-evalbf16 and hard-link runs/en-fr's probe, score, route and train into it
+#   configs/en-fr.toml with name/dir en-fr-evalbf16 and `weights = "bf16"` under [eval]
+#     > runs/en-fr-evalbf16.toml; cargo xtask pipeline --config runs/en-fr-evalbf16.toml
+# Then this script (SACREBLEU: a sacrebleu 2.x command): identical lines, and sacreBLEU's
+# paired bootstrap with f32 as the baseline.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+SACREBLEU=${SACREBLEU:-sacrebleu}
+refs=$(mktemp -d)
+for l in eng_Latn:en fra_Latn:fr deu_Latn:de; do sed -n 501,600p "data/flores200-devtest/${l%%:*}.devtest" > "$refs/ref.${l##*:}"; done
+for sys in none lora full landermt; do
+  for dir in en-fr fr-en en-de; do
+    a=runs/en-fr/eval/$sys/flores.$dir.hyp; b=runs/en-fr-evalbf16/eval/$sys/flores.$dir.hyp
+    echo "== $sys $dir: identical lines $(paste -d '\t' "$a" "$b" | awk -F'\t' '$1==$2' | wc -l)/$(wc -l < "$a")"
+    "$SACREBLEU" "$refs/ref.${dir#*-}" -i "$a" "$b" -m bleu chrf --paired-bs --paired-bs-n 1000 -f text 2>/dev/null | grep -E "Baseline|runs/|p ="
+  done
+done
