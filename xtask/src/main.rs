@@ -284,7 +284,6 @@ fn main() -> std::process::ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    host_default_device();
     // Before the first large buffer: every training step would otherwise fault its gradients
     // and optimizer state in afresh (landermt_model::heap).
     let kept = landermt_model::heap::keep_freed_memory();
@@ -320,18 +319,6 @@ fn claims(write: bool) -> Result<()> {
     }
     println!("every results block and quoted sentence matches the committed results");
     Ok(())
-}
-
-/// Burn puts tensors made without a device on `Device::default()`, which is the GPU in a
-/// build with `wgpu` or `cuda`: a training checkpoint's optimizer state (Adam's moments, 2 GB
-/// for `full` on Gemma) landed there and failed to come back to a flex run (lavapipe cannot
-/// map a 671 MB buffer). Host memory is the right default: each step moves the state to its
-/// parameter's device. `BURN_DEVICE`, when set, still wins.
-fn host_default_device() {
-    if std::env::var_os("BURN_DEVICE").is_none() {
-        // SAFETY: the first statement of main, before any thread exists.
-        unsafe { std::env::set_var("BURN_DEVICE", "flex") };
-    }
 }
 
 fn run(command: Cmd) -> Result<()> {

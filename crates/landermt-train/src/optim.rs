@@ -90,9 +90,9 @@ impl Optim {
     pub fn restored(self, burn: Vec<u8>, st: &SafeTensors, device: &burn::tensor::Device) -> Result<Self, String> {
         let bytes = burn::tensor::Bytes::from_bytes_vec(burn);
         match self {
-            Optim::Dense(o) => Ok(Optim::Dense(o.from_bytes(bytes).map_err(|e| format!("{e:?}"))?)),
+            Optim::Dense(o) => Ok(Optim::Dense(o.from_bytes_on(bytes, device).map_err(|e| format!("{e:?}"))?)),
             Optim::Lazy { lazy, mut moments, rest } => {
-                let rest = rest.from_bytes(bytes).map_err(|e| format!("{e:?}"))?;
+                let rest = rest.from_bytes_on(bytes, device).map_err(|e| format!("{e:?}"))?;
                 for (k, slot) in moments.iter_mut().enumerate() {
                     let Ok(t) = st.tensor(&format!("lazy.{k:05}.t")) else { continue };
                     let read = |part: &str| -> Result<Tensor<2>, String> {

@@ -205,11 +205,9 @@ pub fn save(path: &Path, trainee: &Trainee, optim: Option<&Optim>, state: &State
     Ok(())
 }
 
-/// Loads a checkpoint into `trainee` and `optim`; refuses one from another setup.
-///
-/// Burn reads the optimizer state onto `Device::default()`, and the first step moves it to
-/// each parameter's device. In a build with a GPU backend that default is the GPU: set
-/// `BURN_DEVICE=flex` (the `xtask` binary does) so the state lands in host memory.
+/// Loads a checkpoint into `trainee` and `optim`; refuses one from another setup. The
+/// optimizer state goes on the trainee's device (the vendored burn-optim's `from_bytes_on`),
+/// not on `Device::default()`, which is the GPU in a build with a GPU backend.
 pub fn load(path: &Path, trainee: Trainee, optim: Optim, setup: &serde_json::Value) -> Result<(Trainee, Optim, State), TrainError> {
     let bad = |msg: String| TrainError::Checkpoint { path: path.into(), msg };
     let file = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
