@@ -76,7 +76,7 @@ config("unknown-car", 'car = "taylor"', 'car = "magic"', ["unknown-car.toml:", "
 config("unknown-rule", 'rule = "pairs"', 'rule = "best"', ["unknown-rule.toml:", "best"])
 config("unknown-schedule", "max_len = 160", 'max_len = 160\nschedule = "exponential"', ["unknown-schedule.toml:", "exponential"])
 config("unknown-backend", 'backend = "flex"', 'backend = "tpu"', ["unknown-backend.toml:", "tpu"])
-config("unknown-gemm", 'backend = "flex"', 'backend = "flex"\ngemm = "mkl"', ["unknown-gemm.toml:", "mkl"])
+config("unknown-gemm", 'backend = "flex"', 'backend = "flex"\ngemm = "blis"', ["unknown-gemm.toml:", "blis"])
 config("unknown-model-name", 'path = "tests/fixtures/hf-tiny/llama-tiny"', 'name = "gpt-5"', ["unknown-model-name.toml:", "[model] name", "gpt-5"])
 config("model-name-and-path", 'path = "tests/fixtures/hf-tiny/llama-tiny"', 'path = "tests/fixtures/hf-tiny/llama-tiny"\nname = "gemma-3-270m"', ["model-name-and-path.toml:", "[model]", "exactly one of"])
 config("missing-model-path", 'path = "tests/fixtures/hf-tiny/llama-tiny"', 'path = "tests/fixtures/hf-tiny/no-such-model"', ["missing-model-path.toml:", "[model] path", "does not exist"])
