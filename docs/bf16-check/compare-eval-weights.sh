@@ -3,9 +3,10 @@
 # against f32 on the default run's test sets (configs/en-fr.toml: FLORES devtest 501-600,
 # en-fr, fr-en and en-de; every system). First, from the repository root:
 #   cargo xtask pipeline --config configs/en-fr.toml                 (f32, runs/en-fr)
-#   mkdir runs/en-fr-evalbf16 and hard-link runs/en-fr's probe, score, route and train into it
-#   configs/en-fr.toml with name/dir en-fr-evalbf16 and `weights = "bf16"` under [eval]
-#     > runs/en-fr-evalbf16.toml; cargo xtask pipeline --config runs/en-fr-evalbf16.toml
+#   copy runs/en-fr/eval aside; configs/en-fr.toml with `weights = "bf16"` under [eval]
+#     > runs/en-fr-evalbf16.toml (same name and dir: the stage keys hold the run folder, so
+#     only the decoding runs again); cargo xtask pipeline --config runs/en-fr-evalbf16.toml
+#   move runs/en-fr/eval to runs/en-fr-evalbf16/eval and put the f32 copy back
 # Then this script (SACREBLEU: a sacrebleu 2.x command): identical lines, and sacreBLEU's
 # paired bootstrap with f32 as the baseline.
 set -uo pipefail
