@@ -19,19 +19,20 @@ fn auto_registers_the_fastest_kernel_and_keeps_the_choice() {
     let shapes = [[64, 96, 128], [64, 128, 96]];
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("auto.json");
-    let mut candidates = vec![Candidate::rust()];
-    match blas::fetch() {
-        Ok(path) => candidates.push(Candidate { name: blas::PACKAGE.into(), library: Some((Vendor::Openblas, path)) }),
-        Err(e) => eprintln!("SKIPPED OpenBLAS as a candidate: it cannot be had here ({e})"),
-    }
-    let mkl = blas::mkl::cached_library();
-    if mkl.exists() {
-        candidates.push(Candidate { name: blas::mkl::PACKAGE.into(), library: Some((Vendor::Mkl, mkl)) });
-    }
-    // A library that cannot load is left out of the choice, not an error.
-    candidates.push(Candidate { name: "missing".into(), library: Some((Vendor::Mkl, dir.path().join("libmkl_rt.so.3"))) });
+    let openblas = blas::fetch().inspect_err(|e| eprintln!("SKIPPED OpenBLAS as a candidate: it cannot be had here ({e})")).ok();
+    let mkl = Some(blas::mkl::cached_library()).filter(|p| p.exists());
+    let missing = dir.path().join("libmkl_rt.so.3");
+    // The same candidates for both calls below: the kept choice is keyed by them.
+    let candidates = || {
+        let mut out = vec![Candidate::rust()];
+        out.extend(openblas.clone().map(|path| Candidate { name: blas::PACKAGE.into(), library: Some((Vendor::Openblas, path)) }));
+        out.extend(mkl.clone().map(|path| Candidate { name: blas::mkl::PACKAGE.into(), library: Some((Vendor::Mkl, path)) }));
+        // A library that cannot load is left out of the choice, not an error.
+        out.push(Candidate { name: "missing".into(), library: Some((Vendor::Mkl, missing.clone())) });
+        out
+    };
 
-    let (kernel, measured) = fastest_among(candidates, &shapes, &file).unwrap();
+    let (kernel, measured) = fastest_among(candidates(), &shapes, &file).unwrap();
     let n = measured.candidates.len();
     assert!(!measured.candidates.contains(&"missing".to_string()), "{:?}", measured.candidates);
     assert_eq!(measured.seconds.len(), n);
@@ -53,8 +54,7 @@ fn auto_registers_the_fastest_kernel_and_keeps_the_choice() {
     let mut edited = serde_json::to_value(&measured).unwrap();
     edited["chosen"] = other.clone().into();
     std::fs::write(&file, serde_json::to_vec(&serde_json::json!({ "measurements": [edited] })).unwrap()).unwrap();
-    let again = vec![Candidate::rust(), Candidate { name: blas::PACKAGE.into(), library: Some((Vendor::Openblas, blas::cached_library())) }];
-    let (kernel, kept) = fastest_among(again, &shapes, &file).unwrap();
+    let (kernel, kept) = fastest_among(candidates(), &shapes, &file).unwrap();
     assert_eq!(kept.chosen, other);
     assert_eq!(name_of(&kernel), other);
     assert_eq!(blas::use_rust(), Kernel::Rust);

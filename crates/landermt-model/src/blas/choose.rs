@@ -76,10 +76,11 @@ pub fn fastest(shapes: &[[usize; 3]]) -> Result<Kernel> {
 }
 
 /// Registers the fastest of `candidates` on `shapes`: as kept in `file` for this CPU, thread
-/// count and candidate list, else measured now and kept there. Returns the measurement too.
+/// count and candidate list (only the kept choice is loaded then), else measured now and kept
+/// there. Returns the measurement too.
 pub fn fastest_among(candidates: Vec<Candidate>, shapes: &[[usize; 3]], file: &std::path::Path) -> Result<(Kernel, Measurement)> {
-    // A library that will not load is left out, with a warning.
-    let candidates: Vec<Candidate> = candidates.into_iter().filter(|c| c.activate().inspect_err(|e| tracing::warn!("{} left out of the GEMM choice: {e}", c.name)).is_ok()).collect();
+    let present = |c: &Candidate| c.library.as_ref().is_none_or(|(_, path)| path.exists());
+    let candidates: Vec<Candidate> = candidates.into_iter().filter(present).collect();
     let mut wanted = Measurement {
         cpu: cpu_model(),
         threads: super::library::thread_count(),
@@ -91,16 +92,23 @@ pub fn fastest_among(candidates: Vec<Candidate>, shapes: &[[usize; 3]], file: &s
     let mut kept = read_kept(file);
     if let Some(m) = kept.measurements.iter().find(|m| m.is_for(&wanted))
         && let Some(c) = candidates.iter().find(|c| c.name == m.chosen)
+        && let Ok(kernel) = c.activate()
     {
-        return Ok((c.activate()?, m.clone()));
+        return Ok((kernel, m.clone()));
     }
-    for c in &candidates {
-        c.activate()?;
-        wanted.seconds.push(time_round(shapes)?);
+    // A library that will not load is left out, with a warning.
+    let mut measured: Vec<(Candidate, f64)> = Vec::new();
+    for c in candidates {
+        match c.activate() {
+            Ok(_) => measured.push((c, time_round(shapes)?)),
+            Err(e) => tracing::warn!("{} left out of the GEMM choice: {e}", c.name),
+        }
     }
-    let best = (0..candidates.len()).min_by(|&a, &b| wanted.seconds[a].total_cmp(&wanted.seconds[b])).ok_or_else(|| ModelError::Input("no GEMM kernel to choose from".into()))?;
-    wanted.chosen = candidates[best].name.clone();
-    let times = candidates.iter().zip(&wanted.seconds).map(|(c, s)| format!("{} {:.1} ms", c.name, s * 1e3)).collect::<Vec<_>>().join(", ");
+    let (best, _) = measured.iter().min_by(|a, b| a.1.total_cmp(&b.1)).ok_or_else(|| ModelError::Input("no GEMM kernel to choose from".into()))?;
+    wanted.candidates = measured.iter().map(|(c, _)| c.name.clone()).collect();
+    wanted.seconds = measured.iter().map(|(_, s)| *s).collect();
+    wanted.chosen = best.name.clone();
+    let times = measured.iter().map(|(c, s)| format!("{} {:.1} ms", c.name, s * 1e3)).collect::<Vec<_>>().join(", ");
     tracing::info!(chosen = %wanted.chosen, %times, kept = %file.display(), "f32 GEMM measured on the model's products");
     kept.measurements.retain(|m| !m.is_for(&wanted));
     kept.measurements.push(wanted.clone());
@@ -108,7 +116,7 @@ pub fn fastest_among(candidates: Vec<Candidate>, shapes: &[[usize; 3]], file: &s
     if let Err(e) = crate::atomic::write_atomic(file, |w| w.write_all(&json)) {
         tracing::warn!("the GEMM measurement could not be kept: {e}");
     }
-    Ok((candidates[best].activate()?, wanted))
+    Ok((best.activate()?, wanted))
 }
 
 /// `rust`, OpenBLAS where it can be had, and MKL as the module doc says; a library that cannot
