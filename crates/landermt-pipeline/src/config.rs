@@ -416,8 +416,9 @@ pub struct ModelSection {
     #[serde(default)]
     pub backend: Backend,
     /// The f32 GEMM of the `flex` backend: `auto` (the fastest of the pure-Rust kernel,
-    /// OpenBLAS and MKL on this machine, measured once), `openblas`, `mkl` or `rust`. `$LANDERMT_GEMM` overrides it. Not part of the
-    /// stage keys (serialising skips it): like the thread count, it changes only rounding.
+    /// OpenBLAS and MKL on this machine, measured once), `openblas`, `mkl` or `rust`.
+    /// `$LANDERMT_GEMM` overrides it. Not part of the stage keys (serialising skips it): like
+    /// the thread count, it changes only rounding.
     #[serde(default, skip_serializing)]
     pub gemm: GemmChoice,
     /// What the frozen weights are stored in: `f32` (default) or `bf16`, which halves their

@@ -8,34 +8,17 @@
 
 mod common;
 
-use common::{load, root, stage2};
-use landermt_data::prompt::mixed;
-use landermt_data::{Direction, ParallelSource, read_parallel};
+use common::{delta_tensors, examples, load, stage2};
 use landermt_model::nn::CarMode;
-use landermt_train::{Example, Method, Trainee, example};
-
-fn examples(n: usize) -> Vec<Example> {
-    let model = load();
-    let direction: Direction = "en-fr".parse().unwrap();
-    let source = ParallelSource::Tsv { path: root().join("data/corpus/train.en-fr.tsv"), src_lang: "en".into(), tgt_lang: "fr".into() };
-    let pairs = read_parallel(&source, direction).unwrap();
-    pairs.iter().enumerate().filter_map(|(i, p)| example(&model, direction, p, &mixed()[i % mixed().len()], 80).unwrap()).take(n).collect()
-}
-
-fn trained_tensors(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    let bytes = std::fs::read(dir.join("delta.safetensors")).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut out: Vec<(String, Vec<u8>)> = st.tensors().into_iter().map(|(n, v)| (n, v.data().to_vec())).collect();
-    out.sort();
-    out
-}
+use landermt_train::{Method, Trainee};
 
 #[test]
 fn resuming_puts_the_optimizer_state_on_the_trainees_device_with_wgpu_built() {
     let (scores, neurons, languages) = stage2();
     let mut route = landermt_route::build(&neurons, &scores, [languages[0], languages[1]], &neurons.selected, CarMode::Off).unwrap();
     route.car = CarMode::Learned;
-    let (train, dev) = (vec![examples(8)], examples(2));
+    let model = load();
+    let (train, dev) = (vec![examples(&model, 8)], examples(&model, 2));
     let settings = landermt_train::Settings { lr: 1e-2, batch_size: 2, grad_accum: 1, epochs: 1, warmup_steps: 1, checkpoint_every: 1, ..Default::default() };
     // SAFETY: this test is the binary's only one, and no other thread reads the environment
     // while it is set; the model and data above are loaded on explicit devices.
@@ -60,6 +43,6 @@ fn resuming_puts_the_optimizer_state_on_the_trainees_device_with_wgpu_built() {
         assert_eq!((first.step, all.step), (2, 4), "{method:?}");
         let (_, resumed) = go(killed.path(), None);
         assert_eq!(resumed.losses, all.losses, "{method:?}: the resumed run's losses");
-        assert!(trained_tensors(killed.path()) == trained_tensors(whole.path()), "{method:?}: the resumed run ends with other weights");
+        assert!(delta_tensors(killed.path()) == delta_tensors(whole.path()), "{method:?}: the resumed run ends with other weights");
     }
 }

@@ -7,7 +7,7 @@ mod common;
 use burn::module::Module;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor};
-use common::{load, root, stage2};
+use common::{delta_tensors, examples, load, root, stage2};
 use landermt_data::prompt::mixed;
 use landermt_data::{Direction, ParallelSource, read_parallel};
 use landermt_model::nn::CarMode;
@@ -21,15 +21,6 @@ fn artifacts() -> (Neurons, Route) {
     let (scores, neurons, languages) = stage2();
     let route = landermt_route::build(&neurons, &scores, [languages[0], languages[1]], &neurons.selected, CarMode::Off).unwrap();
     (neurons, route)
-}
-
-fn examples(model: &LanguageModel, n: usize) -> Vec<Example> {
-    let direction: Direction = "en-fr".parse().unwrap();
-    let source = ParallelSource::Tsv { path: root().join("data/corpus/train.en-fr.tsv"), src_lang: "en".into(), tgt_lang: "fr".into() };
-    // Short pairs: the tiny model's tokenizer spends many tokens per word.
-    let pairs = read_parallel(&source, direction).unwrap();
-    let fit = pairs.iter().enumerate().filter_map(|(i, p)| example(model, direction, p, &mixed()[i % mixed().len()], 80).unwrap());
-    fit.take(n).collect()
 }
 
 /// Every float parameter of a module, flattened, in visiting order.
@@ -174,15 +165,6 @@ fn directions_examples(model: &LanguageModel, n: usize) -> Vec<Vec<Example>> {
             pairs.iter().enumerate().filter_map(|(i, p)| example(model, direction, p, &mixed()[i % mixed().len()], 80).unwrap()).take(n).collect()
         })
         .collect()
-}
-
-/// The trained tensors of `delta.safetensors` (its metadata holds timings, which differ).
-fn delta_tensors(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    let bytes = std::fs::read(dir.join("delta.safetensors")).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut out: Vec<(String, Vec<u8>)> = st.tensors().into_iter().map(|(n, v)| (n, v.data().to_vec())).collect();
-    out.sort();
-    out
 }
 
 #[test]
