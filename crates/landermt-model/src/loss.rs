@@ -127,15 +127,79 @@ fn softmax_xent_by_ops(x: Tensor<2>, targets: &[i64], weights: &[f32]) -> (Tenso
 
 /// Each text's mean next-token loss under `model` (its usual special tokens, no prompt), in
 /// left-padded batches of `batch_size`: the held-out LM loss of forgetting.
+///
+/// Texts are batched in order of length (less padding), and only the positions that predict a
+/// real token go through the head: the vocabulary-wide logits of padding were most of the
+/// work (as `sequence_losses`, these are 0 for a text of fewer than two tokens).
 pub fn lm_losses(model: &crate::LanguageModel, texts: &[String], batch_size: usize) -> crate::Result<Vec<f64>> {
     let pad = model.config.pad_token_id.unwrap_or(0);
-    let mut out = Vec::with_capacity(texts.len());
-    for chunk in texts.chunks(batch_size.max(1)) {
-        let ids = chunk.iter().map(|s| model.encode(s)).collect::<crate::Result<Vec<_>>>()?;
-        let batch = Batch::left_padded(&ids, pad);
+    let ids = texts.iter().map(|s| model.encode(s)).collect::<crate::Result<Vec<_>>>()?;
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.sort_by_key(|&i| ids[i].len());
+    let mut out = vec![0f64; texts.len()];
+    for chunk in order.chunks(batch_size.max(1)) {
+        let seqs: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
+        let batch = Batch::left_padded(&seqs, pad);
         let hidden = model.net.forward(&batch, None, &mut crate::Taps::none());
-        let losses: Vec<f32> = sequence_losses(&model.net, &batch, hidden).into_data().try_into_vec().expect("f32");
-        out.extend(losses.iter().map(|&l| l as f64));
+        for (&i, loss) in chunk.iter().zip(real_position_losses(&model.net, &batch, hidden)) {
+            out[i] = loss;
+        }
     }
     Ok(out)
+}
+
+/// Each row's mean of −log p(next token) over its real positions, from the final hidden states
+/// `[B, T, H]` of `batch`, in f64; the logits of padded positions are never computed.
+fn real_position_losses(net: &Transformer, batch: &Batch, hidden: Tensor<3>) -> Vec<f64> {
+    let [b, t, h] = hidden.dims();
+    if t < 2 {
+        return vec![0.0; b];
+    }
+    let (targets, weights) = next_tokens(batch);
+    // Row-major, so each row's predicting positions are one run of `counts[r]`.
+    let keep: Vec<usize> = (0..weights.len()).filter(|&i| weights[i] > 0.0).collect();
+    let mut counts = vec![0usize; b];
+    keep.iter().for_each(|&i| counts[i / (t - 1)] += 1);
+    if keep.is_empty() {
+        return vec![0.0; b];
+    }
+    let device = hidden.device();
+    let at = Tensor::<1, Int>::from_data(TensorData::new(keep.iter().map(|&i| i as i64).collect(), [keep.len()]), &device);
+    let x = hidden.narrow(1, 0, t - 1).reshape([b * (t - 1), h]).select(0, at);
+    let logits = match &net.lm_head {
+        // h·Eᵀ in one product, row-major at once (as in `weighted_nll_for_backward`).
+        None => x.matmul(net.embed_tokens.val().transpose()),
+        Some(w) => x.matmul(w.val()),
+    };
+    let targets: Vec<i64> = keep.iter().map(|&i| targets[i]).collect();
+    let nll = negative_log_likelihoods(logits, &targets, &counts);
+    nll.iter().zip(&counts).map(|(&sum, &n)| if n == 0 { 0.0 } else { sum / n as f64 }).collect()
+}
+
+/// Σ −log softmax(logits_i)[targets_i] over each run of `counts[r]` consecutive rows of
+/// `logits` `[N, V]`: on flex in one fused host pass per row ([`crate::xent`]), elsewhere by ops.
+fn negative_log_likelihoods(logits: Tensor<2>, targets: &[i64], counts: &[usize]) -> Vec<f64> {
+    let [n, v] = logits.dims();
+    if logits.device() == Device::flex() {
+        let mut data: Vec<f32> = logits.into_data().try_into_vec().expect("logits are f32");
+        let mut first = 0;
+        return counts
+            .iter()
+            .map(|&c| {
+                let rows = first..first + c;
+                first += c;
+                crate::xent::softmax_xent_in_place(&mut data[rows.start * v..rows.end * v], v, &targets[rows.clone()], &vec![1.0; c])
+            })
+            .collect();
+    }
+    let at = Tensor::<2, Int>::from_data(TensorData::new(targets.to_vec(), [n, 1]), &logits.device());
+    let log_p: Vec<f32> = log_softmax(logits, 1).gather(1, at).into_data().try_into_vec().expect("f32");
+    let mut first = 0;
+    counts
+        .iter()
+        .map(|&c| {
+            first += c;
+            -log_p[first - c..first].iter().map(|&x| f64::from(x)).sum::<f64>()
+        })
+        .collect()
 }

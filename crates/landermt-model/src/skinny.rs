@@ -1,9 +1,12 @@
 //! Products of a tall row-major matrix with a few columns, `out[m, n] = A[m, k] · B[k, n]` for
-//! n ≤ 16: a decoding step's tied head, `E · hᵀ`, with E the `[vocab, d]` embedding and h the
+//! n ≤ 32: a decoding step's tied head, `E · hᵀ`, with E the `[vocab, d]` embedding and h the
 //! batch's hidden states. OpenBLAS's sgemm packs all of E for every step (110 ms for Gemma's
 //! 262k × 640 head with 16 rows, two threads); these kernels read each row of A once, where it
 //! lies, against B packed into one panel of 16 columns, and keep 6 rows × 16 columns of `out`
 //! in registers (48–52 ms in f32; BENCHMARKS.md, "the decoding head without packing").
+//! With AVX-512, 17 to 32 columns (the eval stage decodes 32 rows at a time) take a panel of 32
+//! columns, two vectors, so A is still read once; on AVX2, whose 16 registers hold one 16-column
+//! block, they take two panels, each reading A. Either beats sgemm, which packs all of A.
 //!
 //! A decoding step's projections `x · W` take the same kernels as `(Wᵀ · xᵀ)ᵀ` when W is stored
 //! column-major (`crate::nn::decode_layout`): then each of W's output columns is a row read in
@@ -28,6 +31,8 @@ use rayon::prelude::*;
 
 /// Columns of the packed panel: two 8-float AVX2 vectors, or one 16-float AVX-512 vector.
 const PANEL: usize = 16;
+/// The most columns a product takes: two AVX-512 panels side by side.
+const MAX_N: usize = 2 * PANEL;
 /// Rows of A per register block: 6 × 2 accumulators, two panel vectors and one broadcast.
 const ROWS: usize = 6;
 /// Shorter matrices go to sgemm: splitting them across threads costs more than it saves.
@@ -35,11 +40,13 @@ const MIN_ROWS: usize = 1024;
 /// The same for a transposed projection, whose alternative packs all of W.
 const MIN_ROWS_TRANSPOSED: usize = 256;
 
-/// The sums of one register block: [`ROWS`] rows × [`PANEL`] columns.
-type Tile = [[f32; PANEL]; ROWS];
+/// The sums of one register block: [`ROWS`] rows × up to [`MAX_N`] columns.
+type Tile = [[f32; MAX_N]; ROWS];
 
 /// One way of computing a register block: how B is packed, and the inner loop over k.
 trait Kernel: Sync {
+    /// Columns of B per panel: a product with more is done one panel of columns at a time.
+    const COLS: usize = PANEL;
     /// An element of A.
     type Elem;
     /// B packed for the inner loop (aligned vectors, so that it is read without `loadu`,
@@ -66,7 +73,7 @@ pub fn applies_transposed(rows: usize, n: usize, k: usize, w_rs: isize, w_cs: is
 }
 
 fn shape_fits(n: usize, k: usize, lhs_cs: isize, lhs_rs: isize) -> bool {
-    (2..=PANEL).contains(&n) && k > 0 && lhs_cs == 1 && lhs_rs >= k as isize && crate::vmath::has_avx2_fma()
+    (2..=MAX_N).contains(&n) && k > 0 && lhs_cs == 1 && lhs_rs >= k as isize && crate::vmath::has_avx2_fma()
 }
 
 /// Whether [`product_bf16`] takes a product with a bf16 A of m rows (either orientation: the
@@ -150,6 +157,7 @@ pub unsafe fn product_with(isa: Isa, m: usize, n: usize, k: usize, lhs: *const f
     unsafe {
         match isa {
             Isa::Avx2 => run(&F32Fma, m, n, k, lhs, lhs_rs, rhs, out),
+            Isa::Avx512 if n > PANEL => run(&F32Fma512x2, m, n, k, lhs, lhs_rs, rhs, out),
             Isa::Avx512 => run(&F32Fma512, m, n, k, lhs, lhs_rs, rhs, out),
         }
     }
@@ -177,17 +185,33 @@ pub unsafe fn product_bf16_with(isa: Isa, m: usize, n: usize, k: usize, lhs: *co
         match (n, isa) {
             (1, _) => run(&Bf16Gemv, m, n, k, lhs, lhs_rs, rhs, out),
             (_, Isa::Avx2) => run(&Bf16Fma, m, n, k, lhs, lhs_rs, rhs, out),
+            (_, Isa::Avx512) if n > PANEL => run(&Bf16Fma512x2, m, n, k, lhs, lhs_rs, rhs, out),
             (_, Isa::Avx512) => run(&Bf16Fma512, m, n, k, lhs, lhs_rs, rhs, out),
         }
     }
 }
 
-/// The product on `kernel`, split over rayon's threads by blocks of rows.
+/// The product on `kernel`, [`Kernel::COLS`] columns of B at a time.
 ///
 /// # Safety
 /// As [`product`], for the kernel's element type.
 #[allow(clippy::too_many_arguments)]
 unsafe fn run<K: Kernel>(kernel: &K, m: usize, n: usize, k: usize, lhs: *const K::Elem, lhs_rs: isize, rhs: (*const f32, isize, isize), out: (*mut f32, isize, isize)) {
+    for first in (0..n).step_by(K::COLS) {
+        let cols = K::COLS.min(n - first);
+        let rhs = (rhs.0.wrapping_offset(first as isize * rhs.2), rhs.1, rhs.2);
+        let out = (out.0.wrapping_offset(first as isize * out.2), out.1, out.2);
+        // SAFETY: columns first..first + cols of B and out, inside what the caller vouched for.
+        unsafe { run_panel(kernel, m, cols, k, lhs, lhs_rs, rhs, out) };
+    }
+}
+
+/// [`run`] for at most [`Kernel::COLS`] columns, split over rayon's threads by blocks of rows.
+///
+/// # Safety
+/// As [`product`], for the kernel's element type, with n ≤ `K::COLS`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_panel<K: Kernel>(kernel: &K, m: usize, n: usize, k: usize, lhs: *const K::Elem, lhs_rs: isize, rhs: (*const f32, isize, isize), out: (*mut f32, isize, isize)) {
     let panel = kernel.pack(n, k, rhs);
     let threads = rayon::current_num_threads().max(1);
     // Several chunks per thread, so a thread slowed by other work does not hold up the rest.
@@ -209,7 +233,7 @@ unsafe fn run<K: Kernel>(kernel: &K, m: usize, n: usize, k: usize, lhs: *const K
 /// As [`product`], for these rows.
 #[allow(clippy::too_many_arguments)]
 unsafe fn rows_block<K: Kernel>(kernel: &K, rows: usize, n: usize, k: usize, a: *const K::Elem, lhs_rs: isize, panel: &K::Panel, (out, out_rs, out_cs): (*mut f32, isize, isize)) {
-    let mut tile = [[0f32; PANEL]; ROWS];
+    let mut tile = [[0f32; MAX_N]; ROWS];
     let mut r = 0;
     while r < rows {
         let take = ROWS.min(rows - r);
@@ -234,10 +258,10 @@ unsafe fn rows_block<K: Kernel>(kernel: &K, rows: usize, n: usize, k: usize, a: 
     }
 }
 
-/// B (`k × n`, strides `rs`, `cs`) as k rows of [`PANEL`] floats, zero past column n.
-fn panel_rows(n: usize, k: usize, (rhs, rs, cs): (*const f32, isize, isize)) -> impl Iterator<Item = [f32; PANEL]> {
+/// B (`k × n`, strides `rs`, `cs`) as k rows of `W` floats, zero past column n (n ≤ W).
+fn panel_rows<const W: usize>(n: usize, k: usize, (rhs, rs, cs): (*const f32, isize, isize)) -> impl Iterator<Item = [f32; W]> {
     (0..k).map(move |p| {
-        let mut row = [0f32; PANEL];
+        let mut row = [0f32; W];
         for (j, v) in row[..n].iter_mut().enumerate() {
             // SAFETY: (p, j) is inside the k × n operand (caller's contract).
             *v = unsafe { *rhs.offset(p as isize * rs + j as isize * cs) };
@@ -391,6 +415,57 @@ unsafe fn bf16_fma512_tile(a: &[*const bf16; ROWS], panel: &[__m512], tile: &mut
     store_tile512(&acc, tile);
 }
 
+/// [`Bf16Fma512`] on 17 to 32 columns, reading A once, as [`F32Fma512x2`].
+struct Bf16Fma512x2;
+
+impl Kernel for Bf16Fma512x2 {
+    const COLS: usize = MAX_N;
+    type Elem = bf16;
+    type Panel = Vec<[__m512; 2]>;
+
+    fn pack(&self, n: usize, k: usize, rhs: (*const f32, isize, isize)) -> Self::Panel {
+        pack512x2(n, k, rhs)
+    }
+
+    unsafe fn tile(&self, a: &[*const bf16; ROWS], _k: usize, panel: &Self::Panel, tile: &mut Tile) {
+        // SAFETY: the caller's contract (rows of panel.len() elements, AVX-512F).
+        unsafe { bf16_fma512x2_tile(a, panel, tile) }
+    }
+}
+
+/// The inner loop of [`Bf16Fma512x2`].
+///
+/// # Safety
+/// Each row must be valid for `panel.len()` elements; the CPU must have AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn bf16_fma512x2_tile(a: &[*const bf16; ROWS], panel: &[[__m512; 2]], tile: &mut Tile) {
+    let mut acc = [[_mm512_setzero_ps(); 2]; ROWS];
+    // SAFETY: the caller's contract.
+    unsafe {
+        for_widened(a, panel, |[lo, hi], wide| {
+            for (acc, x) in acc.iter_mut().zip(wide) {
+                let x = _mm512_broadcastss_ps(_mm_load_ss(x));
+                acc[0] = _mm512_fmadd_ps(x, *lo, acc[0]);
+                acc[1] = _mm512_fmadd_ps(x, *hi, acc[1]);
+            }
+        })
+    };
+    store_tile512x2(&acc, tile);
+}
+
+/// Two 16-float accumulators per row into the tile.
+#[target_feature(enable = "avx512f")]
+fn store_tile512x2(acc: &[[__m512; 2]; ROWS], tile: &mut Tile) {
+    for (acc, out) in acc.iter().zip(tile.iter_mut()) {
+        let (lo, hi) = out.split_at_mut(PANEL);
+        // SAFETY: each half holds 16 floats.
+        unsafe {
+            _mm512_storeu_ps(lo.as_mut_ptr(), acc[0]);
+            _mm512_storeu_ps(hi.as_mut_ptr(), acc[1]);
+        }
+    }
+}
+
 /// One 16-float accumulator per row into the tile.
 #[target_feature(enable = "avx512f")]
 fn store_tile512(acc: &[__m512; ROWS], tile: &mut Tile) {
@@ -467,6 +542,49 @@ unsafe fn fma512_tile(a: &[*const f32; ROWS], panel: &[__m512], tile: &mut Tile)
     store_tile512(&acc, tile);
 }
 
+/// B as k rows of 32 floats in two 16-float vectors, zero past column n.
+fn pack512x2(n: usize, k: usize, rhs: (*const f32, isize, isize)) -> Vec<[__m512; 2]> {
+    // SAFETY: [f32; 32] and [__m512; 2] have the same size, and every bit pattern is valid.
+    panel_rows(n, k, rhs).map(|row| unsafe { std::mem::transmute::<[f32; MAX_N], [__m512; 2]>(row) }).collect()
+}
+
+/// [`F32Fma512`] on 17 to 32 columns: two accumulators per row, so that A is read once for
+/// all of them. Each output is the same sum, in the same order, as a 16-column panel's.
+struct F32Fma512x2;
+
+impl Kernel for F32Fma512x2 {
+    const COLS: usize = MAX_N;
+    type Elem = f32;
+    type Panel = Vec<[__m512; 2]>;
+
+    fn pack(&self, n: usize, k: usize, rhs: (*const f32, isize, isize)) -> Self::Panel {
+        pack512x2(n, k, rhs)
+    }
+
+    unsafe fn tile(&self, a: &[*const f32; ROWS], _k: usize, panel: &Self::Panel, tile: &mut Tile) {
+        // SAFETY: the caller's contract (rows of panel.len() floats, AVX-512F).
+        unsafe { fma512x2_tile(a, panel, tile) }
+    }
+}
+
+/// The inner loop of [`F32Fma512x2`]: 12 accumulators, two panel vectors and a broadcast.
+///
+/// # Safety
+/// Each row must be valid for `panel.len()` floats; the CPU must have AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn fma512x2_tile(a: &[*const f32; ROWS], panel: &[[__m512; 2]], tile: &mut Tile) {
+    let mut acc = [[_mm512_setzero_ps(); 2]; ROWS];
+    for (p, [lo, hi]) in panel.iter().enumerate() {
+        for (acc, &row) in acc.iter_mut().zip(a) {
+            // SAFETY: p < panel.len(), inside the row.
+            let x = _mm512_broadcastss_ps(unsafe { _mm_load_ss(row.wrapping_add(p)) });
+            acc[0] = _mm512_fmadd_ps(x, *lo, acc[0]);
+            acc[1] = _mm512_fmadd_ps(x, *hi, acc[1]);
+        }
+    }
+    store_tile512x2(&acc, tile);
+}
+
 /// bf16 A times one column b (a single stream's decoding step): each row in turn, widened
 /// eight elements at a time into four interleaved partial sums against b, added in a fixed
 /// order at the end (AVX2). Consecutive rows are one sequential read of A: six rows read side
@@ -479,7 +597,7 @@ impl Kernel for Bf16Gemv {
     type Panel = Vec<__m256>;
 
     fn pack(&self, _n: usize, k: usize, rhs: (*const f32, isize, isize)) -> Self::Panel {
-        let b: Vec<f32> = panel_rows(1, k, rhs).map(|row| row[0]).collect();
+        let b: Vec<f32> = panel_rows::<1>(1, k, rhs).map(|row| row[0]).collect();
         b.chunks(8)
             .map(|c| {
                 let mut v = [0f32; 8];

@@ -1,8 +1,8 @@
 //! The decoding kernels for a tall matrix times a few columns (`landermt_model::skinny`), on
 //! every instruction set this CPU has (AVX2; AVX-512F), against f64 products: f32 A, and bf16
 //! A, whose products must be the f32 sums of the exact bf16 values.
-//! Shapes cover row counts that are not multiples of the register block, odd k, one to sixteen
-//! columns, padded rows and transposed operands. A test of an instruction set the CPU lacks
+//! Shapes cover row counts that are not multiples of the register block, odd k, one to 32
+//! columns (more than 16 take AVX-512's two-vector panel, or two AVX2 panels), padded rows and transposed operands. A test of an instruction set the CPU lacks
 //! says SKIPPED and which; the AVX2 ones run everywhere the crate's kernels do.
 #![cfg(target_arch = "x86_64")]
 
@@ -40,7 +40,7 @@ fn assert_within(what: &str, got: &[f32], (exact, scale): &(Vec<f64>, Vec<f64>),
     }
 }
 
-const SHAPES: [(usize, usize, usize); 6] = [(7, 5, 3), (4099, 72, 16), (2053, 33, 9), (1031, 640, 2), (300, 641, 1), (13, 7, 16)];
+const SHAPES: [(usize, usize, usize); 9] = [(7, 5, 3), (4099, 72, 16), (2053, 33, 9), (1031, 640, 2), (300, 641, 1), (13, 7, 16), (1037, 65, 32), (611, 129, 17), (2050, 40, 24)];
 
 /// f32 summation's bound for k terms, with room for the few extra roundings of a blocked sum.
 fn f32_bound(k: usize) -> f64 {
@@ -106,6 +106,40 @@ fn bf16_kernels_match_f64_products_of_the_bf16_values() {
     }
 }
 
+/// A row's sums do not depend on how many columns share the product: 32 columns in one
+/// product equal its two 16-column halves, bit for bit (a batch's row decodes the same
+/// whatever else is in the batch).
+#[test]
+fn wide_products_equal_narrow_ones_bit_for_bit() {
+    let (m, k, n) = (1031, 67, 32);
+    let a = values(m * k, 7);
+    let a16: Vec<bf16> = a.iter().map(|&x| bf16::from_f32(x)).collect();
+    let b = values(k * n, 8);
+    for isa in isas("wide products") {
+        // B's columns `cols` as a row-major k × cols matrix.
+        let columns = |cols: std::ops::Range<usize>| -> Vec<f32> { (0..k).flat_map(|p| cols.clone().map(move |j| (p, j))).map(|(p, j)| b[p * n + j]).collect() };
+        let product = |cols: std::ops::Range<usize>, bf: bool| -> Vec<f32> {
+            let (bc, w) = (columns(cols.clone()), cols.len());
+            let mut out = vec![0f32; m * w];
+            // SAFETY: the buffers hold the matrices their strides describe; `isa` is available.
+            unsafe {
+                let (rhs, o) = ((bc.as_ptr(), w as isize, 1), (out.as_mut_ptr(), w as isize, 1));
+                if bf { skinny::product_bf16_with(isa, m, w, k, a16.as_ptr(), k as isize, rhs, o) } else { skinny::product_with(isa, m, w, k, a.as_ptr(), k as isize, rhs, o) }
+            }
+            out
+        };
+        for bf in [false, true] {
+            let wide = product(0..n, bf);
+            let (left, right) = (product(0..16, bf), product(16..n, bf));
+            for i in 0..m {
+                let narrow: Vec<u32> = left[i * 16..][..16].iter().chain(&right[i * 16..][..16]).map(|x| x.to_bits()).collect();
+                let got: Vec<u32> = wide[i * n..][..n].iter().map(|x| x.to_bits()).collect();
+                assert_eq!(got, narrow, "{isa:?} bf16={bf}: row {i} of 32 columns differs from its two 16-column halves");
+            }
+        }
+    }
+}
+
 /// flex hands a `dtype = "bf16"` model's decoding products to the kernels: the tied head
 /// (`E · hᵀ`) and a few rows against a column-major weight, one row included.
 #[test]
@@ -115,7 +149,7 @@ fn flex_sends_decoding_bf16_products_to_the_kernels() {
     let e = values(m * k, 5);
     let e16: Vec<f32> = e.iter().map(|&x| bf16::from_f32(x).to_f32()).collect();
     let et = Tensor::<2>::from_data(TensorData::new(e.clone(), [m, k]), (&device, DType::BF16));
-    for n in [1, 5, 16] {
+    for n in [1, 5, 16, 32] {
         let h = values(k * n, 6);
         let want = reference(&e16, k, &h, (m, k, n));
         let before = skinny::bf16_products();

@@ -117,7 +117,7 @@ pub fn set_f32_gemm(hook: Option<F32Gemm>) {
 }
 
 /// One product `out = a · b` with `a` a tall bf16 matrix (`m × k`, unit column stride, row
-/// stride `a_rs`) and `b` at most 16 f32 columns (`k × n`, any strides); `out` has row and
+/// stride `a_rs`) and `b` at most 32 f32 columns (`k × n`, any strides); `out` has row and
 /// column strides `out_rs`, `out_cs`. A decoding step's tied head, or `(Wᵀ · xᵀ)ᵀ` for a
 /// column-major bf16 weight W (landermt patch).
 #[derive(Debug, Clone, Copy)]
@@ -727,23 +727,27 @@ fn matmul_mixed(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
 }
 
 /// `lhs · rhs` as a [`Bf16TallArgs`] product where it is one: a bf16 `lhs` with unit column
-/// stride times at most FEW columns, or at most FEW rows times a column-major bf16 `rhs`, as
+/// stride times at most TALL columns, or at most TALL rows times a column-major bf16 `rhs`, as
 /// `(rhsᵀ · lhsᵀ)ᵀ`.
 fn tall_bf16(lhs: &FlexTensor, rhs: &FlexTensor, (m, k, n): (usize, usize, usize), out: *mut f32) -> Option<Bf16TallArgs> {
     let (lhs_rs, lhs_cs) = get_2d_strides(lhs.layout());
     let (rhs_rs, rhs_cs) = get_2d_strides(rhs.layout());
-    if lhs.dtype() == DType::BF16 && n <= FEW && lhs_cs == 1 {
+    if lhs.dtype() == DType::BF16 && n <= TALL && lhs_cs == 1 {
         let a = unsafe { lhs.storage::<bf16>().as_ptr().add(lhs.layout().start_offset()) };
         let b = unsafe { rhs.storage::<f32>().as_ptr().add(rhs.layout().start_offset()) };
         return Some(Bf16TallArgs { m, n, k, a, a_rs: lhs_rs, b, b_rs: rhs_rs, b_cs: rhs_cs, out, out_rs: n as isize, out_cs: 1 });
     }
-    if rhs.dtype() == DType::BF16 && m <= FEW && (rhs_rs == 1 || k == 1) {
+    if rhs.dtype() == DType::BF16 && m <= TALL && (rhs_rs == 1 || k == 1) {
         let a = unsafe { rhs.storage::<bf16>().as_ptr().add(rhs.layout().start_offset()) };
         let b = unsafe { lhs.storage::<f32>().as_ptr().add(lhs.layout().start_offset()) };
         return Some(Bf16TallArgs { m: n, n: m, k, a, a_rs: rhs_cs, b, b_rs: lhs_cs, b_cs: lhs_rs, out, out_rs: 1, out_cs: n as isize });
     }
     None
 }
+
+/// Products offered to the external [`Bf16Tall`] kernel have at most this many columns (a
+/// decoding batch's rows); the kernel may still decline.
+const TALL: usize = 32;
 
 /// Products with at most this many rows (a decoding step's) read the bf16 weight once, in
 /// place, instead of widening it into blocks first: they are bound by reading the weight.
