@@ -52,8 +52,8 @@ fn gemm(c: &mut Criterion) {
     group.finish();
 }
 
-/// The decoding head's kernels alone, on Gemma's whole head (262,144 × 640) against 1, 8 and 16
-/// hidden states, on AVX2 and (where the CPU has it) AVX-512F: f32 (`skinny::product`; one
+/// The decoding head's kernels alone, on Gemma's whole head (262,144 × 640) against 1, 8, 16
+/// and 32 hidden states (32: the eval stage's batch, one 32-column panel on AVX-512), on AVX2 and (where the CPU has it) AVX-512F: f32 (`skinny::product`; one
 /// column is sgemv's, not timed here) and bf16 weights (`skinny::product_bf16`; one column is
 /// the same kernel on either).
 fn head(c: &mut Criterion) {
@@ -63,7 +63,7 @@ fn head(c: &mut Criterion) {
     group.sample_size(10);
     let e: Vec<f32> = (0..VOCAB * HIDDEN).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 1000.0).collect();
     let e16: Vec<half::bf16> = e.iter().map(|&x| half::bf16::from_f32(x)).collect();
-    for n in [1, 8, 16] {
+    for n in [1, 8, 16, 32] {
         let h: Vec<f32> = (0..HIDDEN * n).map(|i| ((i * 31 % 97) as f32 - 48.0) / 97.0).collect();
         let mut out = vec![0f32; VOCAB * n];
         let (b, o) = ((h.as_ptr(), n as isize, 1), (out.as_mut_ptr(), n as isize, 1));
