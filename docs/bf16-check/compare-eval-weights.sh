@@ -12,12 +12,16 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 SACREBLEU=${SACREBLEU:-sacrebleu}
+# The two decodings' folders; the 2026-12-07 ones are kept in docs/bf16-check/eval-weights/
+# (F32=docs/bf16-check/eval-weights/f32 BF16=docs/bf16-check/eval-weights/bf16 reruns the
+# comparison without decoding; its output is eval-weights/comparison.txt).
+F32=${F32:-runs/en-fr/eval}; BF16=${BF16:-runs/en-fr-evalbf16/eval}
 refs=$(mktemp -d)
 for l in eng_Latn:en fra_Latn:fr deu_Latn:de; do sed -n 501,600p "data/flores200-devtest/${l%%:*}.devtest" > "$refs/ref.${l##*:}"; done
 for sys in none lora full landermt; do
   for dir in en-fr fr-en en-de; do
-    a=runs/en-fr/eval/$sys/flores.$dir.hyp; b=runs/en-fr-evalbf16/eval/$sys/flores.$dir.hyp
+    a=$F32/$sys/flores.$dir.hyp; b=$BF16/$sys/flores.$dir.hyp
     echo "== $sys $dir: identical lines $(paste -d '\t' "$a" "$b" | awk -F'\t' '$1==$2' | wc -l)/$(wc -l < "$a")"
-    "$SACREBLEU" "$refs/ref.${dir#*-}" -i "$a" "$b" -m bleu chrf --paired-bs --paired-bs-n 1000 -f text 2>/dev/null | grep -E "Baseline|runs/|p ="
+    "$SACREBLEU" "$refs/ref.${dir#*-}" -i "$a" "$b" -m bleu chrf --paired-bs --paired-bs-n 1000 -f text 2>/dev/null | grep -E "Baseline|\.hyp|p ="
   done
 done
