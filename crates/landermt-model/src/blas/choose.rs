@@ -1,6 +1,7 @@
 //! `gemm = "auto"`: the fastest f32 GEMM on this machine, measured once on the model's own
-//! products and kept in the cache (`blas/auto.json`) under the CPU's name, the thread count and
-//! the libraries' versions, so later runs start at once. Delete that file to measure again.
+//! products and kept in the cache (`blas/auto.json`) under the CPU's name, the thread count,
+//! the libraries' versions and the environment variables that pick their kernels, so later runs
+//! start at once. Delete that file to measure again.
 //!
 //! The candidates are the pure-Rust kernel, OpenBLAS (fetched if missing, as before there was a
 //! choice) and MKL: fetched if missing where the CPU is Intel's, used from the cache elsewhere
@@ -33,6 +34,11 @@ pub struct Measurement {
     pub shapes: Vec<[usize; 3]>,
     /// The packages the candidates came from, and `rust`.
     pub candidates: Vec<String>,
+    /// `NAME=value` of each [`KERNEL_ENV`] variable that is set: `OPENBLAS_CORETYPE=Haswell`
+    /// keeps OpenBLAS on AVX2 kernels on an AVX-512 CPU (1.5× slower here), so a choice
+    /// measured under one setting does not stand for another.
+    #[serde(default)]
+    pub env: Vec<String>,
     /// Each candidate's time for one round of `shapes` (the best of three), in seconds.
     pub seconds: Vec<f64>,
     /// The fastest candidate.
@@ -41,8 +47,16 @@ pub struct Measurement {
 
 impl Measurement {
     fn is_for(&self, other: &Measurement) -> bool {
-        (&self.cpu, self.threads, &self.shapes, &self.candidates) == (&other.cpu, other.threads, &other.shapes, &other.candidates)
+        (&self.cpu, self.threads, &self.shapes, &self.candidates, &self.env) == (&other.cpu, other.threads, &other.shapes, &other.candidates, &other.env)
     }
+}
+
+/// The environment variables with which the libraries pick their kernels.
+pub const KERNEL_ENV: [&str; 4] = ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "MKL_ENABLE_INSTRUCTIONS", "MKL_DEBUG_CPU_TYPE"];
+
+/// `NAME=value` of each [`KERNEL_ENV`] variable set in this process.
+fn kernel_env() -> Vec<String> {
+    KERNEL_ENV.iter().filter_map(|name| std::env::var(name).ok().map(|v| format!("{name}={v}"))).collect()
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -86,6 +100,7 @@ pub fn fastest_among(candidates: Vec<Candidate>, shapes: &[[usize; 3]], file: &s
         threads: super::library::thread_count(),
         shapes: shapes.to_vec(),
         candidates: candidates.iter().map(|c| c.name.clone()).collect(),
+        env: kernel_env(),
         seconds: Vec::new(),
         chosen: String::new(),
     };
@@ -181,4 +196,31 @@ fn cpu_field(key: &str) -> Option<String> {
         let (k, v) = l.split_once(':')?;
         (k.trim() == key).then(|| v.trim().to_string())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measured(env: &[&str]) -> Measurement {
+        let env = env.iter().map(|s| s.to_string()).collect();
+        Measurement { cpu: "AMD EPYC".into(), threads: 2, shapes: model_shapes(640, 2048), candidates: vec!["rust".into()], env, seconds: vec![0.02], chosen: "rust".into() }
+    }
+
+    #[test]
+    fn a_choice_stands_only_for_the_same_kernel_environment() {
+        assert!(measured(&[]).is_for(&measured(&[])));
+        assert!(measured(&["OPENBLAS_CORETYPE=Haswell"]).is_for(&measured(&["OPENBLAS_CORETYPE=Haswell"])));
+        assert!(!measured(&["OPENBLAS_CORETYPE=Haswell"]).is_for(&measured(&[])));
+        assert!(!measured(&["OPENBLAS_CORETYPE=Haswell"]).is_for(&measured(&["OPENBLAS_CORETYPE=SkylakeX"])));
+    }
+
+    /// A file kept before `env` existed reads as measured with no such variable set.
+    #[test]
+    fn older_kept_files_read_as_an_empty_environment() {
+        let mut json = serde_json::to_value(measured(&[])).unwrap();
+        json.as_object_mut().unwrap().remove("env");
+        let back: Measurement = serde_json::from_value(json).unwrap();
+        assert!(back.is_for(&measured(&[])) && !back.is_for(&measured(&["OPENBLAS_L2_SIZE=512"])));
+    }
 }
