@@ -17,7 +17,7 @@ use crate::report::Report;
 use crate::table::{JointReport, percentages};
 
 /// The pages that may hold generated blocks, from the project root.
-pub const PAGES: [&str; 3] = ["README.md", STUDY_PAGE, PAPER_PAGE];
+pub const PAGES: [&str; 4] = ["README.md", STUDY_PAGE, PAPER_PAGE, "BENCHMARKS.md"];
 
 /// The en-fr study's page and the several-pairs page, moved out of the README.
 pub const STUDY_PAGE: &str = "docs/study-en-fr.md";
@@ -60,6 +60,7 @@ pub fn blocks(root: &Path) -> Result<Vec<Block>> {
         Block { name: "paper-cpu-off-target", markdown: joint_off_target(&paper_cpu, "flores")? },
         Block { name: "paper-cpu-transfer", markdown: joint_transfer_gain(&paper_cpu, "flores")? },
         Block { name: "paper-cpu-forgetting", markdown: joint_forgetting(&paper_cpu) },
+        Block { name: "bf16-eval-weights", markdown: weights_table(&weights_cells(root)?) },
     ];
     // The joint run (issue 38) has a block once its report is committed.
     if root.join(PAPER_JOINT).exists() {
@@ -334,6 +335,60 @@ fn guard_table(root: &Path, plain: &Report, guarded: &Report) -> Result<String> 
     Ok(md)
 }
 
+/// `[eval] weights = "bf16"` against f32 on the default run (issue 41): both decodings of every
+/// system, kept in `f32/` and `bf16/` under this folder.
+pub const WEIGHTS_CHECK: &str = "docs/bf16-check/eval-weights";
+
+/// One system and direction of [`WEIGHTS_CHECK`]: identical lines, and BLEU f32 → bf16 with
+/// sacreBLEU's paired bootstrap p (1000 resamplings, seed 12345, as `--paired-bs`).
+struct WeightsCell {
+    system: &'static str,
+    direction: &'static str,
+    identical: usize,
+    lines: usize,
+    bleu: (f64, f64),
+    p: f64,
+}
+
+fn weights_cells(root: &Path) -> Result<Vec<WeightsCell>> {
+    let mut cells = Vec::new();
+    for system in ["none", "lora", "full", "landermt"] {
+        for direction in ["en-fr", "fr-en", "en-de"] {
+            let hyps = |weights: &str| -> Result<Vec<String>> {
+                let p = root.join(WEIGHTS_CHECK).join(weights).join(system).join(format!("flores.{direction}.hyp"));
+                Ok(std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?.lines().map(str::to_string).collect())
+            };
+            let (f32, bf16) = (hyps("f32")?, hyps("bf16")?);
+            let source = landermt_data::ParallelSource::Flores { dir: root.join("data/flores200-devtest"), first: 501, last: 500 + f32.len() };
+            let refs: Vec<String> = landermt_data::read_parallel(&source, direction.parse()?)?.into_iter().map(|p| p.tgt).collect();
+            let bleu = landermt_eval::Bleu::for_target(direction.parse::<landermt_data::Direction>()?.tgt.code);
+            let (x, y, p) = landermt_eval::bootstrap::paired_bleu(&bleu, &refs, &f32, &bf16, 1000, 12345);
+            let identical = f32.iter().zip(&bf16).filter(|(a, b)| a == b).count();
+            cells.push(WeightsCell { system, direction, identical, lines: f32.len(), bleu: (x, y), p });
+        }
+    }
+    Ok(cells)
+}
+
+fn weights_table(cells: &[WeightsCell]) -> String {
+    let mut md = "| system | direction | identical lines | BLEU f32 → bf16 | p |\n|---|---|---:|---|---:|\n".to_string();
+    for c in cells {
+        let _ = writeln!(md, "| {} | {} | {}/{} | {:.1} → {:.1} | {:.3} |", c.system, arrow(c.direction), c.identical, c.lines, c.bleu.0, c.bleu.1, c.p);
+    }
+    md
+}
+
+/// The README's sentence on [`WEIGHTS_CHECK`]: the range of identical lines, and the cells whose
+/// BLEU moved outside the interval (p < 0.05).
+fn weights_summary(root: &Path) -> Result<String> {
+    let cells = weights_cells(root)?;
+    let share = |c: &WeightsCell| c.identical * 100 / c.lines.max(1);
+    let (low, high) = cells.iter().map(share).fold((usize::MAX, 0), |(l, h), x| (l.min(x), h.max(x)));
+    let moved: Vec<String> = cells.iter().filter(|c| c.p < 0.05).map(|c| format!("`{}` {}, {:+.1}, p = {:.3}", c.system, arrow(c.direction), c.bleu.1 - c.bleu.0, c.p)).collect();
+    let verb = if moved.len() == 1 { "moves" } else { "move" };
+    Ok(format!("it keeps {low}–{high} of 100 of f32's hypotheses, and {} of the {} BLEU cells {verb} outside the interval ({}", moved.len(), cells.len(), moved.join("; ")))
+}
+
 /// Sentences of prose that quote results: each must appear in its page word for word (a line
 /// break counting as a space).
 pub fn sentences(root: &Path) -> Result<Vec<(&'static str, String)>> {
@@ -354,6 +409,7 @@ pub fn sentences(root: &Path) -> Result<Vec<(&'static str, String)>> {
         (STUDY_PAGE, german_forgetting(&study)?),
         ("README.md", gains(&default_run, "landermt", &["en-fr", "fr-en", "en-de"])?),
         ("README.md", off_target_range(&default_run, &["en-fr", "en-de"])?),
+        ("README.md", weights_summary(root)?),
     ])
 }
 
