@@ -75,12 +75,7 @@ pub fn weighted_nll_for_backward(net: &Transformer, hidden: Tensor<2>, targets: 
     let head = net.lm_head.as_ref().unwrap_or(&net.embed_tokens).val();
     let head_trains = head.is_require_grad();
     let input = if head_trains { hidden.clone() } else { hidden.clone().detach() };
-    let logits = match (&net.lm_head, head_trains) {
-        // h·Eᵀ in one product: the GEMM reads Eᵀ through its strides, and the `[n, V]` result
-        // is row-major at once, where `Transformer::logits` transposes it afterwards.
-        (None, false) => input.matmul(head.clone().detach().transpose()),
-        _ => net.logits(input.reshape([1, n, h])).reshape([n, v]),
-    };
+    let logits = if head_trains { net.logits(input.reshape([1, n, h])).reshape([n, v]) } else { frozen_head_logits(net, input) };
     // Only a trained head needs the logits again; otherwise `x` becomes their buffer's sole
     // owner and the host pass overwrites it instead of copying it.
     let x = logits.clone().detach();
@@ -97,6 +92,16 @@ pub fn weighted_nll_for_backward(net: &Transformer, hidden: Tensor<2>, targets: 
         hidden.mul(dh).sum()
     };
     (surrogate, loss)
+}
+
+/// `[N, V]` logits of `x` `[N, H]` under a head that does not train, in one product: for a tied
+/// head h·Eᵀ, which the GEMM reads through Eᵀ's strides, so the result is row-major at once
+/// (`Transformer::logits` computes (E·hᵀ)ᵀ and transposes it afterwards).
+fn frozen_head_logits(net: &Transformer, x: Tensor<2>) -> Tensor<2> {
+    match &net.lm_head {
+        None => x.matmul(net.embed_tokens.val().detach().transpose()),
+        Some(w) => x.matmul(w.val().detach()),
+    }
 }
 
 /// The gradient at `x` (`[N, V]`) of −Σ_i w_i · log softmax(x_i)[target_i], and that value, in
@@ -166,11 +171,7 @@ fn real_position_losses(net: &Transformer, batch: &Batch, hidden: Tensor<3>) -> 
     let device = hidden.device();
     let at = Tensor::<1, Int>::from_data(TensorData::new(keep.iter().map(|&i| i as i64).collect(), [keep.len()]), &device);
     let x = hidden.narrow(1, 0, t - 1).reshape([b * (t - 1), h]).select(0, at);
-    let logits = match &net.lm_head {
-        // h·Eᵀ in one product, row-major at once (as in `weighted_nll_for_backward`).
-        None => x.matmul(net.embed_tokens.val().transpose()),
-        Some(w) => x.matmul(w.val()),
-    };
+    let logits = frozen_head_logits(net, x);
     let targets: Vec<i64> = keep.iter().map(|&i| targets[i]).collect();
     let nll = negative_log_likelihoods(logits, &targets, &counts);
     nll.iter().zip(&counts).map(|(&sum, &n)| if n == 0 { 0.0 } else { sum / n as f64 }).collect()
