@@ -40,6 +40,24 @@ const MIN_ROWS: usize = 1024;
 /// The same for a transposed projection, whose alternative packs all of W.
 const MIN_ROWS_TRANSPOSED: usize = 256;
 
+/// f32 elements in a 64-byte cache line: the f32 loops ask for the next block once per line.
+const F32_PER_LINE: usize = 16;
+
+/// Asks for the line holding element `p` of each row `ahead` elements on (the same row of the
+/// next register block), so that it is in cache when that block starts. The six rows are read
+/// four bytes at a time each, and the hardware prefetcher does not keep up with that: on a
+/// two-core Xeon the 262k-row head at 16 columns took 57 ms without this and 29 ms with it,
+/// 23 GB/s of the machine's 29 (BENCHMARKS.md, 2026-12-07).
+#[inline(always)]
+fn prefetch_ahead<E>(a: &[*const E; ROWS], ahead: isize, p: usize) {
+    for &row in a {
+        // A prefetch is a hint: it reads nothing into the program and never faults, even past
+        // the end of the matrix (the last block asks for rows that do not exist).
+        // SAFETY: SSE is part of x86-64.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(row.wrapping_offset(ahead).wrapping_add(p).cast()) };
+    }
+}
+
 /// The sums of one register block: [`ROWS`] rows × up to [`MAX_N`] columns.
 type Tile = [[f32; MAX_N]; ROWS];
 
@@ -53,11 +71,12 @@ trait Kernel: Sync {
     /// which in debug builds goes through a checked copy).
     type Panel: Send + Sync;
     fn pack(&self, n: usize, k: usize, rhs: (*const f32, isize, isize)) -> Self::Panel;
-    /// `tile[i][j] = Σ_p a[i][p] · B[p][j]` over the k columns of six rows `a[i]`.
+    /// `tile[i][j] = Σ_p a[i][p] · B[p][j]` over the k columns of six rows `a[i]`, asking for
+    /// the rows `ahead` elements on (the next block's) as it goes (see [`prefetch_ahead`]).
     ///
     /// # Safety
     /// Each row must be valid for k reads; the CPU must have the kernel's features.
-    unsafe fn tile(&self, a: &[*const Self::Elem; ROWS], k: usize, panel: &Self::Panel, tile: &mut Tile);
+    unsafe fn tile(&self, a: &[*const Self::Elem; ROWS], k: usize, ahead: isize, panel: &Self::Panel, tile: &mut Tile);
 }
 
 /// Whether [`product`] takes a product of this shape and layout on this CPU.
@@ -241,7 +260,7 @@ unsafe fn rows_block<K: Kernel>(kernel: &K, rows: usize, n: usize, k: usize, a: 
         let block: [*const K::Elem; ROWS] = std::array::from_fn(|i| a.wrapping_offset((r + i.min(take - 1)) as isize * lhs_rs));
         // SAFETY: each is a row of A of k elements (caller's contract); the CPU has the
         // kernel's features (`applies*` and `bf16_dot` checked them).
-        unsafe { kernel.tile(&block, k, panel, &mut tile) };
+        unsafe { kernel.tile(&block, k, ROWS as isize * lhs_rs, panel, &mut tile) };
         for (i, row) in tile[..take].iter().enumerate() {
             let dst = out.wrapping_offset((r + i) as isize * out_rs);
             if out_cs == 1 {
@@ -290,9 +309,9 @@ impl Kernel for F32Fma {
     /// Rows are read with `_mm_load_ss` at `wrapping_add` offsets: in debug builds (`cargo
     /// xtask` runs one) references and `ptr::add` carry per-element checks, which doubled this
     /// loop's time.
-    unsafe fn tile(&self, a: &[*const f32; ROWS], _k: usize, panel: &Self::Panel, tile: &mut Tile) {
+    unsafe fn tile(&self, a: &[*const f32; ROWS], _k: usize, ahead: isize, panel: &Self::Panel, tile: &mut Tile) {
         // SAFETY: the caller's contract.
-        unsafe { fma_tile(a, panel, tile, |row, p| _mm256_broadcastss_ps(_mm_load_ss(row.wrapping_add(p)))) }
+        unsafe { fma_tile(a, ahead, panel, tile, |row, p| _mm256_broadcastss_ps(_mm_load_ss(row.wrapping_add(p)))) }
     }
 }
 
@@ -308,9 +327,9 @@ impl Kernel for Bf16Fma {
         pack_f32(n, k, rhs)
     }
 
-    unsafe fn tile(&self, a: &[*const bf16; ROWS], _k: usize, panel: &Self::Panel, tile: &mut Tile) {
+    unsafe fn tile(&self, a: &[*const bf16; ROWS], _k: usize, ahead: isize, panel: &Self::Panel, tile: &mut Tile) {
         // SAFETY: the caller's contract.
-        unsafe { bf16_fma_tile(a, panel, tile) }
+        unsafe { bf16_fma_tile(a, ahead, panel, tile) }
     }
 }
 
@@ -345,11 +364,11 @@ unsafe fn widen_chunk(row: *const bf16, from: usize, len: usize, wide: &mut [f32
 /// # Safety
 /// Each row must be valid for `panel.len()` elements; the CPU must have AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn bf16_fma_tile(a: &[*const bf16; ROWS], panel: &[[__m256; 2]], tile: &mut Tile) {
+unsafe fn bf16_fma_tile(a: &[*const bf16; ROWS], ahead: isize, panel: &[[__m256; 2]], tile: &mut Tile) {
     let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
     // SAFETY: the caller's contract.
     unsafe {
-        for_widened(a, panel, |[lo, hi], wide| {
+        for_widened(a, ahead, panel, |[lo, hi], wide| {
             for (acc, x) in acc.iter_mut().zip(wide) {
                 let x = _mm256_broadcastss_ps(_mm_load_ss(x));
                 acc[0] = _mm256_fmadd_ps(x, *lo, acc[0]);
@@ -366,9 +385,11 @@ unsafe fn bf16_fma_tile(a: &[*const bf16; ROWS], panel: &[[__m256; 2]], tile: &m
 /// # Safety
 /// Each row must be valid for `panel.len()` elements.
 #[inline(always)]
-unsafe fn for_widened<P>(a: &[*const bf16; ROWS], panel: &[P], mut step: impl FnMut(&P, [&f32; ROWS])) {
+unsafe fn for_widened<P>(a: &[*const bf16; ROWS], ahead: isize, panel: &[P], mut step: impl FnMut(&P, [&f32; ROWS])) {
     let mut wide = [[0f32; CHUNK]; ROWS];
     for (c, steps) in panel.chunks(CHUNK).enumerate() {
+        // CHUNK bf16 are half a line: asking twice for a line costs less than a branch.
+        prefetch_ahead(a, ahead, c * CHUNK);
         for (w, &row) in wide.iter_mut().zip(a) {
             // SAFETY: elements c·CHUNK.. of the row, steps.len() of them.
             unsafe { widen_chunk(row, c * CHUNK, steps.len(), w) };
@@ -391,9 +412,9 @@ impl Kernel for Bf16Fma512 {
         F32Fma512.pack(n, k, rhs)
     }
 
-    unsafe fn tile(&self, a: &[*const bf16; ROWS], _k: usize, panel: &Self::Panel, tile: &mut Tile) {
+    unsafe fn tile(&self, a: &[*const bf16; ROWS], _k: usize, ahead: isize, panel: &Self::Panel, tile: &mut Tile) {
         // SAFETY: the caller's contract (rows of panel.len() elements, AVX-512F).
-        unsafe { bf16_fma512_tile(a, panel, tile) }
+        unsafe { bf16_fma512_tile(a, ahead, panel, tile) }
     }
 }
 
@@ -402,11 +423,11 @@ impl Kernel for Bf16Fma512 {
 /// # Safety
 /// Each row must be valid for `panel.len()` elements; the CPU must have AVX-512F.
 #[target_feature(enable = "avx512f")]
-unsafe fn bf16_fma512_tile(a: &[*const bf16; ROWS], panel: &[__m512], tile: &mut Tile) {
+unsafe fn bf16_fma512_tile(a: &[*const bf16; ROWS], ahead: isize, panel: &[__m512], tile: &mut Tile) {
     let mut acc = [_mm512_setzero_ps(); ROWS];
     // SAFETY: the caller's contract.
     unsafe {
-        for_widened(a, panel, |b, wide| {
+        for_widened(a, ahead, panel, |b, wide| {
             for (acc, x) in acc.iter_mut().zip(wide) {
                 *acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(_mm_load_ss(x)), *b, *acc);
             }
@@ -427,9 +448,9 @@ impl Kernel for Bf16Fma512x2 {
         pack512x2(n, k, rhs)
     }
 
-    unsafe fn tile(&self, a: &[*const bf16; ROWS], _k: usize, panel: &Self::Panel, tile: &mut Tile) {
+    unsafe fn tile(&self, a: &[*const bf16; ROWS], _k: usize, ahead: isize, panel: &Self::Panel, tile: &mut Tile) {
         // SAFETY: the caller's contract (rows of panel.len() elements, AVX-512F).
-        unsafe { bf16_fma512x2_tile(a, panel, tile) }
+        unsafe { bf16_fma512x2_tile(a, ahead, panel, tile) }
     }
 }
 
@@ -438,11 +459,11 @@ impl Kernel for Bf16Fma512x2 {
 /// # Safety
 /// Each row must be valid for `panel.len()` elements; the CPU must have AVX-512F.
 #[target_feature(enable = "avx512f")]
-unsafe fn bf16_fma512x2_tile(a: &[*const bf16; ROWS], panel: &[[__m512; 2]], tile: &mut Tile) {
+unsafe fn bf16_fma512x2_tile(a: &[*const bf16; ROWS], ahead: isize, panel: &[[__m512; 2]], tile: &mut Tile) {
     let mut acc = [[_mm512_setzero_ps(); 2]; ROWS];
     // SAFETY: the caller's contract.
     unsafe {
-        for_widened(a, panel, |[lo, hi], wide| {
+        for_widened(a, ahead, panel, |[lo, hi], wide| {
             for (acc, x) in acc.iter_mut().zip(wide) {
                 let x = _mm512_broadcastss_ps(_mm_load_ss(x));
                 acc[0] = _mm512_fmadd_ps(x, *lo, acc[0]);
@@ -494,9 +515,12 @@ fn store_tile(acc: &[[__m256; 2]; ROWS], tile: &mut Tile) {
 /// Each row must be valid for `panel.len()` elements; the CPU must have AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn fma_tile<E>(a: &[*const E; ROWS], panel: &[[__m256; 2]], tile: &mut Tile, load: impl Fn(*const E, usize) -> __m256) {
+unsafe fn fma_tile<E>(a: &[*const E; ROWS], ahead: isize, panel: &[[__m256; 2]], tile: &mut Tile, load: impl Fn(*const E, usize) -> __m256) {
     let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
     for (p, [lo, hi]) in panel.iter().enumerate() {
+        if p % F32_PER_LINE == 0 {
+            prefetch_ahead(a, ahead, p);
+        }
         for (acc, &row) in acc.iter_mut().zip(a) {
             let x = load(row, p);
             acc[0] = _mm256_fmadd_ps(x, *lo, acc[0]);
@@ -519,9 +543,9 @@ impl Kernel for F32Fma512 {
         panel_rows(n, k, rhs).map(|row| unsafe { std::mem::transmute::<[f32; PANEL], __m512>(row) }).collect()
     }
 
-    unsafe fn tile(&self, a: &[*const f32; ROWS], _k: usize, panel: &Self::Panel, tile: &mut Tile) {
+    unsafe fn tile(&self, a: &[*const f32; ROWS], _k: usize, ahead: isize, panel: &Self::Panel, tile: &mut Tile) {
         // SAFETY: the caller's contract (rows of panel.len() floats, AVX-512F).
-        unsafe { fma512_tile(a, panel, tile) }
+        unsafe { fma512_tile(a, ahead, panel, tile) }
     }
 }
 
@@ -530,9 +554,12 @@ impl Kernel for F32Fma512 {
 /// # Safety
 /// Each row must be valid for `panel.len()` floats; the CPU must have AVX-512F.
 #[target_feature(enable = "avx512f")]
-unsafe fn fma512_tile(a: &[*const f32; ROWS], panel: &[__m512], tile: &mut Tile) {
+unsafe fn fma512_tile(a: &[*const f32; ROWS], ahead: isize, panel: &[__m512], tile: &mut Tile) {
     let mut acc = [_mm512_setzero_ps(); ROWS];
     for (p, b) in panel.iter().enumerate() {
+        if p % F32_PER_LINE == 0 {
+            prefetch_ahead(a, ahead, p);
+        }
         for (acc, &row) in acc.iter_mut().zip(a) {
             // SAFETY: p < panel.len(), inside the row.
             let x = _mm512_broadcastss_ps(unsafe { _mm_load_ss(row.wrapping_add(p)) });
@@ -561,9 +588,9 @@ impl Kernel for F32Fma512x2 {
         pack512x2(n, k, rhs)
     }
 
-    unsafe fn tile(&self, a: &[*const f32; ROWS], _k: usize, panel: &Self::Panel, tile: &mut Tile) {
+    unsafe fn tile(&self, a: &[*const f32; ROWS], _k: usize, ahead: isize, panel: &Self::Panel, tile: &mut Tile) {
         // SAFETY: the caller's contract (rows of panel.len() floats, AVX-512F).
-        unsafe { fma512x2_tile(a, panel, tile) }
+        unsafe { fma512x2_tile(a, ahead, panel, tile) }
     }
 }
 
@@ -572,9 +599,12 @@ impl Kernel for F32Fma512x2 {
 /// # Safety
 /// Each row must be valid for `panel.len()` floats; the CPU must have AVX-512F.
 #[target_feature(enable = "avx512f")]
-unsafe fn fma512x2_tile(a: &[*const f32; ROWS], panel: &[[__m512; 2]], tile: &mut Tile) {
+unsafe fn fma512x2_tile(a: &[*const f32; ROWS], ahead: isize, panel: &[[__m512; 2]], tile: &mut Tile) {
     let mut acc = [[_mm512_setzero_ps(); 2]; ROWS];
     for (p, [lo, hi]) in panel.iter().enumerate() {
+        if p % F32_PER_LINE == 0 {
+            prefetch_ahead(a, ahead, p);
+        }
         for (acc, &row) in acc.iter_mut().zip(a) {
             // SAFETY: p < panel.len(), inside the row.
             let x = _mm512_broadcastss_ps(unsafe { _mm_load_ss(row.wrapping_add(p)) });
@@ -608,7 +638,7 @@ impl Kernel for Bf16Gemv {
             .collect()
     }
 
-    unsafe fn tile(&self, a: &[*const bf16; ROWS], k: usize, panel: &Self::Panel, tile: &mut Tile) {
+    unsafe fn tile(&self, a: &[*const bf16; ROWS], k: usize, _ahead: isize, panel: &Self::Panel, tile: &mut Tile) {
         for (&row, out) in a.iter().zip(tile.iter_mut()) {
             // SAFETY: the caller's contract (rows of k elements, AVX2 and FMA).
             out[0] = unsafe { bf16_dot(row, k, panel) };
