@@ -40,7 +40,7 @@ const MIN_ROWS: usize = 1024;
 /// The same for a transposed projection, whose alternative packs all of W.
 const MIN_ROWS_TRANSPOSED: usize = 256;
 
-/// f32 elements in a 64-byte cache line: the f32 loops ask for the next block once per line.
+/// f32 elements in a 64-byte cache line: the loops ask for the next block once per line.
 const F32_PER_LINE: usize = 16;
 
 /// Asks for the line holding element `p` of each row `ahead` elements on (the same row of the
@@ -48,8 +48,12 @@ const F32_PER_LINE: usize = 16;
 /// four bytes at a time each, and the hardware prefetcher does not keep up with that: on a
 /// two-core Xeon the 262k-row head at 16 columns took 57 ms without this and 29 ms with it,
 /// 23 GB/s of the machine's 29 (BENCHMARKS.md, 2026-12-07).
+/// Only a `p` at the start of an f32 line asks (a multiple of [`F32_PER_LINE`]).
 #[inline(always)]
 fn prefetch_ahead<E>(a: &[*const E; ROWS], ahead: isize, p: usize) {
+    if !p.is_multiple_of(F32_PER_LINE) {
+        return;
+    }
     for &row in a {
         // A prefetch is a hint: it reads nothing into the program and never faults, even past
         // the end of the matrix (the last block asks for rows that do not exist).
@@ -388,7 +392,8 @@ unsafe fn bf16_fma_tile(a: &[*const bf16; ROWS], ahead: isize, panel: &[[__m256;
 unsafe fn for_widened<P>(a: &[*const bf16; ROWS], ahead: isize, panel: &[P], mut step: impl FnMut(&P, [&f32; ROWS])) {
     let mut wide = [[0f32; CHUNK]; ROWS];
     for (c, steps) in panel.chunks(CHUNK).enumerate() {
-        // CHUNK bf16 are half a line: asking twice for a line costs less than a branch.
+        // CHUNK bf16 are half a line: every chunk starts on a multiple of 16, so each line is
+        // asked for twice, which costs less than tracking lines.
         prefetch_ahead(a, ahead, c * CHUNK);
         for (w, &row) in wide.iter_mut().zip(a) {
             // SAFETY: elements c·CHUNK.. of the row, steps.len() of them.
@@ -518,9 +523,7 @@ fn store_tile(acc: &[[__m256; 2]; ROWS], tile: &mut Tile) {
 unsafe fn fma_tile<E>(a: &[*const E; ROWS], ahead: isize, panel: &[[__m256; 2]], tile: &mut Tile, load: impl Fn(*const E, usize) -> __m256) {
     let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
     for (p, [lo, hi]) in panel.iter().enumerate() {
-        if p % F32_PER_LINE == 0 {
-            prefetch_ahead(a, ahead, p);
-        }
+        prefetch_ahead(a, ahead, p);
         for (acc, &row) in acc.iter_mut().zip(a) {
             let x = load(row, p);
             acc[0] = _mm256_fmadd_ps(x, *lo, acc[0]);
@@ -557,9 +560,7 @@ impl Kernel for F32Fma512 {
 unsafe fn fma512_tile(a: &[*const f32; ROWS], ahead: isize, panel: &[__m512], tile: &mut Tile) {
     let mut acc = [_mm512_setzero_ps(); ROWS];
     for (p, b) in panel.iter().enumerate() {
-        if p % F32_PER_LINE == 0 {
-            prefetch_ahead(a, ahead, p);
-        }
+        prefetch_ahead(a, ahead, p);
         for (acc, &row) in acc.iter_mut().zip(a) {
             // SAFETY: p < panel.len(), inside the row.
             let x = _mm512_broadcastss_ps(unsafe { _mm_load_ss(row.wrapping_add(p)) });
@@ -602,9 +603,7 @@ impl Kernel for F32Fma512x2 {
 unsafe fn fma512x2_tile(a: &[*const f32; ROWS], ahead: isize, panel: &[[__m512; 2]], tile: &mut Tile) {
     let mut acc = [[_mm512_setzero_ps(); 2]; ROWS];
     for (p, [lo, hi]) in panel.iter().enumerate() {
-        if p % F32_PER_LINE == 0 {
-            prefetch_ahead(a, ahead, p);
-        }
+        prefetch_ahead(a, ahead, p);
         for (acc, &row) in acc.iter_mut().zip(a) {
             // SAFETY: p < panel.len(), inside the row.
             let x = _mm512_broadcastss_ps(unsafe { _mm_load_ss(row.wrapping_add(p)) });
