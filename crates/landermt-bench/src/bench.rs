@@ -251,6 +251,11 @@ pub struct Measured {
     /// Nominal floating-point operations of the timed part (the same formula for both sides).
     pub flops: f64,
     pub peak_rss_mb: f64,
+    /// On a GPU backend, the device memory its allocator reserved, in MiB: ours read from
+    /// cubecl's pools at the end of the workload (they keep freed pages for reuse, so this is
+    /// their high-water reserve), PyTorch's `torch.cuda.max_memory_reserved()`. `None` on a CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_device_mb: Option<f64>,
     #[serde(default)]
     pub note: String,
     /// `translate`: the hypotheses, one per source line.
@@ -390,6 +395,12 @@ fn vm_hwm_mb() -> f64 {
     proc_status_mb("VmHWM:")
 }
 
+/// The device memory `device`'s allocator holds reserved, in MiB; `None` on a backend without
+/// a device allocator (flex, ndarray: their memory is the process's, in the peak RSS).
+pub fn device_reserved_mb(device: &burn::tensor::Device) -> Option<f64> {
+    device.memory_pool_usage().map(|u| u.bytes_reserved as f64 / (1u64 << 20) as f64)
+}
+
 /// A `/proc/self/status` memory line (`VmHWM:`, `VmRSS:`) in MB; NaN where there is none.
 fn proc_status_mb(key: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -415,6 +426,7 @@ pub fn run_ours(workload: Workload, path: &Path, inputs: &Inputs, backend: Backe
         seconds,
         flops,
         peak_rss_mb: vm_hwm_mb(),
+        peak_device_mb: device_reserved_mb(&device),
         note: match resident.get() {
             (r, _) if r.is_nan() => note,
             (r, p) => format!("{r:.0} MB resident after loading, peak {p:.0} MB by then; {note}"),
@@ -937,14 +949,23 @@ fn table(rows: &[(BenchModel, Measured, Option<Measured>)], gemm: Option<&(Measu
     let ours_peak = gemm.map(|(o, _)| peak(o));
     let torch_peak = gemm.and_then(|(_, t)| t.as_ref().map(peak));
     let frac = |m: &Measured, p: Option<f64>| p.map_or("–".to_string(), |p| format!("{:.0} %", 100.0 * m.flops / m.seconds / p));
-    s += "| model | workload | unit/s | landermt | PyTorch | landermt ÷ PyTorch | landermt peak RSS | PyTorch peak RSS | landermt % of GEMM | PyTorch % of GEMM |\n";
-    s += "|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
+    // On a GPU, each side's device memory too (Measured::peak_device_mb).
+    let on_device = rows.iter().any(|(_, o, t)| o.peak_device_mb.is_some() || t.as_ref().is_some_and(|t| t.peak_device_mb.is_some()));
+    let mb = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.0} MB"));
+    s += "| model | workload | unit/s | landermt | PyTorch | landermt ÷ PyTorch | landermt peak RSS | PyTorch peak RSS | landermt % of GEMM | PyTorch % of GEMM |";
+    s += if on_device { " landermt device memory | PyTorch device memory |\n" } else { "\n" };
+    s += "|---|---|---|---:|---:|---:|---:|---:|---:|---:|";
+    s += if on_device { "---:|---:|\n" } else { "\n" };
     for (model, o, t) in rows {
         let (tr, ratio, trss, tf) = match t {
             Some(t) => (format!("{:.1}", t.rate()), format!("**{:.2}×**", o.rate() / t.rate()), format!("{:.0} MB", t.peak_rss_mb), frac(t, torch_peak)),
             None => ("–".into(), "–".into(), "–".into(), "–".into()),
         };
-        s += &format!("| {} | {} | {} | {:.1} | {tr} | {ratio} | {:.0} MB | {trss} | {} | {tf} |\n", model.label(), o.workload, o.unit, o.rate(), o.peak_rss_mb, frac(o, ours_peak));
+        s += &format!("| {} | {} | {} | {:.1} | {tr} | {ratio} | {:.0} MB | {trss} | {} | {tf} |", model.label(), o.workload, o.unit, o.rate(), o.peak_rss_mb, frac(o, ours_peak));
+        if on_device {
+            s += &format!(" {} | {} |", mb(o.peak_device_mb), mb(t.as_ref().and_then(|t| t.peak_device_mb)));
+        }
+        s += "\n";
     }
     s
 }
@@ -983,7 +1004,28 @@ mod tests {
                 assert_eq!(m.hypotheses.len(), 3, "one hypothesis per source line");
             }
             assert!(m.seconds > 0.0 && m.flops > 0.0 && m.peak_rss_mb > 0.0, "{m:?}");
+            assert_eq!(m.peak_device_mb, None, "flex's memory is the process's");
         }
+    }
+
+    // On wgpu the device memory is read from the allocator: a 64 MiB tensor shows in it while it
+    // lives, and a workload's measurement carries a reserve at least its weights' size, which the
+    // table then shows.
+    #[test]
+    fn device_memory_on_wgpu_counts_a_known_tensor_and_reaches_the_table() {
+        let Some(device) = Backend::Wgpu.test_device("device_memory_on_wgpu_counts_a_known_tensor_and_reaches_the_table") else { return };
+        let t = Tensor::<1>::ones([16 << 20], &device);
+        let _ = t.clone().narrow(0, 0, 1).into_data();
+        let usage = device.memory_pool_usage().expect("wgpu reports its pools");
+        assert!(usage.bytes_in_use >= 64 << 20, "a live 64 MiB tensor, {} bytes in use", usage.bytes_in_use);
+        assert!(device_reserved_mb(&device).unwrap() >= 64.0);
+        drop(t);
+        let (path, inputs) = tiny();
+        let m = run_ours(Workload::Prefill, &path, &inputs, Backend::Wgpu, WeightDtype::F32).unwrap();
+        let weights_mb = 4.0 * inputs.model.parameters as f64 / (1u64 << 20) as f64;
+        assert!(m.peak_device_mb.is_some_and(|mb| mb >= weights_mb), "{:?} MB for {weights_mb} MB of weights", m.peak_device_mb);
+        let table = table(&[(BenchModel::Llama, m, None)], None);
+        assert!(table.contains("landermt device memory") && table.lines().nth(2).unwrap().ends_with(" – |"), "{table}");
     }
 
     #[test]

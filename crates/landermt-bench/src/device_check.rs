@@ -253,10 +253,16 @@ fn timings(backend: Backend, opts: &Options, rows: &mut Vec<Row>) {
     }
 }
 
-/// Our rate, with PyTorch CUDA's and the ratio where it ran (GEMM's rate is in GFLOP/s).
+/// Our rate, with PyTorch CUDA's and the ratio where it ran (GEMM's rate is in GFLOP/s); then
+/// the device memory each side's allocator reserved.
 fn rate_beside_torch(ours: &bench::Measured, theirs: Option<&bench::Measured>) -> String {
     let vs = theirs.map_or(String::new(), |t| format!(" (PyTorch CUDA {:.0}, {:.2}×)", t.rate(), ours.rate() / t.rate()));
-    format!("{:.0}{vs}", ours.rate())
+    let memory = match (ours.peak_device_mb, theirs.and_then(|t| t.peak_device_mb)) {
+        (Some(o), Some(t)) => format!("; device memory {o:.0} MB (PyTorch {t:.0} MB)"),
+        (Some(o), None) => format!("; device memory {o:.0} MB"),
+        _ => String::new(),
+    };
+    format!("{:.0}{vs}{memory}", ours.rate())
 }
 
 fn table(rows: &[Row]) -> String {

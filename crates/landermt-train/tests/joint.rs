@@ -6,7 +6,7 @@
 mod common;
 
 use burn::optim::GradientsParams;
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor};
 use common::{load, root, stage2};
 use landermt_data::prompt::mixed;
 use landermt_data::{Direction, ParallelSource, read_parallel};
@@ -43,7 +43,11 @@ fn examples(model: &LanguageModel, n: usize) -> Vec<Vec<Example>> {
 
 /// The joint trainee of `landermt` and each direction's unit set.
 fn trainee(neurons: &Neurons, routes: &[Route]) -> (Trainee, Vec<UnitSet>) {
-    let mut model = load();
+    trainee_on(&Device::flex().autodiff(), neurons, routes)
+}
+
+fn trainee_on(device: &Device, neurons: &Neurons, routes: &[Route]) -> (Trainee, Vec<UnitSet>) {
+    let mut model = common::load_on(device);
     landermt_route::apply(&mut model, &routes[0]).unwrap();
     let sets: Vec<UnitSet> = routes.iter().map(|r| Method::Landermt.units(r, neurons).unwrap()).collect();
     let routing = routes.iter().map(|r| landermt_route::router_masks(r, model.config.hidden_size, &model.net.device())).collect();
@@ -84,10 +88,10 @@ fn step(t: Trainee, optim: &mut Optim, batch: &[Example], d: usize) -> Trainee {
 }
 
 /// Two steps, en→fr then en→de: the snapshots after each.
-fn fr_then_de(kind: OptimizerKind) -> (Trainee, Vec<UnitSet>, Snapshot, Snapshot) {
+fn fr_then_de_on(device: &Device, kind: OptimizerKind) -> (Trainee, Vec<UnitSet>, Snapshot, Snapshot) {
     let (neurons, routes) = artifacts();
-    let (t, sets) = trainee(&neurons, &routes);
-    let data = examples(&load(), 2);
+    let (t, sets) = trainee_on(device, &neurons, &routes);
+    let data = examples(&common::load_on(device), 2);
     let settings = landermt_train::Settings { weight_decay: 0.1, optimizer: kind, ..Default::default() };
     let mut optim = Optim::new(&t, &settings);
     assert_eq!(matches!(optim, Optim::Lazy { .. }), kind == OptimizerKind::Lazy);
@@ -111,7 +115,18 @@ fn unit_entries(v: &[f32], dims: [usize; 2], by_rows: bool, u: usize) -> Vec<u32
 
 #[test]
 fn a_step_of_en_de_leaves_every_entry_outside_its_units_and_its_moments_bit_identical() {
-    let (t, sets, after_fr, after_de) = fr_then_de(OptimizerKind::Lazy);
+    only_the_directions_units_change(&Device::flex().autodiff());
+}
+
+// The same on wgpu: with `fusion` built, the lazy optimizer's masked update runs as fused kernels.
+#[test]
+fn a_step_of_en_de_on_wgpu_leaves_every_entry_outside_its_units_and_its_moments_bit_identical() {
+    let Some(gpu) = landermt_model::Backend::Wgpu.test_device("a_step_of_en_de_on_wgpu_leaves_every_entry_outside_its_units_and_its_moments_bit_identical") else { return };
+    only_the_directions_units_change(&gpu.autodiff());
+}
+
+fn only_the_directions_units_change(device: &Device) {
+    let (t, sets, after_fr, after_de) = fr_then_de_on(device, OptimizerKind::Lazy);
     let (fr, de) = (membership(&t, &sets[0]), membership(&t, &sets[1]));
     let (mut kept, mut moved, mut fr_only) = (0, 0, 0);
     for (k, s) in t.delta.slices.iter().enumerate() {

@@ -37,8 +37,12 @@ fn weights<M: Module>(m: &M) -> Vec<Vec<f32>> {
 }
 
 fn train(method: Method, steps: usize) -> (Trainee, Vec<f64>, LanguageModel, usize) {
+    train_on(&Device::flex().autodiff(), method, steps)
+}
+
+fn train_on(device: &Device, method: Method, steps: usize) -> (Trainee, Vec<f64>, LanguageModel, usize) {
     let (neurons, route) = artifacts();
-    let model = load();
+    let model = common::load_on(device);
     let exs = examples(&model, 4);
     let batch: Vec<&Example> = exs.iter().collect();
     let units = method.units(&route, &neurons);
@@ -56,7 +60,19 @@ fn train(method: Method, steps: usize) -> (Trainee, Vec<f64>, LanguageModel, usi
 
 #[test]
 fn landermt_changes_only_its_slices_and_keeps_the_rest_bit_identical() {
-    let (trainee, losses, model, state) = train(Method::Landermt, 4);
+    only_the_slices_change(&Device::flex().autodiff());
+}
+
+// The same guarantee on wgpu, where a build with `fusion` fuses the slice writes and AdamW's
+// element-wise chain into generated kernels (`.ci/run` runs it with and without).
+#[test]
+fn landermt_changes_only_its_slices_and_keeps_the_rest_bit_identical_on_wgpu() {
+    let Some(gpu) = landermt_model::Backend::Wgpu.test_device("landermt_changes_only_its_slices_and_keeps_the_rest_bit_identical_on_wgpu") else { return };
+    only_the_slices_change(&gpu.autodiff());
+}
+
+fn only_the_slices_change(device: &Device) {
+    let (trainee, losses, model, state) = train_on(device, Method::Landermt, 4);
     assert!(losses[3] < losses[0], "{losses:?}");
     let before = weights(&model.net);
     let after = weights(&trainee.network().valid());

@@ -16,7 +16,12 @@ pub fn root() -> PathBuf {
 }
 
 pub fn load() -> LanguageModel {
-    LanguageModel::load(root().join("tests/fixtures/hf-tiny/llama-tiny"), &Device::flex().autodiff()).unwrap()
+    load_on(&Device::flex().autodiff())
+}
+
+/// The tiny LLaMA on `device` (an autodiff one, to train).
+pub fn load_on(device: &Device) -> LanguageModel {
+    LanguageModel::load(root().join("tests/fixtures/hf-tiny/llama-tiny"), device).unwrap()
 }
 
 /// Stage 2 on 4 FLORES sentences of en, fr, de, layers 2 and 3 selected; and the languages.
