@@ -27,6 +27,8 @@ pub mod generate;
 pub mod gguf;
 mod gguf_tokenizer;
 pub mod heap;
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+pub mod launches;
 pub mod loss;
 pub mod model;
 pub mod nn;
