@@ -27,7 +27,6 @@ pub mod generate;
 pub mod gguf;
 mod gguf_tokenizer;
 pub mod heap;
-#[cfg(any(feature = "wgpu", feature = "cuda"))]
 pub mod launches;
 pub mod loss;
 pub mod model;
