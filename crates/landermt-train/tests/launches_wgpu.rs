@@ -5,8 +5,7 @@
 
 mod common;
 
-use common::{examples, root, stage2};
-use landermt_model::LanguageModel;
+use common::{examples, load_on, stage2};
 use landermt_model::nn::CarMode;
 use landermt_train::{Example, Method, Trainee, adamw, step};
 
@@ -21,7 +20,7 @@ fn launches_per_training_step_on_wgpu() {
     let route = landermt_route::build(&neurons, &scores, [languages[0], languages[1]], &neurons.selected, CarMode::Taylor).unwrap();
     let mut totals = Vec::new();
     for method in [Method::Full, Method::Lora, Method::Landermt] {
-        let mut model = LanguageModel::load(root().join("tests/fixtures/hf-tiny/llama-tiny"), &gpu).unwrap();
+        let mut model = load_on(&gpu);
         if method == Method::Landermt {
             landermt_route::apply(&mut model, &route).unwrap();
         }
