@@ -20,14 +20,17 @@ const LANES: usize = 16;
 pub fn softmax_xent_in_place(logits: &mut [f32], v: usize, targets: &[i64], weights: &[f32]) -> f64 {
     assert_eq!(logits.len(), targets.len() * v, "logits are [rows, vocabulary]");
     assert_eq!(weights.len(), targets.len(), "one weight per row");
-    logits
+    let rows: Vec<f64> = logits
         .par_chunks_mut(v)
         .zip(targets.par_iter().zip(weights.par_iter()))
         .map(|(row, (&t, &w))| {
             let t = usize::try_from(t).ok().filter(|&t| t < v).expect("target id inside the vocabulary");
             row_in_place(row, t, w)
         })
-        .sum()
+        .collect();
+    // Summed in row order, not by rayon's `sum`: its split follows work stealing, so the last
+    // bit of the loss would change from run to run (and a resumed run's artifacts with it).
+    rows.iter().sum()
 }
 
 /// One row: returns −w·log p(t) and leaves w·(p − onehot(t)) in `row`.
@@ -94,6 +97,25 @@ fn exp_shifted_in_place(row: &mut [f32], max: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The loss is the rows' losses added in row order, to the bit, whatever way rayon splits
+    /// the rows: a resumed run must write the same artifacts as an uninterrupted one.
+    #[test]
+    fn the_loss_is_the_row_losses_summed_in_order_to_the_bit() {
+        let (rows, v) = (257, 64);
+        let logits: Vec<f32> = (0..rows * v).map(|i| ((i * 7919 % 1013) as f32 / 1013.0 - 0.5) * 40.0).collect();
+        let targets: Vec<i64> = (0..rows as i64).map(|r| r * 13 % v as i64).collect();
+        let weights: Vec<f32> = (0..rows).map(|r| 1.0 / (1 + r % 7) as f32).collect();
+        let mut want = 0f64;
+        for r in 0..rows {
+            let mut row = logits[r * v..(r + 1) * v].to_vec();
+            want += softmax_xent_in_place(&mut row, v, &targets[r..=r], &weights[r..=r]);
+        }
+        for _ in 0..20 {
+            let loss = softmax_xent_in_place(&mut logits.clone(), v, &targets, &weights);
+            assert_eq!(loss.to_bits(), want.to_bits(), "{loss} vs {want}");
+        }
+    }
 
     /// The loss and gradient against the textbook formulas in f64, on rows longer than the
     /// lanes (a tail) and with a target at each end.
