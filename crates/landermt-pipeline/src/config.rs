@@ -454,90 +454,129 @@ impl RunConfig {
             Some(n) => format!("{}:{n}: [{section}]{}", path.display(), key.map(|k| format!(" {k}")).unwrap_or_default()),
             None => format!("{}: [{section}]{}", path.display(), key.map(|k| format!(" {k}")).unwrap_or_default()),
         };
-        if cfg.run.directions.is_empty() {
-            bail!("{}: no directions; list at least one, e.g. [\"en-fr\", \"fr-en\"]", at("run", Some("directions")));
-        }
-        if let Some(d) = cfg.run.directions.iter().enumerate().find_map(|(i, d)| cfg.run.directions[..i].contains(d).then_some(d)) {
-            bail!("{}: `{d}` is listed twice", at("run", Some("directions")));
-        }
-        if let Err(e) = landermt_score::check(&cfg.score_languages(), cfg.score.epsilon) {
-            let key = if cfg.score.epsilon.is_finite() && (0.0..=1.0).contains(&cfg.score.epsilon) { "languages" } else { "epsilon" };
-            bail!("{}: {e}", at("score", Some(key)));
-        }
-        if cfg.eval.transfer == Some(landermt_train::Method::None) {
-            bail!("{}: \"none\" trains nothing; name a method (e.g. \"landermt\") or leave it out", at("eval", Some("transfer")));
-        }
-        let evaluated = cfg.eval_directions();
-        for t in &cfg.eval.test_sets {
-            if let Some(d) = t.directions.iter().flatten().find(|d| !evaluated.contains(d)) {
-                bail!("{}: test set `{}` lists {d}, which is neither a run direction nor in extra_directions", at("eval", Some("test_sets")), t.name);
-            }
-        }
-        if let Some(m) = cfg.eval.compare
-            && !cfg.eval.methods.contains(&m)
-        {
-            bail!("{}: `{}` is not in [eval] methods, so it is not evaluated", at("eval", Some("compare")), m.name());
-        }
-        check_train(&cfg.train, "train", &at)?;
-        for &method in cfg.train.methods.keys() {
-            let section = format!("train.methods.{}", method.name());
-            let t = cfg.train.for_method(method).map_err(|(key, e)| anyhow::anyhow!("{}: {e}", at(&section, key.as_deref())))?;
-            check_train(&t, &section, &at)?;
-        }
-        for (section, key, value) in [
-            ("probe", "n", cfg.probe.n),
-            ("probe", "k", cfg.probe.k),
-            ("probe", "batch_size", cfg.probe.batch_size),
-            ("score", "n", cfg.score.n),
-            ("score", "batch_size", cfg.score.batch_size),
-            ("eval", "batch_size", cfg.eval.batch_size),
-            ("eval", "beams", cfg.eval.beams),
-            ("eval", "max_new_tokens", cfg.eval.max_new_tokens),
-        ] {
-            if value == 0 {
-                bail!("{}: must be at least 1", at(section, Some(key)));
-            }
-        }
-        if let landermt_data::MonoSource::Flores { first, last, .. } = cfg.eval.lm_data {
-            let lines = (last + 1).saturating_sub(first);
-            if !cfg.eval.lm_languages.is_empty() && lines < cfg.eval.lm_n {
-                bail!("{}: {} sentences per language, but lm_data holds {lines} (lines {first}–{last}); widen lm_data or lower lm_n", at("eval", Some("lm_n")), cfg.eval.lm_n);
-            }
-        }
-        match &cfg.probe.layers {
-            Some(blocks) if blocks.is_empty() => bail!("{}: an empty list; name the blocks, e.g. layers = [0, 1, 2], or leave it out (the probe's choice)", at("probe", Some("layers"))),
-            None if cfg.probe.rule == landermt_probe::Rule::Given => {
-                bail!("{}: rule \"given\" needs the blocks in probe.layers, e.g. layers = [0, 1, 2]", at("probe", Some("rule")))
-            }
-            _ => {}
-        }
-        if let Some(t) = cfg.eval.test_sets.iter().enumerate().find_map(|(i, t)| cfg.eval.test_sets[..i].iter().any(|u| u.name == t.name).then_some(t)) {
-            bail!("{}: two test sets are named `{}`; names must differ (they name the hypothesis files)", at("eval", Some("test_sets")), t.name);
-        }
-        if cfg.model.dtype != WeightDtype::F32 && cfg.model.backend != Backend::Flex {
-            bail!("{}: `{}` runs on the flex backend only (its mixed-precision products are flex's); use dtype = \"f32\" or backend = \"flex\"", at("model", Some("dtype")), cfg.model.dtype);
-        }
-        match cfg.eval.weights {
-            Some(WeightDtype::F32) if cfg.model.dtype != WeightDtype::F32 => {
-                bail!("{}: f32 cannot undo the rounding of weights loaded in `{}` (model.dtype); leave `weights` out or set model.dtype = \"f32\"", at("eval", Some("weights")), cfg.model.dtype)
-            }
-            Some(d) if d != WeightDtype::F32 && cfg.model.backend != Backend::Flex => {
-                bail!("{}: `{d}` runs on the flex backend only (its mixed-precision products are flex's); leave `weights` out or use backend = \"flex\"", at("eval", Some("weights")))
-            }
-            _ => {}
-        }
-        match (&cfg.model.name, &cfg.model.path) {
-            (Some(_), Some(_)) | (None, None) => bail!("{}: needs exactly one of `name` (a known model: {}) or `path`", at("model", None), crate::device::known_names()),
-            (Some(n), None) if cache::known(n).is_none() => bail!("{}: unknown model name `{n}`; known: {}, or give `path` instead", at("model", Some("name")), crate::device::known_names()),
-            _ => {}
-        }
+        check_run(&cfg, &at)?;
+        check_eval(&cfg, &at)?;
+        check_train_sections(&cfg, &at)?;
+        check_sizes(&cfg, &at)?;
+        check_probe(&cfg, &at)?;
+        check_model(&cfg, &at)?;
         cfg.source = path.to_path_buf();
         Ok(cfg)
     }
 }
 
+/// Where a key is: `file:line: [section] key`, for the checks' errors.
+type At<'a> = dyn Fn(&str, Option<&str>) -> String + 'a;
+
+/// Directions listed once each, and languages the score can take.
+fn check_run(cfg: &RunConfig, at: &At<'_>) -> Result<()> {
+    if cfg.run.directions.is_empty() {
+        bail!("{}: no directions; list at least one, e.g. [\"en-fr\", \"fr-en\"]", at("run", Some("directions")));
+    }
+    if let Some(d) = cfg.run.directions.iter().enumerate().find_map(|(i, d)| cfg.run.directions[..i].contains(d).then_some(d)) {
+        bail!("{}: `{d}` is listed twice", at("run", Some("directions")));
+    }
+    if let Err(e) = landermt_score::check(&cfg.score_languages(), cfg.score.epsilon) {
+        let key = if cfg.score.epsilon.is_finite() && (0.0..=1.0).contains(&cfg.score.epsilon) { "languages" } else { "epsilon" };
+        bail!("{}: {e}", at("score", Some(key)));
+    }
+    Ok(())
+}
+
+/// What `[eval]` names: a method that trains, test sets of evaluated directions with distinct names, a compared method that is evaluated, and enough LM sentences.
+fn check_eval(cfg: &RunConfig, at: &At<'_>) -> Result<()> {
+    if cfg.eval.transfer == Some(landermt_train::Method::None) {
+        bail!("{}: \"none\" trains nothing; name a method (e.g. \"landermt\") or leave it out", at("eval", Some("transfer")));
+    }
+    let evaluated = cfg.eval_directions();
+    for t in &cfg.eval.test_sets {
+        if let Some(d) = t.directions.iter().flatten().find(|d| !evaluated.contains(d)) {
+            bail!("{}: test set `{}` lists {d}, which is neither a run direction nor in extra_directions", at("eval", Some("test_sets")), t.name);
+        }
+    }
+    if let Some(m) = cfg.eval.compare
+        && !cfg.eval.methods.contains(&m)
+    {
+        bail!("{}: `{}` is not in [eval] methods, so it is not evaluated", at("eval", Some("compare")), m.name());
+    }
+    if let Some(t) = cfg.eval.test_sets.iter().enumerate().find_map(|(i, t)| cfg.eval.test_sets[..i].iter().any(|u| u.name == t.name).then_some(t)) {
+        bail!("{}: two test sets are named `{}`; names must differ (they name the hypothesis files)", at("eval", Some("test_sets")), t.name);
+    }
+    if let landermt_data::MonoSource::Flores { first, last, .. } = cfg.eval.lm_data {
+        let lines = (last + 1).saturating_sub(first);
+        if !cfg.eval.lm_languages.is_empty() && lines < cfg.eval.lm_n {
+            bail!("{}: {} sentences per language, but lm_data holds {lines} (lines {first}–{last}); widen lm_data or lower lm_n", at("eval", Some("lm_n")), cfg.eval.lm_n);
+        }
+    }
+    Ok(())
+}
+
+/// `[train]` and each method's effective section.
+fn check_train_sections(cfg: &RunConfig, at: &At<'_>) -> Result<()> {
+    check_train(&cfg.train, "train", &at)?;
+    for &method in cfg.train.methods.keys() {
+        let section = format!("train.methods.{}", method.name());
+        let t = cfg.train.for_method(method).map_err(|(key, e)| anyhow::anyhow!("{}: {e}", at(&section, key.as_deref())))?;
+        check_train(&t, &section, &at)?;
+    }
+    Ok(())
+}
+
+/// Counts and sizes that must be at least 1.
+fn check_sizes(cfg: &RunConfig, at: &At<'_>) -> Result<()> {
+    for (section, key, value) in [
+        ("probe", "n", cfg.probe.n),
+        ("probe", "k", cfg.probe.k),
+        ("probe", "batch_size", cfg.probe.batch_size),
+        ("score", "n", cfg.score.n),
+        ("score", "batch_size", cfg.score.batch_size),
+        ("eval", "batch_size", cfg.eval.batch_size),
+        ("eval", "beams", cfg.eval.beams),
+        ("eval", "max_new_tokens", cfg.eval.max_new_tokens),
+    ] {
+        if value == 0 {
+            bail!("{}: must be at least 1", at(section, Some(key)));
+        }
+    }
+    Ok(())
+}
+
+/// Blocks given when the probe's rule needs them.
+fn check_probe(cfg: &RunConfig, at: &At<'_>) -> Result<()> {
+    match &cfg.probe.layers {
+        Some(blocks) if blocks.is_empty() => bail!("{}: an empty list; name the blocks, e.g. layers = [0, 1, 2], or leave it out (the probe's choice)", at("probe", Some("layers"))),
+        None if cfg.probe.rule == landermt_probe::Rule::Given => {
+            bail!("{}: rule \"given\" needs the blocks in probe.layers, e.g. layers = [0, 1, 2]", at("probe", Some("rule")))
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The model named once, and weight precisions the backend can run.
+fn check_model(cfg: &RunConfig, at: &At<'_>) -> Result<()> {
+    if cfg.model.dtype != WeightDtype::F32 && cfg.model.backend != Backend::Flex {
+        bail!("{}: `{}` runs on the flex backend only (its mixed-precision products are flex's); use dtype = \"f32\" or backend = \"flex\"", at("model", Some("dtype")), cfg.model.dtype);
+    }
+    match cfg.eval.weights {
+        Some(WeightDtype::F32) if cfg.model.dtype != WeightDtype::F32 => {
+            bail!("{}: f32 cannot undo the rounding of weights loaded in `{}` (model.dtype); leave `weights` out or set model.dtype = \"f32\"", at("eval", Some("weights")), cfg.model.dtype)
+        }
+        Some(d) if d != WeightDtype::F32 && cfg.model.backend != Backend::Flex => {
+            bail!("{}: `{d}` runs on the flex backend only (its mixed-precision products are flex's); leave `weights` out or use backend = \"flex\"", at("eval", Some("weights")))
+        }
+        _ => {}
+    }
+    match (&cfg.model.name, &cfg.model.path) {
+        (Some(_), Some(_)) | (None, None) => bail!("{}: needs exactly one of `name` (a known model: {}) or `path`", at("model", None), crate::device::known_names()),
+        (Some(n), None) if cache::known(n).is_none() => bail!("{}: unknown model name `{n}`; known: {}, or give `path` instead", at("model", Some("name")), crate::device::known_names()),
+        _ => {}
+    }
+    Ok(())
+}
+
 /// The checks of a `[train]` section (or a method's effective one) that serde cannot make.
-fn check_train(t: &TrainSection, section: &str, at: &dyn Fn(&str, Option<&str>) -> String) -> Result<()> {
+fn check_train(t: &TrainSection, section: &str, at: &At<'_>) -> Result<()> {
     for (key, value) in [("pairs", t.pairs), ("batch_size", t.batch_size), ("grad_accum", t.grad_accum), ("epochs", t.epochs)] {
         if value == 0 {
             bail!("{}: must be at least 1", at(section, Some(key)));

@@ -174,7 +174,22 @@ impl Report {
 
     /// The Markdown report.
     pub fn markdown(&self) -> String {
-        let mut md = format!(
+        let mut md = String::new();
+        self.header(&mut md);
+        self.scores_table(&mut md);
+        self.comparisons_table(&mut md);
+        self.systems_table(&mut md);
+        self.settings_table(&mut md);
+        self.forgetting_table(&mut md);
+        self.transfer_tables(&mut md);
+        self.seeds_table(&mut md);
+        md.push_str(&format!("\nInputs: model sha256 `{}`, `[eval]` sha256 `{}`.\n", &self.inputs.model_sha256[..16.min(self.inputs.model_sha256.len())], &self.inputs.eval_config_sha256[..16]));
+        md
+    }
+
+    /// The title and what every number below means: metrics, decoding, shots, precision.
+    fn header(&self, md: &mut String) {
+        md.push_str(&format!(
             "# Report: {} on {}\n\nBLEU and chrF as sacreBLEU 2.6.0 defines them (landermt's implementation), 95 % bootstrap intervals ({} samples), and paired-bootstrap p-values against `{}`. Decoding: {}, at most {} new tokens, {}-shot, prompt template `{}`.\n\n",
             self.run,
             self.model,
@@ -184,7 +199,7 @@ impl Report {
             self.decoding.max_new_tokens,
             self.shots,
             self.decoding.template.escape_debug()
-        );
+        ));
         if let Some(kernel) = &self.inputs.gemm {
             md.push_str(&format!("f32 GEMM in the process that wrote this report: {kernel}.\n\n"));
         }
@@ -198,6 +213,10 @@ impl Report {
             md.push_str(&format!("No {}-gram repeats within a hypothesis (`no_repeat_ngram`).\n\n", self.decoding.no_repeat_ngram));
         }
         md.push_str(&format!("Decoding stops at {}. Off-target: hypotheses identified (lingua, among the run's languages) as another language than the target. At limit: hypotheses that ran to {} tokens without stopping.\n\n", self.decoding.stop, self.decoding.max_new_tokens));
+    }
+
+    /// BLEU, chrF, off-target, runaways and speed of every system on every test set.
+    fn scores_table(&self, md: &mut String) {
         md.push_str("| system | direction | test set | BLEU | ± | p | chrF | ± | p | off-target | at limit | sent/s | tok/s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         let p = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{v:.3}"));
         for r in &self.rows {
@@ -221,6 +240,10 @@ impl Report {
         if let Some(r) = self.rows.first() {
             md.push_str(&format!("\nSignatures: BLEU `{}` (`tok:zh` for Chinese targets), chrF `{}`.\n", r.bleu_signature, r.chrf_signature));
         }
+    }
+
+    /// The first comparison's system against each other one: score differences and paired p-values.
+    fn comparisons_table(&self, md: &mut String) {
         if let Some(c) = self.comparisons.first() {
             md.push_str(&format!(
                 "\n`{}` against each system: score differences and paired-bootstrap p-values.\n\n| against | direction | test set | ΔBLEU | p | ΔchrF | p |\n|---|---|---|---|---|---|---|\n",
@@ -230,12 +253,19 @@ impl Report {
                 md.push_str(&format!("| {} | {} | {} | {:+.2} | {:.3} | {:+.2} | {:.3} |\n", c.against, c.direction, c.test_set, c.bleu_delta, c.bleu_p, c.chrf_delta, c.chrf_p));
             }
         }
+    }
+
+    /// Each system's trainable parameters, training speed and final dev loss.
+    fn systems_table(&self, md: &mut String) {
         md.push_str("\n| system | trainable parameters | share | training tokens/s | final dev loss |\n|---|---|---|---|---|\n");
         let opt = |x: Option<f64>, digits: usize| x.map_or("–".to_string(), |v| format!("{v:.digits$}"));
         for s in &self.systems {
             md.push_str(&format!("| {} | {} | {:.3} % | {} | {} |\n", s.name, s.trainable_parameters, 100.0 * s.trainable_share, opt(s.train_tokens_per_second, 1), opt(s.final_validation_loss, 4)));
         }
-        self.settings_table(&mut md);
+    }
+
+    /// Forgetting: each system's held-out LM loss and its change against the baseline.
+    fn forgetting_table(&self, md: &mut String) {
         if !self.lm_loss.is_empty() {
             md.push_str(&format!(
                 "\nForgetting: mean next-token loss (nats) on held-out monolingual text, and its change against `{}` on the same sentences with a paired 95 % bootstrap interval (an interval above 0: forgotten).\n\n| system | language | sentences | LM loss | change | 95 % interval |\n|---|---|---|---|---|---|\n",
@@ -252,6 +282,10 @@ impl Report {
                 md.push_str(&format!("| {} | {} | {} | {:.4} | {change} | {interval} |\n", r.system, r.language, r.sentences, r.loss));
             }
         }
+    }
+
+    /// One transfer matrix per test set (`[eval] transfer`).
+    fn transfer_tables(&self, md: &mut String) {
         if let Some(m) = &self.transfer {
             for set in self.test_sets() {
                 md.push_str(&format!(
@@ -265,12 +299,8 @@ impl Report {
                 }
             }
         }
-        self.seeds_table(&mut md);
-        md.push_str(&format!("\nInputs: model sha256 `{}`, `[eval]` sha256 `{}`.\n", &self.inputs.model_sha256[..16.min(self.inputs.model_sha256.len())], &self.inputs.eval_config_sha256[..16]));
-        md
     }
 
-    /// The effective training settings of every trained system.
     /// Each seeded method's mean ± standard deviation over its seeds, and the claims between
     /// them (`[eval] seeds`).
     fn seeds_table(&self, md: &mut String) {
@@ -289,6 +319,7 @@ impl Report {
         }
     }
 
+    /// The effective training settings of every trained system.
     fn settings_table(&self, md: &mut String) {
         let trained: Vec<&SystemInfo> = self.systems.iter().filter(|s| s.settings.is_some()).collect();
         if trained.is_empty() {
@@ -334,5 +365,23 @@ impl Report {
             out.push((format!("all ({m})"), m.clone()));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Report;
+
+    /// Every committed report's Markdown is what its JSON renders to, so a change to the
+    /// renderer that would change a published table shows here first.
+    #[test]
+    fn the_committed_reports_markdown_is_what_their_json_renders_to() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        for dir in ["docs/study-en-fr", "results/en-fr-study"] {
+            let json = std::fs::read_to_string(root.join(dir).join("report.json")).unwrap();
+            let report: Report = serde_json::from_str(&json).unwrap();
+            let md = std::fs::read_to_string(root.join(dir).join("report.md")).unwrap();
+            assert!(report.markdown() == md, "{dir}/report.md is not what report.json renders to");
+        }
     }
 }
