@@ -137,15 +137,25 @@ impl<'a> Decoder<'a> {
     /// Translations of `sources`, one line each (in order), with the same in-context examples
     /// `shots` before every source (`eval.shots`); `progress` gets the sentences done.
     pub fn translate(&self, direction: Direction, sources: &[String], shots: &[Pair], progress: &dyn Fn(usize)) -> landermt_model::Result<Decoded> {
+        let mut out = self.translate_all(&[Job { direction, sources, shots }], progress)?;
+        Ok(out.pop().expect("one job, one result"))
+    }
+
+    /// [`Decoder::translate`] of several jobs in ONE stream of continuous batching: every job's
+    /// sentences are sorted by prompt length together, so the steps after the last sentence
+    /// has joined (a batch of stragglers that still reads every weight) come once, not once a
+    /// job. Returns each job's result, in order. Rows do not interact, so each line is what
+    /// the job alone gives.
+    pub fn translate_all(&self, jobs: &[Job], progress: &dyn Fn(usize)) -> landermt_model::Result<Vec<Decoded>> {
+        let model = self.model;
+        let ids: Vec<Vec<u32>> = jobs.iter().flat_map(|j| j.sources.iter().map(move |s| model.encode(&prompt(&self.opts.template, j.direction, s, j.shots)))).collect::<landermt_model::Result<_>>()?;
+        let mut generated = self.generate(&ids, progress).into_iter();
+        jobs.iter().map(|j| self.decoded(generated.by_ref().take(j.sources.len()).collect())).collect()
+    }
+
+    /// The continuation of each prompt of `ids`, in order, by beam search or greedy decoding.
+    fn generate(&self, ids: &[Vec<u32>], progress: &dyn Fn(usize)) -> Vec<Vec<u32>> {
         let (model, opts) = (self.model, &self.opts);
-        let greedy_opts = GreedyOptions {
-            max_new_tokens: opts.max_new_tokens,
-            stop_ids: self.stop_ids.clone(),
-            line_breaks: self.line_breaks.clone(),
-            no_repeat_ngram: opts.no_repeat_ngram,
-            pad_id: model.config.pad_token_id.unwrap_or(0),
-        };
-        let ids: Vec<Vec<u32>> = sources.iter().map(|s| model.encode(&prompt(&opts.template, direction, s, shots))).collect::<landermt_model::Result<_>>()?;
         // Similar lengths together waste less on padding; outputs go back to their lines.
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| ids[i].len());
@@ -168,21 +178,44 @@ impl<'a> Decoder<'a> {
                 })
                 .collect()
         } else {
+            let greedy_opts = GreedyOptions {
+                max_new_tokens: opts.max_new_tokens,
+                stop_ids: self.stop_ids.clone(),
+                line_breaks: self.line_breaks.clone(),
+                no_repeat_ngram: opts.no_repeat_ngram,
+                pad_id: model.config.pad_token_id.unwrap_or(0),
+            };
             // Continuous batching: finished rows make room for the next sentences.
             greedy_stream(&model.net, &sorted, opts.batch_size, &greedy_opts, &mut |_| progress(1))
         };
-        let mut out = vec![String::new(); ids.len()];
-        let mut at_limit = vec![false; ids.len()];
-        let mut generated_tokens = 0;
-        for (&i, generated) in order.iter().zip(generated) {
-            generated_tokens += generated.len();
+        let mut out = vec![Vec::new(); ids.len()];
+        for (&i, g) in order.iter().zip(generated) {
+            out[i] = g;
+        }
+        out
+    }
+
+    /// The hypotheses, token count and runaways of one job's continuations.
+    fn decoded(&self, generated: Vec<Vec<u32>>) -> landermt_model::Result<Decoded> {
+        let mut out = Decoded { lines: Vec::with_capacity(generated.len()), generated_tokens: 0, at_limit: Vec::with_capacity(generated.len()) };
+        for generated in generated {
+            out.generated_tokens += generated.len();
             // A stop token is kept in the output, so a row that ends with one stopped by itself.
             let stopped = generated.last().is_some_and(|&t| stops(&self.stop_ids, self.line_breaks.as_deref(), &generated[..generated.len() - 1], t));
-            at_limit[i] = generated.len() >= opts.max_new_tokens && !stopped;
-            out[i] = opts.newline.hypothesis(&model.tokenizer.decode(&generated, true)?);
+            out.at_limit.push(generated.len() >= self.opts.max_new_tokens && !stopped);
+            out.lines.push(self.opts.newline.hypothesis(&self.model.tokenizer.decode(&generated, true)?));
         }
-        Ok(Decoded { lines: out, generated_tokens, at_limit })
+        Ok(out)
     }
+}
+
+/// One set of sentences for [`Decoder::translate_all`]: their direction, and the in-context
+/// examples before each.
+#[derive(Debug, Clone, Copy)]
+pub struct Job<'s> {
+    pub direction: Direction,
+    pub sources: &'s [String],
+    pub shots: &'s [Pair],
 }
 
 /// What [`Decoder::translate`] returns.

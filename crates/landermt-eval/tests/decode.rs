@@ -72,6 +72,25 @@ fn lines_that_run_to_the_token_limit_are_counted() {
     assert!(want.iter().any(|&hit| hit));
 }
 
+/// Several test sets in one stream give each set's own translations, token counts and
+/// runaways, in order, with in-context examples kept to their own set.
+#[test]
+fn test_sets_decoded_as_one_stream_equal_each_set_decoded_alone() {
+    use landermt_eval::decode::{Decoder, Job};
+    let (model, en_fr, sources) = tiny_and_sources();
+    let fr_en = "fr-en".parse().unwrap();
+    let shots = [landermt_data::Pair { src: "Bonjour.".into(), tgt: "Hello.".into() }];
+    let opts = DecodeOptions { max_new_tokens: 12, batch_size: 3, ..Default::default() };
+    let decoder = Decoder::new(&model, &opts);
+    let jobs = [Job { direction: en_fr, sources: &sources[..3], shots: &[] }, Job { direction: fr_en, sources: &sources[1..], shots: &shots }];
+    let done = std::cell::Cell::new(0);
+    let together = decoder.translate_all(&jobs, &|n| done.set(done.get() + n)).unwrap();
+    assert_eq!(done.get(), 7, "progress counts every sentence once");
+    let alone: Vec<_> = jobs.iter().map(|j| decoder.translate(j.direction, j.sources, j.shots, &|_| {}).unwrap()).collect();
+    assert_eq!(together, alone);
+    assert_ne!(together[0].lines[1..3], together[1].lines[..2], "the two directions' prompts differ, and so do their outputs");
+}
+
 /// The tiny LLaMA on flex, and the first five FLORES devtest sources of en→fr.
 fn tiny_and_sources() -> (LanguageModel, landermt_data::Direction, Vec<String>) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");

@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use itertools::Itertools;
 use landermt_train::Method;
 use serde::{Deserialize, Serialize};
 
@@ -389,20 +390,30 @@ fn dev_point(cfg: &RunConfig, method: Method, value: &str, n: usize) -> Result<P
         ..Default::default()
     };
     let routing = crate::stages::Routing::of(cfg, system)?;
-    let mut directions = Vec::new();
+    let mut sets = Vec::new();
     for direction in cfg.directions() {
-        let routed = routing.for_direction(&model, direction);
-        let decoder = landermt_eval::decode::Decoder::new(&routed, &opts);
         let mut pairs = landermt_data::read_parallel(&t.dev, direction)?;
         pairs.truncate(n);
-        let sources: Vec<String> = pairs.iter().map(|p| p.src.clone()).collect();
-        let refs: Vec<String> = pairs.iter().map(|p| p.tgt.clone()).collect();
-        let hyps = decoder.translate(direction, &sources, &[], &|_| {})?.lines;
+        sets.push((direction, pairs.iter().map(|p| p.src.clone()).collect::<Vec<_>>(), pairs.into_iter().map(|p| p.tgt).collect::<Vec<_>>()));
+    }
+    // The directions one routing reads decode as one stream: a few dev lines per direction
+    // would otherwise be a batch of stragglers each.
+    let mut hyps = vec![Vec::new(); sets.len()];
+    for route in sets.iter().map(|(d, ..)| routing.route_index(*d)).unique().collect_vec() {
+        let group: Vec<usize> = (0..sets.len()).filter(|&i| routing.route_index(sets[i].0) == route).collect();
+        let routed = routing.for_direction(&model, sets[group[0]].0);
+        let jobs: Vec<landermt_eval::decode::Job> = group.iter().map(|&i| landermt_eval::decode::Job { direction: sets[i].0, sources: &sets[i].1, shots: &[] }).collect();
+        for (&i, out) in group.iter().zip(landermt_eval::decode::Decoder::new(&routed, &opts).translate_all(&jobs, &|_| {})?) {
+            hyps[i] = out.lines;
+        }
+    }
+    let mut directions = Vec::new();
+    for ((direction, _, refs), hyps) in sets.iter().zip(hyps) {
         let file = format!("dev/{direction}.hyp");
         let text: String = hyps.iter().map(|h| format!("{h}\n")).collect();
         std::fs::create_dir_all(cfg.run.dir.join("dev"))?;
         landermt_model::atomic::write_atomic(&cfg.run.dir.join(&file), |w| w.write_all(text.as_bytes()))?;
-        let (bleu, chrf) = (landermt_eval::Bleu::for_target(direction.tgt.code).corpus(&hyps, &refs).score, landermt_eval::Chrf::CHRF.corpus(&hyps, &refs));
+        let (bleu, chrf) = (landermt_eval::Bleu::for_target(direction.tgt.code).corpus(&hyps, refs).score, landermt_eval::Chrf::CHRF.corpus(&hyps, refs));
         directions.push(DevScore { direction: direction.to_string(), lines: refs.len(), bleu, chrf, hypotheses: Some(file), p_vs_best: None });
     }
     let mean = |f: fn(&DevScore) -> f64| directions.iter().map(f).sum::<f64>() / directions.len().max(1) as f64;

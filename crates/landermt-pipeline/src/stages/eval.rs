@@ -250,6 +250,8 @@ impl<'a> Work<'a> {
     }
 }
 
+const LOADED: &str = "the model is loaded when an output is missing";
+
 /// Decodes every test set with `system` and measures its LM loss on held-out text, reusing
 /// every output decoded from the same inputs; the model is loaded only if one is missing.
 fn decode_system(cfg: &RunConfig, system: System, sets: &[TestSet], opts: &landermt_eval::decode::DecodeOptions, model_sha256: &str) -> Result<Decoded> {
@@ -258,7 +260,6 @@ fn decode_system(cfg: &RunConfig, system: System, sets: &[TestSet], opts: &lande
     let model = if work.is_done() { None } else { Some(trained_model(cfg, system)?.stored_in(cfg.eval.weights.unwrap_or_default()).into_decoding()) };
     // A joint run's LANDeRMT variant reads each direction with its pair's routing.
     let routing = super::train::Routing::of(cfg, system)?;
-    const LOADED: &str = "the model is loaded when an output is missing";
     let mut lm = Vec::new();
     for job in &work.lm {
         let (loss, losses) = match &job.kept {
@@ -273,36 +274,76 @@ fn decode_system(cfg: &RunConfig, system: System, sets: &[TestSet], opts: &lande
         };
         lm.push((LmRow { system: work.name.clone(), language: job.language.code.to_string(), sentences: job.text.len(), loss, change: None }, losses));
     }
-    let mut hyps = Vec::new();
-    for job in work.sets {
-        hyps.push(match job.kept {
-            Some((lines, kept)) => {
-                tracing::info!(system = %work.name, direction = %job.set.direction, set = job.set.name, "hypotheses current, reused");
-                if kept.key != job.decode_key {
-                    // Taken from the first-newline cut: recorded under today's key from now on.
-                    DecodedFile { key: job.decode_key.clone(), ..kept.clone() }.write(&job.file)?;
-                }
-                let at_limit = kept.at_limit.as_ref().map(Vec::len);
-                Hypotheses { system: work.name.clone(), key: job.key, lines, seconds: kept.seconds, generated_tokens: kept.generated_tokens, at_limit, file: job.file.display().to_string() }
-            }
-            None => {
-                let m = routing.for_direction(model.as_ref().expect(LOADED), job.set.direction);
-                decode_set(&work.name, &landermt_eval::decode::Decoder::new(&m, opts), &job)?
-            }
-        });
-    }
+    let hyps = hypotheses(&work.name, &work.sets, &routing, model.as_ref(), opts)?;
     Ok(Decoded { info: work.info, lm, hyps })
 }
 
-/// One system's hypotheses for one test set, decoded and written with their record.
-fn decode_set(name: &str, decoder: &landermt_eval::decode::Decoder, job: &SetJob) -> Result<Hypotheses> {
-    let (direction, set_name, file) = (job.set.direction, &job.set.name, &job.file);
-    let sources: Vec<String> = job.set.pairs.iter().map(|p| p.src.clone()).collect();
-    let pb = bar(sources.len(), &format!("{name} {direction} {set_name}"));
+/// Every test set's hypotheses: kept where decoded from the same inputs, the others decoded
+/// (`model`, loaded because some are missing) as one stream per routing.
+fn hypotheses(name: &str, sets: &[SetJob], routing: &super::train::Routing, model: Option<&LanguageModel>, opts: &landermt_eval::decode::DecodeOptions) -> Result<Vec<Hypotheses>> {
+    let mut hyps: Vec<Option<Hypotheses>> = Vec::new();
+    let mut missing = Vec::new();
+    for (i, job) in sets.iter().enumerate() {
+        hyps.push(match &job.kept {
+            Some((lines, kept)) => Some(reused(name, job, lines, kept)?),
+            None => {
+                missing.push(i);
+                None
+            }
+        });
+    }
+    // The sets one routing reads (all of them, but in a joint run's selective systems each
+    // pair's two directions) decode as one stream.
+    let mut groups: Vec<(Option<usize>, Vec<usize>)> = Vec::new();
+    for i in missing {
+        let route = routing.route_index(sets[i].set.direction);
+        match groups.iter_mut().find(|(r, _)| *r == route) {
+            Some((_, group)) => group.push(i),
+            None => groups.push((route, vec![i])),
+        }
+    }
+    for (_, group) in groups {
+        let jobs: Vec<&SetJob> = group.iter().map(|&i| &sets[i]).collect();
+        let m = routing.for_direction(model.expect(LOADED), jobs[0].set.direction);
+        let decoded = decode_sets(name, &landermt_eval::decode::Decoder::new(&m, opts), &jobs)?;
+        for (i, h) in group.into_iter().zip(decoded) {
+            hyps[i] = Some(h);
+        }
+    }
+    Ok(hyps.into_iter().map(|h| h.expect("every set kept or decoded")).collect())
+}
+
+/// A test set's hypotheses kept from an earlier run.
+fn reused(name: &str, job: &SetJob, lines: &[String], kept: &DecodedFile) -> Result<Hypotheses> {
+    tracing::info!(system = %name, direction = %job.set.direction, set = job.set.name, "hypotheses current, reused");
+    if kept.key != job.decode_key {
+        // Taken from the first-newline cut: recorded under today's key from now on.
+        DecodedFile { key: job.decode_key.clone(), ..kept.clone() }.write(&job.file)?;
+    }
+    let at_limit = kept.at_limit.as_ref().map(Vec::len);
+    Ok(Hypotheses { system: name.to_string(), key: job.key, lines: lines.to_vec(), seconds: kept.seconds, generated_tokens: kept.generated_tokens, at_limit, file: job.file.display().to_string() })
+}
+
+/// One system's hypotheses for several test sets, decoded as one stream (the batch's
+/// stragglers at the end come once, not once a set) and each written with its record. Each
+/// set is credited the stream's seconds in proportion to the tokens it generated.
+fn decode_sets(name: &str, decoder: &landermt_eval::decode::Decoder, jobs: &[&SetJob]) -> Result<Vec<Hypotheses>> {
+    let sources: Vec<Vec<String>> = jobs.iter().map(|j| j.set.pairs.iter().map(|p| p.src.clone()).collect()).collect();
+    let label = if jobs.len() == 1 { format!("{name} {} {}", jobs[0].set.direction, jobs[0].set.name) } else { format!("{name} {} test sets", jobs.len()) };
+    let pb = bar(sources.iter().map(Vec::len).sum(), &label);
     let start = std::time::Instant::now();
-    let out = decoder.translate(direction, &sources, &job.shots, &|n| pb.inc(n as u64))?;
+    let stream: Vec<landermt_eval::decode::Job> = jobs.iter().zip(&sources).map(|(j, s)| landermt_eval::decode::Job { direction: j.set.direction, sources: s, shots: &j.shots }).collect();
+    let outs = decoder.translate_all(&stream, &|n| pb.inc(n as u64))?;
     pb.finish();
     let seconds = start.elapsed().as_secs_f64();
+    let tokens: usize = outs.iter().map(|o| o.generated_tokens).sum();
+    let share = |o: &landermt_eval::decode::Decoded| if tokens == 0 { 1.0 / jobs.len() as f64 } else { o.generated_tokens as f64 / tokens as f64 };
+    jobs.iter().zip(outs).map(|(job, out)| write_set(name, job, seconds * share(&out), out)).collect()
+}
+
+/// Writes one test set's hypotheses and their record.
+fn write_set(name: &str, job: &SetJob, seconds: f64, out: landermt_eval::decode::Decoded) -> Result<Hypotheses> {
+    let (direction, set_name, file) = (job.set.direction, &job.set.name, &job.file);
     let text = out.lines.iter().map(|l| format!("{l}\n")).collect::<String>();
     landermt_model::atomic::write_atomic(file, |w| w.write_all(text.as_bytes()))?;
     let at_limit: Vec<usize> = out.at_limit.iter().enumerate().filter(|(_, hit)| **hit).map(|(i, _)| i).collect();

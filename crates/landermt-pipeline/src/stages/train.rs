@@ -258,6 +258,12 @@ impl Routing {
         routed(model, self.0.as_ref().and_then(|r| r.of_pair(direction.src, direction.tgt)))
     }
 
+    /// Which of the run's routes `direction` is read with: `None` where every direction reads
+    /// the model as it is (per-pair runs, and joint runs' unrouted systems).
+    pub fn route_index(&self, direction: Direction) -> Option<usize> {
+        self.0.as_ref()?.routes.iter().position(|r| r.pair.contains(&direction.src) && r.pair.contains(&direction.tgt))
+    }
+
     /// `model` as it reads text in `language` (the LM loss of forgetting).
     pub fn for_language(&self, model: &LanguageModel, language: landermt_data::Language) -> LanguageModel {
         routed(model, self.0.as_ref().and_then(|r| r.of_language(language)))
