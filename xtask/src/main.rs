@@ -287,8 +287,13 @@ fn main() -> std::process::ExitCode {
     // Before the first large buffer: every training step would otherwise fault its gradients
     // and optimizer state in afresh (landermt_model::heap).
     let kept = landermt_model::heap::keep_freed_memory();
+    // SAFETY: no other thread exists yet.
+    let spin = unsafe { landermt_model::blas::mkl::short_openmp_spin() };
     let cli = Cli::parse();
     init_logs(&cli);
+    if spin {
+        tracing::info!(GOMP_SPINCOUNT = landermt_model::blas::mkl::GOMP_SPINCOUNT, "MKL's OpenMP threads sleep sooner when idle (set GOMP_SPINCOUNT or OMP_WAIT_POLICY to choose)");
+    }
     if kept {
         tracing::info!("freed memory is kept for reuse (glibc M_MMAP_MAX = 0, no trim)");
     } else {

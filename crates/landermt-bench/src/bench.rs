@@ -784,6 +784,7 @@ fn llamacpp_gguf(loaded: &LanguageModel, dir: &Path) -> Result<PathBuf> {
 /// llama.cpp's side of workload `w`, or an error that says how to set it up.
 fn llamacpp_side(python: &str, w: Workload, inputs: &Path, gguf: &Path) -> Result<Measured> {
     let mut cmd = Command::new(python);
+    landermt_model::blas::mkl::without_our_spin(&mut cmd);
     cmd.arg(repo_file("bench/llamacpp_reference.py")).args(["--workload", w.name(), "--threads", &threads().to_string()]).arg("--inputs").arg(inputs).arg("--gguf").arg(gguf);
     child(cmd, &format!("llama.cpp {} (set up its Python with `bash bench/llamacpp-venv.sh`)", w.name()))
 }
@@ -875,6 +876,7 @@ pub fn bench(args: &BenchArgs) -> Result<BenchResults> {
             let ours = child(cmd, &format!("landermt {}", w.name()))?;
             let theirs = if args.vs_torch {
                 let mut cmd = Command::new(&args.python);
+                landermt_model::blas::mkl::without_our_spin(&mut cmd);
                 cmd.arg(&script).args(["--workload", w.name(), "--threads", &threads().to_string(), "--device", &args.torch_device, "--dtype", args.dtype.name()]).arg("--inputs").arg(&inputs_path);
                 Some(child(cmd, &format!("PyTorch {}", w.name()))?)
             } else {

@@ -34,6 +34,40 @@ const THREADING_SEQUENTIAL: i32 = 1;
 const THREADING_GNU: i32 = 3;
 const INTERFACE_LP64: i32 = 0;
 
+/// How long an idle GNU OpenMP thread spins before it sleeps, in libgomp's iterations, where
+/// the environment does not say (libgomp's own default is 300,000, about a millisecond).
+/// MKL's two threads otherwise spin for that long after every product, on the same cores as
+/// the rayon threads that run the norms, activations and attention between products: on an
+/// Intel Xeon with two cores, prefill ran 7–8 % faster with 10,000 and single-row decoding
+/// no slower (BENCHMARKS.md, "OpenMP's spin").
+pub const GOMP_SPINCOUNT: &str = "10000";
+
+static SPIN_SET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets `GOMP_SPINCOUNT` to [`GOMP_SPINCOUNT`] unless `GOMP_SPINCOUNT` or `OMP_WAIT_POLICY` is
+/// set already; libgomp reads it when MKL loads it. Returns whether it set it.
+///
+/// # Safety
+/// No other thread may exist (it writes the environment, which `getenv` elsewhere may read).
+pub unsafe fn short_openmp_spin() -> bool {
+    if std::env::var_os("GOMP_SPINCOUNT").is_some() || std::env::var_os("OMP_WAIT_POLICY").is_some() {
+        return false;
+    }
+    // SAFETY: the caller's contract (one thread).
+    unsafe { std::env::set_var("GOMP_SPINCOUNT", GOMP_SPINCOUNT) };
+    SPIN_SET.store(true, std::sync::atomic::Ordering::Relaxed);
+    true
+}
+
+/// Removes from `cmd`'s environment what [`short_openmp_spin`] set, so that a child process
+/// (PyTorch or llama.cpp beside us in the bench) runs with the environment the user gave.
+pub fn without_our_spin(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    if SPIN_SET.load(std::sync::atomic::Ordering::Relaxed) {
+        cmd.env_remove("GOMP_SPINCOUNT");
+    }
+    cmd
+}
+
 /// Where `libmkl_rt` lives in the cache (its parts beside it).
 pub fn cached_library() -> PathBuf {
     let version = PACKAGE.replace("==", "-");
