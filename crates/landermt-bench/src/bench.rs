@@ -467,39 +467,62 @@ pub fn run_ours(workload: Workload, path: &Path, inputs: &Inputs, backend: Backe
             Ok(measured(tokens, seconds, s.prefill_runs as f64 * flops.prefill(&s), String::new()))
         }
         Workload::DecodeB1 | Workload::DecodeB8 => {
-            let rows = if workload == Workload::DecodeB1 { 1 } else { s.batch };
-            let prompts = &inputs.prompt_ids[..rows];
-            // No stop ids: every row generates exactly `new_tokens`.
-            let opts = |n: usize| GreedyOptions { line_breaks: None, no_repeat_ngram: 0, max_new_tokens: n, stop_ids: Vec::new(), pad_id: pad };
-            if backend != Backend::Flex {
-                let mut tokens = 0;
-                let t = crate::steady::steady(&device, &mut || tokens = greedy(&model.net, prompts, &opts(s.new_tokens)).iter().map(Vec::len).sum());
-                return Ok(measured(tokens as f64, t.median, flops.decode(&s, rows), format!("includes the prompt's prefill; {}", t.describe())));
-            }
-            greedy(&model.net, prompts, &opts(2));
-            let start = Instant::now();
-            let out = greedy(&model.net, prompts, &opts(s.new_tokens));
-            let tokens: usize = out.iter().map(Vec::len).sum();
-            Ok(measured(tokens as f64, start.elapsed().as_secs_f64(), flops.decode(&s, rows), "includes the prompt's prefill".into()))
+            let (n, seconds, f, note) = decode(workload, &model, inputs, backend, &device, &flops);
+            Ok(measured(n, seconds, f, note))
         }
         Workload::TrainLandermt | Workload::TrainLora | Workload::TrainFull => train(workload, model, inputs, &flops).map(|(count, seconds, f, note)| measured(count, seconds, f, note)),
         Workload::Probe => {
-            landermt_probe::block_means_of_ids(&model, &inputs.sentences[..s.batch.min(inputs.sentences.len())], s.batch, &|_| {});
-            let start = Instant::now();
-            landermt_probe::block_means_of_ids(&model, &inputs.sentences, s.batch, &|_| {});
-            Ok(measured(inputs.sentences.len() as f64, start.elapsed().as_secs_f64(), flops.probe(&s), format!("batch {}", s.batch)))
+            let (n, seconds, f, note) = probe(&model, inputs, &flops);
+            Ok(measured(n, seconds, f, note))
         }
         Workload::Score => {
-            let model = landermt_score::frozen(model);
-            let sentences = &inputs.sentences[..s.score_sentences];
-            landermt_score::awareness(&model, &sentences[..s.batch.min(sentences.len())], s.batch, &|_| {});
-            let start = Instant::now();
-            landermt_score::awareness(&model, sentences, s.batch, &|_| {});
-            Ok(measured(sentences.len() as f64, start.elapsed().as_secs_f64(), flops.score(&s), format!("batch {}", s.batch)))
+            let (n, seconds, f, note) = score(model, inputs, &flops);
+            Ok(measured(n, seconds, f, note))
         }
         Workload::Translate => translate(&model, inputs, &flops).map(|(n, seconds, f, note, hyps)| Measured { hypotheses: hyps, ..measured(n, seconds, f, note) }),
         Workload::Gemm => unreachable!("handled above"),
     }
+}
+
+/// Greedy decoding of one prompt (`decode-b1`) or a batch (`decode-b8`), every row to
+/// `new_tokens`: (tokens, seconds, FLOPs, note). On a GPU, the steady state.
+fn decode(workload: Workload, model: &LanguageModel, inputs: &Inputs, backend: Backend, device: &burn::tensor::Device, flops: &Flops) -> (f64, f64, f64, String) {
+    let s = inputs.shapes;
+    let pad = model.config.pad_token_id.unwrap_or(0);
+    let rows = if workload == Workload::DecodeB1 { 1 } else { s.batch };
+    let prompts = &inputs.prompt_ids[..rows];
+    // No stop ids: every row generates exactly `new_tokens`.
+    let opts = |n: usize| GreedyOptions { line_breaks: None, no_repeat_ngram: 0, max_new_tokens: n, stop_ids: Vec::new(), pad_id: pad };
+    if backend != Backend::Flex {
+        let mut tokens = 0;
+        let t = crate::steady::steady(device, &mut || tokens = greedy(&model.net, prompts, &opts(s.new_tokens)).iter().map(Vec::len).sum());
+        return (tokens as f64, t.median, flops.decode(&s, rows), format!("includes the prompt's prefill; {}", t.describe()));
+    }
+    greedy(&model.net, prompts, &opts(2));
+    let start = Instant::now();
+    let out = greedy(&model.net, prompts, &opts(s.new_tokens));
+    let tokens: usize = out.iter().map(Vec::len).sum();
+    (tokens as f64, start.elapsed().as_secs_f64(), flops.decode(&s, rows), "includes the prompt's prefill".into())
+}
+
+/// The probe's block means over the bench sentences, after one warm-up batch.
+fn probe(model: &LanguageModel, inputs: &Inputs, flops: &Flops) -> (f64, f64, f64, String) {
+    let s = inputs.shapes;
+    landermt_probe::block_means_of_ids(model, &inputs.sentences[..s.batch.min(inputs.sentences.len())], s.batch, &|_| {});
+    let start = Instant::now();
+    landermt_probe::block_means_of_ids(model, &inputs.sentences, s.batch, &|_| {});
+    (inputs.sentences.len() as f64, start.elapsed().as_secs_f64(), flops.probe(&s), format!("batch {}", s.batch))
+}
+
+/// Taylor awareness over the bench's score sentences, after one warm-up batch.
+fn score(model: LanguageModel, inputs: &Inputs, flops: &Flops) -> (f64, f64, f64, String) {
+    let s = inputs.shapes;
+    let model = landermt_score::frozen(model);
+    let sentences = &inputs.sentences[..s.score_sentences];
+    landermt_score::awareness(&model, &sentences[..s.batch.min(sentences.len())], s.batch, &|_| {});
+    let start = Instant::now();
+    landermt_score::awareness(&model, sentences, s.batch, &|_| {});
+    (sentences.len() as f64, start.elapsed().as_secs_f64(), flops.score(&s), format!("batch {}", s.batch))
 }
 
 /// The best of five timings of an n×n·n×n f32 product, after one warm-up (the CPU measure:
