@@ -81,11 +81,10 @@ impl KvCache {
 
     /// Keeps the rows `rows` (repeats allowed), in that order: beam search's reordering.
     pub fn select(&mut self, rows: &[usize]) {
-        let Some(device) = self.layers.iter().flatten().next().map(|c| c.k.device()) else { return };
+        let Some(device) = self.layers.iter().flatten().next().map(|c| c.keys().device()) else { return };
         let idx = Tensor::<1, Int>::from_data(TensorData::new(rows.iter().map(|&r| r as i64).collect::<Vec<_>>(), [rows.len()]), &device);
-        for c in self.layers.iter_mut().flatten() {
-            c.k = c.k.clone().select(0, idx.clone());
-            c.v = c.v.clone().select(0, idx.clone());
+        for slot in &mut self.layers {
+            *slot = slot.take().map(|c| c.select(&idx));
         }
         self.key_mask = rows.iter().map(|&r| self.key_mask[r].clone()).collect();
     }
@@ -101,7 +100,7 @@ impl KvCache {
             return self;
         }
         let len = self.len().max(other.len());
-        let pad = |c: KvCache| -> (Vec<Option<LayerCache>>, Vec<Vec<bool>>) {
+        let pad = |c: KvCache| -> (Vec<Option<(Tensor<4>, Tensor<4>)>>, Vec<Vec<bool>>) {
             let extra = len - c.len();
             let mask = c.key_mask.into_iter().map(|row| std::iter::repeat_n(false, extra).chain(row).collect()).collect();
             let pad4 = |t: Tensor<4>| {
@@ -111,7 +110,7 @@ impl KvCache {
                 let [b, h, _, d] = t.dims();
                 Tensor::cat(vec![Tensor::zeros([b, h, extra, d], &t.device()), t], 2)
             };
-            let layers = c.layers.into_iter().map(|l| l.map(|l| LayerCache { k: pad4(l.k), v: pad4(l.v) })).collect();
+            let layers = c.layers.into_iter().map(|l| l.map(|l| (pad4(l.keys()), pad4(l.values())))).collect();
             (layers, mask)
         };
         let ((a, mut mask), (b, other_mask)) = (pad(self), pad(other));
@@ -120,8 +119,8 @@ impl KvCache {
             .into_iter()
             .zip(b)
             .map(|(x, y)| match (x, y) {
-                (Some(x), Some(y)) => Some(LayerCache { k: Tensor::cat(vec![x.k, y.k], 0), v: Tensor::cat(vec![x.v, y.v], 0) }),
-                (x, y) => x.or(y),
+                (Some(x), Some(y)) => Some(LayerCache::new(Tensor::cat(vec![x.0, y.0], 0), Tensor::cat(vec![x.1, y.1], 0))),
+                (x, y) => x.or(y).map(|(k, v)| LayerCache::new(k, v)),
             })
             .collect();
         KvCache { layers, key_mask: mask }

@@ -35,11 +35,53 @@ pub struct AttentionContext<'a> {
     pub bias: &'a Tensor<4>,
 }
 
-/// Cached keys and values of one layer, `[B, kv_heads, T_past, head_dim]`, after RoPE.
+/// Cached keys and values of one layer, after RoPE: buffers `[B, kv_heads, capacity,
+/// head_dim]` whose first `len` positions are the cache. A decoding step writes its position
+/// into the room left (in place where the buffer is the cache's alone, as on flex), instead of
+/// copying the whole cache into a new tensor one position longer; a full buffer doubles.
 #[derive(Debug, Clone)]
 pub struct LayerCache {
-    pub k: Tensor<4>,
-    pub v: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    len: usize,
+}
+
+impl LayerCache {
+    /// A cache of exactly `k` and `v` (`[B, kv_heads, T, head_dim]`), without room.
+    pub fn new(k: Tensor<4>, v: Tensor<4>) -> Self {
+        let len = k.dims()[2];
+        Self { k, v, len }
+    }
+
+    /// The cached keys, `[B, kv_heads, len, head_dim]` (a view of the buffer).
+    pub fn keys(&self) -> Tensor<4> {
+        self.k.clone().narrow(2, 0, self.len)
+    }
+
+    /// The cached values, as [`LayerCache::keys`].
+    pub fn values(&self) -> Tensor<4> {
+        self.v.clone().narrow(2, 0, self.len)
+    }
+
+    /// `self` with `k` and `v` (`[B, kv_heads, t, head_dim]`) appended.
+    fn append(mut self, k: Tensor<4>, v: Tensor<4>) -> Self {
+        let [b, h, t, d] = k.dims();
+        if self.len + t > self.k.dims()[2] {
+            let capacity = (2 * self.len).max(self.len + t);
+            let grow = |x: Tensor<4>| Tensor::cat(vec![x, Tensor::zeros([b, h, capacity - self.len, d], &k.device())], 2);
+            (self.k, self.v) = (grow(self.keys()), grow(self.values()));
+        }
+        let at = [0..b, 0..h, self.len..self.len + t, 0..d];
+        self.k = self.k.slice_assign(at.clone(), k);
+        self.v = self.v.slice_assign(at, v);
+        self.len += t;
+        self
+    }
+
+    /// The rows `rows` of the batch (repeats allowed), in that order.
+    pub fn select(self, rows: &Tensor<1, burn::tensor::Int>) -> Self {
+        Self { k: self.k.select(0, rows.clone()), v: self.v.select(0, rows.clone()), len: self.len }
+    }
 }
 
 impl Attention {
@@ -76,11 +118,14 @@ impl Attention {
             k = rope::apply(k, tables);
         }
         if let Some(slot) = cache {
-            if let Some(past) = slot.take() {
-                k = Tensor::cat(vec![past.k, k], 2);
-                v = Tensor::cat(vec![past.v, v], 2);
-            }
-            *slot = Some(LayerCache { k: k.clone(), v: v.clone() });
+            let layer = match slot.take() {
+                Some(past) => past.append(k, v),
+                None => LayerCache::new(k, v),
+            };
+            // Views: dropped by the end of this call, so the buffers are the cache's alone again
+            // at the next step's append.
+            (k, v) = (layer.keys(), layer.values());
+            *slot = Some(layer);
         }
         let scores = self.grouped(q).matmul(k.swap_dims(2, 3));
         let scores = self.ungrouped(scores, t);
