@@ -10,7 +10,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use itertools::Itertools;
 use landermt_train::Method;
 use serde::{Deserialize, Serialize};
 
@@ -399,8 +398,8 @@ fn dev_point(cfg: &RunConfig, method: Method, value: &str, n: usize) -> Result<P
     // The directions one routing reads decode as one stream: a few dev lines per direction
     // would otherwise be a batch of stragglers each.
     let mut hyps = vec![Vec::new(); sets.len()];
-    for route in sets.iter().map(|(d, ..)| routing.route_index(*d)).unique().collect_vec() {
-        let group: Vec<usize> = (0..sets.len()).filter(|&i| routing.route_index(sets[i].0) == route).collect();
+    let directions: Vec<landermt_data::Direction> = sets.iter().map(|(d, ..)| *d).collect();
+    for group in routing.streams(&directions) {
         let routed = routing.for_direction(&model, sets[group[0]].0);
         let jobs: Vec<landermt_eval::decode::Job> = group.iter().map(|&i| landermt_eval::decode::Job { direction: sets[i].0, sources: &sets[i].1, shots: &[] }).collect();
         for (&i, out) in group.iter().zip(landermt_eval::decode::Decoder::new(&routed, &opts).translate_all(&jobs, &|_| {})?) {

@@ -114,7 +114,12 @@ pub struct Routes {
 impl Routes {
     /// The route of the pair `{a, b}`.
     pub fn of_pair(&self, a: Language, b: Language) -> Option<&Route> {
-        self.routes.iter().find(|r| r.pair.contains(&a) && r.pair.contains(&b))
+        self.index_of_pair(a, b).map(|i| &self.routes[i])
+    }
+
+    /// Where [`Routes::of_pair`]'s route stands in `routes`.
+    pub fn index_of_pair(&self, a: Language, b: Language) -> Option<usize> {
+        self.routes.iter().position(|r| r.pair.contains(&a) && r.pair.contains(&b))
     }
 
     /// The route that text in `language` alone is read with (the forgetting measure): the

@@ -292,17 +292,10 @@ fn hypotheses(name: &str, sets: &[SetJob], routing: &super::train::Routing, mode
             }
         });
     }
-    // The sets one routing reads (all of them, but in a joint run's selective systems each
-    // pair's two directions) decode as one stream.
-    let mut groups: Vec<(Option<usize>, Vec<usize>)> = Vec::new();
-    for i in missing {
-        let route = routing.route_index(sets[i].set.direction);
-        match groups.iter_mut().find(|(r, _)| *r == route) {
-            Some((_, group)) => group.push(i),
-            None => groups.push((route, vec![i])),
-        }
-    }
-    for (_, group) in groups {
+    // The sets one routing reads decode as one stream.
+    let directions: Vec<Direction> = missing.iter().map(|&i| sets[i].set.direction).collect();
+    for stream in routing.streams(&directions) {
+        let group: Vec<usize> = stream.into_iter().map(|j| missing[j]).collect();
         let jobs: Vec<&SetJob> = group.iter().map(|&i| &sets[i]).collect();
         let m = routing.for_direction(model.expect(LOADED), jobs[0].set.direction);
         let decoded = decode_sets(name, &landermt_eval::decode::Decoder::new(&m, opts), &jobs)?;

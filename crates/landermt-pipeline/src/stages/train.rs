@@ -258,10 +258,20 @@ impl Routing {
         routed(model, self.0.as_ref().and_then(|r| r.of_pair(direction.src, direction.tgt)))
     }
 
-    /// Which of the run's routes `direction` is read with: `None` where every direction reads
-    /// the model as it is (per-pair runs, and joint runs' unrouted systems).
-    pub fn route_index(&self, direction: Direction) -> Option<usize> {
-        self.0.as_ref()?.routes.iter().position(|r| r.pair.contains(&direction.src) && r.pair.contains(&direction.tgt))
+    /// `directions`' indices grouped by the routing each is read with, in order of first
+    /// appearance: one group where every direction reads the model as it is (per-pair runs,
+    /// joint runs' unrouted systems), one per pair for a joint run's selective systems. Each
+    /// group can decode as one stream.
+    pub fn streams(&self, directions: &[Direction]) -> Vec<Vec<usize>> {
+        let route = |d: &Direction| self.0.as_ref().and_then(|r| r.index_of_pair(d.src, d.tgt));
+        let mut groups: Vec<(Option<usize>, Vec<usize>)> = Vec::new();
+        for (i, d) in directions.iter().enumerate() {
+            match groups.iter_mut().find(|(r, _)| *r == route(d)) {
+                Some((_, group)) => group.push(i),
+                None => groups.push((route(d), vec![i])),
+            }
+        }
+        groups.into_iter().map(|(_, group)| group).collect()
     }
 
     /// `model` as it reads text in `language` (the LM loss of forgetting).
