@@ -42,20 +42,11 @@ derive() {
   fi
 }
 
-# The best rate of METHOD's sweep in variant NAME over RATES, written into its config: the
-# [train] rate for landermt, [train.methods.METHOD] for another method.
+# METHOD's rate in variant NAME over RATES: swept on 20 dev lines a direction (as
+# bench/joint.sh's sweeps), the best written into its config.
+source bench/tune-rate.sh
 tune() {
-  local name=$1 method=$2 rates=$3 cfg=runs/neurons-joint-$1.toml
-  "$XTASK" sweep --config "$cfg" --method "$method" --set "train.lr=$rates" --dev-lines 20 < /dev/null
-  local best
-  best=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['best'])" "results/paper-joint-neurons/$name/sweep/$method/train.lr/sweep.json")
-  if [ "$method" = landermt ]; then
-    sed -i "s|^lr = 1e-4 .*|lr = $best               # the best of $rates on the joint dev set (sweep/landermt)|" "$cfg"
-    grep -q "^lr = $best " "$cfg"
-  else
-    printf '\n[train.methods.%s]\nlr = %s               # the best of %s on the joint dev set (sweep/%s)\n' "$method" "$best" "$rates" "$method" >> "$cfg"
-  fi
-  log "$name: $method's rate is $best"
+  tune_rate "runs/neurons-joint-$1.toml" "results/paper-joint-neurons/$1" "$2" "$3" 20
 }
 
 run_variant() {

@@ -35,19 +35,10 @@ derive() {
   mv "$cfg.tmp" "$cfg"
 }
 
-# The best rate of METHOD's sweep in variant NAME, written into its config: the [train] rate
-# for landermt, [train.methods.METHOD] for another method.
+# METHOD's rate in variant NAME: swept on 100 dev lines, the best written into its config.
+source bench/tune-rate.sh
 tune() {
-  local name=$1 method=$2 cfg=runs/neurons-$1.toml
-  "$XTASK" sweep --config "$cfg" --method "$method" --set "train.lr=$RATES" --dev-lines 100 < /dev/null
-  local best
-  best=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['best'])" "results/en-fr-neurons/$name/sweep/$method/train.lr/sweep.json")
-  if [ "$method" = landermt ]; then
-    sed -i "s|^lr = 3e-4 .*|lr = $best               # the best of $RATES on dev (sweep/landermt)|" "$cfg"
-  else
-    printf '\n[train.methods.%s]\nlr = %s               # the best of %s on dev (sweep/%s)\n' "$method" "$best" "$RATES" "$method" >> "$cfg"
-  fi
-  log "$name: $method's rate is $best"
+  tune_rate "runs/neurons-$1.toml" "results/en-fr-neurons/$1" "$2" "$RATES" 100
 }
 
 run_variant() {
