@@ -144,7 +144,7 @@ impl Rows {
         let hidden = model.forward(batch, Some(&mut self.cache), &mut Taps::none());
         let [b, t, h] = hidden.dims();
         let banned = |row: usize| repeated_ngram_ends(&out[self.live[row]], opts.no_repeat_ngram);
-        let next = argmax_last(model.logits(hidden.narrow(1, t - 1, 1).reshape([b, 1, h])), &banned);
+        let next = next_tokens(model, hidden.narrow(1, t - 1, 1).reshape([b, h]), &banned);
         let mut keep = Vec::with_capacity(self.live.len());
         for (row, (&p, &tok)) in self.live.iter().zip(&next).enumerate() {
             let stop = stops(&opts.stop_ids, opts.line_breaks.as_deref(), &out[p], tok);
@@ -249,6 +249,19 @@ pub fn beam(model: &Transformer, prompt: &[u32], opts: &BeamOptions) -> (Vec<u32
         (t, s, n)
     }));
     finished.into_iter().max_by(|a, b| a.2.total_cmp(&b.2)).map(|(t, s, _)| (t, s)).unwrap_or_default()
+}
+
+/// Each row's greedy token after the hidden states `last` (`[B, h]`): from the model's screened
+/// head where it has one ([`crate::screen`]), else from the f32 logits.
+fn next_tokens(model: &Transformer, last: Tensor<2>, banned: &dyn Fn(usize) -> Vec<u32>) -> Vec<u32> {
+    if let Some(screen) = &model.screen {
+        let hidden: Vec<f32> = last.clone().into_data().try_into_vec::<f32>().expect("f32 hidden states");
+        if let Some(next) = screen.argmax(&model.embed_tokens.val(), &hidden, banned) {
+            return next;
+        }
+    }
+    let [b, h] = last.dims();
+    argmax_last(model.logits(last.reshape([b, 1, h])), banned)
 }
 
 /// Argmax over the vocabulary of `[B, 1, V]` logits, ties to the lowest id (as torch.argmax),

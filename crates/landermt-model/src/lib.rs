@@ -31,6 +31,7 @@ pub mod launches;
 pub mod loss;
 pub mod model;
 pub mod nn;
+pub mod screen;
 #[cfg(target_arch = "x86_64")]
 pub mod skinny;
 pub mod taps;
@@ -102,9 +103,12 @@ impl LanguageModel {
 
     /// The model for decoding only: its blocks' weights column-major on flex
     /// ([`nn::decode_layout`]), which a decoding step multiplies without repacking them.
-    /// Training a model in this layout works but gains nothing.
+    /// Training a model in this layout works but gains nothing. A tied f32 head gets its
+    /// bf16 screen ([`screen`]), which greedy decoding reads instead of the f32 head: its
+    /// weights must not change after this.
     pub fn into_decoding(mut self) -> Self {
         self.net = nn::decode_layout::column_major(self.net);
+        self.net.screen = screen::ScreenedHead::of(&self.net);
         self
     }
 
@@ -112,6 +116,7 @@ impl LanguageModel {
     /// e.g. a trained system decoded in bf16. bf16 runs on flex only.
     pub fn stored_in(mut self, dtype: WeightDtype) -> Self {
         self.net = dtype::stored_in(self.net, dtype);
+        self.net.screen = None;
         self
     }
 

@@ -21,6 +21,10 @@ pub struct Transformer {
     pub lm_head: Option<Param<Tensor<2>>>,
     #[module(skip)]
     pub config: ModelConfig,
+    /// Greedy decoding's bf16 screen of the tied head (`crate::screen`), built by
+    /// `LanguageModel::into_decoding`; `None` computes the f32 logits.
+    #[module(skip)]
+    pub screen: Option<std::sync::Arc<crate::screen::ScreenedHead>>,
 }
 
 /// Token ids of B sequences padded on the left to a common length T, with the mask of real

@@ -118,3 +118,33 @@ fn gemma3_left_padded_batch_matches_transformers() {
         assert!(err < 1e-3, "batch row {r}: top-20 logits relative error {err}");
     }
 }
+
+/// The decoding model (`into_decoding`: column-major blocks, the head's bf16 screen) gives
+/// transformers' greedy tokens, alone and with the prompts in one batch, and its steps went
+/// through the screen.
+#[test]
+fn gemma3_decoding_model_greedy_matches_transformers() {
+    if model().is_none() {
+        return;
+    }
+    let m = LanguageModel::load(cache::known("gemma-3-270m").unwrap().path(), &Backend::Flex.device().unwrap()).unwrap().into_decoding();
+    let screened = landermt_model::screen::screened_steps();
+    let reference = Reference::open(dir().join("reference.safetensors"));
+    let prompts = meta()["prompts"].as_array().unwrap().len();
+    let (mut seqs, mut wants) = (Vec::new(), Vec::new());
+    for k in 0..prompts {
+        let (ids, want) = (reference.ids(&format!("ids_{k}")), reference.ids(&format!("greedy_{k}")));
+        let opts = GreedyOptions { line_breaks: None, no_repeat_ngram: 0, max_new_tokens: want.len(), stop_ids: vec![], pad_id: 0 };
+        assert_eq!(greedy(&m.net, std::slice::from_ref(&ids), &opts)[0], want, "prompt {k}: greedy tokens of the decoding model");
+        seqs.push(ids);
+        wants.push(want);
+    }
+    let shortest = wants.iter().map(Vec::len).min().unwrap();
+    let opts = GreedyOptions { line_breaks: None, no_repeat_ngram: 0, max_new_tokens: shortest, stop_ids: vec![], pad_id: m.config.pad_token_id.unwrap_or(0) };
+    for (k, row) in greedy(&m.net, &seqs, &opts).iter().enumerate() {
+        assert_eq!(row[..], wants[k][..shortest], "prompt {k} in a batch: greedy tokens of the decoding model");
+    }
+    if std::env::var("LANDERMT_SCREEN").map_or(true, |v| v != "0") {
+        assert!(landermt_model::screen::screened_steps() > screened, "no step went through the screen");
+    }
+}

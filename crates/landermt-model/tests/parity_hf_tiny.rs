@@ -64,11 +64,32 @@ fn check_model(name: &str, backend: Backend) {
     let real = |v: &[f32]| real_positions(v, &batch, model.config.vocab_size);
     assert_close(&format!("{name}/{backend} batch logits"), &real(&logits), &real(&want), tol);
 
+    check_decoding(&format!("{name}/{backend}"), &model.net, &reference, &seqs, pad);
+
+    // The decoding model: its blocks column-major and, for a tied head on flex, greedy tokens
+    // from the bf16 screen of the head (`landermt_model::screen`), which must find the same.
+    let decoding = LanguageModel::load(&dir, &device).unwrap().into_decoding();
+    let screened = landermt_model::screen::screened_steps();
+    for (k, ids) in seqs.iter().enumerate() {
+        let want = reference.ids(&format!("greedy_{k}"));
+        let opts = GreedyOptions { line_breaks: None, no_repeat_ngram: 0, max_new_tokens: want.len(), stop_ids: vec![], pad_id: 0 };
+        assert_eq!(greedy(&decoding.net, std::slice::from_ref(ids), &opts)[0], want, "{name}/{backend} decoding model, prompt {k}: greedy tokens");
+    }
+    check_decoding(&format!("{name}/{backend} decoding model"), &decoding.net, &reference, &seqs, pad);
+    let tied = decoding.net.lm_head.is_none();
+    if backend == Backend::Flex && tied && std::env::var("LANDERMT_SCREEN").map_or(true, |v| v != "0") {
+        assert!(decoding.net.screen.is_some(), "{name}: a tied f32 head on flex is screened");
+        assert!(landermt_model::screen::screened_steps() > screened, "{name}: no decoding step went through the screen");
+    }
+}
+
+/// Batched and streamed greedy decoding of `seqs` on `net` against the reference's tokens.
+fn check_decoding(label: &str, net: &landermt_model::Transformer, reference: &Reference, seqs: &[Vec<u32>], pad: u32) {
     // Batched greedy decoding must give each row what it gets alone.
     let opts = GreedyOptions { line_breaks: None, no_repeat_ngram: 0, max_new_tokens: 16, stop_ids: vec![], pad_id: pad };
-    let batched = greedy(&model.net, &seqs, &opts);
+    let batched = greedy(net, seqs, &opts);
     for (k, row) in batched.iter().enumerate() {
-        assert_eq!(row, &reference.ids(&format!("greedy_{k}")), "{name}/{backend}: batched greedy row {k}");
+        assert_eq!(row, &reference.ids(&format!("greedy_{k}")), "{label}: batched greedy row {k}");
     }
 
     // Continuous batching, one row fewer than prompts, with a stop token that ends the first row
@@ -77,14 +98,14 @@ fn check_model(name: &str, backend: Backend) {
     let stop = reference.ids("greedy_0")[3];
     let opts = GreedyOptions { line_breaks: None, no_repeat_ngram: 0, max_new_tokens: 16, stop_ids: vec![stop], pad_id: pad };
     let mut finished = Vec::new();
-    let streamed = greedy_stream(&model.net, &seqs, (seqs.len() - 1).max(1), &opts, &mut |p| finished.push(p));
+    let streamed = greedy_stream(net, seqs, (seqs.len() - 1).max(1), &opts, &mut |p| finished.push(p));
     for (k, row) in streamed.iter().enumerate() {
         let want = reference.ids(&format!("greedy_{k}"));
         let cut = want.iter().position(|&t| t == stop).map_or(want.len(), |i| i + 1);
-        assert_eq!(row, &want[..cut], "{name}/{backend}: streamed greedy row {k}");
+        assert_eq!(row, &want[..cut], "{label}: streamed greedy row {k}");
     }
     finished.sort_unstable();
-    assert_eq!(finished, (0..seqs.len()).collect::<Vec<_>>(), "{name}: every prompt reported done once");
+    assert_eq!(finished, (0..seqs.len()).collect::<Vec<_>>(), "{label}: every prompt reported done once");
 }
 
 #[test]

@@ -124,5 +124,6 @@ pub(crate) fn load(l: &Loader) -> Result<Transformer> {
         final_norm: l.norm(&format!("{prefix}ln_f"), h)?,
         lm_head: None,
         config: c.clone(),
+        screen: None,
     })
 }

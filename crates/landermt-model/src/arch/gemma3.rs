@@ -178,5 +178,5 @@ pub(crate) fn load(l: &Loader) -> Result<Transformer> {
         });
     }
     let embed = l.get("model.embed_tokens.weight", &[c.vocab_size, h])?;
-    Ok(Transformer { embed_tokens: l.matrix(embed), embed_norm: None, layers, final_norm: norm(l, "model.norm", h)?, lm_head: None, config: c.clone() })
+    Ok(Transformer { embed_tokens: l.matrix(embed), embed_norm: None, layers, final_norm: norm(l, "model.norm", h)?, lm_head: None, config: c.clone(), screen: None })
 }

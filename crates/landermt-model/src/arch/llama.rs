@@ -151,7 +151,15 @@ pub(crate) fn load(l: &Loader) -> Result<Transformer> {
     }
     let embed = l.get("model.embed_tokens.weight", &[c.vocab_size, h])?;
     let lm_head = if c.tie_word_embeddings { None } else { Some(l.get("lm_head.weight", &[c.vocab_size, h])?) };
-    Ok(Transformer { embed_tokens: l.matrix(embed), embed_norm: None, layers, final_norm: l.norm("model.norm", h)?, lm_head: lm_head.map(|w| l.matrix(w.transposed())), config: c.clone() })
+    Ok(Transformer {
+        embed_tokens: l.matrix(embed),
+        embed_norm: None,
+        layers,
+        final_norm: l.norm("model.norm", h)?,
+        lm_head: lm_head.map(|w| l.matrix(w.transposed())),
+        config: c.clone(),
+        screen: None,
+    })
 }
 
 /// A q or k projection from a GGUF file, with llama.cpp's row permutation undone.

@@ -1,0 +1,268 @@
+//! Greedy decoding's head at half the bytes, with the f32 head's argmax: the screened head.
+//!
+//! A decoding step of up to 16 rows on a two-core machine reads every weight once, and the
+//! tied head `E · h` (Gemma 3's E is 262,144 × 640 f32, 671 MB) is two thirds of those bytes.
+//! Greedy decoding needs only each row's argmax, so the head is read from a bf16 copy Ê of E
+//! instead, and the argmax is recovered exactly:
+//! - `approx_i = Ê_i · h`, the f32 sum of the exact bf16 values (`skinny::product_bf16`);
+//! - `exact_i`, the f32 head's logit: the f32 fused multiply-add chain over the hidden size in
+//!   order, as `skinny`'s f32 kernels compute every output;
+//! - `|approx_i − exact_i| ≤ b_i = ‖h‖₂ · s_i`, with the row's slack
+//!   `s_i = ‖E_i − Ê_i‖₂ (1 + γ) + 2γ ‖Ê_i‖₂`: Cauchy–Schwarz on the rounding of E, the
+//!   textbook bound `γ = d·u / (1 − d·u)`, `u = 2⁻²⁴`, on the rounding of a d-term f32 sum in
+//!   any order (both sums), and `‖E_i‖ ≤ ‖Ê_i‖ + ‖E_i − Ê_i‖`;
+//! - so every maximum of `exact` lies among the candidates
+//!   `approx_i + b_i ≥ max_j (approx_j − b_j)`, whose exact logits are then computed from E's
+//!   own rows.
+//!
+//! On Gemma 3 270M a row has one to three candidates. The argmax, ties to the lowest id, is the
+//! one the f32 head gives wherever `skinny`'s f32 kernel computes that head (a BLAS is active,
+//! 2 to 32 rows): the same sums, bit for bit. One-row steps are otherwise `sgemv`'s, and the
+//! pure-Rust GEMM's sums come in another order; there the two heads can differ only between
+//! logits within f32 rounding of each other.
+//!
+//! Built by [`crate::LanguageModel::into_decoding`] for tied f32 heads on flex, and only
+//! valid while the embedding does not change (a decoding model's weights are final).
+//! `LANDERMT_SCREEN=0` leaves it out, to compare the two heads.
+
+use std::sync::Arc;
+
+use burn::tensor::{DType, Int, Tensor, TensorData};
+use half::bf16;
+use rayon::prelude::*;
+
+use crate::model::Transformer;
+
+/// The embedding's rows converted per chunk when building: a bounded copy at a time.
+const BUILD_ROWS: usize = 8192;
+/// The most columns one call of the bf16 kernel takes (`skinny::applies_bf16`).
+const MAX_COLUMNS: usize = 32;
+/// Relative margin on every bound, for the f64 arithmetic of the bounds themselves.
+const MARGIN: f64 = 1e-6;
+
+/// The bf16 copy of a tied head and each row's slack (module docs).
+pub struct ScreenedHead {
+    vocab: usize,
+    dim: usize,
+    /// Ê, row-major `[vocab, dim]`.
+    rounded: Vec<bf16>,
+    /// `s_i`, rounded up.
+    slack: Vec<f32>,
+}
+
+impl std::fmt::Debug for ScreenedHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ScreenedHead({} × {})", self.vocab, self.dim)
+    }
+}
+
+impl ScreenedHead {
+    /// The screen of `net`'s head, or `None` where it does not apply: an untied head, an
+    /// embedding not f32 on flex, a CPU without AVX2 and FMA, or `LANDERMT_SCREEN=0`.
+    pub fn of(net: &Transformer) -> Option<Arc<Self>> {
+        let embed = net.embed_tokens.val();
+        let usable = net.lm_head.is_none() && crate::nn::on_host(&embed) && embed.dtype() == DType::F32;
+        if !usable || !crate::vmath::has_avx2_fma() || std::env::var("LANDERMT_SCREEN").is_ok_and(|v| v == "0") {
+            return None;
+        }
+        Self::new(&embed).map(Arc::new)
+    }
+
+    /// The screen of the f32 head E = `embed` (`[vocab, dim]`, on flex), on a CPU with AVX2
+    /// and FMA; `None` if its values cannot be read as f32.
+    pub fn new(embed: &Tensor<2>) -> Option<Self> {
+        assert!(crate::vmath::has_avx2_fma(), "the screened head needs AVX2 and FMA");
+        let [vocab, dim] = embed.dims();
+        let (mut rounded, mut slack) = (Vec::with_capacity(vocab * dim), Vec::with_capacity(vocab));
+        for first in (0..vocab).step_by(BUILD_ROWS) {
+            let rows = BUILD_ROWS.min(vocab - first);
+            let chunk: Vec<f32> = embed.clone().narrow(0, first, rows).into_data().try_into_vec::<f32>().ok()?;
+            let converted: Vec<RoundedRow> = chunk.par_chunks(dim).map(round_row).collect();
+            for row in converted {
+                rounded.extend(row.values);
+                slack.push(row.slack);
+            }
+        }
+        Some(Self { vocab, dim, rounded, slack })
+    }
+
+    /// Each row's argmax of the f32 logits `E · h` over the tokens not in `banned(row)`, for
+    /// `hidden` of `[rows, dim]` and `embed` the E this screen was built from; `None` where the
+    /// screen cannot vouch for it (a logit or a bound not finite, every token banned), and the
+    /// caller computes the logits instead.
+    pub fn argmax(&self, embed: &Tensor<2>, hidden: &[f32], banned: &dyn Fn(usize) -> Vec<u32>) -> Option<Vec<u32>> {
+        let rows = hidden.len() / self.dim;
+        if rows == 0 || hidden.len() != rows * self.dim || embed.dims() != [self.vocab, self.dim] || embed.dtype() != DType::F32 {
+            return None;
+        }
+        // b_i = ‖h‖·s_i, with room for the f64 arithmetic of the bounds and for underflow.
+        let scales: Vec<Scale> = hidden.chunks_exact(self.dim).map(Scale::new).collect();
+        if !scales.iter().all(|s| s.norm.is_finite()) {
+            return None;
+        }
+        let mut approx = self.approx(hidden, rows);
+        for r in 0..rows {
+            for t in banned(r) {
+                approx[t as usize * rows + r] = f32::NEG_INFINITY;
+            }
+        }
+        let candidates = self.candidates(&approx, &scales)?;
+        SCREENED_STEPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(exact_argmax(embed, hidden, self.dim, &candidates))
+    }
+
+    /// `approx[i · rows + r] = Ê_i · h_r`, [`MAX_COLUMNS`] rows of `hidden` per call of the kernel.
+    fn approx(&self, hidden: &[f32], rows: usize) -> Vec<f32> {
+        let mut approx = vec![0f32; self.vocab * rows];
+        for first in (0..rows).step_by(MAX_COLUMNS) {
+            let n = MAX_COLUMNS.min(rows - first);
+            let b = (hidden[first * self.dim..].as_ptr(), 1, self.dim as isize);
+            let out = (approx[first..].as_mut_ptr(), rows as isize, 1);
+            // SAFETY: Ê is vocab × dim row-major; B is `hidden`'s rows first..first + n as
+            // dim × n columns (row stride 1, column stride dim); out holds vocab rows of `rows`
+            // floats, of which columns first..first + n are written. `applies_bf16` holds:
+            // 1 ≤ n ≤ 32, a unit column stride, AVX2 and FMA (checked in `of` and `new`).
+            unsafe { crate::skinny::product_bf16(self.vocab, n, self.dim, self.rounded.as_ptr(), self.dim as isize, b, out) };
+        }
+        approx
+    }
+
+    /// `b_i` for row i of the head and a hidden row of scale `s` (module docs).
+    #[inline]
+    fn bound(&self, i: usize, s: &Scale) -> f64 {
+        f64::from(self.slack[i]) * s.norm + s.floor
+    }
+
+    /// Per hidden row, in increasing id: the tokens whose exact logit may be the row's maximum.
+    fn candidates(&self, approx: &[f32], scales: &[Scale]) -> Option<Vec<Vec<u32>>> {
+        let rows = scales.len();
+        // The largest lower bound per row; a non-finite logit that is not banned spoils it.
+        let floor = approx
+            .par_chunks(rows * BUILD_ROWS)
+            .enumerate()
+            .map(|(c, chunk)| {
+                let mut floor = vec![f64::NEG_INFINITY; rows];
+                for (k, &a) in chunk.iter().enumerate() {
+                    let (i, r) = (c * BUILD_ROWS + k / rows, k % rows);
+                    if a != f32::NEG_INFINITY {
+                        floor[r] = worse_of(floor[r], if a.is_finite() { f64::from(a) - self.bound(i, &scales[r]) } else { f64::NAN });
+                    }
+                }
+                floor
+            })
+            .reduce(|| vec![f64::NEG_INFINITY; rows], |a, b| a.iter().zip(&b).map(|(&x, &y)| worse_of(x, y)).collect());
+        if !floor.iter().all(|f| f.is_finite()) {
+            return None;
+        }
+        let found: Vec<Vec<(usize, u32)>> = approx
+            .par_chunks(rows * BUILD_ROWS)
+            .enumerate()
+            .map(|(c, chunk)| {
+                let above = |(k, &a): (usize, &f32)| {
+                    let (i, r) = (c * BUILD_ROWS + k / rows, k % rows);
+                    (f64::from(a) + self.bound(i, &scales[r]) >= floor[r]).then_some((r, i as u32))
+                };
+                chunk.iter().enumerate().filter_map(above).collect()
+            })
+            .collect();
+        let mut per_row = vec![Vec::new(); rows];
+        for (r, i) in found.into_iter().flatten() {
+            per_row[r].push(i);
+        }
+        Some(per_row)
+    }
+}
+
+/// The larger of two lower bounds, NaN if either is (a logit the screen cannot bound).
+fn worse_of(x: f64, y: f64) -> f64 {
+    if x.is_nan() || y.is_nan() { f64::NAN } else { x.max(y) }
+}
+
+/// What a hidden row h brings to its bounds: `‖h‖₂` (times 1 + [`MARGIN`]), and a floor for
+/// sums that pass through subnormals, where γ does not hold (half an ulp of the smallest
+/// subnormal per addition, d of them in each of the two sums).
+struct Scale {
+    norm: f64,
+    floor: f64,
+}
+
+impl Scale {
+    fn new(h: &[f32]) -> Self {
+        let norm = h.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
+        Self { norm: norm * (1.0 + MARGIN), floor: h.len() as f64 * 2f64.powi(-148) + f64::MIN_POSITIVE }
+    }
+}
+
+/// The textbook bound on the relative rounding of a d-term f32 sum: `d·u / (1 − d·u)`.
+fn gamma(d: usize) -> f64 {
+    let du = d as f64 * f64::from(f32::EPSILON) / 2.0;
+    du / (1.0 - du)
+}
+
+/// How many decoding steps took their tokens from a screened head in this process.
+pub fn screened_steps() -> u64 {
+    SCREENED_STEPS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+static SCREENED_STEPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// One row of E in the screen: Ê_i and s_i (module docs), rounded up.
+struct RoundedRow {
+    values: Vec<bf16>,
+    slack: f32,
+}
+
+fn round_row(row: &[f32]) -> RoundedRow {
+    let values: Vec<bf16> = row.iter().map(|&x| bf16::from_f32(x)).collect();
+    let (mut diff, mut norm) = (0f64, 0f64);
+    for (&x, &y) in row.iter().zip(&values) {
+        let (x, y) = (f64::from(x), f64::from(y.to_f32()));
+        diff += (x - y).powi(2);
+        norm += y * y;
+    }
+    let gamma = gamma(row.len());
+    let slack = diff.sqrt() * (1.0 + gamma) + 2.0 * gamma * norm.sqrt();
+    RoundedRow { values, slack: round_up(slack * (1.0 + MARGIN)) }
+}
+
+/// `x` as an f32 no smaller than it (NaN and infinity pass through).
+fn round_up(x: f64) -> f32 {
+    let y = x as f32;
+    if f64::from(y) < x { y.next_up() } else { y }
+}
+
+/// Each row's first maximum of the exact f32 logits over its candidates (in increasing id),
+/// reading the candidates' rows of E.
+fn exact_argmax(embed: &Tensor<2>, hidden: &[f32], dim: usize, candidates: &[Vec<u32>]) -> Vec<u32> {
+    let mut ids: Vec<u32> = candidates.iter().flatten().copied().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let index = Tensor::<1, Int>::from_data(TensorData::new(ids.iter().map(|&i| i64::from(i)).collect::<Vec<_>>(), [ids.len()]), &embed.device());
+    let rows: Vec<f32> = embed.clone().select(0, index).into_data().try_into_vec::<f32>().expect("an f32 embedding");
+    candidates
+        .iter()
+        .zip(hidden.chunks_exact(dim))
+        .map(|(cands, h)| {
+            let mut best = (f32::NEG_INFINITY, cands[0]);
+            for &id in cands {
+                let at = ids.binary_search(&id).expect("gathered");
+                // SAFETY: `of` checked AVX2 and FMA.
+                let logit = unsafe { fma_chain(&rows[at * dim..(at + 1) * dim], h) };
+                if logit > best.0 {
+                    best = (logit, id);
+                }
+            }
+            best.1
+        })
+        .collect()
+}
+
+/// `Σ_p a[p]·b[p]` as one fused multiply-add after another from 0, in order: the sum each of
+/// `skinny`'s f32 kernels computes for one output.
+///
+/// # Safety
+/// The CPU must have FMA.
+#[target_feature(enable = "fma")]
+unsafe fn fma_chain(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).fold(0f32, |acc, (&x, &y)| x.mul_add(y, acc))
+}
