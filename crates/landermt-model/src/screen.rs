@@ -35,6 +35,8 @@ use crate::model::Transformer;
 
 /// The embedding's rows converted per chunk when building: a bounded copy at a time.
 const BUILD_ROWS: usize = 8192;
+/// Rows of the head per block of the candidates' scan (module docs of `candidates`).
+const SCAN_ROWS: usize = 1024;
 /// The most columns one call of the bf16 kernel takes (`skinny::applies_bf16`).
 const MAX_COLUMNS: usize = 32;
 /// Relative margin on every bound, for the f64 arithmetic of the bounds themselves.
@@ -48,6 +50,10 @@ pub struct ScreenedHead {
     rounded: Vec<bf16>,
     /// `s_i`, rounded up.
     slack: Vec<f32>,
+    /// The largest `s_i`.
+    widest: f64,
+    /// The approximate logits of the last step, kept so that a step does not zero 16 MB anew.
+    scratch: std::sync::Mutex<Vec<f32>>,
 }
 
 impl std::fmt::Debug for ScreenedHead {
@@ -83,7 +89,8 @@ impl ScreenedHead {
                 slack.push(row.slack);
             }
         }
-        Some(Self { vocab, dim, rounded, slack })
+        let widest = slack.iter().fold(0f64, |m, &s| m.max(f64::from(s)));
+        Some(Self { vocab, dim, rounded, slack, widest, scratch: Default::default() })
     }
 
     /// Each row's argmax of the f32 logits `E · h` over the tokens not in `banned(row)`, for
@@ -100,20 +107,24 @@ impl ScreenedHead {
         if !scales.iter().all(|s| s.norm.is_finite()) {
             return None;
         }
-        let mut approx = self.approx(hidden, rows);
+        let mut scratch = self.scratch.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let approx = self.approx(hidden, rows, &mut scratch);
         for r in 0..rows {
             for t in banned(r) {
                 approx[t as usize * rows + r] = f32::NEG_INFINITY;
             }
         }
-        let candidates = self.candidates(&approx, &scales)?;
+        let candidates = self.candidates(approx, &scales)?;
+        drop(scratch);
         SCREENED_STEPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Some(exact_argmax(embed, hidden, self.dim, &candidates))
     }
 
-    /// `approx[i · rows + r] = Ê_i · h_r`, [`MAX_COLUMNS`] rows of `hidden` per call of the kernel.
-    fn approx(&self, hidden: &[f32], rows: usize) -> Vec<f32> {
-        let mut approx = vec![0f32; self.vocab * rows];
+    /// `approx[i · rows + r] = Ê_i · h_r` in `buffer`, [`MAX_COLUMNS`] rows of `hidden` per
+    /// call of the kernel, which writes every entry.
+    fn approx<'b>(&self, hidden: &[f32], rows: usize, buffer: &'b mut Vec<f32>) -> &'b mut [f32] {
+        buffer.resize(self.vocab * rows, 0.0);
+        let approx = &mut buffer[..self.vocab * rows];
         for first in (0..rows).step_by(MAX_COLUMNS) {
             let n = MAX_COLUMNS.min(rows - first);
             let b = (hidden[first * self.dim..].as_ptr(), 1, self.dim as isize);
@@ -134,48 +145,61 @@ impl ScreenedHead {
     }
 
     /// Per hidden row, in increasing id: the tokens whose exact logit may be the row's maximum.
+    /// With `top` the row's largest approx and B = ‖h‖·max_i s_i (≥ every b_i), the best exact
+    /// logit is at least `floor = top − B` (that of top's own token), so a candidate needs
+    /// `approx_i + b_i ≥ floor`, and before that the cheap `approx_i ≥ top − 2B`: two passes of
+    /// f32 comparisons over the logits, the bound's f64 arithmetic only for the few that pass.
     fn candidates(&self, approx: &[f32], scales: &[Scale]) -> Option<Vec<Vec<u32>>> {
         let rows = scales.len();
-        // The largest lower bound per row; a non-finite logit that is not banned spoils it.
-        let floor = approx
-            .par_chunks(rows * BUILD_ROWS)
-            .enumerate()
-            .map(|(c, chunk)| {
-                let mut floor = vec![f64::NEG_INFINITY; rows];
-                for (k, &a) in chunk.iter().enumerate() {
-                    let (i, r) = (c * BUILD_ROWS + k / rows, k % rows);
-                    if a != f32::NEG_INFINITY {
-                        floor[r] = worse_of(floor[r], if a.is_finite() { f64::from(a) - self.bound(i, &scales[r]) } else { f64::NAN });
+        // Each block's maxima per row: the second pass reads only the blocks that reach `quick`.
+        let maxima: Vec<Vec<f32>> = approx.par_chunks(rows * SCAN_ROWS).map(|block| row_maxima(block, rows)).collect::<Option<_>>()?;
+        let mut floor = Vec::with_capacity(rows);
+        let mut quick = Vec::with_capacity(rows);
+        for (r, s) in scales.iter().enumerate() {
+            let top = maxima.iter().fold(f32::NEG_INFINITY, |m, b| m.max(b[r]));
+            let widest = self.widest * s.norm + s.floor;
+            if !top.is_finite() || !widest.is_finite() {
+                return None;
+            }
+            floor.push(f64::from(top) - widest);
+            quick.push(round_down(f64::from(top) - 2.0 * widest));
+        }
+        let mut per_row = vec![Vec::new(); rows];
+        for (c, block_max) in maxima.iter().enumerate() {
+            let reached: Vec<usize> = (0..rows).filter(|&r| block_max[r] >= quick[r]).collect();
+            for (k, logits) in approx[c * rows * SCAN_ROWS..].chunks_exact(rows).take(SCAN_ROWS).enumerate() {
+                let i = c * SCAN_ROWS + k;
+                for &r in &reached {
+                    let a = logits[r];
+                    if a >= quick[r] && f64::from(a) + self.bound(i, &scales[r]) >= floor[r] {
+                        per_row[r].push(i as u32);
                     }
                 }
-                floor
-            })
-            .reduce(|| vec![f64::NEG_INFINITY; rows], |a, b| a.iter().zip(&b).map(|(&x, &y)| worse_of(x, y)).collect());
-        if !floor.iter().all(|f| f.is_finite()) {
-            return None;
-        }
-        let found: Vec<Vec<(usize, u32)>> = approx
-            .par_chunks(rows * BUILD_ROWS)
-            .enumerate()
-            .map(|(c, chunk)| {
-                let above = |(k, &a): (usize, &f32)| {
-                    let (i, r) = (c * BUILD_ROWS + k / rows, k % rows);
-                    (f64::from(a) + self.bound(i, &scales[r]) >= floor[r]).then_some((r, i as u32))
-                };
-                chunk.iter().enumerate().filter_map(above).collect()
-            })
-            .collect();
-        let mut per_row = vec![Vec::new(); rows];
-        for (r, i) in found.into_iter().flatten() {
-            per_row[r].push(i);
+            }
         }
         Some(per_row)
     }
 }
 
-/// The larger of two lower bounds, NaN if either is (a logit the screen cannot bound).
-fn worse_of(x: f64, y: f64) -> f64 {
-    if x.is_nan() || y.is_nan() { f64::NAN } else { x.max(y) }
+/// Each row's largest value in `chunk` (`[n, rows]`), or `None` if one is NaN or +∞ (a logit
+/// the screen cannot bound; banned tokens are −∞).
+fn row_maxima(chunk: &[f32], rows: usize) -> Option<Vec<f32>> {
+    let mut top = vec![f32::NEG_INFINITY; rows];
+    let mut spoilt = false;
+    for block in chunk.chunks_exact(rows) {
+        for (t, &a) in top.iter_mut().zip(block) {
+            // Written so that both compile to vector compares (`f32::max` handles NaN apart).
+            spoilt |= a.is_nan() | (a == f32::INFINITY);
+            *t = if a > *t { a } else { *t };
+        }
+    }
+    (!spoilt).then_some(top)
+}
+
+/// `x` as an f32 no larger than it.
+fn round_down(x: f64) -> f32 {
+    let y = x as f32;
+    if f64::from(y) > x { y.next_down() } else { y }
 }
 
 /// What a hidden row h brings to its bounds: `‖h‖₂` (times 1 + [`MARGIN`]), and a floor for
