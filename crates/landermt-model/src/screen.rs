@@ -22,7 +22,9 @@
 //! logits within f32 rounding of each other.
 //!
 //! Built by [`crate::LanguageModel::into_decoding`] for tied f32 heads on flex, and only
-//! valid while the embedding does not change (a decoding model's weights are final).
+//! valid while the embedding does not change (a decoding model's weights are final): each step
+//! reads eight rows of E again beside the candidates', and a screen whose E has changed since
+//! leaves the step to the f32 logits.
 //! `LANDERMT_SCREEN=0` leaves it out, to compare the two heads.
 
 use std::sync::Arc;
@@ -35,6 +37,8 @@ use crate::model::Transformer;
 
 /// The embedding's rows converted per chunk when building: a bounded copy at a time.
 const BUILD_ROWS: usize = 8192;
+/// Rows of E checked at every step against their values when the screen was built.
+const SAMPLED: usize = 8;
 /// Rows of the head per block of the candidates' scan (module docs of `candidates`).
 const SCAN_ROWS: usize = 1024;
 /// The most columns one call of the bf16 kernel takes (`skinny::applies_bf16`).
@@ -52,6 +56,10 @@ pub struct ScreenedHead {
     slack: Vec<f32>,
     /// The largest `s_i`.
     widest: f64,
+    /// A few rows of E spread over the vocabulary (`sampled`) and their values (`samples`,
+    /// row-major), read again at each step to check that E is the one the screen was built from.
+    sampled: Vec<u32>,
+    samples: Vec<f32>,
     /// The approximate logits of the last step, kept so that a step does not zero 16 MB anew.
     scratch: std::sync::Mutex<Vec<f32>>,
 }
@@ -90,7 +98,10 @@ impl ScreenedHead {
             }
         }
         let widest = slack.iter().fold(0f64, |m, &s| m.max(f64::from(s)));
-        Some(Self { vocab, dim, rounded, slack, widest, scratch: Default::default() })
+        let mut sampled: Vec<u32> = (0..SAMPLED).map(|k| (k * (vocab.max(1) - 1) / (SAMPLED - 1)) as u32).collect();
+        sampled.dedup();
+        let samples = gather(embed, &sampled)?;
+        Some(Self { vocab, dim, rounded, slack, widest, sampled, samples, scratch: Default::default() })
     }
 
     /// Each row's argmax of the f32 logits `E · h` over the tokens not in `banned(row)`, for
@@ -117,7 +128,7 @@ impl ScreenedHead {
         let candidates = self.candidates(approx, &scales)?;
         drop(scratch);
         SCREENED_STEPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Some(exact_argmax(embed, hidden, self.dim, &candidates))
+        self.exact_argmax(embed, hidden, &candidates)
     }
 
     /// `approx[i · rows + r] = Ê_i · h_r` in `buffer`, [`MAX_COLUMNS`] rows of `hidden` per
@@ -136,6 +147,35 @@ impl ScreenedHead {
             unsafe { crate::skinny::product_bf16(self.vocab, n, self.dim, self.rounded.as_ptr(), self.dim as isize, b, out) };
         }
         approx
+    }
+
+    /// Each row's first maximum of the exact f32 logits over its candidates (in increasing id),
+    /// reading the candidates' rows of E, and with them the sampled rows: if those are not what
+    /// the screen was built from, E has changed since (trained further), and `None` leaves the
+    /// step to the f32 logits.
+    fn exact_argmax(&self, embed: &Tensor<2>, hidden: &[f32], candidates: &[Vec<u32>]) -> Option<Vec<u32>> {
+        let dim = self.dim;
+        let mut ids: Vec<u32> = candidates.iter().flatten().chain(&self.sampled).copied().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let rows = gather(embed, &ids)?;
+        let row = |id: u32| ids.binary_search(&id).ok().map(|at| &rows[at * dim..(at + 1) * dim]);
+        let unchanged = self.sampled.iter().zip(self.samples.chunks_exact(dim)).all(|(&id, kept)| row(id).is_some_and(|r| r.iter().zip(kept).all(|(a, b)| a.to_bits() == b.to_bits())));
+        if !unchanged {
+            return None;
+        }
+        let best = |(cands, h): (&Vec<u32>, &[f32])| {
+            let mut best = (f32::NEG_INFINITY, cands[0]);
+            for &id in cands {
+                // SAFETY: `new` checked AVX2 and FMA.
+                let logit = unsafe { fma_chain(row(id).expect("gathered"), h) };
+                if logit > best.0 {
+                    best = (logit, id);
+                }
+            }
+            best.1
+        };
+        Some(candidates.iter().zip(hidden.chunks_exact(dim)).map(best).collect())
     }
 
     /// `b_i` for row i of the head and a hidden row of scale `s` (module docs).
@@ -255,30 +295,10 @@ fn round_up(x: f64) -> f32 {
     if f64::from(y) < x { y.next_up() } else { y }
 }
 
-/// Each row's first maximum of the exact f32 logits over its candidates (in increasing id),
-/// reading the candidates' rows of E.
-fn exact_argmax(embed: &Tensor<2>, hidden: &[f32], dim: usize, candidates: &[Vec<u32>]) -> Vec<u32> {
-    let mut ids: Vec<u32> = candidates.iter().flatten().copied().collect();
-    ids.sort_unstable();
-    ids.dedup();
+/// Rows `ids` of `embed`, row-major.
+fn gather(embed: &Tensor<2>, ids: &[u32]) -> Option<Vec<f32>> {
     let index = Tensor::<1, Int>::from_data(TensorData::new(ids.iter().map(|&i| i64::from(i)).collect::<Vec<_>>(), [ids.len()]), &embed.device());
-    let rows: Vec<f32> = embed.clone().select(0, index).into_data().try_into_vec::<f32>().expect("an f32 embedding");
-    candidates
-        .iter()
-        .zip(hidden.chunks_exact(dim))
-        .map(|(cands, h)| {
-            let mut best = (f32::NEG_INFINITY, cands[0]);
-            for &id in cands {
-                let at = ids.binary_search(&id).expect("gathered");
-                // SAFETY: `of` checked AVX2 and FMA.
-                let logit = unsafe { fma_chain(&rows[at * dim..(at + 1) * dim], h) };
-                if logit > best.0 {
-                    best = (logit, id);
-                }
-            }
-            best.1
-        })
-        .collect()
+    embed.clone().select(0, index).into_data().try_into_vec::<f32>().ok()
 }
 
 /// `Σ_p a[p]·b[p]` as one fused multiply-add after another from 0, in order: the sum each of

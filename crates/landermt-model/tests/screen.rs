@@ -130,3 +130,14 @@ fn a_logit_that_is_not_finite_is_not_screened() {
     assert!(head.argmax(&embed, &hidden, &|_| vec![]).is_none(), "an infinite weight leaves the choice to the f32 logits");
     assert!(head.argmax(&embed, &hidden, &|_| vec![40]).is_some(), "unless its token is banned");
 }
+
+#[test]
+fn a_head_changed_since_the_screen_was_built_is_not_screened() {
+    let (vocab, dim) = (1500, 32);
+    let e = values(vocab * dim, 4);
+    let (head, embed) = screen(&e, vocab, dim);
+    let hidden = values(3 * dim, 5);
+    assert!(head.argmax(&embed, &hidden, &|_| vec![]).is_some());
+    let trained = embed.clone() * 1.001;
+    assert!(head.argmax(&trained, &hidden, &|_| vec![]).is_none(), "a screen of the old head must not choose for the new one");
+}
