@@ -39,7 +39,7 @@ use crate::model::Transformer;
 const BUILD_ROWS: usize = 8192;
 /// Rows of E checked at every step against their values when the screen was built.
 const SAMPLED: usize = 8;
-/// Rows of the head per block of the candidates' scan (module docs of `candidates`).
+/// Rows of the head per block of the candidates' scan (`ScreenedHead::candidates`).
 const SCAN_ROWS: usize = 1024;
 /// The most columns one call of the bf16 kernel takes (`skinny::applies_bf16`).
 const MAX_COLUMNS: usize = 32;
@@ -127,8 +127,9 @@ impl ScreenedHead {
         }
         let candidates = self.candidates(approx, &scales)?;
         drop(scratch);
+        let next = self.exact_argmax(embed, hidden, &candidates)?;
         SCREENED_STEPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.exact_argmax(embed, hidden, &candidates)
+        Some(next)
     }
 
     /// `approx[i · rows + r] = Ê_i · h_r` in `buffer`, [`MAX_COLUMNS`] rows of `hidden` per
