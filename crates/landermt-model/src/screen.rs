@@ -76,7 +76,7 @@ impl ScreenedHead {
     pub fn of(net: &Transformer) -> Option<Arc<Self>> {
         let embed = net.embed_tokens.val();
         let usable = net.lm_head.is_none() && crate::nn::on_host(&embed) && embed.dtype() == DType::F32;
-        if !usable || !crate::vmath::has_avx2_fma() || std::env::var("LANDERMT_SCREEN").is_ok_and(|v| v == "0") {
+        if !usable || !crate::vmath::has_avx2_fma() || !enabled() {
             return None;
         }
         Self::new(&embed).map(Arc::new)
@@ -262,6 +262,11 @@ impl Scale {
 fn gamma(d: usize) -> f64 {
     let du = d as f64 * f64::from(f32::EPSILON) / 2.0;
     du / (1.0 - du)
+}
+
+/// Whether decoding models get a screen: unless `LANDERMT_SCREEN=0`.
+pub fn enabled() -> bool {
+    std::env::var("LANDERMT_SCREEN").map_or(true, |v| v != "0")
 }
 
 /// How many decoding steps took their tokens from a screened head in this process.

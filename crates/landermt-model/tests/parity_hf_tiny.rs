@@ -48,10 +48,6 @@ fn check_model(name: &str, backend: Backend) {
         assert_close(&format!("{name}/{backend} prompt {k} hidden"), &hidden, &reference.f32(&format!("hidden_{k}")).0, tol);
         assert_close(&format!("{name}/{backend} prompt {k} logits"), &logits, &reference.f32(&format!("logits_{k}")).0, tol);
 
-        let want = reference.ids(&format!("greedy_{k}"));
-        let opts = GreedyOptions { line_breaks: None, no_repeat_ngram: 0, max_new_tokens: want.len(), stop_ids: vec![], pad_id: 0 };
-        let got = greedy(&model.net, std::slice::from_ref(&ids), &opts);
-        assert_eq!(got[0], want, "{name}/{backend} prompt {k}: greedy tokens");
         seqs.push(ids);
     }
 
@@ -70,21 +66,23 @@ fn check_model(name: &str, backend: Backend) {
     // from the bf16 screen of the head (`landermt_model::screen`), which must find the same.
     let decoding = LanguageModel::load(&dir, &device).unwrap().into_decoding();
     let screened = landermt_model::screen::screened_steps();
-    for (k, ids) in seqs.iter().enumerate() {
-        let want = reference.ids(&format!("greedy_{k}"));
-        let opts = GreedyOptions { line_breaks: None, no_repeat_ngram: 0, max_new_tokens: want.len(), stop_ids: vec![], pad_id: 0 };
-        assert_eq!(greedy(&decoding.net, std::slice::from_ref(ids), &opts)[0], want, "{name}/{backend} decoding model, prompt {k}: greedy tokens");
-    }
     check_decoding(&format!("{name}/{backend} decoding model"), &decoding.net, &reference, &seqs, pad);
     let tied = decoding.net.lm_head.is_none();
-    if backend == Backend::Flex && tied && std::env::var("LANDERMT_SCREEN").map_or(true, |v| v != "0") {
+    if backend == Backend::Flex && tied && landermt_model::screen::enabled() {
         assert!(decoding.net.screen.is_some(), "{name}: a tied f32 head on flex is screened");
         assert!(landermt_model::screen::screened_steps() > screened, "{name}: no decoding step went through the screen");
     }
 }
 
-/// Batched and streamed greedy decoding of `seqs` on `net` against the reference's tokens.
+/// Greedy decoding of `seqs` on `net`, each prompt alone, batched and streamed, against the
+/// reference's tokens.
 fn check_decoding(label: &str, net: &landermt_model::Transformer, reference: &Reference, seqs: &[Vec<u32>], pad: u32) {
+    for (k, ids) in seqs.iter().enumerate() {
+        let want = reference.ids(&format!("greedy_{k}"));
+        let opts = GreedyOptions { line_breaks: None, no_repeat_ngram: 0, max_new_tokens: want.len(), stop_ids: vec![], pad_id: 0 };
+        assert_eq!(greedy(net, std::slice::from_ref(ids), &opts)[0], want, "{label} prompt {k}: greedy tokens");
+    }
+
     // Batched greedy decoding must give each row what it gets alone.
     let opts = GreedyOptions { line_breaks: None, no_repeat_ngram: 0, max_new_tokens: 16, stop_ids: vec![], pad_id: pad };
     let batched = greedy(net, seqs, &opts);
