@@ -13,6 +13,7 @@
 //!   attach zero "probe" leaves there to read ∂L/∂h after `backward()`;
 //! - [`generate::greedy`]: batched greedy decoding with the KV cache.
 
+pub mod amx;
 pub mod arch;
 pub mod atomic;
 pub mod backend;
@@ -31,6 +32,7 @@ pub mod launches;
 pub mod loss;
 pub mod model;
 pub mod nn;
+
 pub mod screen;
 #[cfg(target_arch = "x86_64")]
 pub mod skinny;
