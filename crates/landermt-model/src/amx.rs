@@ -114,7 +114,7 @@ pub fn product(head: &[bf16], rows: usize, dim: usize, tiles: &[bf16], columns: 
             let o = (out_at as *mut f32).wrapping_add(b * BLOCK_ROWS * width);
             // SAFETY: rows b·32.. of the head (dim each), all of `tiles`, and rows b·32.. of
             // `out` (width each) lie inside the buffers (asserted); tasks write disjoint rows.
-            unsafe { if width == TILE_COLUMNS { block16(a, dim, tiles_at as *const bf16, o) } else { block32(a, dim, tiles_at as *const bf16, o) } };
+            unsafe { block(a, dim, tiles_at as *const bf16, width / TILE_COLUMNS, o) };
         }
         // SAFETY: gives the tile state back (no operands).
         unsafe { std::arch::asm!("tilerelease", options(nostack)) };
@@ -150,84 +150,61 @@ impl Config {
     }
 }
 
-/// 32 head rows × up to 16 hidden rows: two A tiles, one B tile, two sums.
+/// 32 head rows × 16 (`sides` 1) or 32 (`sides` 2) hidden rows: two A tiles (tmm4–5), one B
+/// tile per side (tmm6–7), and the sums of A tile t and side s in tmm(2t + s).
 ///
 /// # Safety
-/// A loaded configuration; `a` valid for 32 rows of `dim`, `b` for `dim / 32` B tiles, `out`
-/// for 32 rows of 16 floats.
-unsafe fn block16(a: *const bf16, dim: usize, b: *const bf16, out: *mut f32) {
-    let stride = dim * 2;
-    // SAFETY: the caller's contract, tile by tile.
-    unsafe {
-        std::arch::asm!("tilezero tmm0", "tilezero tmm1", options(nostack, nomem));
-        for group in 0..dim / DEPTH {
-            std::arch::asm!(
-                "tileloadd tmm6, [{b} + {sixty_four}*1]",
-                "tileloadd tmm4, [{a0} + {stride}*1]",
-                "tileloadd tmm5, [{a1} + {stride}*1]",
-                "tdpbf16ps tmm0, tmm4, tmm6",
-                "tdpbf16ps tmm1, tmm5, tmm6",
-                b = in(reg) b.wrapping_add(group * DEPTH * TILE_COLUMNS),
-                a0 = in(reg) a.wrapping_add(group * DEPTH),
-                a1 = in(reg) a.wrapping_add(16 * dim + group * DEPTH),
-                stride = in(reg) stride,
-                sixty_four = in(reg) 64usize,
-                options(nostack, readonly),
-            );
-        }
-        std::arch::asm!(
-            "tilestored [{o0} + {sixty_four}*1], tmm0",
-            "tilestored [{o1} + {sixty_four}*1], tmm1",
-            o0 = in(reg) out,
-            o1 = in(reg) out.wrapping_add(16 * TILE_COLUMNS),
-            sixty_four = in(reg) 64usize,
-            options(nostack),
-        );
-    }
-}
-
-/// 32 head rows × 17 to 32 hidden rows: two A tiles, two B tiles, four sums.
-///
-/// # Safety
-/// As [`block16`], with `b` two B tiles per group and `out` 32 rows of 32 floats.
-unsafe fn block32(a: *const bf16, dim: usize, b: *const bf16, out: *mut f32) {
-    let stride = dim * 2;
-    let tile = DEPTH * TILE_COLUMNS;
+/// A loaded configuration; `a` valid for 32 rows of `dim`, `b` for `dim / 32 · sides` B tiles,
+/// `out` for 32 rows of `16 · sides` floats.
+unsafe fn block(a: *const bf16, dim: usize, b: *const bf16, sides: usize, out: *mut f32) {
+    let (stride, tile, width) = (dim * 2, DEPTH * TILE_COLUMNS, TILE_COLUMNS * sides);
     // SAFETY: the caller's contract, tile by tile.
     unsafe {
         std::arch::asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
         for group in 0..dim / DEPTH {
             std::arch::asm!(
-                "tileloadd tmm6, [{b0} + {sixty_four}*1]",
-                "tileloadd tmm7, [{b1} + {sixty_four}*1]",
                 "tileloadd tmm4, [{a0} + {stride}*1]",
                 "tileloadd tmm5, [{a1} + {stride}*1]",
+                "tileloadd tmm6, [{b0} + {sixty_four}*1]",
                 "tdpbf16ps tmm0, tmm4, tmm6",
-                "tdpbf16ps tmm1, tmm4, tmm7",
                 "tdpbf16ps tmm2, tmm5, tmm6",
-                "tdpbf16ps tmm3, tmm5, tmm7",
-                b0 = in(reg) b.wrapping_add(2 * group * tile),
-                b1 = in(reg) b.wrapping_add((2 * group + 1) * tile),
                 a0 = in(reg) a.wrapping_add(group * DEPTH),
                 a1 = in(reg) a.wrapping_add(16 * dim + group * DEPTH),
+                b0 = in(reg) b.wrapping_add(sides * group * tile),
                 stride = in(reg) stride,
                 sixty_four = in(reg) 64usize,
                 options(nostack, readonly),
             );
+            if sides == 2 {
+                std::arch::asm!(
+                    "tileloadd tmm7, [{b1} + {sixty_four}*1]",
+                    "tdpbf16ps tmm1, tmm4, tmm7",
+                    "tdpbf16ps tmm3, tmm5, tmm7",
+                    b1 = in(reg) b.wrapping_add((2 * group + 1) * tile),
+                    sixty_four = in(reg) 64usize,
+                    options(nostack, readonly),
+                );
+            }
         }
-        // Row r of the block: its 16 first sums from tmm0/2, the 16 next from tmm1/3.
+        let row_bytes = width * 4;
         std::arch::asm!(
-            "tilestored [{o} + {row}*1], tmm0",
-            "tilestored [{o_right} + {row}*1], tmm1",
-            "tilestored [{o_low} + {row}*1], tmm2",
-            "tilestored [{o_low_right} + {row}*1], tmm3",
-            o = in(reg) out,
-            o_right = in(reg) out.wrapping_add(TILE_COLUMNS),
-            o_low = in(reg) out.wrapping_add(16 * MAX_COLUMNS),
-            o_low_right = in(reg) out.wrapping_add(16 * MAX_COLUMNS + TILE_COLUMNS),
-            row = in(reg) MAX_COLUMNS * 4,
+            "tilestored [{top} + {row}*1], tmm0",
+            "tilestored [{low} + {row}*1], tmm2",
+            top = in(reg) out,
+            low = in(reg) out.wrapping_add(16 * width),
+            row = in(reg) row_bytes,
             options(nostack),
         );
+        if sides == 2 {
+            std::arch::asm!(
+                "tilestored [{top} + {row}*1], tmm1",
+                "tilestored [{low} + {row}*1], tmm3",
+                top = in(reg) out.wrapping_add(TILE_COLUMNS),
+                low = in(reg) out.wrapping_add(16 * width + TILE_COLUMNS),
+                row = in(reg) row_bytes,
+                options(nostack),
+            );
+        }
     }
 }
 
