@@ -174,6 +174,9 @@ impl ScreenedHead {
         drop(scratch);
         let next = self.exact_argmax(embed, hidden, &candidates)?;
         SCREENED_STEPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if on_amx {
+            AMX_STEPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         Some(next)
     }
 
@@ -383,7 +386,13 @@ pub fn screened_steps() -> u64 {
     SCREENED_STEPS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// How many of those steps computed their bf16 logits on AMX tiles.
+pub fn amx_steps() -> u64 {
+    AMX_STEPS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 static SCREENED_STEPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static AMX_STEPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// One row of E in the screen: Ê_i, `‖E_i − Ê_i‖ + γ‖E_i‖` and `‖Ê_i‖`, rounded up (module
 /// docs).
