@@ -67,8 +67,9 @@ fn screen(e: &[f32], vocab: usize, dim: usize, kind: Engine) -> (ScreenedHead, T
 /// The engines this CPU runs; AMX needs a CPU (and kernel) that grants it, and its absence is
 /// said.
 fn kinds() -> Vec<Engine> {
+    static SAID: std::sync::Once = std::sync::Once::new();
     if !Engine::Amx.available() {
-        eprintln!("SKIPPED for AMX: this CPU or kernel gives no AMX-BF16 (the AVX engine is tested)");
+        SAID.call_once(|| eprintln!("SKIPPED for AMX: this CPU or kernel gives no AMX-BF16 (the AVX engine is tested)"));
     }
     [Engine::Avx, Engine::Amx].into_iter().filter(|k| k.available()).collect()
 }
