@@ -32,7 +32,6 @@ pub mod launches;
 pub mod loss;
 pub mod model;
 pub mod nn;
-
 pub mod screen;
 #[cfg(target_arch = "x86_64")]
 pub mod skinny;

@@ -162,7 +162,7 @@ impl ScreenedHead {
         } else {
             (hidden.chunks_exact(self.dim).map(|h| Scale::new(h, h)).collect(), None)
         };
-        if !scales.iter().all(|s| s.norm.is_finite() && s.rounded.is_finite()) {
+        if !scales.iter().all(|s| s.norm.is_finite() && s.spread.is_finite()) {
             return None;
         }
         let mut scratch = self.scratch.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -288,7 +288,7 @@ impl ScreenedHead {
                     continue;
                 }
                 for i in c * SCAN_ROWS..self.vocab.min((c + 1) * SCAN_ROWS) {
-                    let a = approx.values[i * approx.step_i + r * approx.step_r];
+                    let a = approx.values[i * approx.width + r];
                     if a >= quick && f64::from(a) + self.bound(i, s) >= floor {
                         per_row[r].push(i as u32);
                     }
@@ -299,12 +299,11 @@ impl ScreenedHead {
     }
 }
 
-/// The approximate logits of one step: head row i, hidden row r at
-/// `values[i·step_i + r·step_r]`, and each [`SCAN_ROWS`] block's largest per hidden row.
+/// The approximate logits of one step: head row i, hidden row r at `values[i·width + r]`, and
+/// each [`SCAN_ROWS`] block's largest per hidden row.
 struct Approx<'a> {
     values: &'a mut [f32],
-    step_i: usize,
-    step_r: usize,
+    width: usize,
     blocks: Vec<Vec<f32>>,
 }
 
@@ -318,7 +317,7 @@ fn finish<'b>(values: &'b mut [f32], width: usize, rows: usize, banned: &[Vec<u3
         }
     }
     let blocks = values.par_chunks(width * SCAN_ROWS).map(|block| row_maxima(block, width, rows)).collect::<Option<_>>()?;
-    Some(Approx { values, step_i: width, step_r: 1, blocks })
+    Some(Approx { values, width, blocks })
 }
 
 /// Each row's largest value in `chunk` (`[n, width]`, the first `rows` of each), or `None` if
@@ -343,14 +342,12 @@ fn round_down(x: f64) -> f32 {
 }
 
 /// What a hidden row h, read by the kernels as ĥ (h itself on AVX, bf16 on AMX), brings to its
-/// bounds: `‖h‖₂` and `spread = ‖h − ĥ‖₂ + γ‖ĥ‖₂` (each times 1 + [`MARGIN`]), `‖ĥ‖₂`, and a
-/// floor for sums and products that pass through subnormals, where γ does not hold: half an
+/// bounds: `‖h‖₂` and `spread = ‖h − ĥ‖₂ + γ‖ĥ‖₂` (each times 1 + [`MARGIN`]), and a floor for sums and products that pass through subnormals, where γ does not hold: half an
 /// ulp of the smallest subnormal per rounding of the f32 chain, and AMX's flushes to zero, up
 /// to 2⁻¹²⁶ for each of d products and d additions.
 struct Scale {
     norm: f64,
     spread: f64,
-    rounded: f64,
     floor: f64,
 }
 
@@ -366,7 +363,7 @@ impl Scale {
         let d = h.len() as f64;
         let spread = residual.sqrt() + gamma(h.len()) * hat.sqrt();
         let floor = d * 2f64.powi(-148) + 2.0 * d * 2f64.powi(-126) + f64::MIN_POSITIVE;
-        Self { norm: norm.sqrt() * (1.0 + MARGIN), spread: spread * (1.0 + MARGIN), rounded: hat.sqrt(), floor }
+        Self { norm: norm.sqrt() * (1.0 + MARGIN), spread: spread * (1.0 + MARGIN), floor }
     }
 }
 

@@ -59,14 +59,14 @@ fn crowded(vocab: usize, dim: usize, spread: f32, seed: u64) -> Vec<f32> {
     e
 }
 
-fn screen(e: &[f32], vocab: usize, dim: usize, kind: Engine) -> (ScreenedHead, Tensor<2>) {
+fn screen(e: &[f32], vocab: usize, dim: usize, engine: Engine) -> (ScreenedHead, Tensor<2>) {
     let embed = Tensor::<2>::from_data(TensorData::new(e.to_vec(), [vocab, dim]), &Device::flex());
-    (ScreenedHead::new(&embed, kind).expect("an f32 embedding"), embed)
+    (ScreenedHead::new(&embed, engine).expect("an f32 embedding"), embed)
 }
 
 /// The engines this CPU runs; AMX needs a CPU (and kernel) that grants it, and its absence is
 /// said.
-fn kinds() -> Vec<Engine> {
+fn engines() -> Vec<Engine> {
     static SAID: std::sync::Once = std::sync::Once::new();
     if !Engine::Amx.available() {
         SAID.call_once(|| eprintln!("SKIPPED for AMX: this CPU or kernel gives no AMX-BF16 (the AVX engine is tested)"));
@@ -77,8 +77,8 @@ fn kinds() -> Vec<Engine> {
 #[test]
 fn the_screened_argmax_is_the_f32_heads_argmax() {
     let cases = [("independent rows", values(3001 * 64, 7), 3001, 64), ("rows within 2e-3 of one another", crowded(2048, 96, 2e-3, 11), 2048, 96)];
-    for ((what, e, vocab, dim), kind) in cases.iter().flat_map(|case| kinds().into_iter().map(move |k| (case.clone(), k))) {
-        let (head, embed) = screen(&e, vocab, dim, kind);
+    for ((what, e, vocab, dim), engine) in cases.iter().flat_map(|case| engines().into_iter().map(move |k| (case.clone(), k))) {
+        let (head, embed) = screen(&e, vocab, dim, engine);
         for rows in [1, 2, 5, 16, 17, 32, 40] {
             let hidden = values(rows * dim, rows as u64 + 100);
             // Rows 1 and 3 may not repeat their f32 argmax: the runner-up must be found.
@@ -86,7 +86,7 @@ fn the_screened_argmax_is_the_f32_heads_argmax() {
             let got = head.argmax(&embed, &hidden, &banned_of).expect("finite logits are screened");
             for (r, h) in hidden.chunks_exact(dim).enumerate() {
                 let want = reference_argmax(&e, dim, h, &banned_of(r));
-                assert_eq!(got[r], want, "{kind:?}, {what}, {rows} rows: row {r}");
+                assert_eq!(got[r], want, "{engine:?}, {what}, {rows} rows: row {r}");
             }
         }
     }
@@ -97,15 +97,16 @@ fn the_exact_pass_is_needed_and_ties_go_to_the_lowest_id() {
     let (vocab, dim) = (2048, 96);
     let e = crowded(vocab, dim, 2e-3, 11);
     let hidden = values(16 * dim, 3);
-    let mut bf16_differs = 0;
-    for ((r, h), kind) in hidden.chunks_exact(dim).enumerate().flat_map(|row| kinds().into_iter().map(move |k| (row, k))) {
-        let (head, embed) = screen(&e, vocab, dim, kind);
-        bf16_differs += usize::from(bf16_argmax(&e, dim, h) != reference_argmax(&e, dim, h, &[]));
-        // The best row's copies tie with it: the lowest id must win.
-        let top = (vocab / 3) as u32;
-        let all_but_copies: Vec<u32> = (0..vocab as u32).filter(|&i| i != top && i != top + 7 && i != vocab as u32 - 2).collect();
-        let got = head.argmax(&embed, h, &|_| all_but_copies.clone()).unwrap();
-        assert_eq!(got, vec![top], "{kind:?}, row {r}: three equal rows, the first wins");
+    let bf16_differs = hidden.chunks_exact(dim).filter(|h| bf16_argmax(&e, dim, h) != reference_argmax(&e, dim, h, &[])).count();
+    // The best row's copies tie with it: the lowest id must win.
+    let top = (vocab / 3) as u32;
+    let all_but_copies: Vec<u32> = (0..vocab as u32).filter(|&i| i != top && i != top + 7 && i != vocab as u32 - 2).collect();
+    for engine in engines() {
+        let (head, embed) = screen(&e, vocab, dim, engine);
+        for (r, h) in hidden.chunks_exact(dim).enumerate() {
+            let got = head.argmax(&embed, h, &|_| all_but_copies.clone()).unwrap();
+            assert_eq!(got, vec![top], "{engine:?}, row {r}: three equal rows, the first wins");
+        }
     }
     assert!(bf16_differs > 0, "the crowded embedding should defeat a bf16 head alone on some row");
 }
@@ -135,11 +136,11 @@ fn a_logit_that_is_not_finite_is_not_screened() {
     let (vocab, dim) = (1500, 32);
     let mut e = values(vocab * dim, 1);
     e[40 * dim] = f32::INFINITY;
-    for kind in kinds() {
-        let (head, embed) = screen(&e, vocab, dim, kind);
+    for engine in engines() {
+        let (head, embed) = screen(&e, vocab, dim, engine);
         let hidden = values(2 * dim, 2);
-        assert!(head.argmax(&embed, &hidden, &|_| vec![]).is_none(), "{kind:?}: an infinite weight leaves the choice to the f32 logits");
-        assert!(head.argmax(&embed, &hidden, &|_| vec![40]).is_some(), "{kind:?}: unless its token is banned");
+        assert!(head.argmax(&embed, &hidden, &|_| vec![]).is_none(), "{engine:?}: an infinite weight leaves the choice to the f32 logits");
+        assert!(head.argmax(&embed, &hidden, &|_| vec![40]).is_some(), "{engine:?}: unless its token is banned");
     }
 }
 
@@ -147,11 +148,11 @@ fn a_logit_that_is_not_finite_is_not_screened() {
 fn a_head_changed_since_the_screen_was_built_is_not_screened() {
     let (vocab, dim) = (1500, 32);
     let e = values(vocab * dim, 4);
-    for kind in kinds() {
-        let (head, embed) = screen(&e, vocab, dim, kind);
+    for engine in engines() {
+        let (head, embed) = screen(&e, vocab, dim, engine);
         let hidden = values(3 * dim, 5);
         assert!(head.argmax(&embed, &hidden, &|_| vec![]).is_some());
         let trained = embed.clone() * 1.001;
-        assert!(head.argmax(&trained, &hidden, &|_| vec![]).is_none(), "{kind:?}: a screen of the old head must not choose for the new one");
+        assert!(head.argmax(&trained, &hidden, &|_| vec![]).is_none(), "{engine:?}: a screen of the old head must not choose for the new one");
     }
 }
