@@ -827,6 +827,30 @@ fn llamacpp_table(rows: &[LlamacppRow]) -> String {
     s
 }
 
+/// Which machine a sitting ran on, when, and from which commit: a sitting's `results.json`
+/// committed under `results/bench/` is what the README's speed figures are regenerated from.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Machine {
+    /// `/proc/cpuinfo`'s model name (the architecture where there is none).
+    pub cpu: String,
+    /// UTC, `YYYY-MM-DD`.
+    pub date: String,
+    /// `git describe --always --dirty` of the repository, where it can be read.
+    pub commit: Option<String>,
+}
+
+impl Machine {
+    pub fn here() -> Self {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| s.lines().find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, m)| m.trim().to_string())));
+        let commit = Command::new("git").args(["describe", "--always", "--dirty"]).current_dir(repo_file("")).output().ok().filter(|o| o.status.success());
+        Machine {
+            cpu: cpu.unwrap_or_else(|| std::env::consts::ARCH.to_string()),
+            date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
+            commit: commit.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()),
+        }
+    }
+}
+
 /// What one `bench` measured: the GEMM pair, and one row per model and workload.
 pub struct BenchResults {
     pub gemm: Option<(Measured, Option<Measured>)>,
@@ -927,6 +951,7 @@ pub fn bench(args: &BenchArgs) -> Result<BenchResults> {
     }
     println!("{table}");
     let results = serde_json::json!({
+        "machine": Machine::here(),
         "threads": threads(),
         "gemm_kernel": landermt_model::blas::current(),
         "gemm": gemm.as_ref().map(|(o, t)| serde_json::json!({ "landermt": o, "torch": t })),

@@ -62,6 +62,10 @@ pub fn blocks(root: &Path) -> Result<Vec<Block>> {
         Block { name: "paper-cpu-forgetting", markdown: joint_forgetting(&paper_cpu) },
         Block { name: "bf16-eval-weights", markdown: weights_table(&weights_cells(root)?) },
     ];
+    // Speed against PyTorch: the committed bench sittings.
+    if root.join(crate::sittings::BENCH_DIR).exists() {
+        blocks.push(Block { name: "bench-sittings", markdown: crate::sittings::table(&crate::sittings::read(root)?) });
+    }
     // The joint run (issue 38) has a block once its report is committed.
     if root.join(PAPER_JOINT).exists() {
         blocks.push(Block { name: "paper-joint", markdown: joint_mode_bleu(&read_report(root, PAPER_JOINT)?, &paper_cpu.directions, "flores") });
@@ -395,7 +399,7 @@ pub fn sentences(root: &Path) -> Result<Vec<(&'static str, String)>> {
     let study = read_report(root, STUDY)?;
     let default_run = read_report(root, DEFAULT_RUN)?;
     let paper_cpu = read_joint(root, PAPER_CPU)?;
-    Ok(vec![
+    let mut sentences = vec![
         (STUDY_PAGE, first_blocks(root)?),
         (PAPER_PAGE, joint_significance(&paper_cpu, "flores", "landermt")?),
         (PAPER_PAGE, joint_significance(&paper_cpu, "flores", "lora")?),
@@ -410,7 +414,11 @@ pub fn sentences(root: &Path) -> Result<Vec<(&'static str, String)>> {
         ("README.md", gains(&default_run, "landermt", &["en-fr", "fr-en", "en-de"])?),
         ("README.md", off_target_range(&default_run, &["en-fr", "en-de"])?),
         ("README.md", weights_summary(root)?),
-    ])
+    ];
+    if root.join(crate::sittings::BENCH_DIR).exists() {
+        sentences.push(("README.md", crate::sittings::translate_summary(&crate::sittings::read(root)?)));
+    }
+    Ok(sentences)
 }
 
 /// Where `system`'s BLEU on `set` is significantly above the joint report's baseline (p < 0.05),

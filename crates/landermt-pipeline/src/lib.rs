@@ -31,6 +31,7 @@ pub mod plan;
 pub mod report;
 pub mod run;
 pub mod seeds;
+pub mod sittings;
 pub mod stages;
 pub mod sweep;
 pub mod system;
