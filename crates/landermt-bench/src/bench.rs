@@ -18,6 +18,7 @@ use burn::tensor::{Distribution, Tensor};
 use landermt_model::generate::{GreedyOptions, greedy};
 use landermt_model::nn::CarMode;
 use landermt_model::{Backend, Batch, KvCache, LanguageModel, ModelConfig, Site, Taps, WeightDtype};
+use landermt_pipeline::sittings::Machine;
 use serde::{Deserialize, Serialize};
 
 /// The two models of the issue: the real Gemma 3 270M, and a LLaMA of similar size with
@@ -827,27 +828,15 @@ fn llamacpp_table(rows: &[LlamacppRow]) -> String {
     s
 }
 
-/// Which machine a sitting ran on, when, and from which commit: a sitting's `results.json`
-/// committed under `results/bench/` is what the README's speed figures are regenerated from.
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct Machine {
-    /// `/proc/cpuinfo`'s model name (the architecture where there is none).
-    pub cpu: String,
-    /// UTC, `YYYY-MM-DD`.
-    pub date: String,
-    /// `git describe --always --dirty` of the repository, where it can be read.
-    pub commit: Option<String>,
-}
-
-impl Machine {
-    pub fn here() -> Self {
-        let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| s.lines().find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, m)| m.trim().to_string())));
-        let commit = Command::new("git").args(["describe", "--always", "--dirty"]).current_dir(repo_file("")).output().ok().filter(|o| o.status.success());
-        Machine {
-            cpu: cpu.unwrap_or_else(|| std::env::consts::ARCH.to_string()),
-            date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
-            commit: commit.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()),
-        }
+/// This machine, today and this checkout, for a sitting's `results.json`: a sitting committed
+/// under `results/bench/` is what the README's speed figures are regenerated from.
+fn machine_here() -> Machine {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| s.lines().find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, m)| m.trim().to_string())));
+    let commit = Command::new("git").args(["describe", "--always", "--dirty"]).current_dir(repo_file("")).output().ok().filter(|o| o.status.success());
+    Machine {
+        cpu: cpu.unwrap_or_else(|| std::env::consts::ARCH.to_string()),
+        date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
+        commit: commit.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()),
     }
 }
 
@@ -951,7 +940,7 @@ pub fn bench(args: &BenchArgs) -> Result<BenchResults> {
     }
     println!("{table}");
     let results = serde_json::json!({
-        "machine": Machine::here(),
+        "machine": machine_here(),
         "threads": threads(),
         "gemm_kernel": landermt_model::blas::current(),
         "gemm": gemm.as_ref().map(|(o, t)| serde_json::json!({ "landermt": o, "torch": t })),

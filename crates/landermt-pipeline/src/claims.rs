@@ -38,7 +38,7 @@ fn read_joint(root: &Path, path: &str) -> Result<JointReport> {
 }
 
 /// A committed JSON result, with errors naming the file and what it should have been.
-fn read_json<T: serde::de::DeserializeOwned>(p: &Path, what: &str) -> Result<T> {
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(p: &Path, what: &str) -> Result<T> {
     serde_json::from_slice(&std::fs::read(p).with_context(|| format!("reading {}", p.display()))?).with_context(|| format!("{}: not {what}", p.display()))
 }
 

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use itertools::Itertools;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Where the committed sittings are, one folder each, from the project root.
 pub const BENCH_DIR: &str = "results/bench";
@@ -25,15 +25,27 @@ const MODEL: &str = "gemma";
 struct SittingFile {
     machine: Option<Machine>,
     threads: usize,
-    gemm_kernel: landermt_model::blas::Kernel,
+    gemm_kernel: GemmKernel,
     gemm: Option<Sides>,
     rows: Vec<Row>,
 }
 
+/// Which machine a sitting ran on, when, and from which commit (`results.json`'s `machine`,
+/// written by `cargo xtask bench`).
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Machine {
+    /// `/proc/cpuinfo`'s model name (the architecture where there is none).
+    pub cpu: String,
+    /// UTC, `YYYY-MM-DD`.
+    pub date: String,
+    /// `git describe --always --dirty` of the repository, where it can be read.
+    pub commit: Option<String>,
+}
+
+/// `landermt_model::blas::Kernel` as written: its tag (`mkl`, `openblas`, `rust`) is the name.
 #[derive(Deserialize)]
-struct Machine {
-    cpu: String,
-    date: String,
+struct GemmKernel {
+    kernel: String,
 }
 
 #[derive(Deserialize)]
@@ -92,25 +104,18 @@ pub fn read(root: &Path) -> Result<Vec<Sitting>> {
         if !path.is_file() {
             continue;
         }
-        let file: SittingFile =
-            serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?).with_context(|| format!("{}: not a bench sitting's results.json", path.display()))?;
+        let file: SittingFile = crate::claims::read_json(&path, "a bench sitting's results.json")?;
         let machine = file.machine.with_context(|| format!("{}: no `machine` (sittings written before 2026-12-07 do not say where they ran)", path.display()))?;
         let name = folder.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        sittings.push(sitting(name, machine, file.threads, &file.gemm_kernel, file.gemm.iter().chain(file.rows.iter().filter(|r| r.model == MODEL).map(|r| &r.sides))));
+        sittings.push(sitting(name, machine, file.threads, file.gemm_kernel.kernel, file.gemm.iter().chain(file.rows.iter().filter(|r| r.model == MODEL).map(|r| &r.sides))));
     }
     sittings.sort_by(|a, b| (&a.date, &a.name).cmp(&(&b.date, &b.name)));
     Ok(sittings)
 }
 
-fn sitting<'a>(name: String, machine: Machine, threads: usize, kernel: &landermt_model::blas::Kernel, sides: impl Iterator<Item = &'a Sides>) -> Sitting {
-    use landermt_model::blas::Kernel;
-    let gemm = match kernel {
-        Kernel::Openblas { .. } => "openblas",
-        Kernel::Mkl { .. } => "mkl",
-        Kernel::Rust => "rust",
-    };
+fn sitting<'a>(name: String, machine: Machine, threads: usize, gemm: String, sides: impl Iterator<Item = &'a Sides>) -> Sitting {
     let ratios = sides.filter_map(|s| s.torch.as_ref().map(|t| (s.landermt.workload.clone(), s.landermt.rate() / t.rate()))).collect();
-    Sitting { name, cpu: machine.cpu, date: machine.date, threads, gemm: gemm.into(), ratios }
+    Sitting { name, cpu: machine.cpu, date: machine.date, threads, gemm, ratios }
 }
 
 /// The sittings as one table: a row each, a column per workload any of them ran.
